@@ -1,0 +1,49 @@
+# Pedigree: `make demo` and `make test` set everything up on a fresh machine (Python 3.11 + make).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1:8000
+
+.PHONY: install test lint demo demo-reset migrate bench worker clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first: the small CPU build unless this machine has CUDA (a looser requirement
+	# resolved later would otherwise pull a multi-GB CUDA build).
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/pip install --quiet "torch>=2.13,<2.15"; \
+	else \
+		$(BIN)/pip install --quiet torch==2.13.0; \
+	fi
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+demo: migrate
+	HF_HUB_OFFLINE=1 $(BIN)/python manage.py demo
+	HF_HUB_OFFLINE=1 $(BIN)/python manage.py runserver $(HOST)
+
+demo-reset:
+	rm -rf var
+	$(MAKE) demo
+
+bench: install
+	$(BIN)/python bench/run.py
+
+worker: install
+	$(BIN)/celery -A registry worker -Q cpu,gpu,events --loglevel=INFO --concurrency=1
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -1,0 +1,75 @@
+"""One JSON error shape for every API failure:
+
+    {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
+"""
+
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from registry.errors import ServiceError
+
+
+def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
+    """DRF error details (nested dicts/lists) → {"field.sub": ["message", ...]}."""
+    if isinstance(detail, dict):
+        flat: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            name = key if key != "non_field_errors" else ""
+            flat.update(_flatten(value, f"{prefix}.{name}".strip(".") if name else prefix))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return {prefix or "non_field_errors": [str(item) for item in detail]}
+        flat = {}
+        for index, item in enumerate(detail):
+            flat.update(_flatten(item, f"{prefix}[{index}]"))
+        return flat
+    return {prefix or "non_field_errors": [str(detail)]}
+
+
+def error_response(status_code: int, code: str, message: str, fields=None, headers=None):
+    body = {"error": {"status": status_code, "code": code, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    return Response(body, status=status_code, headers=headers)
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, ServiceError):
+        return error_response(exc.status, exc.code, exc.message, exc.fields)
+    if isinstance(exc, IntegrityError):
+        return error_response(
+            status.HTTP_409_CONFLICT,
+            "conflict",
+            "The change conflicts with existing data (a concurrent request may have created "
+            "it); reload and try again.",
+        )
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound("Not found, or you do not have access to it.")
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        first_field, first_messages = next(iter(fields.items()))
+        where = "" if first_field == "non_field_errors" else f"{first_field}: "
+        message = f"{where}{first_messages[0]}"
+        code = "invalid"
+    else:
+        fields = None
+        message = str(exc.detail) if not isinstance(exc.detail, dict | list) else str(exc)
+        code = exc.default_code if hasattr(exc, "default_code") else "error"
+        if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+            message += " Send 'Authorization: Token <your token>' (see README, 'API tokens')."
+        if isinstance(exc, exceptions.ParseError):
+            message += " Send a valid JSON object with 'Content-Type: application/json'."
+    response.data = {"error": {"status": response.status_code, "code": code, "message": message}}
+    if fields:
+        response.data["error"]["fields"] = fields
+    return response

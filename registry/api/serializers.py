@@ -1,0 +1,221 @@
+"""API shapes. Serializers parse and present; the rules live in services."""
+
+from django.contrib.auth import get_user_model
+from rest_framework import serializers
+
+from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel, Team
+from registry.selectors import (
+    datasets_visible_to,
+    models_visible_to,
+    teams_visible_to,
+)
+
+User = get_user_model()
+
+
+class StrictSerializer(serializers.ModelSerializer):
+    """Refuses fields it does not know, instead of silently ignoring a typo."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            known = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: [f"Unknown or read-only field. Writable fields: {', '.join(sorted(known))}."]
+                     for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+class VisibleSlugField(serializers.SlugRelatedField):
+    """A related object named by slug/name, looked up only among those the caller can see."""
+
+    def __init__(self, *, visible, **kwargs):
+        self._visible = visible
+        super().__init__(**kwargs)
+
+    def get_queryset(self):
+        return self._visible(self.context["request"].user)
+
+
+class TeamSerializer(StrictSerializer):
+    members = serializers.SlugRelatedField(slug_field="username", many=True, read_only=True)
+
+    class Meta:
+        model = Team
+        fields = ["id", "slug", "name", "description", "members", "created_at"]
+        read_only_fields = ["id", "members", "created_at"]
+
+
+class TeamUpdateSerializer(TeamSerializer):
+    class Meta(TeamSerializer.Meta):
+        read_only_fields = ["id", "slug", "members", "created_at"]
+
+
+class ModelSerializer(StrictSerializer):
+    team = VisibleSlugField(slug_field="slug", visible=teams_visible_to)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = RegisteredModel
+        fields = [
+            "id",
+            "name",
+            "kind",
+            "team",
+            "visibility",
+            "task",
+            "description",
+            "allow_multiple_production",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+        # Uniqueness is checked by the service (409 with a clear message), not here.
+        validators = []
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class ModelUpdateSerializer(ModelSerializer):
+    class Meta(ModelSerializer.Meta):
+        read_only_fields = ["id", "name", "kind", "team", "created_by", "created_at", "updated_at"]
+
+
+VERSION_FIELDS = [
+    "id",
+    "model",
+    "model_id",
+    "version",
+    "ref",
+    "description",
+    "artefact_uri",
+    "artefact_digest",
+    "artefact_size",
+    "parameter_count",
+    "licence_declared",
+    "licence_concluded",
+    "risk_tier",
+    "intended_use",
+    "out_of_scope_uses",
+    "known_limitations",
+    "uses_sensitive_personal_data",
+    "domain",
+    "hub_repo_id",
+    "hub_revision",
+    "stage",
+    "registered_by",
+    "registered_at",
+    "updated_at",
+]
+
+
+class VersionSerializer(StrictSerializer):
+    model = VisibleSlugField(slug_field="name", visible=models_visible_to)
+    model_id = serializers.IntegerField(source="model.id", read_only=True)
+    ref = serializers.SerializerMethodField()
+    registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = VERSION_FIELDS
+        read_only_fields = ["id", "stage", "registered_by", "registered_at", "updated_at"]
+        validators = []
+
+    def get_ref(self, version: ModelVersion) -> str:
+        return f"{version.model.name}@{version.version}"
+
+
+class VersionUpdateSerializer(VersionSerializer):
+    class Meta(VersionSerializer.Meta):
+        read_only_fields = [
+            "id",
+            "model",
+            "version",
+            "artefact_digest",
+            "artefact_size",
+            "parameter_count",
+            "hub_repo_id",
+            "hub_revision",
+            "stage",
+            "registered_by",
+            "registered_at",
+            "updated_at",
+        ]
+
+
+class DatasetSerializer(StrictSerializer):
+    team = VisibleSlugField(slug_field="slug", visible=teams_visible_to)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Dataset
+        fields = [
+            "id",
+            "name",
+            "team",
+            "visibility",
+            "description",
+            "source",
+            "hub_id",
+            "created_by",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_by", "created_at", "updated_at"]
+        validators = []
+        extra_kwargs = {"name": {"validators": []}}
+
+
+class DatasetUpdateSerializer(DatasetSerializer):
+    class Meta(DatasetSerializer.Meta):
+        read_only_fields = ["id", "name", "team", "created_by", "created_at", "updated_at"]
+
+
+class DatasetVersionSerializer(StrictSerializer):
+    dataset = VisibleSlugField(slug_field="name", visible=datasets_visible_to)
+    sensitive_attributes = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, max_length=64
+    )
+    registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    ref = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DatasetVersion
+        fields = [
+            "id",
+            "dataset",
+            "version",
+            "ref",
+            "licence_declared",
+            "licence_concluded",
+            "sha256",
+            "size_bytes",
+            "row_count",
+            "uri",
+            "contains_personal_data",
+            "sensitive_attributes",
+            "known_biases",
+            "intended_use",
+            "registered_by",
+            "registered_at",
+        ]
+        read_only_fields = ["id", "registered_by", "registered_at"]
+        validators = []
+
+    def get_ref(self, dataset_version: DatasetVersion) -> str:
+        return f"{dataset_version.dataset.name}@{dataset_version.version}"
+
+
+class DatasetVersionUpdateSerializer(DatasetVersionSerializer):
+    class Meta(DatasetVersionSerializer.Meta):
+        read_only_fields = [
+            "id",
+            "dataset",
+            "version",
+            "sha256",
+            "size_bytes",
+            "registered_by",
+            "registered_at",
+        ]

@@ -1,0 +1,13 @@
+from django.urls import path
+from rest_framework.routers import DefaultRouter
+
+from registry.api import views
+
+router = DefaultRouter()
+router.register("teams", views.TeamViewSet, basename="team")
+router.register("models", views.ModelViewSet, basename="model")
+router.register("versions", views.VersionViewSet, basename="version")
+router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register("dataset-versions", views.DatasetVersionViewSet, basename="dataset-version")
+
+urlpatterns = [path("me/", views.me, name="me"), *router.urls]

@@ -1,0 +1,106 @@
+"""The append-only, hash-chained audit log.
+
+Each entry's hash is SHA-256 over the previous entry's hash and the entry's own canonical JSON,
+so editing, deleting or inserting a row breaks the chain from that row on (`audit_verify`).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
+from django.utils import timezone
+
+from registry.models import AuditEntry
+
+GENESIS_HASH = "0" * 64
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises appends to the chain.
+_CHAIN_LOCK_KEY = 7_220_431
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-normalise a value so it hashes the same before and after a database round trip."""
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True))
+
+
+def entry_hash(*, prev_hash: str, fields: dict[str, Any]) -> str:
+    payload = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{prev_hash}\n{payload}".encode()).hexdigest()
+
+
+def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": entry.at.isoformat(),
+        "actor_id": entry.actor_id,
+        "actor_name": entry.actor_name,
+        "action": entry.action,
+        "object_type": entry.object_type,
+        "object_id": entry.object_id,
+        "object_repr": entry.object_repr,
+        "before": entry.before,
+        "after": entry.after,
+    }
+
+
+def audit_record(
+    *,
+    actor,
+    action: str,
+    obj: Any = None,
+    object_type: str | None = None,
+    object_id: str | int | None = None,
+    before: dict | None = None,
+    after: dict | None = None,
+) -> AuditEntry:
+    """Append an entry. Must run inside the transaction that makes the change it records."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must be called inside the transaction of the change")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+    last = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
+    entry = AuditEntry(
+        at=timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=getattr(actor, "username", None) or "system",
+        action=action,
+        object_type=object_type or (obj._meta.label_lower if obj is not None else "system"),
+        object_id=str(object_id if object_id is not None else getattr(obj, "pk", "")),
+        object_repr=str(obj)[:255] if obj is not None else "",
+        before=_canonical(before) if before is not None else None,
+        after=_canonical(after) if after is not None else None,
+        prev_hash=last or GENESIS_HASH,
+    )
+    entry.hash = entry_hash(prev_hash=entry.prev_hash, fields=_hashed_fields(entry))
+    entry.save(force_insert=True)
+    return entry
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    checked: int
+    first_broken_id: int | None
+    problem: str
+
+    @property
+    def ok(self) -> bool:
+        return self.first_broken_id is None
+
+
+def audit_verify_chain() -> ChainReport:
+    """Walk the whole chain in id order, streaming rows, and report the first broken entry."""
+    expected_prev = GENESIS_HASH
+    checked = 0
+    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
+        if entry.prev_hash != expected_prev:
+            return ChainReport(
+                checked, entry.pk, "its prev_hash does not match the previous entry's hash "
+                "(an entry before it was deleted, inserted or edited)"
+            )
+        if entry_hash(prev_hash=entry.prev_hash, fields=_hashed_fields(entry)) != entry.hash:
+            return ChainReport(checked, entry.pk, "its content does not match its hash (edited)")
+        expected_prev = entry.hash
+        checked += 1
+    return ChainReport(checked, None, "")

@@ -1,0 +1,49 @@
+"""`pedigree`: the command-line client of the Pedigree REST API.
+
+Exit codes: 0 success, 1 a check failed (e.g. `pedigree gate`), 2 usage or connection error.
+"""
+
+import argparse
+import json
+import sys
+
+from registry.cli import catalogue
+from registry.cli.client import ApiClient, CliError
+
+# Each command module adds its sub-commands to the parser.
+COMMAND_MODULES = [catalogue]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pedigree",
+        description="Pedigree model registry client. Set PEDIGREE_URL and PEDIGREE_TOKEN.",
+    )
+    parser.add_argument("--url", help="server URL (default: $PEDIGREE_URL or http://127.0.0.1:8000)")
+    parser.add_argument("--token", help="API token (default: $PEDIGREE_TOKEN)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.add_commands(commands)
+    return parser
+
+
+def print_json(data) -> None:
+    print(json.dumps(data, indent=2, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        client = ApiClient(args.url, args.token)
+        return int(args.handler(client, args) or 0)
+    except CliError as error:
+        print(f"pedigree: error: {error.message}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("pedigree: interrupted", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""Errors raised by services. Each carries a user-facing message and maps to one HTTP status."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None, code=None):
+        super().__init__(message)
+        self.message = message
+        self.fields = fields or {}
+        if code:
+            self.code = code
+
+    @classmethod
+    def for_field(cls, field: str, message: str, **kwargs) -> "ServiceError":
+        return cls(message, fields={field: [message]}, **kwargs)
+
+
+class InvalidInput(ServiceError):
+    status = 400
+    code = "invalid"
+
+
+class PermissionRefused(ServiceError):
+    status = 403
+    code = "permission_denied"
+
+
+class NotFound(ServiceError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServiceError):
+    status = 409
+    code = "conflict"
+
+
+def invalid_from_django(error: DjangoValidationError) -> InvalidInput:
+    """Turn a model `full_clean()` error into the service error shape."""
+    if hasattr(error, "error_dict"):
+        fields = {name: [str(m) for e in errors for m in e.messages] for name, errors in
+                  error.error_dict.items()}
+        first_field, first_messages = next(iter(fields.items()))
+        return InvalidInput(f"{first_field}: {first_messages[0]}", fields=fields)
+    return InvalidInput("; ".join(error.messages))
