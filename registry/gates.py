@@ -1,0 +1,63 @@
+"""The gate-check plug-in point.
+
+`registry` runs every registered check when asked whether a version may enter a stage, without
+importing the apps that provide them: each app registers its checks in `AppConfig.ready()`.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+USES = ("commercial", "internal", "research")
+DISTRIBUTIONS = ("hosted", "shipped_weights")
+
+
+@dataclass(frozen=True)
+class GateContext:
+    version: Any  # registry.models.ModelVersion, with model and team loaded
+    stage: str
+    use: str = "commercial"
+    distribution: str = "hosted"
+    actor: Any = None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    check: str
+    passed: bool
+    reasons: list[str] = field(default_factory=list)
+    # What the decision relied on: digests, policy version, evaluation run ids, hold ids...
+    evidence: dict[str, Any] = field(default_factory=dict)
+    required: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "check": self.check,
+            "passed": self.passed,
+            "required": self.required,
+            "reasons": list(self.reasons),
+            "evidence": self.evidence,
+        }
+
+
+class GateCheck(Protocol):
+    def __call__(self, context: GateContext) -> CheckResult: ...
+
+
+_CHECKS: dict[str, GateCheck] = {}
+
+
+def register_check(name: str) -> Callable[[GateCheck], GateCheck]:
+    """Decorator: `@register_check("licence")` on a function taking a GateContext."""
+
+    def decorate(check: GateCheck) -> GateCheck:
+        if name in _CHECKS and _CHECKS[name] is not check:
+            raise ValueError(f"a gate check named {name!r} is already registered")
+        _CHECKS[name] = check
+        return check
+
+    return decorate
+
+
+def registered_checks() -> dict[str, GateCheck]:
+    return dict(_CHECKS)
