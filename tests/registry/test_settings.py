@@ -1,0 +1,50 @@
+"""Settings are parsed strictly and production mode passes `check --deploy`."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PRODUCTION = {
+    "PEDIGREE_MODE": "production",
+    "SECRET_KEY": "x7!kq-" * 12,
+    "ALLOWED_HOSTS": "pedigree.example.com",
+    "DEBUG": "false",
+}
+
+
+def manage(*args, **env) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "DATABASE_URL"}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+    )
+
+
+def test_production_check_deploy_is_clean(tmp_path):
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    PEDIGREE_DATA_DIR=str(tmp_path), **PRODUCTION)
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"DEBUG": "perhaps"}, "DEBUG='perhaps' is not a boolean"),
+        ({**PRODUCTION, "SECRET_KEY": ""}, "SECRET_KEY must be set"),
+        ({**PRODUCTION, "SECRET_KEY": "short"}, "at least 50 characters"),
+        ({**PRODUCTION, "DEBUG": "true"}, "DEBUG must be false"),
+        ({**PRODUCTION, "ALLOWED_HOSTS": ""}, "ALLOWED_HOSTS must be set"),
+        ({"PEDIGREE_MODE": "staging"}, "PEDIGREE_MODE='staging' must be one of"),
+        ({"PEDIGREE_ARTEFACT_ROOTS": "relative/dir"}, "must list absolute paths"),
+        ({"DATABASE_CONN_MAX_AGE": "soon"}, "is not an integer"),
+    ],
+)
+def test_bad_settings_fail_loudly_at_start_up(env, message):
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
