@@ -1,0 +1,703 @@
+"""The licence catalogue: curated ML licence data merged with the full SPDX licence list.
+
+`ml_licences.yaml` holds what a person curated: categories and clause-cited terms for the
+licences models and datasets use, the Hugging Face Hub licence ids and the names `license: other`
+cards use. Every other SPDX licence comes from the SPDX list bundled with `license-expression`
+(ScanCode's licence index) and is categorised by `_rule_category`:
+
+1. its id: `-NC-`/"noncommercial" -> non_commercial, `-ND-` -> use_restricted,
+   `-SA-` -> copyleft, GPL/AGPL/GFDL/EUPL -> copyleft, LGPL -> weak_copyleft;
+2. otherwise ScanCode's own category for it (Permissive, Copyleft Limited, ...), mapped by
+   `_SCANCODE_CATEGORIES`; the restrictive and proprietary ones also need review;
+3. otherwise unknown, with review required.
+
+Such licences carry no terms: only curated entries describe obligations.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from license_expression import get_license_index
+
+DATA_FILE = Path(__file__).with_name("ml_licences.yaml")
+DATA_VERSION = 1
+
+UNKNOWN_LICENCE_ID = "LicenseRef-Unknown"
+OTHER_LICENCE_ID = "LicenseRef-Other"
+HUB_LICENCES_DOCS = "https://huggingface.co/docs/hub/repositories-licenses"
+
+
+class LicenceCategory(StrEnum):
+    PERMISSIVE = "permissive"
+    WEAK_COPYLEFT = "weak_copyleft"
+    COPYLEFT = "copyleft"
+    NON_COMMERCIAL = "non_commercial"
+    USE_RESTRICTED = "use_restricted"
+    PROPRIETARY = "proprietary"
+    UNKNOWN = "unknown"
+
+
+class TermType(StrEnum):
+    ATTRIBUTION = "attribution"
+    LICENCE_COPY = "licence_copy"
+    NOTICE_FILE = "notice_file"
+    NAMING_PREFIX = "naming_prefix"
+    DISPLAY_BADGE = "display_badge"
+    USE_RESTRICTIONS_PASSDOWN = "use_restrictions_passdown"
+    AUP_REFERENCE = "aup_reference"
+    NON_COMMERCIAL = "non_commercial"
+    SHARE_ALIKE = "share_alike"
+    NO_DERIVATIVES = "no_derivatives"
+    USER_THRESHOLD = "user_threshold"
+    NO_OUTPUT_TRAINING = "no_output_training"
+    STATE_CHANGES = "state_changes"
+
+
+class Relation(StrEnum):
+    """How a child came from a parent; `trained_on` links a dataset to a model."""
+
+    FINETUNE = "finetune"
+    ADAPTER = "adapter"
+    QUANTIZED = "quantized"
+    MERGE = "merge"
+    DISTILLATION = "distillation"
+    CONTINUED_PRETRAINING = "continued_pretraining"
+    TRAINED_ON = "trained_on"
+
+
+CATEGORIES: tuple[str, ...] = tuple(LicenceCategory)
+TERM_TYPES: tuple[str, ...] = tuple(TermType)
+RELATIONS: tuple[str, ...] = tuple(Relation)
+
+# Terms whose meaning lies in their value ("Llama", the AUP URL, 700000000), and those that may
+# carry one (the exact notice text).
+VALUE_REQUIRED = frozenset(
+    {
+        TermType.NAMING_PREFIX,
+        TermType.DISPLAY_BADGE,
+        TermType.AUP_REFERENCE,
+        TermType.USER_THRESHOLD,
+    }
+)
+VALUE_ALLOWED = VALUE_REQUIRED | {TermType.NOTICE_FILE}
+
+# SPDX 2.3 idstring: letters, digits, "." and "-" ("+" is the or-later operator, not part of an id).
+_LICENCE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.\-]+")
+_SPDX_ALIAS = re.compile(r"[A-Za-z0-9.+\-]+")
+
+_NAME_RULES: tuple[tuple[re.Pattern[str], LicenceCategory], ...] = (
+    (re.compile(r"(^|-)NC(-|$)|noncommercial", re.IGNORECASE), LicenceCategory.NON_COMMERCIAL),
+    (re.compile(r"(^|-)ND(-|$)"), LicenceCategory.USE_RESTRICTED),
+    (re.compile(r"(^|-)SA(-|$)"), LicenceCategory.COPYLEFT),
+    (re.compile(r"^(AGPL|GPL|GFDL|EUPL)-"), LicenceCategory.COPYLEFT),
+    (re.compile(r"^LGPL"), LicenceCategory.WEAK_COPYLEFT),
+)
+
+# ScanCode licence categories -> (category, review_required).
+_SCANCODE_CATEGORIES: Mapping[str, tuple[LicenceCategory, bool]] = {
+    "Permissive": (LicenceCategory.PERMISSIVE, False),
+    "Public Domain": (LicenceCategory.PERMISSIVE, False),
+    "Copyleft": (LicenceCategory.COPYLEFT, False),
+    "Copyleft Limited": (LicenceCategory.WEAK_COPYLEFT, False),
+    "Free Restricted": (LicenceCategory.USE_RESTRICTED, True),
+    "Source-available": (LicenceCategory.PROPRIETARY, True),
+    "Proprietary Free": (LicenceCategory.PROPRIETARY, True),
+    "Commercial": (LicenceCategory.PROPRIETARY, True),
+}
+
+_TOP_LEVEL_KEYS = frozenset(
+    {"version", "relation_sets", "licences", "hub_licences", "other_licence_names"}
+)
+_LICENCE_KEYS = frozenset({"id", "name", "category", "url", "review_required", "terms"})
+_LICENCE_OPTIONAL_KEYS = frozenset({"notes"})
+_TERM_KEYS = frozenset({"type", "clause", "text", "carries_through"})
+_TERM_OPTIONAL_KEYS = frozenset({"value", "note"})
+_HUB_KEYS = frozenset({"licence", "review_required", "reason"})
+
+
+class LicenceError(ValueError):
+    """A licence id, expression or Hub licence that cannot be used; the message says the fix."""
+
+    def __init__(self, message: str, *, unknown_symbols: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.unknown_symbols = tuple(unknown_symbols)
+
+
+class CatalogueError(ValueError):
+    """The catalogue data file is invalid: a defect to fix before release, not bad user input."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("Invalid licence catalogue:\n- " + "\n- ".join(self.problems))
+
+
+@dataclass(frozen=True)
+class LicenceTerm:
+    type: str
+    clause: str
+    text: str
+    carries_through: tuple[str, ...]
+    value: str | int | None = None
+    note: str = ""
+
+    def carries_through_relation(self, relation: str) -> bool:
+        return relation in self.carries_through
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "clause": self.clause,
+            "text": self.text,
+            "carries_through": list(self.carries_through),
+            "value": self.value,
+            "note": self.note,
+        }
+
+
+@dataclass(frozen=True)
+class LicenceEntry:
+    id: str
+    name: str
+    category: str
+    url: str
+    review_required: bool
+    terms: tuple[LicenceTerm, ...] = ()
+    curated: bool = True
+    deprecated: bool = False
+    aliases: tuple[str, ...] = ()
+    notes: str = ""
+
+    @property
+    def is_licence_ref(self) -> bool:
+        return self.id.startswith("LicenseRef-")
+
+    def terms_of_type(self, term_type: str) -> tuple[LicenceTerm, ...]:
+        return tuple(term for term in self.terms if term.type == term_type)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "category": self.category,
+            "url": self.url,
+            "review_required": self.review_required,
+            "terms": [term.to_dict() for term in self.terms],
+            "curated": self.curated,
+            "deprecated": self.deprecated,
+            "aliases": list(self.aliases),
+            "notes": self.notes,
+        }
+
+
+@dataclass(frozen=True)
+class LicenceException:
+    """An SPDX licence exception, usable after WITH in an expression."""
+
+    id: str
+    aliases: tuple[str, ...] = ()
+    deprecated: bool = False
+
+
+@dataclass(frozen=True)
+class HubLicence:
+    """What a Hugging Face model card's `license:` means in catalogue terms."""
+
+    hub_id: str | None
+    expression: str
+    review_required: bool
+    reason: str
+    license_name: str | None = None
+    license_link: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "hub_id": self.hub_id,
+            "expression": self.expression,
+            "review_required": self.review_required,
+            "reason": self.reason,
+            "license_name": self.license_name,
+            "license_link": self.license_link,
+        }
+
+
+@dataclass(frozen=True)
+class _SpdxRecord:
+    id: str
+    aliases: tuple[str, ...]
+    is_exception: bool
+    deprecated: bool
+    scancode_category: str
+
+
+@dataclass(frozen=True)
+class _HubMapping:
+    licence: str
+    review_required: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class _Catalogue:
+    entries: tuple[LicenceEntry, ...]
+    exceptions: tuple[LicenceException, ...]
+    by_key: Mapping[str, LicenceEntry]
+    hub: Mapping[str, _HubMapping]
+    other_names: Mapping[str, str]
+    by_url: Mapping[str, str]
+
+
+def load_catalogue() -> list[LicenceEntry]:
+    """Every licence: the curated entries and every other SPDX licence, sorted by id."""
+    return list(_catalogue().entries)
+
+
+def load_exceptions() -> list[LicenceException]:
+    """The SPDX licence exceptions (for `WITH`)."""
+    return list(_catalogue().exceptions)
+
+
+def get_licence(licence_id: str) -> LicenceEntry:
+    """The catalogue entry for an id or a deprecated SPDX alias, matched case-insensitively."""
+    entry = _catalogue().by_key.get(licence_id.strip().casefold())
+    if entry is None:
+        raise LicenceError(
+            f"{licence_id!r} is not in the licence catalogue. Use an SPDX id such as Apache-2.0, "
+            "or a LicenseRef- defined in the catalogue.",
+            unknown_symbols=[licence_id],
+        )
+    return entry
+
+
+def hub_licence_ids() -> list[str]:
+    """The Hugging Face Hub licence ids the catalogue maps, in data-file order."""
+    return list(_catalogue().hub)
+
+
+def resolve_hub_licence(
+    hub_id: str | None, *, license_name: str | None = None, license_link: str | None = None
+) -> HubLicence:
+    """Map a model card's `license` (with `license_name`/`license_link`) to an expression."""
+    catalogue = _catalogue()
+    name = _clean(license_name)
+    link = _clean(license_link)
+    if hub_id is None or not hub_id.strip():
+        return HubLicence(
+            hub_id=None,
+            expression=UNKNOWN_LICENCE_ID,
+            review_required=True,
+            reason="the model card declares no licence",
+            license_name=name,
+            license_link=link,
+        )
+    key = hub_id.strip().lower()
+    mapping = catalogue.hub.get(key)
+    if mapping is None:
+        raise LicenceError(
+            f"{hub_id!r} is not a Hugging Face Hub licence id. Use one of the ids listed at "
+            f"{HUB_LICENCES_DOCS}, or 'other' with license_name and license_link.",
+            unknown_symbols=[hub_id],
+        )
+    if key == "other":
+        return _resolve_other(catalogue, name, link)
+    return _hub_result(catalogue, key, mapping, name, link, f"Hub licence {key!r}")
+
+
+def validate_catalogue_data(raw: object, *, spdx_ids: Collection[str] | None = None) -> None:
+    """Raise CatalogueError listing every problem in catalogue data (as parsed from the YAML)."""
+    if spdx_ids is None:
+        spdx_ids = {record.id for record in _spdx_records() if not record.is_exception}
+    problems: list[str] = []
+    if not isinstance(raw, Mapping):
+        raise CatalogueError(["the catalogue must be a mapping"])
+    for key in sorted(set(raw) - _TOP_LEVEL_KEYS, key=str):
+        problems.append(f"unknown top-level key {key!r}")
+    if raw.get("version") != DATA_VERSION:
+        problems.append(f"version must be {DATA_VERSION}, got {raw.get('version')!r}")
+    relation_sets = raw.get("relation_sets", {})
+    if not isinstance(relation_sets, Mapping):
+        problems.append("relation_sets must be a mapping")
+    else:
+        for set_name, relations in relation_sets.items():
+            problems.extend(_relation_problems(f"relation_sets.{set_name}", relations))
+
+    licence_ids = set(spdx_ids)
+    licences = raw.get("licences")
+    if not isinstance(licences, list) or not licences:
+        problems.append("licences must be a non-empty list")
+        licences = []
+    seen: set[str] = set()
+    for index, licence in enumerate(licences):
+        where = f"licences[{index}]"
+        if isinstance(licence, Mapping) and isinstance(licence.get("id"), str):
+            where = f"licence {licence['id']!r}"
+            if licence["id"].casefold() in seen:
+                problems.append(f"{where}: defined twice")
+            seen.add(licence["id"].casefold())
+            licence_ids.add(licence["id"])
+        problems.extend(_licence_problems(where, licence, spdx_ids))
+
+    hub = raw.get("hub_licences")
+    if not isinstance(hub, Mapping) or not hub:
+        problems.append("hub_licences must be a non-empty mapping")
+    else:
+        for required in ("other", "unknown"):
+            if required not in hub:
+                problems.append(f"hub_licences must map {required!r}")
+        for hub_id, mapping in hub.items():
+            problems.extend(_hub_problems(hub_id, mapping, licence_ids))
+
+    names = raw.get("other_licence_names", {})
+    if not isinstance(names, Mapping):
+        problems.append("other_licence_names must be a mapping")
+    else:
+        for name, licence_id in names.items():
+            if not isinstance(name, str) or name != _normalise_name(name):
+                problems.append(f"other_licence_names key {name!r} must be lower case with '-'")
+            if licence_id not in licence_ids:
+                problems.append(f"other_licence_names.{name}: {licence_id!r} is not a licence")
+    if problems:
+        raise CatalogueError(problems)
+
+
+def _licence_problems(where: str, licence: object, spdx_ids: Collection[str]) -> list[str]:
+    if not isinstance(licence, Mapping):
+        return [f"{where}: must be a mapping"]
+    problems = _key_problems(where, licence, _LICENCE_KEYS, _LICENCE_OPTIONAL_KEYS)
+    licence_id = licence.get("id")
+    if not isinstance(licence_id, str):
+        problems.append(f"{where}: id must be a string")
+    elif licence_id.startswith("LicenseRef-"):
+        if not _LICENCE_REF.fullmatch(licence_id):
+            problems.append(
+                f"{where}: a LicenseRef id may contain only letters, digits, '.' and '-'"
+            )
+    elif licence_id not in spdx_ids:
+        problems.append(f"{where}: not an SPDX licence id (nor a LicenseRef-)")
+    for text_key in ("name", "url"):
+        if not _is_text(licence.get(text_key)):
+            problems.append(f"{where}: {text_key} must be non-empty text")
+    if _is_text(licence.get("url")) and not licence["url"].startswith("https://"):
+        problems.append(f"{where}: url must be an https URL")
+    if "notes" in licence and not _is_text(licence["notes"]):
+        problems.append(f"{where}: notes must be non-empty text")
+    if licence.get("category") not in CATEGORIES:
+        problems.append(
+            f"{where}: unknown category {licence.get('category')!r} "
+            f"(one of {', '.join(CATEGORIES)})"
+        )
+    if not isinstance(licence.get("review_required"), bool):
+        problems.append(f"{where}: review_required must be true or false")
+    terms = licence.get("terms")
+    if not isinstance(terms, list):
+        problems.append(f"{where}: terms must be a list")
+        return problems
+    for index, term in enumerate(terms):
+        problems.extend(_term_problems(f"{where} terms[{index}]", term))
+    return problems
+
+
+def _term_problems(where: str, term: object) -> list[str]:
+    if not isinstance(term, Mapping):
+        return [f"{where}: must be a mapping"]
+    problems = _key_problems(where, term, _TERM_KEYS, _TERM_OPTIONAL_KEYS)
+    term_type = term.get("type")
+    if term_type not in TERM_TYPES:
+        problems.append(
+            f"{where}: unknown term type {term_type!r} (one of {', '.join(TERM_TYPES)})"
+        )
+    for text_key in ("clause", "text"):
+        if not _is_text(term.get(text_key)):
+            problems.append(f"{where}: {text_key} must be non-empty text")
+    if "note" in term and not _is_text(term["note"]):
+        problems.append(f"{where}: note must be non-empty text")
+    problems.extend(_relation_problems(f"{where} carries_through", term.get("carries_through")))
+    value = term.get("value")
+    if term_type in VALUE_REQUIRED and value is None:
+        problems.append(f"{where}: a {term_type} term needs a value")
+    elif value is not None and term_type not in VALUE_ALLOWED:
+        problems.append(f"{where}: a {term_type} term takes no value")
+    elif term_type == TermType.USER_THRESHOLD and (
+        isinstance(value, bool) or not isinstance(value, int) or value <= 0
+    ):
+        problems.append(f"{where}: a user_threshold value must be a positive integer")
+    elif term_type == TermType.AUP_REFERENCE and not (
+        isinstance(value, str) and value.startswith("https://")
+    ):
+        problems.append(f"{where}: an aup_reference value must be an https URL")
+    elif value is not None and not _is_text(value) and term_type != TermType.USER_THRESHOLD:
+        problems.append(f"{where}: value must be non-empty text")
+    return problems
+
+
+def _relation_problems(where: str, relations: object) -> list[str]:
+    if not isinstance(relations, list):
+        return [f"{where}: must be a list of relations"]
+    problems = [
+        f"{where}: unknown relation {relation!r} (one of {', '.join(RELATIONS)})"
+        for relation in relations
+        if relation not in RELATIONS
+    ]
+    if len(set(map(str, relations))) != len(relations):
+        problems.append(f"{where}: lists a relation twice")
+    return problems
+
+
+def _hub_problems(hub_id: object, mapping: object, licence_ids: Collection[str]) -> list[str]:
+    where = f"hub_licences.{hub_id}"
+    if not isinstance(hub_id, str) or hub_id != hub_id.strip().lower():
+        return [f"{where}: Hub ids are lower case"]
+    if not isinstance(mapping, Mapping):
+        return [f"{where}: must be a mapping"]
+    problems = [
+        f"{where}: unknown key {key!r}" for key in sorted(set(mapping) - _HUB_KEYS, key=str)
+    ]
+    if mapping.get("licence") not in licence_ids:
+        problems.append(f"{where}: {mapping.get('licence')!r} is not a catalogue licence")
+    review_required = mapping.get("review_required", False)
+    if not isinstance(review_required, bool):
+        problems.append(f"{where}: review_required must be true or false")
+    if review_required and not _is_text(mapping.get("reason")):
+        problems.append(f"{where}: an id that needs review must give a reason")
+    return problems
+
+
+def _key_problems(
+    where: str, data: Mapping[Any, Any], required: frozenset[str], optional: frozenset[str]
+) -> list[str]:
+    problems = [f"{where}: missing {key!r}" for key in sorted(required - set(data))]
+    problems += [
+        f"{where}: unknown key {key!r}" for key in sorted(set(data) - required - optional, key=str)
+    ]
+    return problems
+
+
+def _is_text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+@functools.cache
+def _spdx_records() -> tuple[_SpdxRecord, ...]:
+    records = []
+    for item in get_license_index():
+        key = item.get("spdx_license_key") or ""
+        # ScanCode's own LicenseRef-scancode-* keys are not SPDX licences.
+        if not key or key.startswith("LicenseRef-"):
+            continue
+        aliases = tuple(
+            alias
+            for alias in item.get("other_spdx_license_keys", [])
+            if _SPDX_ALIAS.fullmatch(alias) and not alias.startswith("LicenseRef-")
+        )
+        records.append(
+            _SpdxRecord(
+                id=key,
+                aliases=aliases,
+                is_exception=bool(item.get("is_exception")),
+                deprecated=bool(item.get("is_deprecated")),
+                scancode_category=item.get("category") or "",
+            )
+        )
+    return tuple(records)
+
+
+def _rule_category(record: _SpdxRecord) -> tuple[LicenceCategory, bool, str]:
+    """(category, review_required, what the category was inferred from)."""
+    for pattern, category in _NAME_RULES:
+        if pattern.search(record.id):
+            return category, False, "its SPDX id"
+    if record.scancode_category in _SCANCODE_CATEGORIES:
+        category, review_required = _SCANCODE_CATEGORIES[record.scancode_category]
+        return category, review_required, f"ScanCode's {record.scancode_category!r} classification"
+    return LicenceCategory.UNKNOWN, True, "no rule (unclassified)"
+
+
+def _read_data() -> Mapping[str, Any]:
+    with DATA_FILE.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle)
+
+
+@functools.cache
+def _catalogue() -> _Catalogue:
+    raw = _read_data()
+    records = _spdx_records()
+    validate_catalogue_data(raw, spdx_ids={r.id for r in records if not r.is_exception})
+    spdx_by_id = {record.id: record for record in records}
+
+    entries: dict[str, LicenceEntry] = {}
+    for licence in raw["licences"]:
+        record = spdx_by_id.get(licence["id"])
+        entries[licence["id"]] = LicenceEntry(
+            id=licence["id"],
+            name=licence["name"].strip(),
+            category=licence["category"],
+            url=licence["url"],
+            review_required=licence["review_required"],
+            terms=tuple(_term(term) for term in licence["terms"]),
+            curated=True,
+            deprecated=record.deprecated if record else False,
+            aliases=record.aliases if record else (),
+            notes=(licence.get("notes") or "").strip(),
+        )
+    for record in records:
+        if record.is_exception or record.id in entries:
+            continue
+        category, review_required, basis = _rule_category(record)
+        entries[record.id] = LicenceEntry(
+            # The bundled SPDX index carries ids but no names.
+            id=record.id,
+            name=record.id,
+            category=category.value,
+            url=f"https://spdx.org/licenses/{record.id}.html",
+            review_required=review_required,
+            curated=False,
+            deprecated=record.deprecated,
+            aliases=record.aliases,
+            notes=f"Not curated: category {category.value} from {basis}; terms not recorded.",
+        )
+    ordered = tuple(sorted(entries.values(), key=lambda entry: entry.id.casefold()))
+
+    by_key: dict[str, LicenceEntry] = {}
+    for entry in ordered:
+        for key in (entry.id, *entry.aliases):
+            by_key.setdefault(key.casefold(), entry)
+
+    hub = {
+        hub_id: _HubMapping(
+            licence=mapping["licence"],
+            review_required=mapping.get("review_required", False),
+            reason=" ".join((mapping.get("reason") or "").split()),
+        )
+        for hub_id, mapping in raw["hub_licences"].items()
+    }
+    # A URL identifies a licence only when a single curated entry uses it.
+    url_owners: dict[str, set[str]] = {}
+    for licence in raw["licences"]:
+        url_owners.setdefault(_normalise_url(licence["url"]), set()).add(licence["id"])
+    by_url = {url: next(iter(ids)) for url, ids in url_owners.items() if len(ids) == 1}
+
+    return _Catalogue(
+        entries=ordered,
+        exceptions=tuple(
+            LicenceException(id=r.id, aliases=r.aliases, deprecated=r.deprecated)
+            for r in records
+            if r.is_exception
+        ),
+        by_key=by_key,
+        hub=hub,
+        other_names=dict(raw.get("other_licence_names") or {}),
+        by_url=by_url,
+    )
+
+
+def _term(term: Mapping[str, Any]) -> LicenceTerm:
+    value = term.get("value")
+    return LicenceTerm(
+        type=term["type"],
+        clause=term["clause"].strip(),
+        text=" ".join(term["text"].split()),
+        carries_through=tuple(term["carries_through"]),
+        value=value.strip() if isinstance(value, str) else value,
+        note=" ".join((term.get("note") or "").split()),
+    )
+
+
+def _hub_result(
+    catalogue: _Catalogue,
+    hub_id: str,
+    mapping: _HubMapping,
+    name: str | None,
+    link: str | None,
+    described_as: str,
+) -> HubLicence:
+    entry = catalogue.by_key[mapping.licence.casefold()]
+    reasons = [mapping.reason] if mapping.review_required else []
+    if entry.review_required:
+        reasons.append(
+            f"{entry.id} is marked for review in the licence catalogue"
+            + (f": {entry.notes}" if entry.notes else ".")
+        )
+    return HubLicence(
+        hub_id=hub_id,
+        expression=entry.id,
+        review_required=mapping.review_required or entry.review_required,
+        reason=" ".join(reasons) or f"{described_as} is {entry.id}.",
+        license_name=name,
+        license_link=link,
+    )
+
+
+def _resolve_other(catalogue: _Catalogue, name: str | None, link: str | None) -> HubLicence:
+    if name is None and link is None:
+        return HubLicence(
+            hub_id="other",
+            expression=OTHER_LICENCE_ID,
+            review_required=True,
+            reason=(
+                "The model card declares 'other' but gives no license_name or license_link; "
+                "find the licence text and record it."
+            ),
+        )
+    recognised = _recognise_other(catalogue, name, link)
+    if recognised is not None:
+        mapping, described_as = recognised
+        return _hub_result(catalogue, "other", mapping, name, link, described_as)
+    declared = " and ".join(
+        f"{label} {value!r}"
+        for label, value in (("license_name", name), ("license_link", link))
+        if value
+    )
+    return HubLicence(
+        hub_id="other",
+        expression=OTHER_LICENCE_ID,
+        review_required=True,
+        reason=(
+            f"The model card declares 'other' with {declared}, which the licence catalogue does "
+            "not recognise; review the licence text and add it to the catalogue as a LicenseRef."
+        ),
+        license_name=name,
+        license_link=link,
+    )
+
+
+def _recognise_other(
+    catalogue: _Catalogue, name: str | None, link: str | None
+) -> tuple[_HubMapping, str] | None:
+    if name is not None:
+        described_as = f"license: other with license_name {name!r}"
+        key = _normalise_name(name)
+        if key in catalogue.other_names:
+            return _HubMapping(catalogue.other_names[key], False, ""), described_as
+        if key in catalogue.hub and key not in ("other", "unknown"):
+            return catalogue.hub[key], described_as
+        entry = catalogue.by_key.get(name.casefold())
+        if entry is not None and entry.id not in (OTHER_LICENCE_ID, UNKNOWN_LICENCE_ID):
+            return _HubMapping(entry.id, False, ""), described_as
+    if link is not None:
+        licence_id = catalogue.by_url.get(_normalise_url(link))
+        if licence_id is not None:
+            return _HubMapping(licence_id, False, ""), f"license: other with license_link {link!r}"
+    return None
+
+
+def _clean(value: str | None) -> str | None:
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def _normalise_name(name: str) -> str:
+    return re.sub(r"[\s_]+", "-", name.strip().lower())
+
+
+def _normalise_url(url: str) -> str:
+    url = re.split(r"[?#]", url.strip().lower(), maxsplit=1)[0]
+    url = re.sub(r"^https?://(www\.)?", "", url)
+    return url.rstrip("/")
