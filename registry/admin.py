@@ -50,15 +50,27 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         try:
             if change:
-                changes = {name: form.cleaned_data[name] for name in form.changed_data
-                           if name in services.MODEL_UPDATABLE}
+                changes = {
+                    name: form.cleaned_data[name]
+                    for name in form.changed_data
+                    if name in services.MODEL_UPDATABLE
+                }
                 services.model_update(actor=request.user, model=obj, changes=changes)
             else:
                 created = services.model_create(
                     actor=request.user,
-                    **{name: form.cleaned_data[name] for name in (
-                        "name", "kind", "team", "visibility", "task", "description",
-                        "allow_multiple_production")},
+                    **{
+                        name: form.cleaned_data[name]
+                        for name in (
+                            "name",
+                            "kind",
+                            "team",
+                            "visibility",
+                            "task",
+                            "description",
+                            "allow_multiple_production",
+                        )
+                    },
                 )
                 obj.pk = created.pk
         except ServiceError as error:
@@ -77,7 +89,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "registered_by",
         "registered_at",
     ]
-    list_filter = ["stage", "risk_tier", "model__kind", "model__team", "uses_sensitive_personal_data"]
+    list_filter = [
+        "stage",
+        "risk_tier",
+        "model__kind",
+        "model__team",
+        "uses_sensitive_personal_data",
+    ]
     search_fields = ["version", "model__name", "licence_declared", "hub_repo_id"]
     list_select_related = ["model", "model__team", "registered_by"]
     readonly_fields = [
@@ -158,14 +176,26 @@ class DatasetAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         try:
             if change:
-                changes = {name: form.cleaned_data[name] for name in form.changed_data
-                           if name in services.DATASET_UPDATABLE}
+                changes = {
+                    name: form.cleaned_data[name]
+                    for name in form.changed_data
+                    if name in services.DATASET_UPDATABLE
+                }
                 services.dataset_update(actor=request.user, dataset=obj, changes=changes)
             else:
                 created = services.dataset_create(
                     actor=request.user,
-                    **{name: form.cleaned_data[name] for name in (
-                        "name", "team", "visibility", "description", "source", "hub_id")},
+                    **{
+                        name: form.cleaned_data[name]
+                        for name in (
+                            "name",
+                            "team",
+                            "visibility",
+                            "description",
+                            "source",
+                            "hub_id",
+                        )
+                    },
                 )
                 obj.pk = created.pk
         except ServiceError as error:
@@ -187,7 +217,14 @@ class DatasetVersionAdmin(admin.ModelAdmin):
     list_filter = ["contains_personal_data", "dataset__team"]
     search_fields = ["version", "dataset__name", "licence_declared", "sha256"]
     list_select_related = ["dataset", "dataset__team", "registered_by"]
-    readonly_fields = ["dataset", "version", "sha256", "size_bytes", "registered_by", "registered_at"]
+    readonly_fields = [
+        "dataset",
+        "version",
+        "sha256",
+        "size_bytes",
+        "registered_by",
+        "registered_at",
+    ]
 
     def has_add_permission(self, request):
         return False

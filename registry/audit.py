@@ -96,8 +96,10 @@ def audit_verify_chain() -> ChainReport:
     for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
         if entry.prev_hash != expected_prev:
             return ChainReport(
-                checked, entry.pk, "its prev_hash does not match the previous entry's hash "
-                "(an entry before it was deleted, inserted or edited)"
+                checked,
+                entry.pk,
+                "its prev_hash does not match the previous entry's hash "
+                "(an entry before it was deleted, inserted or edited)",
             )
         if entry_hash(prev_hash=entry.prev_hash, fields=_hashed_fields(entry)) != entry.hash:
             return ChainReport(checked, entry.pk, "its content does not match its hash (edited)")

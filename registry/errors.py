@@ -42,8 +42,10 @@ class Conflict(ServiceError):
 def invalid_from_django(error: DjangoValidationError) -> InvalidInput:
     """Turn a model `full_clean()` error into the service error shape."""
     if hasattr(error, "error_dict"):
-        fields = {name: [str(m) for e in errors for m in e.messages] for name, errors in
-                  error.error_dict.items()}
+        fields = {
+            name: [str(m) for e in errors for m in e.messages]
+            for name, errors in error.error_dict.items()
+        }
         first_field, first_messages = next(iter(fields.items()))
         return InvalidInput(f"{first_field}: {first_messages[0]}", fields=fields)
     return InvalidInput("; ".join(error.messages))

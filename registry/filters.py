@@ -5,7 +5,9 @@ from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredMod
 
 
 def _licence_contains(queryset, name, value):
-    return queryset.filter(Q(licence_declared__icontains=value) | Q(licence_concluded__icontains=value))
+    return queryset.filter(
+        Q(licence_declared__icontains=value) | Q(licence_concluded__icontains=value)
+    )
 
 
 class ModelFilter(django_filters.FilterSet):
@@ -23,12 +25,32 @@ class VersionFilter(django_filters.FilterSet):
     kind = django_filters.CharFilter(field_name="model__kind")
     team = django_filters.CharFilter(field_name="model__team__slug")
     licence = django_filters.CharFilter(method=_licence_contains)
-    registered_after = django_filters.IsoDateTimeFilter(field_name="registered_at", lookup_expr="gte")
+    registered_after = django_filters.IsoDateTimeFilter(
+        field_name="registered_at", lookup_expr="gte"
+    )
 
     class Meta:
         model = ModelVersion
-        fields = ["model", "model_id", "version", "kind", "stage", "risk_tier", "team", "licence",
-                  "hub_repo_id", "artefact_digest"]
+        fields = [
+            "model",
+            "model_id",
+            "version",
+            "kind",
+            "stage",
+            "risk_tier",
+            "team",
+            "licence",
+            "hub_repo_id",
+            "artefact_digest",
+        ]
+
+
+def register_version_filter(name: str, filter_: django_filters.Filter) -> None:
+    """Extension hook: another app adds a query parameter to `/api/v1/versions/` from its
+    `AppConfig.ready()` (e.g. lineage's `descends_from`), so registry never imports it."""
+    if name in VersionFilter.declared_filters or name in VersionFilter._meta.fields:
+        raise ValueError(f"{name!r} is a built-in version filter")
+    VersionFilter.base_filters[name] = filter_
 
 
 class DatasetFilter(django_filters.FilterSet):

@@ -19,6 +19,7 @@ class GateContext:
     use: str = "commercial"
     distribution: str = "hosted"
     actor: Any = None
+    approvals_required: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,3 +62,22 @@ def register_check(name: str) -> Callable[[GateCheck], GateCheck]:
 
 def registered_checks() -> dict[str, GateCheck]:
     return dict(_CHECKS)
+
+
+# Separation of duties: apps name the users who made a version (e.g. lineage: the training
+# run's owner), so that none of them can approve it.
+_INVOLVEMENT: list[Callable[[Any], set[int]]] = []
+
+
+def register_involvement(provider: Callable[[Any], set[int]]) -> Callable[[Any], set[int]]:
+    if provider not in _INVOLVEMENT:
+        _INVOLVEMENT.append(provider)
+    return provider
+
+
+def involved_user_ids(version) -> set[int]:
+    """Everyone who registered or produced `version`; they may not approve it."""
+    users = {version.registered_by_id}
+    for provider in _INVOLVEMENT:
+        users |= provider(version)
+    return users

@@ -1,5 +1,8 @@
 """The catalogue: teams, models, versions, datasets, and the append-only audit log."""
 
+import uuid
+from pathlib import Path
+
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -28,7 +31,9 @@ label_validator = RegexValidator(
 COMPLIANCE_GROUP = "compliance"
 
 
-def choices_check(field: str, choices: type[models.TextChoices], name: str) -> models.CheckConstraint:
+def choices_check(
+    field: str, choices: type[models.TextChoices], name: str
+) -> models.CheckConstraint:
     return models.CheckConstraint(condition=Q(**{f"{field}__in": choices.values}), name=name)
 
 
@@ -63,7 +68,9 @@ class RegisteredModel(models.Model):
     name = models.CharField(max_length=193, unique=True, validators=[name_validator])
     kind = models.CharField(max_length=16, choices=ModelKind.choices)
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="models")
-    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.TEAM)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.TEAM
+    )
     task = models.CharField(max_length=64, blank=True)
     description = models.TextField(blank=True)
     allow_multiple_production = models.BooleanField(default=False)
@@ -128,6 +135,8 @@ class ModelVersion(models.Model):
     hub_card = models.JSONField(default=dict, blank=True)
 
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.DEVELOPMENT)
+    # Copied from the model at promotion: the one-production-version rule as a DB constraint.
+    production_exclusive = models.BooleanField(default=True, editable=False)
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -151,6 +160,12 @@ class ModelVersion(models.Model):
                 condition=Q(hub_revision="") | ~Q(hub_repo_id=""),
                 name="version_hub_revision_needs_repo",
             ),
+            # An upstream revision is imported once; re-importing it returns the same version.
+            models.UniqueConstraint(
+                fields=["hub_repo_id", "hub_revision"],
+                condition=~Q(hub_revision=""),
+                name="version_hub_revision_unique",
+            ),
             models.CheckConstraint(
                 condition=Q(artefact_size__isnull=True) | Q(artefact_size__gte=0),
                 name="version_size_not_negative",
@@ -161,6 +176,12 @@ class ModelVersion(models.Model):
             ),
             choices_check("risk_tier", RiskTier, "version_risk_tier_valid"),
             choices_check("stage", Stage, "version_stage_valid"),
+            models.UniqueConstraint(
+                fields=["model"],
+                condition=Q(stage="production", production_exclusive=True),
+                name="one_production_version_per_model",
+                violation_error_message="This model already has a version in production.",
+            ),
         ]
         indexes = [models.Index(fields=["stage"]), models.Index(fields=["risk_tier"])]
 
@@ -168,10 +189,51 @@ class ModelVersion(models.Model):
         return f"{self.model.name}@{self.version}"
 
 
+
+class ArtefactUpload(models.Model):
+    """Files streamed to the artefact store, inspected, and waiting to become one version."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Relative to ARTEFACT_STORE, so the store can move without rewriting rows.
+    store_path = models.CharField(max_length=255, unique=True)
+    manifest = models.JSONField(default=dict)
+    digest = models.CharField(max_length=64, validators=[sha256_validator])
+    size = models.BigIntegerField(validators=[MinValueValidator(0)])
+    consumed_by = models.OneToOneField(
+        ModelVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="artefact_upload",
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "artefact upload"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(digest__regex=SHA256_PATTERN), name="upload_digest_sha256"
+            ),
+            models.CheckConstraint(condition=Q(size__gte=0), name="upload_size_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"upload {self.pk}"
+
+    @property
+    def path(self) -> Path:
+        return Path(settings.ARTEFACT_STORE) / self.store_path
+
 class Dataset(models.Model):
     name = models.CharField(max_length=193, unique=True, validators=[name_validator])
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="datasets")
-    visibility = models.CharField(max_length=16, choices=Visibility.choices, default=Visibility.TEAM)
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, default=Visibility.TEAM
+    )
     description = models.TextField(blank=True)
     source = models.CharField(max_length=1024, blank=True)
     hub_id = models.CharField(max_length=193, blank=True)
@@ -253,8 +315,181 @@ class AuditEntry(models.Model):
         verbose_name_plural = "audit log"
         indexes = [models.Index(fields=["object_type", "object_id"])]
         constraints = [
-            models.CheckConstraint(condition=Q(hash__regex=SHA256_PATTERN), name="audit_hash_sha256"),
+            models.CheckConstraint(
+                condition=Q(hash__regex=SHA256_PATTERN), name="audit_hash_sha256"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.action} {self.object_repr}"
+
+
+class StagePolicy(models.Model):
+    """Which gate checks and how many approvals a version of a risk tier needs to enter a stage.
+
+    Edited by compliance staff in the admin; every change is audited and bumps `revision`, which
+    each gate decision records.
+    """
+
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    risk_tier = models.CharField(max_length=16, choices=RiskTier.choices)
+    allowed = models.BooleanField(
+        default=True, help_text="False: no version of this risk tier may ever enter this stage."
+    )
+    required_checks = models.JSONField(default=list, blank=True)
+    approvals_required = models.PositiveSmallIntegerField(default=0)
+    revision = models.PositiveIntegerField(default=1)
+    updated_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["stage", "risk_tier"]
+        verbose_name_plural = "stage policies"
+        constraints = [
+            models.UniqueConstraint(fields=["stage", "risk_tier"], name="stage_policy_unique"),
+            choices_check("stage", Stage, "stage_policy_stage_valid"),
+            choices_check("risk_tier", RiskTier, "stage_policy_risk_tier_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.stage} / {self.risk_tier}"
+
+
+class GateDecision(models.Model):
+    """The outcome of one promotion attempt, with every check's result and the evidence used."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="decisions")
+    from_stage = models.CharField(max_length=16, choices=Stage.choices)
+    to_stage = models.CharField(max_length=16, choices=Stage.choices)
+    use = models.CharField(max_length=16)
+    distribution = models.CharField(max_length=16)
+    passed = models.BooleanField()
+    results = models.JSONField(default=list)
+    artefact_digest = models.CharField(max_length=64, validators=[sha256_validator])
+    policy = models.JSONField(default=dict)
+    justification = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    decided_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+        constraints = [
+            choices_check("to_stage", Stage, "gate_decision_stage_valid"),
+            models.CheckConstraint(
+                condition=Q(artefact_digest__regex=SHA256_PATTERN), name="gate_decision_digest"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        outcome = "passed" if self.passed else "refused"
+        return f"{self.version} → {self.to_stage}: {outcome}"
+
+
+class ApprovalDecision(models.TextChoices):
+    APPROVE = "approve"
+    REJECT = "reject"
+
+
+class Approval(models.Model):
+    """A compliance officer's sign-off (or rejection) of exact weights for a stage; it expires."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="approvals")
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    decision = models.CharField(max_length=8, choices=ApprovalDecision.choices)
+    artefact_digest = models.CharField(max_length=64, validators=[sha256_validator])
+    comment = models.TextField(blank=True)
+    approver = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            choices_check("stage", Stage, "approval_stage_valid"),
+            choices_check("decision", ApprovalDecision, "approval_decision_valid"),
+            models.CheckConstraint(
+                condition=Q(artefact_digest__regex=SHA256_PATTERN), name="approval_digest"
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("created_at")), name="approval_expires_later"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.version} for {self.stage} by {self.approver}"
+
+
+class CheckWaiver(models.Model):
+    """Compliance waives one failing gate check for exact weights, with a reason, until expiry."""
+
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="waivers")
+    check_name = models.CharField(max_length=64)
+    artefact_digest = models.CharField(max_length=64, validators=[sha256_validator])
+    reason = models.TextField()
+    granted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "gate check waiver"
+        constraints = [
+            models.CheckConstraint(condition=~Q(reason=""), name="waiver_reason_not_empty"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("created_at")), name="waiver_expires_later"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"waiver of {self.check_name} on {self.version}"
+
+
+class WebhookEndpoint(models.Model):
+    """An outgoing webhook: governance events are POSTed here, signed with HMAC-SHA256."""
+
+    name = models.CharField(max_length=128, unique=True)
+    url = models.URLField(max_length=1024)
+    secret = models.CharField(max_length=128)
+    events = models.JSONField(default=list, blank=True, help_text="Event kinds; empty = all.")
+    active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class EventDelivery(models.Model):
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    event = models.CharField(max_length=64)
+    payload = models.JSONField()
+    status = models.CharField(
+        max_length=16, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "event deliveries"
+        constraints = [choices_check("status", DeliveryStatus, "delivery_status_valid")]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.endpoint}"

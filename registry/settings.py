@@ -13,7 +13,7 @@ DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR", str(BASE_DIR / "var"))).expanduser(
 MODE = env_choice("PEDIGREE_MODE", "development", ("development", "production"))
 PRODUCTION = MODE == "production"
 
-_DEV_SECRET_KEY = "pedigree-development-only-key-never-use-in-production-0123456789abcdef"
+_DEV_SECRET_KEY = "pedigree-development-only-key-never-use-in-production-0123456789abcdef"  # noqa: S105
 SECRET_KEY = env_str("SECRET_KEY", None if PRODUCTION else _DEV_SECRET_KEY)
 if SECRET_KEY is None:
     raise ImproperlyConfigured("SECRET_KEY must be set when PEDIGREE_MODE=production.")
@@ -119,6 +119,11 @@ ARTEFACT_ROOTS = env_dirs("PEDIGREE_ARTEFACT_ROOTS", [DATA_DIR / "artefacts"])
 ARTEFACT_STORE = ARTEFACT_ROOTS[0]
 HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 
+# Governance: approvals must be renewed (recertification); waivers are short-lived.
+PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
+PEDIGREE_WAIVER_MAX_DAYS = env_int("PEDIGREE_WAIVER_MAX_DAYS", 90, minimum=1)
+PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.TokenAuthentication",
@@ -146,6 +151,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "StageEnum": "registry.models.Stage",
+        "RiskTierEnum": "registry.models.RiskTier",
+    },
 }
 
 # Celery: with no broker, tasks run in-process (the embedded default).
@@ -157,6 +166,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
+CELERY_TASK_ROUTES = {"registry.tasks.deliver_event": {"queue": "events"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,4 +1,4 @@
-"""Shared fixtures: users in teams, API clients authenticated by real tokens, catalogue factories."""
+"""Shared fixtures: users in teams, API clients with real tokens, catalogue factories."""
 
 import itertools
 import os

@@ -1,6 +1,6 @@
 """One JSON error shape for every API failure:
 
-    {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
+{"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 """
 
 from django.core.exceptions import PermissionDenied

@@ -3,7 +3,20 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
-from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel, Team
+from registry.gates import DISTRIBUTIONS, USES
+from registry.models import (
+    Approval,
+    ApprovalDecision,
+    CheckWaiver,
+    Dataset,
+    DatasetVersion,
+    GateDecision,
+    ModelVersion,
+    RegisteredModel,
+    Stage,
+    StagePolicy,
+    Team,
+)
 from registry.selectors import (
     datasets_visible_to,
     models_visible_to,
@@ -13,7 +26,7 @@ from registry.selectors import (
 User = get_user_model()
 
 
-class StrictSerializer(serializers.ModelSerializer):
+class StrictFieldsMixin:
     """Refuses fields it does not know, instead of silently ignoring a typo."""
 
     def to_internal_value(self, data):
@@ -21,11 +34,13 @@ class StrictSerializer(serializers.ModelSerializer):
             known = {name for name, field in self.fields.items() if not field.read_only}
             unknown = sorted(set(data) - known)
             if unknown:
-                raise serializers.ValidationError(
-                    {name: [f"Unknown or read-only field. Writable fields: {', '.join(sorted(known))}."]
-                     for name in unknown}
-                )
+                hint = f"Unknown or read-only field. Writable fields: {', '.join(sorted(known))}."
+                raise serializers.ValidationError({name: [hint] for name in unknown})
         return super().to_internal_value(data)
+
+
+class StrictSerializer(StrictFieldsMixin, serializers.ModelSerializer):
+    pass
 
 
 class VisibleSlugField(serializers.SlugRelatedField):
@@ -219,3 +234,107 @@ class DatasetVersionUpdateSerializer(DatasetVersionSerializer):
             "registered_by",
             "registered_at",
         ]
+
+
+class GateQuerySerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=Stage.values)
+    use = serializers.ChoiceField(choices=USES, default="commercial")
+    distribution = serializers.ChoiceField(choices=DISTRIBUTIONS, default="hosted")
+
+
+class PromoteSerializer(GateQuerySerializer):
+    justification = serializers.CharField(max_length=4000, allow_blank=True, default="")
+    replace_production = serializers.BooleanField(default=False)
+
+
+class GateDecisionSerializer(serializers.ModelSerializer):
+    actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    version = serializers.StringRelatedField()
+
+    class Meta:
+        model = GateDecision
+        fields = [
+            "id",
+            "version",
+            "from_stage",
+            "to_stage",
+            "use",
+            "distribution",
+            "passed",
+            "results",
+            "artefact_digest",
+            "policy",
+            "justification",
+            "actor",
+            "decided_at",
+        ]
+        read_only_fields = fields
+
+
+class ApprovalInputSerializer(serializers.Serializer):
+    stage = serializers.ChoiceField(choices=["staging", "production"])
+    decision = serializers.ChoiceField(choices=ApprovalDecision.values, default="approve")
+    comment = serializers.CharField(max_length=4000, allow_blank=True, default="")
+    valid_days = serializers.IntegerField(required=False, min_value=1)
+
+
+class ApprovalSerializer(serializers.ModelSerializer):
+    approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Approval
+        fields = [
+            "id",
+            "stage",
+            "decision",
+            "artefact_digest",
+            "comment",
+            "approver",
+            "created_at",
+            "expires_at",
+        ]
+        read_only_fields = fields
+
+
+class WaiverInputSerializer(serializers.Serializer):
+    check = serializers.CharField(max_length=64)
+    reason = serializers.CharField(max_length=4000)
+    expires_at = serializers.DateTimeField()
+
+
+class WaiverSerializer(serializers.ModelSerializer):
+    granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    check = serializers.CharField(source="check_name")
+
+    class Meta:
+        model = CheckWaiver
+        fields = [
+            "id",
+            "check",
+            "artefact_digest",
+            "reason",
+            "granted_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+
+class StagePolicySerializer(serializers.ModelSerializer):
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = StagePolicy
+        fields = [
+            "id",
+            "stage",
+            "risk_tier",
+            "allowed",
+            "required_checks",
+            "approvals_required",
+            "revision",
+            "updated_by",
+            "updated_at",
+        ]
+        read_only_fields = fields

@@ -8,6 +8,7 @@ router.register("teams", views.TeamViewSet, basename="team")
 router.register("models", views.ModelViewSet, basename="model")
 router.register("versions", views.VersionViewSet, basename="version")
 router.register("datasets", views.DatasetViewSet, basename="dataset")
+router.register("stage-policies", views.StagePolicyViewSet, basename="stage-policy")
 router.register("dataset-versions", views.DatasetVersionViewSet, basename="dataset-version")
 
 urlpatterns = [path("me/", views.me, name="me"), *router.urls]

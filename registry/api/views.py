@@ -1,15 +1,17 @@
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
-from rest_framework.decorators import api_view, permission_classes
+from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 
 from registry import services
 from registry.api import serializers
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
+from registry.models import Approval, CheckWaiver, GateDecision, ModelVersion, StagePolicy
 from registry.selectors import (
     dataset_versions_visible_to,
     datasets_visible_to,
+    gate_evaluate,
     is_compliance,
     models_visible_to,
     teams_visible_to,
@@ -44,7 +46,9 @@ class CatalogueViewSet(
         serializer.instance = self.create_object(dict(serializer.validated_data))
 
     def perform_update(self, serializer):
-        serializer.instance = self.update_object(serializer.instance, dict(serializer.validated_data))
+        serializer.instance = self.update_object(
+            serializer.instance, dict(serializer.validated_data)
+        )
 
 
 class TeamViewSet(CatalogueViewSet):
@@ -89,6 +93,106 @@ class VersionViewSet(CatalogueViewSet):
 
     def update_object(self, instance, changes):
         return services.version_update(actor=self.request.user, version=instance, changes=changes)
+
+    def _version(self) -> ModelVersion:
+        return self.get_object()
+
+    @extend_schema(parameters=[serializers.GateQuerySerializer], responses={200: dict})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def gate(self, request, pk=None):
+        """May this version enter `stage`? Every check with its reasons; changes nothing."""
+        query = serializers.GateQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        evaluation = gate_evaluate(
+            version=self._version(), actor=request.user, **query.validated_data
+        )
+        return Response(evaluation.to_dict())
+
+    @extend_schema(
+        request=serializers.PromoteSerializer, responses={200: serializers.GateDecisionSerializer}
+    )
+    @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
+    def promote(self, request, pk=None):
+        """Run the gate with the version locked and move it if every required check passes.
+
+        A refusal answers 409 with the recorded decision and every failing reason.
+        """
+        data = serializers.PromoteSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        decision = services.version_promote(
+            actor=request.user, version=self._version(), **data.validated_data
+        )
+        body = serializers.GateDecisionSerializer(decision).data
+        if decision.passed:
+            return Response(body)
+        failing = [
+            r for r in decision.results if r["required"] and not r["passed"] and not r["waiver"]
+        ]
+        message = "Promotion refused: " + "; ".join(
+            f"{r['check']}: {' / '.join(r['reasons']) or 'failed'}" for r in failing
+        )
+        return Response(
+            {"error": {"status": 409, "code": "gate_failed", "message": message, "decision": body}},
+            status=409,
+        )
+
+    @extend_schema(responses={200: serializers.GateDecisionSerializer(many=True)})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def decisions(self, request, pk=None):
+        decisions = GateDecision.objects.filter(version=self._version()).select_related(
+            "actor", "version", "version__model"
+        )[:100]
+        return Response(serializers.GateDecisionSerializer(decisions, many=True).data)
+
+    @extend_schema(
+        request=serializers.ApprovalInputSerializer,
+        responses={
+            200: serializers.ApprovalSerializer(many=True),
+            201: serializers.ApprovalSerializer,
+        },
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
+    def approvals(self, request, pk=None):
+        version = self._version()
+        if request.method == "GET":
+            approvals = Approval.objects.filter(version=version).select_related("approver")
+            return Response(serializers.ApprovalSerializer(approvals, many=True).data)
+        data = serializers.ApprovalInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        approval = services.approval_record(
+            actor=request.user, version=version, **data.validated_data
+        )
+        return Response(serializers.ApprovalSerializer(approval).data, status=201)
+
+    @extend_schema(
+        request=serializers.WaiverInputSerializer,
+        responses={200: serializers.WaiverSerializer(many=True), 201: serializers.WaiverSerializer},
+    )
+    @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
+    def waivers(self, request, pk=None):
+        version = self._version()
+        if request.method == "GET":
+            waivers = CheckWaiver.objects.filter(version=version).select_related("granted_by")
+            return Response(serializers.WaiverSerializer(waivers, many=True).data)
+        data = serializers.WaiverInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        waiver = services.check_waiver_grant(
+            actor=request.user,
+            version=version,
+            check_name=data.validated_data["check"],
+            reason=data.validated_data["reason"],
+            expires_at=data.validated_data["expires_at"],
+        )
+        return Response(serializers.WaiverSerializer(waiver).data, status=201)
+
+
+class StagePolicyViewSet(viewsets.ReadOnlyModelViewSet):
+    """The stage policies (edited by compliance staff in the admin)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = serializers.StagePolicySerializer
+    queryset = StagePolicy.objects.select_related("updated_by")
+    pagination_class = None
 
 
 class DatasetViewSet(CatalogueViewSet):

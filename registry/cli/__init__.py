@@ -7,11 +7,11 @@ import argparse
 import json
 import sys
 
-from registry.cli import catalogue
+from registry.cli import catalogue, gate
 from registry.cli.client import ApiClient, CliError
 
 # Each command module adds its sub-commands to the parser.
-COMMAND_MODULES = [catalogue]
+COMMAND_MODULES = [catalogue, gate]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,7 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pedigree",
         description="Pedigree model registry client. Set PEDIGREE_URL and PEDIGREE_TOKEN.",
     )
-    parser.add_argument("--url", help="server URL (default: $PEDIGREE_URL or http://127.0.0.1:8000)")
+    parser.add_argument(
+        "--url", help="server URL (default: $PEDIGREE_URL or http://127.0.0.1:8000)"
+    )
     parser.add_argument("--token", help="API token (default: $PEDIGREE_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:

@@ -6,12 +6,19 @@ from registry.cli.client import ApiClient
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
-    widths = [max([len(title)] + [len(str(row.get(key) or "")) for row in rows])
-              for key, title in columns]
-    lines = ["  ".join(title.ljust(width) for (_, title), width in zip(columns, widths, strict=True))]
+    widths = [
+        max([len(title)] + [len(str(row.get(key) or "")) for row in rows]) for key, title in columns
+    ]
+    lines = [
+        "  ".join(title.ljust(width) for (_, title), width in zip(columns, widths, strict=True))
+    ]
     for row in rows:
-        lines.append("  ".join(str(row.get(key) or "").ljust(width)
-                               for (key, _), width in zip(columns, widths, strict=True)))
+        lines.append(
+            "  ".join(
+                str(row.get(key) or "").ljust(width)
+                for (key, _), width in zip(columns, widths, strict=True)
+            )
+        )
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -33,8 +40,18 @@ def models_list(client: ApiClient, args) -> int:
     if not models:
         print("No models you can see.")
         return 0
-    print(_table(models, [("name", "NAME"), ("kind", "KIND"), ("team", "TEAM"),
-                          ("task", "TASK"), ("visibility", "VISIBILITY")]))
+    print(
+        _table(
+            models,
+            [
+                ("name", "NAME"),
+                ("kind", "KIND"),
+                ("team", "TEAM"),
+                ("task", "TASK"),
+                ("visibility", "VISIBILITY"),
+            ],
+        )
+    )
     return 0
 
 
@@ -72,8 +89,17 @@ def versions_list(client: ApiClient, args) -> int:
     if args.json:
         print(json.dumps(versions, indent=2))
         return 0
-    print(_table(versions, [("ref", "VERSION"), ("stage", "STAGE"), ("risk_tier", "RISK"),
-                            ("licence_declared", "LICENCE")]))
+    print(
+        _table(
+            versions,
+            [
+                ("ref", "VERSION"),
+                ("stage", "STAGE"),
+                ("risk_tier", "RISK"),
+                ("licence_declared", "LICENCE"),
+            ],
+        )
+    )
     return 0
 
 

@@ -1,4 +1,4 @@
-"""A small REST client for the `pedigree` command: token from PEDIGREE_TOKEN, URL from PEDIGREE_URL."""
+"""The REST client behind `pedigree`: token from PEDIGREE_TOKEN, URL from PEDIGREE_URL."""
 
 import os
 from typing import Any
@@ -34,7 +34,8 @@ class ApiClient:
     def url(self, path: str) -> str:
         return f"{self.base_url}/api/v1/{path.lstrip('/')}"
 
-    def request(self, method: str, path: str, **kwargs) -> Any:
+    def request(self, method: str, path: str, *, allow: tuple[int, ...] = (), **kwargs) -> Any:
+        """JSON body of the answer; an error status raises CliError unless listed in `allow`."""
         kwargs.setdefault("timeout", self.timeout)
         try:
             response = self.session.request(method, self.url(path), **kwargs)
@@ -44,8 +45,10 @@ class ApiClient:
                 "(make demo), and is PEDIGREE_URL right?"
             ) from None
         except requests.Timeout:
-            raise CliError(f"Pedigree at {self.base_url} did not answer in {self.timeout}s.") from None
-        if response.status_code >= 400:
+            raise CliError(
+                f"Pedigree at {self.base_url} did not answer in {self.timeout}s."
+            ) from None
+        if response.status_code >= 400 and response.status_code not in allow:
             raise CliError(_error_message(response), exit_code=2)
         if response.status_code == 204 or not response.content:
             return None
@@ -90,6 +93,9 @@ def _error_message(response: requests.Response) -> str:
         return f"HTTP {response.status_code} from {response.url}"
     message = f"{error.get('message', 'request failed')} (HTTP {response.status_code})"
     fields = error.get("fields") or {}
-    extra = [f"  {name}: {' '.join(msgs)}" for name, msgs in fields.items()
-             if f"{name}: {msgs[0]}" not in message]
+    extra = [
+        f"  {name}: {' '.join(msgs)}"
+        for name, msgs in fields.items()
+        if f"{name}: {msgs[0]}" not in message
+    ]
     return "\n".join([message, *extra])

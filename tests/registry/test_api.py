@@ -30,7 +30,7 @@ def catalogue(make_version, make_dataset_version, make_model, outsider, other_te
     return {"ours": ours, "theirs": theirs, "our_data": our_data, "their_data": their_data}
 
 
-@pytest.mark.parametrize("endpoint", LIST_ENDPOINTS + ["me"])
+@pytest.mark.parametrize("endpoint", [*LIST_ENDPOINTS, "me"])
 def test_anonymous_is_refused_with_401(api_for, endpoint, catalogue):
     response = api_for(None).get(f"/api/v1/{endpoint}/")
     assert response.status_code == 401
@@ -104,7 +104,12 @@ def test_engineer_creates_model_and_version_in_own_team(api_for, engineer, team)
     api = api_for(engineer)
     response = api.post(
         "/api/v1/models/",
-        {"name": "acme/support-intent", "kind": "derived", "team": "acme", "task": "text-classification"},
+        {
+            "name": "acme/support-intent",
+            "kind": "derived",
+            "team": "acme",
+            "task": "text-classification",
+        },
         format="json",
     )
     assert response.status_code == 201, response.json()
@@ -156,7 +161,9 @@ def test_only_compliance_sets_concluded_licence(api_for, engineer, compliance_us
     assert error_of(refused)["fields"] == {
         "licence_concluded": ["Only compliance staff can set the concluded licence."]
     }
-    accepted = api_for(compliance_user).patch(url, {"licence_concluded": "Apache-2.0"}, format="json")
+    accepted = api_for(compliance_user).patch(
+        url, {"licence_concluded": "Apache-2.0"}, format="json"
+    )
     assert accepted.status_code == 200
     assert accepted.json()["licence_concluded"] == "Apache-2.0"
     entry = AuditEntry.objects.filter(action="version.update").get()
@@ -204,7 +211,10 @@ def test_bad_version_updates_are_400_and_change_nothing(
         ({"name": "acme/x", "kind": "sideways", "team": "acme"}, "kind"),
         ({"name": "acme/x y", "kind": "derived", "team": "acme"}, "name"),
         ({"name": "a" * 300, "kind": "derived", "team": "acme"}, "name"),
-        ({"name": "acme/x", "kind": "derived", "team": "acme", "visibility": "public"}, "visibility"),
+        (
+            {"name": "acme/x", "kind": "derived", "team": "acme", "visibility": "public"},
+            "visibility",
+        ),
     ],
 )
 def test_bad_model_creation_is_400(api_for, engineer, payload, field):
@@ -267,8 +277,14 @@ def test_malformed_json_is_400(api_for, engineer):
 
 def test_dataset_version_roundtrip(api_for, engineer, team):
     api = api_for(engineer)
-    assert api.post("/api/v1/datasets/", {"name": "acme/tickets", "team": "acme",
-                                          "source": "generated"}, format="json").status_code == 201
+    assert (
+        api.post(
+            "/api/v1/datasets/",
+            {"name": "acme/tickets", "team": "acme", "source": "generated"},
+            format="json",
+        ).status_code
+        == 201
+    )
     response = api.post(
         "/api/v1/dataset-versions/",
         {
@@ -331,8 +347,15 @@ def test_pagination(api_for, engineer, make_model):
 @pytest.mark.parametrize("endpoint", LIST_ENDPOINTS)
 @pytest.mark.parametrize("role", ["engineer", "compliance_user"])
 def test_list_query_count_is_constant(
-    api_for, request, role, endpoint, make_version, make_model, make_dataset_version,
-    django_assert_max_num_queries, team,
+    api_for,
+    request,
+    role,
+    endpoint,
+    make_version,
+    make_model,
+    make_dataset_version,
+    django_assert_max_num_queries,
+    team,
 ):
     user = request.getfixturevalue(role)
     api = api_for(user)
@@ -355,7 +378,9 @@ def test_list_query_count_is_constant(
 
 def test_me(api_for, engineer, compliance_user):
     assert api_for(engineer).get("/api/v1/me/").json() == {
-        "username": "alice", "teams": ["acme"], "compliance": False,
+        "username": "alice",
+        "teams": ["acme"],
+        "compliance": False,
     }
     assert api_for(compliance_user).get("/api/v1/me/").json()["compliance"] is True
 
@@ -373,8 +398,12 @@ def test_openapi_schema_and_docs_are_served_locally(client):
 
 
 def test_team_creation_is_for_compliance(api_for, engineer, compliance_user):
-    assert api_for(engineer).post("/api/v1/teams/", {"slug": "new", "name": "New"},
-                                  format="json").status_code == 403
+    assert (
+        api_for(engineer)
+        .post("/api/v1/teams/", {"slug": "new", "name": "New"}, format="json")
+        .status_code
+        == 403
+    )
     response = api_for(compliance_user).post(
         "/api/v1/teams/", {"slug": "new", "name": "New"}, format="json"
     )

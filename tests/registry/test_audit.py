@@ -1,5 +1,7 @@
 """The audit log: every write appends a chained entry; edits are detected by audit_verify."""
 
+import itertools
+
 import pytest
 from django.core.management import CommandError, call_command
 
@@ -13,10 +15,13 @@ def test_every_service_write_is_audited_in_a_chain(make_version, make_dataset_ve
     make_dataset_version()
     entries = list(AuditEntry.objects.order_by("id"))
     assert [e.action for e in entries] == [
-        "model.create", "version.create", "dataset.create", "dataset_version.create"
+        "model.create",
+        "version.create",
+        "dataset.create",
+        "dataset_version.create",
     ]
     assert entries[0].prev_hash == "0" * 64
-    for previous, entry in zip(entries, entries[1:], strict=False):
+    for previous, entry in itertools.pairwise(entries):
         assert entry.prev_hash == previous.hash
     assert entries[1].actor_name == "alice"
     assert entries[1].after["version"]
@@ -46,7 +51,8 @@ def test_failed_write_leaves_no_audit_entry(api_for, engineer, make_model):
     make_model("acme/m")
     count = AuditEntry.objects.count()
     response = api_for(engineer).post(
-        "/api/v1/versions/", {"model": "acme/m", "version": "v1", "artefact_digest": "bad"},
+        "/api/v1/versions/",
+        {"model": "acme/m", "version": "v1", "artefact_digest": "bad"},
         format="json",
     )
     assert response.status_code == 400

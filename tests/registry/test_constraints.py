@@ -22,8 +22,13 @@ def model(engineer, team):
 
 
 def version(model, engineer, **overrides):
-    fields = {"model": model, "version": "v1", "artefact_digest": digest(1),
-              "registered_by": engineer, **overrides}
+    fields = {
+        "model": model,
+        "version": "v1",
+        "artefact_digest": digest(1),
+        "registered_by": engineer,
+        **overrides,
+    }
     return lambda: ModelVersion.objects.create(**fields)
 
 
@@ -33,14 +38,26 @@ def test_team_slug_unique_and_not_empty(team):
 
 
 def test_model_name_unique_and_enums(model, engineer, team):
-    refused(lambda: RegisteredModel.objects.create(
-        name="acme/m", kind="derived", team=team, created_by=engineer))
-    refused(lambda: RegisteredModel.objects.create(
-        name="acme/k", kind="sideways", team=team, created_by=engineer))
-    refused(lambda: RegisteredModel.objects.create(
-        name="acme/v", kind="derived", visibility="public", team=team, created_by=engineer))
-    refused(lambda: RegisteredModel.objects.create(
-        name="", kind="derived", team=team, created_by=engineer))
+    refused(
+        lambda: RegisteredModel.objects.create(
+            name="acme/m", kind="derived", team=team, created_by=engineer
+        )
+    )
+    refused(
+        lambda: RegisteredModel.objects.create(
+            name="acme/k", kind="sideways", team=team, created_by=engineer
+        )
+    )
+    refused(
+        lambda: RegisteredModel.objects.create(
+            name="acme/v", kind="derived", visibility="public", team=team, created_by=engineer
+        )
+    )
+    refused(
+        lambda: RegisteredModel.objects.create(
+            name="", kind="derived", team=team, created_by=engineer
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -71,8 +88,14 @@ def test_dataset_version_constraints(engineer, team):
     dataset = Dataset.objects.create(name="acme/d", team=team, created_by=engineer)
 
     def make(**overrides):
-        fields = {"dataset": dataset, "version": "v1", "sha256": digest(1), "size_bytes": 1,
-                  "registered_by": engineer, **overrides}
+        fields = {
+            "dataset": dataset,
+            "version": "v1",
+            "sha256": digest(1),
+            "size_bytes": 1,
+            "registered_by": engineer,
+            **overrides,
+        }
         return lambda: DatasetVersion.objects.create(**fields)
 
     refused(make(sha256=""))

@@ -20,13 +20,23 @@ def manage(*args, **env) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in PRODUCTION and k != "DATABASE_URL"}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
-        cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
 def test_production_check_deploy_is_clean(tmp_path):
-    result = manage("check", "--deploy", "--fail-level", "WARNING",
-                    PEDIGREE_DATA_DIR=str(tmp_path), **PRODUCTION)
+    result = manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        PEDIGREE_DATA_DIR=str(tmp_path),
+        **PRODUCTION,
+    )
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 

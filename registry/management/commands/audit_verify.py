@@ -13,4 +13,6 @@ class Command(BaseCommand):
                 f"Audit chain broken at entry #{report.first_broken_id}: {report.problem}. "
                 f"{report.checked} entries before it verified."
             )
-        self.stdout.write(self.style.SUCCESS(f"Audit chain intact: {report.checked} entries verified."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Audit chain intact: {report.checked} entries verified.")
+        )

@@ -16,5 +16,7 @@ class Command(BaseCommand):
             self.stdout.write(f"    {account.username:<6} {account.role:<26} token {account.token}")
         engineer = next(a for a in accounts if a.username == "alice")
         self.stdout.write("  Try the client:")
-        self.stdout.write(f"    export PEDIGREE_URL=http://127.0.0.1:8000 PEDIGREE_TOKEN={engineer.token}")
+        self.stdout.write(
+            f"    export PEDIGREE_URL=http://127.0.0.1:8000 PEDIGREE_TOKEN={engineer.token}"
+        )
         self.stdout.write("    .venv/bin/pedigree models list")

@@ -1,0 +1,63 @@
+"""The catalogue's own gate checks: metadata completeness and approvals."""
+
+from registry.gates import CheckResult, GateContext, involved_user_ids, register_check
+from registry.selectors import valid_approvals
+
+
+@register_check("metadata")
+def metadata_complete(context: GateContext) -> CheckResult:
+    version = context.version
+    missing = [
+        label
+        for label, value in [
+            ("intended use", version.intended_use),
+            ("known limitations", version.known_limitations),
+            ("declared licence", version.licence_declared),
+        ]
+        if not value.strip()
+    ]
+    if context.stage == "production" and not version.licence_concluded.strip():
+        missing.append("licence concluded by compliance")
+    reasons = [
+        f"missing {label}: fill it in on the version (API PATCH or admin)" for label in missing
+    ]
+    return CheckResult("metadata", not missing, reasons, evidence={"risk_tier": version.risk_tier})
+
+
+@register_check("approvals")
+def approvals_given(context: GateContext) -> CheckResult:
+    version = context.version
+    approvals = valid_approvals(version, context.stage)
+    involved = involved_user_ids(version)
+    rejections = [a for a in approvals if a.decision == "reject"]
+    counted = {
+        a.approver_id: a
+        for a in approvals
+        if a.decision == "approve" and a.approver_id not in involved
+    }
+    reasons = [
+        f"rejected by {a.approver.username} on {a.created_at:%Y-%m-%d}: {a.comment or 'no comment'}"
+        for a in rejections
+    ]
+    needed = context.approvals_required
+    if len(counted) < needed:
+        reasons.append(
+            f"{len(counted)} of {needed} required compliance approval(s) for {context.stage} "
+            f"of digest {version.artefact_digest[:12]}…; ask compliance staff to review"
+        )
+    return CheckResult(
+        "approvals",
+        not rejections and len(counted) >= needed,
+        reasons,
+        evidence={
+            "approvals": [
+                {
+                    "id": a.pk,
+                    "approver": a.approver.username,
+                    "expires_at": a.expires_at.isoformat(),
+                }
+                for a in counted.values()
+            ],
+            "required": needed,
+        },
+    )
