@@ -1,0 +1,101 @@
+"""The admin for compliance staff: dashboard, per-version governance page, policy editing."""
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from registry import services
+from registry.models import AuditEntry, StagePolicy
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def officer(make_user):
+    """A compliance officer with the admin permissions the demo grants."""
+    user = make_user("olivia", compliance=True, is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="registry").exclude(
+            codename__startswith="delete_"
+        )
+    )
+    return user
+
+
+@pytest.fixture
+def refused(make_version, engineer, compliance_user):
+    StagePolicy.objects.filter(stage="production", risk_tier="limited").update(
+        required_checks=["metadata", "approvals"], approvals_required=1
+    )
+    version = make_version(risk_tier="limited", intended_use="x", known_limitations="y")
+    services.version_update(
+        actor=compliance_user, version=version, changes={"licence_concluded": "MIT"}
+    )
+    services.version_promote(actor=engineer, version=version, stage="production")
+    return version
+
+
+def test_dashboard_lists_blocked_versions_with_reasons(client, officer, refused):
+    client.force_login(officer)
+    page = client.get("/admin/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "Compliance dashboard" in html
+    assert "Blocked versions (1)" in html
+    assert "Awaiting approval (1)" in html
+    assert str(refused) in html
+    assert "0 of 1 required compliance approval" in html
+
+
+def test_governance_page_approve_then_promote(client, officer, refused):
+    client.force_login(officer)
+    url = f"/admin/registry/modelversion/{refused.pk}/governance/"
+    page = client.get(url, {"stage": "production", "use": "commercial", "distribution": "hosted"})
+    assert page.status_code == 200
+    assert "FAIL: 1 required check(s) fail." in page.content.decode()
+    response = client.post(
+        url,
+        {"action": "approve", "stage": "production", "decision": "approve", "comment": "reviewed"},
+        follow=True,
+    )
+    assert "Approval recorded." in response.content.decode()
+    response = client.post(
+        url,
+        {
+            "action": "promote",
+            "stage": "production",
+            "use": "commercial",
+            "distribution": "hosted",
+            "justification": "go",
+        },
+        follow=True,
+    )
+    assert f"{str(refused)[1:]} promoted to production." in response.content.decode()
+    refused.refresh_from_db()
+    assert refused.stage == "production"
+    dashboard = client.get("/admin/").content.decode()
+    assert "Blocked versions (0)" in dashboard and "In production (1)" in dashboard
+
+
+def test_governance_page_shows_service_errors(client, make_user, refused, team):
+    insider = make_user("ivan", teams=[team], is_staff=True)
+    insider.user_permissions.add(*Permission.objects.filter(codename="view_modelversion"))
+    client.force_login(insider)
+    url = f"/admin/registry/modelversion/{refused.pk}/governance/"
+    response = client.post(
+        url, {"action": "approve", "stage": "production", "decision": "approve"}, follow=True
+    )
+    assert "Only compliance staff can approve" in response.content.decode()
+    assert not refused.approvals.exists()
+
+
+def test_policy_edit_goes_through_the_service(client, officer):
+    client.force_login(officer)
+    policy = StagePolicy.objects.get(stage="production", risk_tier="high")
+    url = f"/admin/registry/stagepolicy/{policy.pk}/change/"
+    response = client.post(
+        url, {"allowed": "on", "required_checks": '["metadata"]', "approvals_required": "3"}
+    )
+    assert response.status_code == 302
+    policy.refresh_from_db()
+    assert policy.approvals_required == 3 and policy.revision == 2
+    assert AuditEntry.objects.filter(action="policy.update", actor=officer).exists()
