@@ -162,13 +162,17 @@ def governance_view(model_admin, request, object_id):
                 messages.error(request, error.message)
         return redirect(request.get_full_path())
     query = GateForm(request.GET or None)
+    last = version.decisions.first()
     params = (
         query.cleaned_data
         if query.is_valid()
         else {
-            "stage": "staging" if version.stage == "development" else "production",
-            "use": "commercial",
-            "distribution": "hosted",
+            # Default to what was last asked for, else the next stage.
+            "stage": last.to_stage
+            if last
+            else ("staging" if version.stage == "development" else "production"),
+            "use": last.use if last else "commercial",
+            "distribution": last.distribution if last else "hosted",
         }
     )
     evaluation = gate_evaluate(version=version, actor=request.user, **params)
