@@ -8,13 +8,16 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.utils.html import format_html, format_html_join
 
 from registry import services
+from registry.artefacts import weight_parameters
 from registry.errors import ServiceError
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import (
     Approval,
     ApprovalDecision,
+    ArtefactUpload,
     AuditEntry,
     CheckWaiver,
     Dataset,
@@ -39,6 +42,32 @@ class TeamAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        try:
+            if change:
+                changes = {
+                    name: form.cleaned_data[name]
+                    for name in form.changed_data
+                    if name in ("name", "description")
+                }
+                services.team_update(actor=request.user, team=obj, changes=changes)
+            else:
+                created = services.team_create(
+                    actor=request.user, slug=obj.slug, name=obj.name, description=obj.description
+                )
+                obj.pk = created.pk
+        except ServiceError as error:
+            raise PermissionDenied(error.message) from error
+
+    def save_related(self, request, form, formsets, change):
+        before = sorted(form.instance.members.values_list("username", flat=True))
+        super().save_related(request, form, formsets, change)
+        after = sorted(form.instance.members.values_list("username", flat=True))
+        if before != after:
+            services.team_members_set_audit(
+                actor=request.user, team=form.instance, before=before, after=after
+            )
 
 
 class VersionInline(admin.TabularInline):
@@ -195,6 +224,46 @@ def governance_view(model_admin, request, object_id):
     return TemplateResponse(request, "admin/registry/modelversion/governance.html", context)
 
 
+def manifest_table(manifest: dict):
+    """An artefact manifest as a small table: each file with its kind, size, SHA-256 and
+    tensor count, under the totals."""
+    if not manifest:
+        return "No files inspected (registered by digest only)."
+    by_dtype = ", ".join(
+        f"{dtype} {count:,}" for dtype, count in manifest["parameters_by_dtype"].items()
+    )
+    adapter = manifest.get("adapter") or {}
+    rows = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td><code>{}</code></td>"
+        "<td style='text-align:right'>{}</td></tr>",
+        (
+            (
+                file["path"],
+                file["kind"],
+                f"{file['size']:,}",
+                file["sha256"],
+                f"{file['safetensors']['total_parameters']:,}" if file["safetensors"] else "",
+            )
+            for file in manifest["files"]
+        ),
+    )
+    return format_html(
+        "<p>{} artefact, digest <code>{}</code>, {} bytes; {} parameters ({}){}</p>"
+        "<table><thead><tr><th>File</th><th>Kind</th><th>Bytes</th><th>SHA-256</th>"
+        "<th>Elements</th></tr></thead><tbody>{}</tbody></table>",
+        manifest["format"],
+        manifest["digest"],
+        f"{manifest['total_size']:,}",
+        f"{weight_parameters(manifest['parameters_by_dtype']):,}",
+        by_dtype or "no tensors",
+        format_html("; adapter on base {}", adapter["base_model_name_or_path"])
+        if adapter.get("base_model_name_or_path")
+        else "",
+        rows,
+    )
+
+
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
     list_display = [
@@ -222,7 +291,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
         "artefact_digest",
         "artefact_size",
         "parameter_count",
-        "artefact_manifest",
+        "manifest_summary",
         "hub_repo_id",
         "hub_revision",
         "hub_card",
@@ -255,13 +324,17 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     "artefact_digest",
                     "artefact_size",
                     "parameter_count",
-                    "artefact_manifest",
+                    "manifest_summary",
                 ]
             },
         ),
         ("Upstream source", {"fields": ["hub_repo_id", "hub_revision", "hub_card"]}),
         ("Provenance", {"fields": ["registered_by", "registered_at", "updated_at"]}),
     ]
+
+    @admin.display(description="Files")
+    def manifest_summary(self, obj: ModelVersion):
+        return manifest_table(obj.artefact_manifest)
 
     def get_urls(self):
         view = self.admin_site.admin_view(partial(governance_view, self))
@@ -486,3 +559,25 @@ class EventDeliveryAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "event", "endpoint", "status", "attempts", "delivered_at"]
     list_filter = ["status", "event"]
     list_select_related = ["endpoint"]
+
+
+@admin.register(ArtefactUpload)
+class ArtefactUploadAdmin(ReadOnlyAdmin):
+    list_display = ["id", "created_by", "created_at", "digest", "size", "consumed_by"]
+    list_select_related = ["created_by", "consumed_by", "consumed_by__model"]
+    search_fields = ["id", "digest", "created_by__username"]
+    fields = [
+        "id",
+        "created_by",
+        "created_at",
+        "store_path",
+        "digest",
+        "size",
+        "consumed_by",
+        "files",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description="Files")
+    def files(self, obj: ArtefactUpload):
+        return manifest_table(obj.manifest)

@@ -1,6 +1,10 @@
 """Writes to the catalogue. Every write checks permission, validates, and is audited atomically."""
 
+import shutil
+import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from django.conf import settings
@@ -10,25 +14,52 @@ from django.db import models as dj_models
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
+from registry import hub
+from registry.artefacts import (
+    CONVERT_HINT,
+    PICKLE_SUFFIXES,
+    ArtefactError,
+    ArtefactManifest,
+    ArtefactProgress,
+    inspect_artefact,
+    resolve_inside_roots,
+    weight_parameters,
+)
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
+from registry.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    ServiceError,
+    Unavailable,
+    invalid_from_django,
+)
 from registry.gates import DISTRIBUTIONS, USES, involved_user_ids, registered_checks
 from registry.models import (
     Approval,
     ApprovalDecision,
+    ArtefactUpload,
     CheckWaiver,
     Dataset,
     DatasetVersion,
     EventDelivery,
     GateDecision,
+    ModelKind,
     ModelVersion,
     RegisteredModel,
     Stage,
     StagePolicy,
     Team,
+    Visibility,
     WebhookEndpoint,
 )
-from registry.selectors import gate_evaluate, is_compliance, is_team_member
+from registry.selectors import (
+    gate_evaluate,
+    is_compliance,
+    is_team_member,
+    versions_visible_to,
+)
 
 MODEL_UPDATABLE = {"task", "description", "visibility", "allow_multiple_production"}
 VERSION_UPDATABLE = {
@@ -53,6 +84,21 @@ DATASET_VERSION_UPDATABLE = {
     "known_biases",
     "intended_use",
 }
+
+
+# Licence expressions are validated and normalised to canonical SPDX text on every write by
+# validators the licensing app registers from its `ready()` (the registry does not import it).
+# Each takes (field, value) and returns the canonical text or raises InvalidInput.
+LICENCE_FIELDS = ("licence_declared", "licence_concluded")
+LICENCE_EXPRESSION_VALIDATORS: list[Callable[[str, Any], str]] = []
+
+
+def normalise_licences(values: dict[str, Any]) -> dict[str, Any]:
+    for name in LICENCE_FIELDS:
+        if name in values:
+            for validate in LICENCE_EXPRESSION_VALIDATORS:
+                values[name] = validate(name, values[name])
+    return values
 
 
 def snapshot(obj: dj_models.Model) -> dict[str, Any]:
@@ -91,7 +137,7 @@ def _apply_changes(
             fields={name: ["This field cannot be changed."] for name in unknown},
         )
     before = snapshot(obj)
-    for name, value in changes.items():
+    for name, value in normalise_licences(dict(changes)).items():
         setattr(obj, name, value)
     try:
         obj.full_clean()
@@ -120,6 +166,19 @@ def team_update(*, actor, team: Team, changes: dict[str, Any]) -> Team:
     team.save()
     audit_record(actor=actor, action="team.update", obj=team, before=before, after=snapshot(team))
     return team
+
+
+def team_members_set_audit(*, actor, team: Team, before: list[str], after: list[str]) -> None:
+    """Audit a membership change the admin's many-to-many widget already saved."""
+    if not (is_compliance(actor) or actor.is_staff):
+        raise PermissionRefused("Only compliance staff or administrators can change team members.")
+    audit_record(
+        actor=actor,
+        action="team.members",
+        obj=team,
+        before={"members": before},
+        after={"members": after},
+    )
 
 
 @transaction.atomic
@@ -174,6 +233,13 @@ def model_update(*, actor, model: RegisteredModel, changes: dict[str, Any]) -> R
     return model
 
 
+def _refuse_taken_label(model: RegisteredModel, version: str) -> None:
+    if ModelVersion.objects.filter(model=model, version=version).exists():
+        raise Conflict.for_field(
+            "version", f"{model.name} already has a version '{version}'; pick a new label."
+        )
+
+
 @transaction.atomic
 def version_create(
     *, actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
@@ -183,10 +249,8 @@ def version_create(
         raise PermissionRefused.for_field(
             "licence_concluded", "Only compliance staff can set the concluded licence."
         )
-    if ModelVersion.objects.filter(model=model, version=version).exists():
-        raise Conflict.for_field(
-            "version", f"{model.name} already has a version '{version}'; pick a new label."
-        )
+    attributes = normalise_licences(attributes)
+    _refuse_taken_label(model, version)
     instance = ModelVersion(
         model=model,
         version=version,
@@ -262,6 +326,7 @@ def dataset_version_create(
     *, actor, dataset: Dataset, version: str, sha256: str, size_bytes: int, **attributes: Any
 ) -> DatasetVersion:
     require_team_write(actor, dataset.team)
+    attributes = normalise_licences(attributes)
     if DatasetVersion.objects.filter(dataset=dataset, version=version).exists():
         raise Conflict.for_field(
             "version", f"{dataset.name} already has a version '{version}'; pick a new label."
@@ -307,6 +372,430 @@ def dataset_version_update(
         after=snapshot(dataset_version),
     )
     return dataset_version
+
+
+# --- Artefacts: inspection, uploads, registration from files, upstream import -----------------
+
+UPLOADS_FOLDER = "uploads"
+# Read from the files when there are files, so a caller cannot state them as well.
+INSPECTED_FIELDS = {"artefact_size", "parameter_count", "artefact_manifest", "artefact_uri"}
+_HUB_ERROR_STATUS = {
+    "invalid": InvalidInput,
+    "not_found": NotFound,
+    "forbidden": PermissionRefused,
+    "unavailable": Unavailable,
+}
+_HUB_ERROR_FIELDS = {
+    "hub_revision_invalid": "revision",
+    "hub_revision_not_found": "revision",
+    "revision_required": "revision",
+    "snapshot_revision_mismatch": "revision",
+    "snapshot_repo_mismatch": "snapshot_dir",
+    "snapshot_mixed_revisions": "snapshot_dir",
+}
+
+
+def _artefact_invalid(field: str, error: ArtefactError) -> InvalidInput:
+    return InvalidInput.for_field(field, error.message, code=error.code)
+
+
+def artefact_inspect(
+    *, path: str, progress: ArtefactProgress | None = None
+) -> tuple[Path, ArtefactManifest]:
+    """Resolve a client's path inside the artefact roots and inspect what is there.
+
+    Writes nothing, so engineers can check an artefact before registering it.
+    """
+    roots = [Path(root) for root in settings.ARTEFACT_ROOTS]
+    try:
+        resolved = resolve_inside_roots(path, roots)
+        return resolved, inspect_artefact(resolved, roots=roots, progress=progress)
+    except ArtefactError as error:
+        raise _artefact_invalid("artefact_path", error) from None
+
+
+def artefact_upload_name_check(name: str) -> PurePosixPath:
+    """A file name sent in an upload, as a safe path relative to the upload's folder."""
+    parts = name.split("/")
+    problem = None
+    if not name or len(name) > 1024 or any(len(part) > 255 for part in parts):
+        problem = "must be 1 to 1024 characters, each folder or file name at most 255"
+    elif any(ord(char) < 32 or char == "\x7f" for char in name) or "\\" in name:
+        problem = "holds control characters or a backslash"
+    elif name.startswith("/"):
+        problem = "is absolute"
+    elif any(part in ("", ".", "..") for part in parts):
+        problem = "has an empty, '.' or '..' part"
+    elif any(part.startswith(".") for part in parts):
+        problem = "is hidden (starts with '.'); hidden files are not part of an artefact"
+    if problem:
+        raise InvalidInput.for_field(
+            "artefact_upload",
+            f"The upload name {name[:100]!r} {problem}; name each file by its path relative to "
+            "the artefact folder, like 'model.safetensors' or '1_Pooling/config.json'.",
+            code="invalid_file_name",
+        )
+    relpath = PurePosixPath(name)
+    if relpath.suffix.lower() in PICKLE_SUFFIXES:
+        raise InvalidInput.for_field(
+            "artefact_upload",
+            f"{name} is a pickle-based file ({relpath.suffix}), and loading pickle can run "
+            f"arbitrary code, so it is refused: {CONVERT_HINT}.",
+            code="pickle_refused",
+        )
+    return relpath
+
+
+def artefact_upload_start() -> tuple[uuid.UUID, Path]:
+    """A new, empty folder in the artefact store for the files of one upload."""
+    upload_id = uuid.uuid4()
+    folder = Path(settings.ARTEFACT_STORE) / UPLOADS_FOLDER / str(upload_id)
+    folder.mkdir(parents=True)
+    return upload_id, folder
+
+
+def artefact_upload_discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def artefact_upload_finish(
+    *, actor, upload_id: uuid.UUID, progress: ArtefactProgress | None = None
+) -> ArtefactUpload:
+    """Inspect the files received into an upload's folder and record them.
+
+    On any failure the folder is deleted: nothing half-uploaded stays behind.
+    """
+    store_path = f"{UPLOADS_FOLDER}/{upload_id}"
+    folder = Path(settings.ARTEFACT_STORE) / store_path
+    try:
+        manifest = inspect_artefact(folder, progress=progress)
+        with transaction.atomic():
+            upload = ArtefactUpload(
+                id=upload_id,
+                created_by=actor,
+                store_path=store_path,
+                manifest=manifest.to_dict(),
+                digest=manifest.digest,
+                size=manifest.total_size,
+            )
+            upload.save(force_insert=True)
+            audit_record(
+                actor=actor,
+                action="artefact_upload.create",
+                obj=upload,
+                after={
+                    "digest": manifest.digest,
+                    "size": manifest.total_size,
+                    "format": manifest.format,
+                    "files": len(manifest.files),
+                },
+            )
+    except ArtefactError as error:
+        artefact_upload_discard(folder)
+        raise _artefact_invalid("artefact_upload", error) from None
+    except BaseException:
+        artefact_upload_discard(folder)
+        raise
+    return upload
+
+
+def _own_upload(actor, ref: "ArtefactUpload | uuid.UUID | str") -> ArtefactUpload:
+    if isinstance(ref, ArtefactUpload):
+        ref = ref.pk
+    try:
+        upload_id = uuid.UUID(str(ref))
+    except ValueError:
+        upload_id = None
+    upload = (
+        ArtefactUpload.objects.filter(pk=upload_id, created_by=actor).first() if upload_id else None
+    )
+    if upload is None:
+        raise InvalidInput.for_field(
+            "artefact_upload",
+            f"You have no upload {str(ref)[:64]!r}; upload the files first "
+            "(`pedigree artefacts upload PATH` or POST /api/v1/artefacts/uploads/) and use the "
+            "id it returns.",
+            code="upload_not_found",
+        )
+    return upload
+
+
+def _inspected_fields(manifest: dict[str, Any], *, uri: str) -> dict[str, Any]:
+    return {
+        "artefact_digest": manifest["digest"],
+        "artefact_size": manifest["total_size"],
+        "parameter_count": weight_parameters(manifest["parameters_by_dtype"]),
+        "artefact_manifest": manifest,
+        "artefact_uri": uri,
+    }
+
+
+def version_register(
+    *,
+    actor,
+    model: RegisteredModel,
+    version: str,
+    artefact_path: str | None = None,
+    artefact_upload: "ArtefactUpload | uuid.UUID | str | None" = None,
+    artefact_digest: str | None = None,
+    progress: ArtefactProgress | None = None,
+    **attributes: Any,
+) -> ModelVersion:
+    """Register a version from its files: a path inside the artefact roots or one of the actor's
+    uploads, inspected for digests and parameter counts. `artefact_digest` alone records weights
+    Pedigree does not hold (its manifest stays empty).
+
+    Files are inspected before the transaction opens, so hashing holds no database locks; the
+    version, the upload's consumption and their audit entries are then written atomically.
+    """
+    sources = {
+        "artefact_path": artefact_path,
+        "artefact_upload": artefact_upload,
+        "artefact_digest": artefact_digest,
+    }
+    given = [name for name, value in sources.items() if value not in (None, "")]
+    if len(given) != 1:
+        message = (
+            "Give exactly one artefact source: artefact_path (a path inside the artefact roots), "
+            "artefact_upload (an upload id) or artefact_digest (for weights Pedigree does not "
+            "hold)."
+        )
+        raise InvalidInput(message, fields={name: [message] for name in given or sources})
+    from_files = artefact_digest in (None, "")
+    stated = sorted(attributes.keys() & (INSPECTED_FIELDS if from_files else {"artefact_manifest"}))
+    if stated:
+        raise InvalidInput(
+            f"{', '.join(stated)} come from inspecting the files; leave them out.",
+            fields={name: ["Set by inspection."] for name in stated},
+        )
+    require_team_write(actor, model.team)
+    _refuse_taken_label(model, version)
+    upload = None
+    if artefact_path not in (None, ""):
+        resolved, manifest = artefact_inspect(path=artefact_path, progress=progress)
+        fields = _inspected_fields(manifest.to_dict(), uri=resolved.as_uri())
+    elif artefact_upload not in (None, ""):
+        upload = _own_upload(actor, artefact_upload)
+        fields = _inspected_fields(upload.manifest, uri=upload.path.as_uri())
+    else:
+        fields = {"artefact_digest": artefact_digest, "artefact_manifest": {}}
+    with transaction.atomic():
+        if upload is not None:
+            upload = ArtefactUpload.objects.select_for_update().get(pk=upload.pk)
+            if upload.consumed_by_id is not None:
+                raise Conflict.for_field(
+                    "artefact_upload",
+                    f"Upload {upload.pk} already holds version {upload.consumed_by}; upload the "
+                    "files again to register another version.",
+                    code="upload_consumed",
+                )
+        instance = version_create(actor=actor, model=model, version=version, **fields, **attributes)
+        if upload is not None:
+            upload.consumed_by = instance
+            upload.save(update_fields=["consumed_by"])
+            audit_record(
+                actor=actor,
+                action="artefact_upload.consume",
+                obj=upload,
+                after={"version": str(instance), "digest": upload.digest},
+            )
+    return instance
+
+
+def _hub_error(error: hub.HubError) -> ServiceError:
+    field = _HUB_ERROR_FIELDS.get(error.code, "repo_id")
+    return _HUB_ERROR_STATUS[error.kind].for_field(field, error.message, code=error.code)
+
+
+def _imported_version(actor, repo_id: str, revision: str) -> ModelVersion | None:
+    found = (
+        ModelVersion.objects.filter(hub_repo_id=repo_id, hub_revision=revision)
+        .select_related("model", "model__team", "registered_by")
+        .first()
+    )
+    if found is not None and not versions_visible_to(actor).filter(pk=found.pk).exists():
+        raise Conflict.for_field(
+            "repo_id",
+            f"{repo_id}@{revision} is already registered under a model you cannot see; ask "
+            "compliance staff to share it.",
+        )
+    return found
+
+
+def _snapshot_folder(raw: str, *, confine: bool) -> Path:
+    try:
+        if confine:
+            roots = [*(Path(root) for root in settings.ARTEFACT_ROOTS), hub.cache_dir()]
+            folder = resolve_inside_roots(raw, roots)
+        else:
+            folder = Path(raw).expanduser().resolve(strict=True)
+    except ArtefactError as error:
+        raise _artefact_invalid("snapshot_dir", error) from None
+    except OSError:
+        raise InvalidInput.for_field(
+            "snapshot_dir", f"Nothing exists at {raw!r}; check the path.", code="missing_file"
+        ) from None
+    if not folder.is_dir():
+        raise InvalidInput.for_field(
+            "snapshot_dir",
+            f"{raw!r} is not a folder; give the folder holding README.md and the weights.",
+            code="not_a_directory",
+        )
+    return folder
+
+
+def _hub_datasets(*, actor, team: Team, hub_ids: list[str]) -> list[Dataset]:
+    """The dataset record of each Hub dataset id, created (visible org-wide) where missing."""
+    existing = list(
+        Dataset.objects.filter(dj_models.Q(hub_id__in=hub_ids) | dj_models.Q(name__in=hub_ids))
+    )
+    by_hub_id = {dataset.hub_id: dataset for dataset in existing if dataset.hub_id}
+    names = {dataset.name: dataset for dataset in existing}
+    datasets = []
+    for hub_id in hub_ids:
+        dataset = by_hub_id.get(hub_id)
+        if dataset is None and hub_id in names:
+            raise Conflict.for_field(
+                "datasets",
+                f"A dataset named {hub_id} exists but is not linked to the Hub dataset {hub_id}; "
+                "set its hub_id (or rename it), then import again.",
+            )
+        if dataset is None:
+            dataset = dataset_create(
+                actor=actor,
+                name=hub_id,
+                team=team,
+                visibility=Visibility.INTERNAL,
+                source=hub.dataset_url(hub_id),
+                hub_id=hub_id,
+            )
+        datasets.append(dataset)
+    return datasets
+
+
+def _upstream_record(
+    *, actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
+) -> ModelVersion:
+    card = upstream.card
+    model = RegisteredModel.objects.filter(name=upstream.repo_id).select_related("team").first()
+    if model is None:
+        model = model_create(
+            actor=actor,
+            name=upstream.repo_id,
+            kind=ModelKind.UPSTREAM,
+            team=team,
+            visibility=Visibility.INTERNAL,
+            task=(card.pipeline_tag or "")[:64],
+            description=f"Imported from {hub.repo_url(upstream.repo_id)}",
+        )
+    elif model.kind != ModelKind.UPSTREAM:
+        raise Conflict.for_field(
+            "repo_id",
+            f"{model.name} is registered as a {model.kind} model, but upstream models are named "
+            "by their Hub repo id; rename that model first.",
+        )
+    datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
+    version = version_create(
+        actor=actor,
+        model=model,
+        version=upstream.revision[:12],
+        artefact_digest=upstream.manifest.digest,
+        artefact_size=upstream.manifest.total_size,
+        parameter_count=weight_parameters(upstream.manifest.parameters_by_dtype),
+        artefact_manifest=upstream.manifest.to_dict(),
+        artefact_uri=upstream.url,
+        licence_declared=licence.expression,
+        hub_repo_id=upstream.repo_id,
+        hub_revision=upstream.revision,
+        hub_card={
+            "content": card.content,
+            "metadata": card.metadata,
+            "license": card.license,
+            "license_name": card.license_name,
+            "license_link": card.license_link,
+            "licence": licence.to_dict(),
+            "base_models": card.base_models,
+            "base_model_relation": card.base_model_relation,
+            "datasets": card.datasets,
+            "pipeline_tag": card.pipeline_tag,
+            "library_name": card.library_name,
+            "tags": card.tags,
+            "gated": upstream.gated,
+            "excluded_files": upstream.excluded,
+            "source": {"kind": upstream.source, "location": upstream.location},
+        },
+    )
+    audit_record(
+        actor=actor,
+        action="version.import_hf",
+        obj=version,
+        after={
+            "repo_id": upstream.repo_id,
+            "revision": upstream.revision,
+            "source": upstream.source,
+            "licence": licence.to_dict(),
+            "datasets": [dataset.name for dataset in datasets],
+            "base_models": card.base_models,
+            "excluded_files": upstream.excluded,
+        },
+    )
+    return version
+
+
+def upstream_import(
+    *,
+    actor,
+    team: Team,
+    repo_id: str,
+    revision: str | None = None,
+    snapshot_dir: str | None = None,
+    confine_snapshot: bool = True,
+    progress: ArtefactProgress | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Record one revision of a Hugging Face Hub model as an upstream version; returns it and
+    whether it was created.
+
+    The model is named by the repo id (kind upstream, visible org-wide), the version by the
+    first 12 characters of the commit SHA, which is pinned in full in `hub_revision`. The card's
+    licence, datasets (created as dataset records where missing) and base models are recorded,
+    and the raw card is kept in `hub_card`. Importing a repo+revision again returns the existing
+    version. `snapshot_dir` must lie inside the artefact roots or the local HF cache unless
+    `confine_snapshot` is False (server operators, `manage.py import_hf`).
+    """
+    require_team_write(actor, team)
+    if revision and hub.REVISION_SHA.match(revision):
+        existing = _imported_version(actor, repo_id, revision)
+        if existing is not None:
+            return existing, False
+    folder = None
+    if snapshot_dir not in (None, ""):
+        folder = _snapshot_folder(snapshot_dir, confine=confine_snapshot)
+    try:
+        upstream = hub.read_snapshot(
+            repo_id,
+            revision=revision or None,
+            snapshot_dir=folder,
+            allowed_hosts=list(settings.HUB_ALLOWED_HOSTS),
+            progress=progress,
+        )
+        licence = hub.resolve_licence(upstream.card, repo_id=repo_id)
+    except hub.HubError as error:
+        raise _hub_error(error) from None
+    except ArtefactError as error:
+        raise _artefact_invalid("snapshot_dir" if folder else "repo_id", error) from None
+    existing = _imported_version(actor, repo_id, upstream.revision)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            version = _upstream_record(actor=actor, team=team, upstream=upstream, licence=licence)
+    except (Conflict, InvalidInput):
+        # A concurrent import of the same revision committed first: answer with its version.
+        existing = _imported_version(actor, repo_id, upstream.revision)
+        if existing is None:
+            raise
+        return existing, False
+    return version, True
 
 
 # --- Governance: approvals, waivers, promotion, stage policy, events ---------------------------

@@ -9,6 +9,8 @@ from registry.env import env_bool, env_choice, env_dirs, env_int, env_list, env_
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR", str(BASE_DIR / "var"))).expanduser()
+# The embedded default keeps its SQLite file and artefacts here; create it on a fresh clone.
+DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 MODE = env_choice("PEDIGREE_MODE", "development", ("development", "production"))
 PRODUCTION = MODE == "production"

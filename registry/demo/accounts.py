@@ -7,6 +7,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
+from registry import services
 from registry.models import COMPLIANCE_GROUP, Team
 
 # A local demo only: fixed, printed credentials so the README can show them.
@@ -24,9 +25,6 @@ class DemoAccount:
 def ensure_demo_accounts() -> tuple[Team, list[DemoAccount]]:
     User = get_user_model()
     compliance, _ = Group.objects.get_or_create(name=COMPLIANCE_GROUP)
-    team, _ = Team.objects.get_or_create(
-        slug="acme", defaults={"name": "Acme ML", "description": "Demo engineering team"}
-    )
     specs = [
         ("admin", "administrator", {"is_staff": True, "is_superuser": True}),
         ("carol", "compliance officer", {"is_staff": True}),
@@ -41,10 +39,15 @@ def ensure_demo_accounts() -> tuple[Team, list[DemoAccount]]:
         if username == "carol":
             user.groups.add(compliance)
             _grant_compliance_admin(user)
-        if username == "alice":
-            team.members.add(user)
         token, _ = Token.objects.get_or_create(user=user)
         accounts.append(DemoAccount(username, role, token.key))
+    admin = User.objects.get(username="admin")
+    team = Team.objects.filter(slug="acme").first() or services.team_create(
+        actor=admin, slug="acme", name="Acme ML", description="Demo engineering team"
+    )
+    alice = User.objects.get(username="alice")
+    if not team.members.filter(pk=alice.pk).exists():
+        services.team_member_add(actor=admin, team=team, user=alice)
     return team, accounts
 
 

@@ -99,3 +99,14 @@ def test_policy_edit_goes_through_the_service(client, officer):
     policy.refresh_from_db()
     assert policy.approvals_required == 3 and policy.revision == 2
     assert AuditEntry.objects.filter(action="policy.update", actor=officer).exists()
+
+
+def test_team_membership_changes_are_audited(admin_client, admin_user, team, engineer):
+    url = f"/admin/registry/team/{team.pk}/change/"
+    response = admin_client.post(
+        url, {"slug": "acme", "name": "Acme ML", "description": "", "members": [admin_user.pk]}
+    )
+    assert response.status_code == 302
+    entry = AuditEntry.objects.get(action="team.members")
+    assert entry.before == {"members": ["alice"]}
+    assert entry.after == {"members": ["admin"]}
