@@ -1,0 +1,1 @@
+"""The demo: synthetic support tickets and real transfer learning from all-MiniLM-L6-v2."""
