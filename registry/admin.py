@@ -230,7 +230,7 @@ def manifest_table(manifest: dict):
     if not manifest:
         return "No files inspected (registered by digest only)."
     by_dtype = ", ".join(
-        f"{dtype} {count:,}" for dtype, count in manifest["parameters_by_dtype"].items()
+        f"{dtype} {count:,}" for dtype, count in sorted(manifest["parameters_by_dtype"].items())
     )
     adapter = manifest.get("adapter") or {}
     rows = format_html_join(

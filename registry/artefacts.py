@@ -57,6 +57,7 @@ DTYPE_BITS: dict[str, int] = {
     "U64": 64,
 }
 
+BUFFER_DTYPES = frozenset({"I64", "U64", "BOOL"})
 PICKLE_SUFFIXES = frozenset({".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".joblib"})
 _SAVE_FILE = "`safetensors.torch.save_file(state_dict, 'model.safetensors')`"
 CONVERT_HINT = f"convert it with safetensors: {_SAVE_FILE}"
@@ -177,6 +178,12 @@ class ArtefactManifest:
         }
 
 
+def weight_parameters(parameters_by_dtype: dict[str, int]) -> int:
+    """The parameter count of an artefact: its tensor elements less buffers. 64-bit integer
+    and boolean tensors (position ids, step counters, masks) never hold trainable weights."""
+    return sum(count for dtype, count in parameters_by_dtype.items() if dtype not in BUFFER_DTYPES)
+
+
 def sha256_file(path: Path | str, *, progress: Callable[[int], None] | None = None) -> str:
     """Return the lowercase hex SHA-256 of a file, reading it in fixed chunks (flat memory).
 
@@ -250,22 +257,24 @@ def inspect_artefact(
     *,
     roots: Sequence[Path] | None = None,
     progress: ArtefactProgress | None = None,
+    exclude: Callable[[str], bool] | None = None,
 ) -> ArtefactManifest:
     """Validate and hash an artefact (a folder, or a single file) and describe it.
 
-    Hidden files and folders (`.git`, `.cache`, ...) are skipped and not part of the digest.
+    Hidden files and folders (`.git`, `.cache`, ...) are skipped and not part of the digest,
+    and so are files whose relative path `exclude` returns True for.
     Every file, after resolving symlinks, must lie inside `roots` (default: inside `path`
     itself). All headers and configs are validated before any file is hashed, so bad input
     fails fast. `progress(relpath, bytes_done, bytes_total)` reports hashing across the whole
     artefact, `bytes_done` and `bytes_total` counting every file.
     """
     path = Path(path)
-    listing = _list_files(path)
+    listing = _list_files(path, exclude=exclude)
     boundaries = [Path(root).resolve() for root in roots] if roots else [path.resolve()]
     # From here on only the resolved paths are opened, the ones checked against the roots.
     located = {relpath: _locate(file, relpath, boundaries) for relpath, file in listing}
 
-    kinds = {relpath: _classify(PurePosixPath(relpath).name) for relpath in located}
+    kinds = {relpath: classify_file(PurePosixPath(relpath).name) for relpath in located}
     weights = {
         relpath: _inspect_safetensors(file, label=relpath)
         for relpath, (file, _) in located.items()
@@ -282,7 +291,7 @@ def inspect_artefact(
         if kinds[relpath] == "index":
             _check_index(relpath, _load_json(file, label=relpath, code="index_invalid"), weights)
         elif relpath == _ADAPTER_CONFIG_NAME:
-            adapter = _read_adapter_config(
+            adapter = read_adapter_config(
                 _load_json(file, label=relpath, code="adapter_config_invalid")
             )
 
@@ -309,18 +318,33 @@ def inspect_artefact(
                 safetensors=weights.get(relpath),
             )
         )
+    return manifest_from_files(files, adapter=adapter)
 
+
+def manifest_from_files(
+    files: Sequence[ArtefactFile], *, adapter: dict[str, Any] | None
+) -> ArtefactManifest:
+    """Assemble a manifest from files already validated and hashed (locally, or from the
+    metadata a hub publishes), computing the digest, totals and format."""
+    files = sorted(files, key=lambda file: file.path)
     by_dtype: dict[str, int] = {}
-    for info in weights.values():
-        for dtype, count in info.parameters_by_dtype.items():
+    for file in files:
+        if file.safetensors is None:
+            continue
+        for dtype, count in file.safetensors.parameters_by_dtype.items():
             by_dtype[dtype] = by_dtype.get(dtype, 0) + count
+    kinds = {file.path: file.kind for file in files}
     return ArtefactManifest(
         files=tuple(files),
         digest=_manifest_digest(files),
-        total_size=total_size,
+        total_size=sum(file.size for file in files),
         total_parameters=sum(by_dtype.values()),
         parameters_by_dtype=dict(sorted(by_dtype.items())),
-        format=_artefact_format(kinds, weight_count=len(weights), has_adapter=adapter is not None),
+        format=_artefact_format(
+            kinds,
+            weight_count=sum(kind == "weights" for kind in kinds.values()),
+            has_adapter=adapter is not None,
+        ),
         adapter=adapter,
     )
 
@@ -373,7 +397,9 @@ def _inspect_safetensors(path: Path, *, label: str) -> SafetensorsInfo:
                     code="pickle_content",
                 ) from error
             raise
-    info = _validate_header(header, header_size=header_size, file_size=file_size, label=label)
+    info = validate_safetensors_header(
+        header, header_size=header_size, file_size=file_size, label=label
+    )
     _cross_check_with_library(path, info, label=label)
     return info
 
@@ -440,9 +466,11 @@ def _read_header(stream: _Readable, *, file_size: int, label: str) -> tuple[int,
     return header_size, header
 
 
-def _validate_header(
+def validate_safetensors_header(
     header: dict[str, Any], *, header_size: int, file_size: int, label: str
 ) -> SafetensorsInfo:
+    """Check a parsed safetensors header (its tensor entries and the data layout they imply)
+    against the file's size. `header` loses its `__metadata__` entry."""
     metadata = header.pop("__metadata__", {})
     if not isinstance(metadata, dict) or not all(isinstance(v, str) for v in metadata.values()):
         raise ArtefactError(
@@ -675,7 +703,8 @@ def _check_index(relpath: str, index: Any, weights: dict[str, SafetensorsInfo]) 
             )
 
 
-def _read_adapter_config(config: Any) -> dict[str, Any]:
+def read_adapter_config(config: Any) -> dict[str, Any]:
+    """The fields of a parsed PEFT `adapter_config.json` that matter, type-checked."""
     if not isinstance(config, dict):
         raise ArtefactError(
             f"{_ADAPTER_CONFIG_NAME} must be a JSON object as written by PEFT's `save_pretrained`.",
@@ -696,11 +725,13 @@ def _read_adapter_config(config: Any) -> dict[str, Any]:
     return adapter
 
 
-def _list_files(base: Path) -> list[tuple[str, Path]]:
-    """(relative posix path, path) of every visible file, sorted by relative path."""
+def _list_files(base: Path, *, exclude: Callable[[str], bool] | None) -> list[tuple[str, Path]]:
+    """(relative posix path, path) of every visible, not excluded file, sorted by path."""
     if not base.exists():
         raise ArtefactError(f"{base.name} does not exist; check the path.", code="missing_file")
     if not base.is_dir():
+        if exclude is not None and exclude(base.name):
+            return []
         _check_file_name(base.name)
         _refuse_pickle_suffix(base.name, label=base.name)
         return [(base.name, base)]
@@ -728,6 +759,8 @@ def _list_files(base: Path) -> list[tuple[str, Path]]:
                 continue
             file = Path(folder, filename)
             relpath = file.relative_to(base).as_posix()
+            if exclude is not None and exclude(relpath):
+                continue
             _check_file_name(relpath)
             _refuse_pickle_suffix(filename, label=relpath)
             found.append((relpath, file))
@@ -792,7 +825,8 @@ def _refuse_pickle_suffix(filename: str, *, label: str) -> None:
         )
 
 
-def _classify(filename: str) -> FileKind:
+def classify_file(filename: str) -> FileKind:
+    """What a file is for, from its name alone."""
     name = filename.lower()
     if name.endswith(".safetensors"):
         return "weights"

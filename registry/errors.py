@@ -39,6 +39,13 @@ class Conflict(ServiceError):
     code = "conflict"
 
 
+class Unavailable(ServiceError):
+    """A service Pedigree depends on (the Hugging Face Hub) could not be reached."""
+
+    status = 503
+    code = "unavailable"
+
+
 def invalid_from_django(error: DjangoValidationError) -> InvalidInput:
     """Turn a model `full_clean()` error into the service error shape."""
     if hasattr(error, "error_dict"):

@@ -81,3 +81,21 @@ def involved_user_ids(version) -> set[int]:
     for provider in _INVOLVEMENT:
         users |= provider(version)
     return users
+
+
+# Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's model-index): the
+# evaluators app registers a provider returning, for a version, dicts with keys `task`,
+# `dataset` (name), `metric`, `value` and optionally `dataset_type`, `split`, `source`.
+_RESULTS: list[Callable[[Any], list[dict[str, Any]]]] = []
+
+
+def register_results_provider(
+    provider: Callable[[Any], list[dict[str, Any]]],
+) -> Callable[[Any], list[dict[str, Any]]]:
+    if provider not in _RESULTS:
+        _RESULTS.append(provider)
+    return provider
+
+
+def evaluation_results(version) -> list[dict[str, Any]]:
+    return [result for provider in _RESULTS for result in provider(version)]

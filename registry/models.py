@@ -165,6 +165,8 @@ class ModelVersion(models.Model):
                 fields=["hub_repo_id", "hub_revision"],
                 condition=~Q(hub_revision=""),
                 name="version_hub_revision_unique",
+                violation_error_message="This revision of the Hub repository is already "
+                "registered; import it again to get the existing version.",
             ),
             models.CheckConstraint(
                 condition=Q(artefact_size__isnull=True) | Q(artefact_size__gte=0),

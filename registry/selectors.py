@@ -11,6 +11,7 @@ from registry.gates import CheckResult, GateContext, registered_checks
 from registry.models import (
     COMPLIANCE_GROUP,
     Approval,
+    ArtefactUpload,
     CheckWaiver,
     Dataset,
     DatasetVersion,
@@ -97,6 +98,38 @@ def version_by_ref(user, ref: str) -> ModelVersion | None:
     if not sep or not name or not label:
         return None
     return versions.filter(model__name=name, version=label).first()
+
+
+def uploads_of(user) -> QuerySet[ArtefactUpload]:
+    """An upload belongs to its uploader alone until it becomes a version."""
+    return ArtefactUpload.objects.filter(created_by_id=user.pk).select_related(
+        "created_by", "consumed_by", "consumed_by__model"
+    )
+
+
+def hub_datasets_of(user, version: ModelVersion) -> QuerySet[Dataset]:
+    """The dataset records of the Hub datasets an imported version's model card names
+    (`version.hub_card["datasets"]` holds their Hub ids; `Dataset.hub_id` matches them)."""
+    return datasets_visible_to(user).filter(hub_id__in=version.hub_card.get("datasets") or [])
+
+
+def hub_bases_of(user, version: ModelVersion) -> list[dict[str, Any]]:
+    """Each base model an imported version's card names, with the newest registered version of
+    it the user can see (None when it is not registered), in one query."""
+    bases = version.hub_card.get("base_models") or []
+    if not bases:
+        return []
+    newest: dict[str, ModelVersion] = {}
+    candidates = versions_visible_to(user).filter(
+        Q(hub_repo_id__in=bases) | Q(model__name__in=bases)
+    )
+    for candidate in candidates.order_by("-registered_at", "-pk"):
+        name = candidate.hub_repo_id if candidate.hub_repo_id in bases else candidate.model.name
+        newest.setdefault(name, candidate)
+    return [
+        {"repo_id": base, "registered": str(newest[base]) if base in newest else None}
+        for base in bases
+    ]
 
 
 # --- Gates -----------------------------------------------------------------------------------

@@ -18,6 +18,9 @@ def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
     if isinstance(detail, dict):
         flat: dict[str, list[str]] = {}
         for key, value in detail.items():
+            if isinstance(key, int):  # DRF reports bad items of a list by their index
+                flat.update(_flatten(value, f"{prefix}[{key}]"))
+                continue
             name = key if key != "non_field_errors" else ""
             flat.update(_flatten(value, f"{prefix}.{name}".strip(".") if name else prefix))
         return flat

@@ -7,11 +7,11 @@ import argparse
 import json
 import sys
 
-from registry.cli import catalogue, gate
+from registry.cli import artefacts, catalogue, gate
 from registry.cli.client import ApiClient, CliError
 
 # Each command module adds its sub-commands to the parser.
-COMMAND_MODULES = [catalogue, gate]
+COMMAND_MODULES = [catalogue, gate, artefacts]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        client = ApiClient(args.url, args.token)
+        # Local commands (`artefacts inspect`) run without a server or a token.
+        client = ApiClient(args.url, args.token) if getattr(args, "needs_server", True) else None
         return int(args.handler(client, args) or 0)
     except CliError as error:
         print(f"pedigree: error: {error.message}", file=sys.stderr)

@@ -1,0 +1,251 @@
+"""Artefact endpoints: streamed uploads, inspection of a path inside the roots, Hub import."""
+
+from pathlib import Path
+
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import FileUploadHandler
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import mixins, serializers, viewsets
+from rest_framework.authentication import TokenAuthentication
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry import services
+from registry.api.serializers import StrictFieldsMixin, VersionSerializer, VisibleSlugField
+from registry.artefacts import weight_parameters
+from registry.errors import InvalidInput
+from registry.models import ArtefactUpload
+from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of
+
+UPLOAD_CHUNK_SIZE = 1024 * 1024
+
+
+class StoredFile(UploadedFile):
+    """A file part already written to the upload's folder: nothing to read or close here."""
+
+    def __init__(self, name: str, size: int):
+        super().__init__(file=None, name=name, size=size)
+
+    def close(self) -> None:
+        pass
+
+
+class ArtefactUploadHandler(FileUploadHandler):
+    """Writes each file part straight into the upload's folder as it arrives, so no file is
+    ever held in memory or copied twice. A part's multipart field name is the file's path
+    relative to the artefact folder (Django strips folders from the `filename` parameter)."""
+
+    chunk_size = UPLOAD_CHUNK_SIZE
+
+    def __init__(self, folder: Path, request=None):
+        super().__init__(request)
+        self.folder = folder
+        self.received: list[str] = []
+        self._stream = None
+
+    def new_file(self, field_name, *args, **kwargs):
+        super().new_file(field_name, *args, **kwargs)
+        relpath = services.artefact_upload_name_check(field_name)
+        target = self.folder.joinpath(*relpath.parts)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._stream = target.open("xb")
+        except FileExistsError:
+            raise InvalidInput.for_field(
+                "artefact_upload",
+                f"{relpath} is sent twice; send each file once.",
+                code="duplicate_file_name",
+            ) from None
+        except (NotADirectoryError, IsADirectoryError):
+            raise InvalidInput.for_field(
+                "artefact_upload",
+                f"{relpath} clashes with another name sent (a file and a folder of one name).",
+                code="invalid_file_name",
+            ) from None
+        self.received.append(str(relpath))
+
+    def receive_data_chunk(self, raw_data, start):
+        self._stream.write(raw_data)
+        return None
+
+    def file_complete(self, file_size):
+        self.close()
+        return StoredFile(self.received[-1], file_size)
+
+    def upload_interrupted(self):
+        self.close()
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+            self._stream = None
+
+
+class ArtefactUploadSerializer(serializers.ModelSerializer):
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    consumed_by = serializers.StringRelatedField(read_only=True)
+    format = serializers.SerializerMethodField()
+    parameter_count = serializers.SerializerMethodField()
+
+    class Meta:
+        model = ArtefactUpload
+        fields = [
+            "id",
+            "created_by",
+            "created_at",
+            "digest",
+            "size",
+            "format",
+            "parameter_count",
+            "consumed_by",
+            "manifest",
+        ]
+        read_only_fields = fields
+
+    def get_format(self, upload: ArtefactUpload) -> str:
+        return upload.manifest["format"]
+
+    def get_parameter_count(self, upload: ArtefactUpload) -> int:
+        return weight_parameters(upload.manifest["parameters_by_dtype"])
+
+
+class ArtefactUploadViewSet(
+    mixins.CreateModelMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Artefact files streamed to the store, waiting to be registered as a version.
+
+    POST multipart/form-data with one part per file, each part named by the file's path
+    relative to the artefact folder (e.g. `1_Pooling/config.json`). The files are inspected
+    once received; a refused upload leaves nothing behind. Token authentication only, so the
+    body is parsed by the streaming handler and never before.
+    """
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [IsAuthenticated]
+    parser_classes = [MultiPartParser]
+    serializer_class = ArtefactUploadSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        return uploads_of(self.request.user)
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "additionalProperties": {"type": "string", "format": "binary"},
+            }
+        },
+        responses={201: ArtefactUploadSerializer},
+    )
+    def create(self, request, *args, **kwargs):
+        upload_id, folder = services.artefact_upload_start()
+        handler = ArtefactUploadHandler(folder)
+        request._request.upload_handlers = [handler]
+        try:
+            try:
+                fields = [name for name in request.POST if name not in handler.received]
+            except (TooManyFilesSent, TooManyFieldsSent) as error:
+                raise InvalidInput.for_field(
+                    "artefact_upload",
+                    f"Too many parts in one upload ({error}); the server's Django settings "
+                    "DATA_UPLOAD_MAX_NUMBER_FILES/FIELDS set the limit.",
+                    code="too_many_files",
+                ) from None
+            if fields:
+                raise InvalidInput.for_field(
+                    "artefact_upload",
+                    f"Only files are accepted; these parts are not files: {', '.join(fields)}.",
+                    code="unexpected_field",
+                )
+            if not handler.received:
+                raise InvalidInput.for_field(
+                    "artefact_upload",
+                    "The upload holds no files; send each file as a multipart part named by its "
+                    "relative path.",
+                    code="no_files",
+                )
+        except BaseException:
+            handler.close()
+            services.artefact_upload_discard(folder)
+            raise
+        upload = services.artefact_upload_finish(actor=request.user, upload_id=upload_id)
+        return Response(self.get_serializer(upload).data, status=201)
+
+
+class ArtefactInspectInput(StrictFieldsMixin, serializers.Serializer):
+    path = serializers.CharField(max_length=4096, trim_whitespace=False)
+
+
+class ArtefactInspectView(APIView):
+    """Inspect the artefact at a path inside the artefact roots: digests, parameter counts,
+    format. Writes nothing, so an engineer can check files before registering them."""
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=ArtefactInspectInput, responses={200: dict})
+    def post(self, request):
+        data = ArtefactInspectInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        _, manifest = services.artefact_inspect(path=data.validated_data["path"])
+        return Response(
+            {
+                "parameter_count": weight_parameters(manifest.parameters_by_dtype),
+                "manifest": manifest.to_dict(),
+            }
+        )
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class TeamSlugField(VisibleSlugField):
+    """A team slug among the caller's teams (a plain string in the schema)."""
+
+
+class HubImportInput(StrictFieldsMixin, serializers.Serializer):
+    repo_id = serializers.CharField(max_length=193)
+    revision = serializers.CharField(max_length=255, required=False)
+    snapshot_dir = serializers.CharField(max_length=4096, required=False, trim_whitespace=False)
+    team = TeamSlugField(slug_field="slug", visible=teams_visible_to)
+
+
+class HubImportView(APIView):
+    """Import one revision of a Hugging Face Hub model as an upstream version.
+
+    Reads the model card (licence, datasets, base models), pins the commit SHA and reads the
+    safetensors headers; offline (HF_HUB_OFFLINE=1) from the local HF cache, or from
+    `snapshot_dir` inside the artefact roots or the HF cache. 201 when the version is created,
+    200 when that revision was imported before.
+    """
+
+    permission_classes = [IsAuthenticated]
+    parser_classes = [JSONParser]
+
+    @extend_schema(request=HubImportInput, responses={200: dict, 201: dict})
+    def post(self, request):
+        data = HubImportInput(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        version, created = services.upstream_import(actor=request.user, **data.validated_data)
+        card = version.hub_card
+        names = {d.hub_id: d.name for d in hub_datasets_of(request.user, version)}
+        return Response(
+            {
+                "created": created,
+                "version": VersionSerializer(version, context={"request": request}).data,
+                "licence": card.get("licence"),
+                # In the card's order.
+                "datasets": [names[hub_id] for hub_id in card["datasets"] if hub_id in names],
+                "base_models": hub_bases_of(request.user, version),
+                "base_model_relation": card.get("base_model_relation"),
+                "gated": card.get("gated"),
+                "excluded_files": card.get("excluded_files", []),
+            },
+            status=201 if created else 200,
+        )
