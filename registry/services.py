@@ -326,6 +326,10 @@ def dataset_version_create(
     *, actor, dataset: Dataset, version: str, sha256: str, size_bytes: int, **attributes: Any
 ) -> DatasetVersion:
     require_team_write(actor, dataset.team)
+    if attributes.get("licence_concluded") and not is_compliance(actor):
+        raise PermissionRefused.for_field(
+            "licence_concluded", "Only compliance staff can set the concluded licence."
+        )
     attributes = normalise_licences(attributes)
     if DatasetVersion.objects.filter(dataset=dataset, version=version).exists():
         raise Conflict.for_field(

@@ -1,0 +1,387 @@
+"""Admin for compliance staff: licences (category and review flag), the Hub mapping, the
+licence policy's rules and waivers. Every write goes through `licensing.services`."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.forms.models import construct_instance
+
+from licensing import services
+from licensing.models import (
+    HubLicenceMapping,
+    Licence,
+    LicencePolicy,
+    LicencePolicyRevision,
+    LicenceRule,
+    LicenceTerm,
+    LicenceWaiver,
+)
+from registry.errors import ServiceError
+from registry.gates import DISTRIBUTIONS, USES
+from registry.models import Stage
+
+
+def _form_errors(form: forms.BaseForm, error: ServiceError) -> None:
+    """Show a service error on the fields it names (or on the form)."""
+    placed = False
+    for field, field_messages in error.fields.items():
+        target = field if field in form.fields else None
+        for message in field_messages:
+            form.add_error(target, message)
+        placed = True
+    if not placed:
+        form.add_error(None, error.message)
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class LicenceTermInline(ReadOnlyInline):
+    model = LicenceTerm
+    fields = ["type", "clause", "text", "value", "carries_through", "note"]
+    readonly_fields = fields
+
+
+class HubIdInline(ReadOnlyInline):
+    model = HubLicenceMapping
+    fields = ["hub_id", "review_required", "reason"]
+    readonly_fields = fields
+
+
+@admin.register(Licence)
+class LicenceAdmin(admin.ModelAdmin):
+    list_display = [
+        "spdx_id",
+        "name",
+        "category",
+        "review_required",
+        "curated",
+        "deprecated",
+        "compliance_override",
+    ]
+    list_filter = ["category", "review_required", "curated", "deprecated", "compliance_override"]
+    search_fields = ["spdx_id", "name", "notes"]
+    readonly_fields = [
+        "spdx_id",
+        "name",
+        "url",
+        "curated",
+        "deprecated",
+        "aliases",
+        "catalogue_category",
+        "catalogue_review_required",
+        "compliance_override",
+        "reviewed_by",
+        "reviewed_at",
+        "synced_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["spdx_id", "name", "url", "curated", "deprecated", "aliases"]}),
+        (
+            "Compliance's reading",
+            {
+                "fields": ["category", "review_required", "notes"],
+                "description": "Changes are audited and survive `manage.py licences_sync`.",
+            },
+        ),
+        (
+            "The catalogue's reading",
+            {
+                "fields": [
+                    "catalogue_category",
+                    "catalogue_review_required",
+                    "compliance_override",
+                    "reviewed_by",
+                    "reviewed_at",
+                    "synced_at",
+                ]
+            },
+        ),
+    ]
+    inlines = [LicenceTermInline, HubIdInline]
+
+    def has_add_permission(self, request):
+        return False  # the catalogue adds licences (licences_sync)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        changes = {
+            name: form.cleaned_data[name]
+            for name in form.changed_data
+            if name in services.LICENCE_EDITABLE
+        }
+        try:
+            services.licence_update(
+                actor=request.user, licence=Licence.objects.get(pk=obj.pk), changes=changes
+            )
+        except ServiceError as error:
+            raise PermissionDenied(error.message) from error
+
+
+@admin.register(HubLicenceMapping)
+class HubLicenceMappingAdmin(admin.ModelAdmin):
+    list_display = ["hub_id", "licence", "review_required", "reason"]
+    list_filter = ["review_required"]
+    search_fields = ["hub_id", "licence__spdx_id"]
+    list_select_related = ["licence"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RevisionInline(ReadOnlyInline):
+    model = LicencePolicyRevision
+    fields = ["revision", "change", "changed_by", "changed_at"]
+    readonly_fields = fields
+    ordering = ["-revision"]
+
+
+class RuleInline(ReadOnlyInline):
+    model = LicenceRule
+    fields = ["position", "name", "enabled", "condition", "severity", "stages", "uses"]
+    readonly_fields = fields
+    show_change_link = True
+
+
+@admin.register(LicencePolicy)
+class LicencePolicyAdmin(admin.ModelAdmin):
+    list_display = ["name", "active", "revision", "updated_by", "updated_at"]
+    readonly_fields = ["name", "description", "active", "revision", "updated_by", "updated_at"]
+    inlines = [RuleInline, RevisionInline]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def _choices(values) -> list[tuple[str, str]]:
+    return [(value, value.replace("_", " ")) for value in values]
+
+
+class LicenceRuleForm(forms.ModelForm):
+    stages = forms.MultipleChoiceField(
+        choices=_choices(s for s in Stage.values if s != Stage.ARCHIVED),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any stage.",
+    )
+    uses = forms.MultipleChoiceField(
+        choices=_choices(USES),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any use.",
+    )
+    distributions = forms.MultipleChoiceField(
+        choices=_choices(DISTRIBUTIONS),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="None ticked: any distribution.",
+    )
+
+    class Meta:
+        model = LicenceRule
+        fields = [
+            "policy",
+            "name",
+            "position",
+            "enabled",
+            "condition",
+            "category",
+            "licence",
+            "term_type",
+            "scope",
+            "stages",
+            "uses",
+            "distributions",
+            "severity",
+            "message",
+            "how_to_fix",
+        ]
+
+    def clean(self):
+        cleaned = super().clean()
+        policy = cleaned.get("policy") or getattr(self.instance, "policy", None)
+        if self.errors or policy is None:
+            return cleaned
+        values = {name: cleaned.get(name) for name in services.RULE_FIELDS if name in cleaned}
+        try:
+            existing = LicenceRule.objects.get(pk=self.instance.pk) if self.instance.pk else None
+            services.licence_rule_validate(policy=policy, values=values, rule=existing)
+        except ServiceError as error:
+            _form_errors(self, error)
+        return cleaned
+
+    def _post_clean(self):
+        # The service validated the rule; the model's own checks would repeat them without
+        # the field names and fixes. The admin still needs the instance filled in.
+        construct_instance(self, self.instance, self._meta.fields)
+
+
+@admin.register(LicenceRule)
+class LicenceRuleAdmin(admin.ModelAdmin):
+    form = LicenceRuleForm
+    list_display = [
+        "name",
+        "policy",
+        "position",
+        "enabled",
+        "condition",
+        "severity",
+        "stages",
+        "uses",
+        "distributions",
+    ]
+    list_filter = ["policy", "enabled", "condition", "severity"]
+    list_editable = []
+    search_fields = ["name", "message"]
+    list_select_related = ["policy", "licence"]
+    autocomplete_fields = ["licence"]
+    ordering = ["policy", "position", "id"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return ["policy"] if obj else []
+
+    def save_model(self, request, obj, form, change):
+        values = {
+            name: form.cleaned_data[name]
+            for name in services.RULE_FIELDS
+            if name in form.cleaned_data
+        }
+        try:
+            if change:
+                changed = {name: values[name] for name in form.changed_data if name in values}
+                services.licence_rule_update(
+                    actor=request.user, rule=LicenceRule.objects.get(pk=obj.pk), changes=changed
+                )
+            else:
+                created = services.licence_rule_create(
+                    actor=request.user, policy=form.cleaned_data["policy"], **values
+                )
+                obj.pk = created.pk
+        except ServiceError as error:
+            raise PermissionDenied(error.message) from error
+
+    def delete_model(self, request, obj):
+        try:
+            services.licence_rule_delete(actor=request.user, rule=obj)
+        except ServiceError as error:
+            raise PermissionDenied(error.message) from error
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset:
+            self.delete_model(request, rule)
+
+
+class LicenceWaiverForm(forms.ModelForm):
+    class Meta:
+        model = LicenceWaiver
+        fields = ["version", "rule_name", "licence_id", "reason", "approver", "expires_at"]
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        try:
+            services.licence_waiver_validate(
+                version=cleaned["version"],
+                rule_name=cleaned["rule_name"],
+                reason=cleaned.get("reason", ""),
+                approver=cleaned.get("approver"),
+                expires_at=cleaned.get("expires_at"),
+                licence_id=cleaned.get("licence_id", ""),
+            )
+        except ServiceError as error:
+            _form_errors(self, error)
+        return cleaned
+
+    def _post_clean(self):
+        construct_instance(self, self.instance, self._meta.fields)
+
+
+@admin.register(LicenceWaiver)
+class LicenceWaiverAdmin(admin.ModelAdmin):
+    form = LicenceWaiverForm
+    list_display = [
+        "version",
+        "rule_name",
+        "licence_id",
+        "approver",
+        "granted_by",
+        "expires_at",
+        "revoked_at",
+    ]
+    list_filter = ["rule_name", "revoked_at"]
+    search_fields = ["version__model__name", "rule_name", "licence_id", "reason"]
+    list_select_related = ["version__model", "approver", "granted_by"]
+    raw_id_fields = ["version"]
+    actions = ["revoke"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        return [
+            "version",
+            "artefact_digest",
+            "rule_name",
+            "licence_id",
+            "reason",
+            "approver",
+            "granted_by",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "revoked_by",
+        ]
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            waiver = services.licence_waiver_grant(
+                actor=request.user,
+                version=data["version"],
+                rule_name=data["rule_name"],
+                licence_id=data.get("licence_id", ""),
+                reason=data["reason"],
+                approver=data["approver"],
+                expires_at=data["expires_at"],
+            )
+        except ServiceError as error:
+            raise PermissionDenied(error.message) from error
+        obj.pk = waiver.pk
+
+    @admin.action(description="Revoke the selected waivers")
+    def revoke(self, request, queryset):
+        try:
+            for waiver in queryset:
+                services.licence_waiver_revoke(actor=request.user, waiver=waiver)
+        except ServiceError as error:
+            messages.error(request, error.message)
+            return
+        messages.success(request, "Waivers revoked; they no longer waive anything.")

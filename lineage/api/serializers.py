@@ -1,0 +1,369 @@
+"""API shapes for lineage. Serializers parse and present; the rules live in services."""
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from lineage.models import (
+    DatasetRole,
+    Hold,
+    HoldCategory,
+    LineageEdge,
+    Method,
+    Relation,
+    TrainingDataset,
+    TrainingRun,
+)
+from lineage.selectors import LineageGraph, LineagePath
+from lineage.services import MAX_DATASETS, MAX_PARENTS, DatasetUse, ParentSpec
+from registry.models import ModelKind, RiskTier, Visibility
+
+
+class StrictMixin:
+    """Refuses keys it does not know, instead of silently ignoring a typo."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            known = {name for name, field in self.fields.items() if not field.read_only}
+            unknown = sorted(set(data) - known)
+            if unknown:
+                raise serializers.ValidationError(
+                    {
+                        name: [f"Unknown field. Known fields: {', '.join(sorted(known))}."]
+                        for name in unknown
+                    }
+                )
+        return super().to_internal_value(data)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "integer"}, {"type": "string", "example": "acme/support-intent@v1"}]}
+)
+class RefField(serializers.Field):
+    """A reference to a version or dataset version: numeric id or `NAME@LABEL`."""
+
+    default_error_messages = {
+        "invalid": "Give a numeric id or a NAME@VERSION reference.",
+    }
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, str) and not (data.strip().isdigit() or "@" in data):
+            self.fail("invalid")
+        return data.strip() if isinstance(data, str) else data
+
+    def to_representation(self, value):
+        return value
+
+
+class ParentInputSerializer(StrictMixin, serializers.Serializer):
+    version = RefField()
+    relation = serializers.ChoiceField(choices=Relation.choices)
+
+    def to_internal_value(self, data) -> ParentSpec:
+        return ParentSpec(**super().to_internal_value(data))
+
+
+class ParentsInputSerializer(StrictMixin, serializers.Serializer):
+    parents = ParentInputSerializer(many=True, min_length=1, max_length=MAX_PARENTS)
+
+
+class DatasetUseInputSerializer(StrictMixin, serializers.Serializer):
+    dataset_version = RefField()
+    role = serializers.ChoiceField(choices=DatasetRole.choices)
+
+    def to_internal_value(self, data) -> DatasetUse:
+        return DatasetUse(**super().to_internal_value(data))
+
+
+class ComputeSerializer(StrictMixin, serializers.Serializer):
+    device_kind = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    device_count = serializers.IntegerField(min_value=0, required=False, allow_null=True)
+    gpu_hours = serializers.FloatField(min_value=0, required=False, allow_null=True)
+    energy_kwh = serializers.FloatField(min_value=0, required=False, allow_null=True)
+
+
+class TrainingRunInputSerializer(StrictMixin, serializers.Serializer):
+    method = serializers.ChoiceField(choices=Method.choices)
+    # Shape and types are checked by the service against the method's JSON Schema.
+    hyperparameters = serializers.JSONField(required=False)
+    datasets = DatasetUseInputSerializer(many=True, required=False, max_length=MAX_DATASETS)
+    code_repository = serializers.CharField(max_length=512, required=False, allow_blank=True)
+    code_revision = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    framework_versions = serializers.JSONField(required=False)
+    compute = ComputeSerializer(required=False)
+    started_at = serializers.DateTimeField(required=False, allow_null=True)
+    finished_at = serializers.DateTimeField(required=False, allow_null=True)
+    notes = serializers.CharField(required=False, allow_blank=True)
+    run_by = serializers.CharField(max_length=150, required=False, allow_blank=True)
+
+    def to_internal_value(self, data) -> dict[str, Any]:
+        """Service keyword arguments: compute flattened into its four fields."""
+        values = dict(super().to_internal_value(data))
+        compute = values.pop("compute", {})
+        return {**values, **compute}
+
+
+class CreateModelSerializer(StrictMixin, serializers.Serializer):
+    team = serializers.CharField(max_length=64)
+    kind = serializers.ChoiceField(choices=ModelKind.choices, required=False)
+    visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
+    task = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True)
+
+
+class RegistrationSerializer(StrictMixin, serializers.Serializer):
+    model = serializers.CharField(max_length=193)
+    version = serializers.CharField(max_length=64)
+    create_model = CreateModelSerializer(required=False)
+    # Exactly one artefact source; `version_register` checks and inspects it.
+    artefact_upload = serializers.CharField(max_length=64, required=False)
+    artefact_path = serializers.CharField(max_length=4096, required=False)
+    artefact_digest = serializers.CharField(max_length=64, required=False)
+    parents = ParentInputSerializer(many=True, required=False, max_length=MAX_PARENTS)
+    training_run = TrainingRunInputSerializer(required=False)
+    # Version attributes, validated by the version service.
+    description = serializers.CharField(required=False, allow_blank=True)
+    artefact_uri = serializers.CharField(max_length=1024, required=False, allow_blank=True)
+    licence_declared = serializers.CharField(max_length=512, required=False, allow_blank=True)
+    risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
+    intended_use = serializers.CharField(required=False, allow_blank=True)
+    out_of_scope_uses = serializers.CharField(required=False, allow_blank=True)
+    known_limitations = serializers.CharField(required=False, allow_blank=True)
+    uses_sensitive_personal_data = serializers.BooleanField(required=False)
+    domain = serializers.CharField(max_length=128, required=False, allow_blank=True)
+
+
+class EdgeSerializer(serializers.ModelSerializer):
+    child_ref = serializers.CharField(source="child", read_only=True)
+    parent_ref = serializers.CharField(source="parent", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = LineageEdge
+        fields = [
+            "id",
+            "child",
+            "child_ref",
+            "parent",
+            "parent_ref",
+            "relation",
+            "parent_digest",
+            "created_by",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class TrainingDatasetSerializer(serializers.ModelSerializer):
+    ref = serializers.CharField(source="dataset_version", read_only=True)
+    licence = serializers.CharField(source="dataset_version.licence_declared", read_only=True)
+
+    class Meta:
+        model = TrainingDataset
+        fields = ["dataset_version", "ref", "role", "sha256", "licence"]
+        read_only_fields = fields
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    version_ref = serializers.CharField(source="version", read_only=True)
+    datasets = TrainingDatasetSerializer(many=True, read_only=True)
+    compute = serializers.SerializerMethodField()
+    run_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    recorded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "version",
+            "version_ref",
+            "method",
+            "hyperparameters",
+            "datasets",
+            "code_repository",
+            "code_revision",
+            "framework_versions",
+            "compute",
+            "started_at",
+            "finished_at",
+            "notes",
+            "run_by",
+            "recorded_by",
+            "recorded_at",
+        ]
+        read_only_fields = fields
+
+    def get_compute(self, run: TrainingRun) -> dict[str, Any]:
+        return {
+            "device_kind": run.device_kind,
+            "device_count": run.device_count,
+            "gpu_hours": run.gpu_hours,
+            "energy_kwh": run.energy_kwh,
+        }
+
+
+class HoldSerializer(serializers.ModelSerializer):
+    version_ref = serializers.CharField(source="version", read_only=True)
+    placed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    active = serializers.BooleanField(read_only=True)
+
+    class Meta:
+        model = Hold
+        fields = [
+            "id",
+            "version",
+            "version_ref",
+            "category",
+            "reason",
+            "reference",
+            "active",
+            "placed_by",
+            "placed_at",
+            "lifted_by",
+            "lifted_at",
+            "lift_reason",
+        ]
+        read_only_fields = fields
+
+
+class HoldCreateSerializer(StrictMixin, serializers.Serializer):
+    version = RefField()
+    category = serializers.ChoiceField(choices=HoldCategory.choices, required=False)
+    reason = serializers.CharField()
+    reference = serializers.CharField(max_length=512, required=False, allow_blank=True)
+
+
+class HoldLiftSerializer(StrictMixin, serializers.Serializer):
+    reason = serializers.CharField()
+
+
+class GraphQuerySerializer(StrictMixin, serializers.Serializer):
+    direction = serializers.ChoiceField(
+        choices=["both", "ancestors", "descendants"], default="both"
+    )
+    depth = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+
+
+class DepthQuerySerializer(StrictMixin, serializers.Serializer):
+    depth = serializers.IntegerField(min_value=0, max_value=1000, required=False)
+    # Pagination parameters pass through.
+    limit = serializers.IntegerField(required=False)
+    offset = serializers.IntegerField(required=False)
+
+
+def _version_node(graph: LineageGraph, version_id: int) -> dict[str, Any]:
+    version = graph.versions[version_id]
+    holds = graph.holds.get(version_id, [])
+    node: dict[str, Any] = {
+        "id": f"v{version_id}",
+        "kind": "version",
+        "version_id": version_id,
+        "generation": graph.generation.get(version_id),
+        "held": bool(holds),
+        "holds": [hold.pk for hold in holds],
+        "focus": version_id == graph.focus.pk,
+    }
+    if version_id not in graph.visible_ids:
+        return node | {"hidden": True, "ref": None}
+    return node | {
+        "hidden": False,
+        "ref": str(version),
+        "model_kind": version.model.kind,
+        "team": version.model.team.slug,
+        "stage": version.stage,
+        "artefact_digest": version.artefact_digest,
+        "licence_declared": version.licence_declared,
+    }
+
+
+def hold_data(hold: Hold, *, for_version_id: int | None = None, visible: bool = True):
+    return {
+        "id": hold.pk,
+        "on_version_id": hold.version_id,
+        "on": str(hold.version) if visible else None,
+        "inherited": for_version_id is not None and hold.version_id != for_version_id,
+        "category": hold.category,
+        "reason": hold.reason,
+        "reference": hold.reference,
+        "placed_by": hold.placed_by.username,
+        "placed_at": hold.placed_at,
+    }
+
+
+def graph_data(graph: LineageGraph) -> dict[str, Any]:
+    """The graph as JSON: versions and datasets as nodes; derivation edges (parent → child,
+    with relation and pinned digest) and training-data edges (dataset → version, with role)."""
+    nodes = [_version_node(graph, version_id) for version_id in graph.versions]
+    edges: list[dict[str, Any]] = [
+        {
+            "source": f"v{edge.parent_id}",
+            "target": f"v{edge.child_id}",
+            "kind": "derivation",
+            "relation": edge.relation,
+            "parent_digest": edge.parent_digest,
+        }
+        for edge in graph.edges
+    ]
+    seen_datasets: set[int] = set()
+    for link in graph.datasets:
+        dataset_version = link.dataset_version
+        if dataset_version.pk not in seen_datasets:
+            seen_datasets.add(dataset_version.pk)
+            nodes.append(
+                {
+                    "id": f"d{dataset_version.pk}",
+                    "kind": "dataset",
+                    "dataset_version_id": dataset_version.pk,
+                    "ref": str(dataset_version),
+                    "sha256": dataset_version.sha256,
+                    "licence_declared": dataset_version.licence_declared,
+                }
+            )
+        edges.append(
+            {
+                "source": f"d{dataset_version.pk}",
+                "target": f"v{link.run.version_id}",
+                "kind": "training_data",
+                "role": link.role,
+                "sha256": link.sha256,
+            }
+        )
+    holds = {hold.pk: hold for held in graph.holds.values() for hold in held}
+    return {
+        "focus": f"v{graph.focus.pk}",
+        "truncated": graph.truncated,
+        "nodes": nodes,
+        "edges": edges,
+        "holds": [
+            hold_data(hold, visible=hold.version_id in graph.visible_ids) for hold in holds.values()
+        ],
+    }
+
+
+def path_data(path: LineagePath, visible_ids: set[int]) -> dict[str, Any]:
+    def ref(version) -> str | None:
+        return str(version) if version.pk in visible_ids else None
+
+    return {
+        "ancestor": {"id": path.ancestor.pk, "ref": ref(path.ancestor)},
+        "descendant": {"id": path.descendant.pk, "ref": ref(path.descendant)},
+        "length": len(path.edges),
+        "versions": [{"id": version.pk, "ref": ref(version)} for version in path.versions],
+        "edges": [
+            {
+                "parent": edge.parent_id,
+                "child": edge.child_id,
+                "relation": edge.relation,
+                "parent_digest": edge.parent_digest,
+            }
+            for edge in path.edges
+        ],
+        "edges_on_any_path": [
+            {"parent": edge.parent_id, "child": edge.child_id, "relation": edge.relation}
+            for edge in path.all_edges
+        ],
+    }

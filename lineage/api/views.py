@@ -1,0 +1,321 @@
+"""Lineage endpoints. Thin: parse, call one service or selector, present."""
+
+from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from lineage import selectors, services
+from lineage.api.serializers import (
+    DepthQuerySerializer,
+    EdgeSerializer,
+    GraphQuerySerializer,
+    HoldCreateSerializer,
+    HoldLiftSerializer,
+    HoldSerializer,
+    ParentsInputSerializer,
+    RegistrationSerializer,
+    TrainingRunInputSerializer,
+    TrainingRunSerializer,
+    graph_data,
+    hold_data,
+    path_data,
+)
+from lineage.filters import HoldFilter
+from lineage.models import DatasetRole
+from registry.api.serializers import VersionSerializer
+from registry.errors import InvalidInput, NotFound
+from registry.models import ModelVersion
+from registry.selectors import dataset_versions_visible_to, version_by_ref, versions_visible_to
+
+
+def visible_version(request: Request, pk: int) -> ModelVersion:
+    version = versions_visible_to(request.user).filter(pk=pk).first()
+    if version is None:
+        raise Http404
+    return version
+
+
+def parsed_query(serializer_class, request: Request) -> dict:
+    serializer = serializer_class(data=request.query_params)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+def registration_result(request: Request, version: ModelVersion) -> dict:
+    run = selectors.training_run_of(version)
+    return {
+        "version": VersionSerializer(version, context={"request": request}).data,
+        "parents": EdgeSerializer(selectors.parent_edges(version), many=True).data,
+        "training_run": TrainingRunSerializer(run).data if run else None,
+    }
+
+
+class RegistrationView(APIView):
+    """Register a version with its parents, training run and datasets in one transaction."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=RegistrationSerializer, responses={201: OpenApiTypes.OBJECT})
+    def post(self, request):
+        serializer = RegistrationSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        version = services.registration_create(actor=request.user, **serializer.validated_data)
+        return Response(registration_result(request, version), status=status.HTTP_201_CREATED)
+
+
+class VersionLineageView(APIView):
+    """The lineage graph around a version as JSON (same graph as the admin picture)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(parameters=[GraphQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        version = visible_version(request, pk)
+        query = parsed_query(GraphQuerySerializer, request)
+        direction, depth = query["direction"], query.get("depth")
+        graph = selectors.lineage_graph(
+            request.user,
+            version,
+            ancestors=direction in ("both", "ancestors"),
+            descendants=direction in ("both", "descendants"),
+            ancestors_depth=depth,
+            descendants_depth=depth,
+        )
+        return Response(graph_data(graph))
+
+
+class RelativesView(generics.ListAPIView):
+    """Versions related to one version, restricted to those the caller may see."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = VersionSerializer
+    filter_backends: list = []
+    relatives = None
+
+    @extend_schema(parameters=[DepthQuerySerializer])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        version = visible_version(self.request, self.kwargs["pk"])
+        depth = parsed_query(DepthQuerySerializer, self.request).get("depth")
+        return type(self).relatives(self.request.user, version, max_depth=depth)
+
+
+class AncestorsView(RelativesView):
+    """Every version this one was derived from (optionally within `depth` edges)."""
+
+    relatives = staticmethod(selectors.ancestors_of)
+
+
+class DescendantsView(RelativesView):
+    """Every version derived from this one (optionally within `depth` edges)."""
+
+    relatives = staticmethod(selectors.descendants_of)
+
+
+class RootsView(generics.ListAPIView):
+    """The root base models this version descends from (itself when it has no parents)."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = VersionSerializer
+    filter_backends: list = []
+
+    def get_queryset(self):
+        version = visible_version(self.request, self.kwargs["pk"])
+        return selectors.roots_of(self.request.user, version)
+
+
+class PathView(APIView):
+    """How one version descends from another (either order): the shortest derivation chain."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(
+        parameters=[OpenApiParameter("to", str, description="version id or MODEL@VERSION")],
+        responses={200: OpenApiTypes.OBJECT},
+    )
+    def get(self, request, pk: int):
+        version = visible_version(request, pk)
+        ref = request.query_params.get("to", "")
+        other = version_by_ref(request.user, ref) if ref else None
+        if other is None:
+            raise InvalidInput.for_field(
+                "to", f"No version '{ref}' that you can see; give an id or MODEL@VERSION."
+            )
+        path = selectors.lineage_path(version, other)
+        if path is None:
+            raise NotFound(f"Neither of {version} and {other} descends from the other.")
+        visible = set(
+            versions_visible_to(request.user)
+            .filter(pk__in=[v.pk for v in path.versions])
+            .values_list("pk", flat=True)
+        )
+        return Response(path_data(path, visible))
+
+
+class ParentsView(APIView):
+    """A version's parents (GET), or record more of them (POST, all of a merge at once)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: EdgeSerializer(many=True)})
+    def get(self, request, pk: int):
+        version = visible_version(request, pk)
+        return Response(EdgeSerializer(selectors.parent_edges(version), many=True).data)
+
+    @extend_schema(request=ParentsInputSerializer, responses={201: EdgeSerializer(many=True)})
+    def post(self, request, pk: int):
+        version = visible_version(request, pk)
+        serializer = ParentsInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.edges_create(
+            actor=request.user, child=version, parents=serializer.validated_data["parents"]
+        )
+        edges = EdgeSerializer(selectors.parent_edges(version), many=True).data
+        return Response(edges, status=status.HTTP_201_CREATED)
+
+
+class TrainingRunView(APIView):
+    """The run that produced a version (GET), or record it once (POST)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: TrainingRunSerializer})
+    def get(self, request, pk: int):
+        version = visible_version(request, pk)
+        run = selectors.training_run_of(version)
+        if run is None:
+            raise NotFound(f"No training run is recorded for {version}.")
+        return Response(TrainingRunSerializer(run).data)
+
+    @extend_schema(request=TrainingRunInputSerializer, responses={201: TrainingRunSerializer})
+    def post(self, request, pk: int):
+        version = visible_version(request, pk)
+        serializer = TrainingRunInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        services.training_run_record(
+            actor=request.user, version=version, **serializer.validated_data
+        )
+        run = selectors.training_run_of(version)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class VersionHoldsView(APIView):
+    """Why a version is held: each active hold on it or on an ancestor, naming that version."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: int):
+        version = visible_version(request, pk)
+        holds = list(selectors.active_holds_on(version.pk))
+        visible = set(
+            versions_visible_to(request.user)
+            .filter(pk__in={hold.version_id for hold in holds})
+            .values_list("pk", flat=True)
+        )
+        return Response(
+            {
+                "version": str(version),
+                "held": bool(holds),
+                "holds": [
+                    hold_data(hold, for_version_id=version.pk, visible=hold.version_id in visible)
+                    for hold in holds
+                ],
+            }
+        )
+
+
+class TrainedVersionSerializer(VersionSerializer):
+    trained_directly = serializers.BooleanField(read_only=True)
+
+    class Meta(VersionSerializer.Meta):
+        fields = [*VersionSerializer.Meta.fields, "trained_directly"]
+
+
+class TrainedModelsView(generics.ListAPIView):
+    """Versions trained on a dataset version: those whose run used it (`trained_directly`)
+    and all their descendants. `role` (repeatable) picks roles; default train + validation."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = TrainedVersionSerializer
+    filter_backends: list = []
+
+    @extend_schema(parameters=[OpenApiParameter("role", str, many=True, enum=DatasetRole.values)])
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        dataset_version = (
+            dataset_versions_visible_to(self.request.user).filter(pk=self.kwargs["pk"]).first()
+        )
+        if dataset_version is None:
+            raise Http404
+        roles = self.request.query_params.getlist("role") or list(selectors.TRAINED_ON_ROLES)
+        unknown = sorted(set(roles) - set(DatasetRole.values))
+        if unknown:
+            raise InvalidInput.for_field(
+                "role", f"Unknown role {', '.join(unknown)}; use {', '.join(DatasetRole.values)}."
+            )
+        return selectors.trained_on(self.request.user, dataset_version, roles=roles)
+
+
+class HoldViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Holds: compliance staff and the owning team place them; only compliance lifts them."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = HoldSerializer
+    filterset_class = HoldFilter
+    ordering_fields = ["placed_at", "lifted_at"]
+    search_fields = ["reason", "version__model__name"]
+
+    def get_queryset(self):
+        return selectors.holds_visible_to(self.request.user)
+
+    def get_serializer_class(self):
+        if self.action == "create":
+            return HoldCreateSerializer
+        if self.action == "lift":
+            return HoldLiftSerializer
+        return HoldSerializer
+
+    @extend_schema(request=HoldCreateSerializer, responses={201: HoldSerializer})
+    def create(self, request, *args, **kwargs):
+        serializer = HoldCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        ref = str(data.pop("version"))
+        version = version_by_ref(request.user, ref)
+        if version is None:
+            raise InvalidInput.for_field("version", f"No version '{ref}' that you can see.")
+        hold = services.hold_place(actor=request.user, version=version, **data)
+        return Response(self._detail(hold), status=status.HTTP_201_CREATED)
+
+    def retrieve(self, request, *args, **kwargs):
+        return Response(self._detail(self.get_object()))
+
+    @extend_schema(request=HoldLiftSerializer, responses={200: HoldSerializer})
+    @action(detail=True, methods=["post"])
+    def lift(self, request, pk=None):
+        hold = self.get_object()
+        serializer = HoldLiftSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        hold = services.hold_lift(
+            actor=request.user, hold=hold, reason=serializer.validated_data["reason"]
+        )
+        return Response(self._detail(hold))
+
+    def _detail(self, hold) -> dict:
+        return HoldSerializer(hold).data | {"held_versions": selectors.held_count(hold)}

@@ -1,0 +1,74 @@
+"""Gate checks contributed by lineage, registered from `LineageConfig.ready()`."""
+
+from lineage.models import LineageEdge, TrainingRun
+from lineage.selectors import active_holds_on
+from registry.gates import CheckResult, GateContext, register_check, register_involvement
+
+CHECK_NAME = "lineage_health"
+
+
+def hold_reason(hold, version_id: int) -> str:
+    """One line saying why a version is held, naming the version the hold was placed on."""
+    where = "held" if hold.version_id == version_id else f"held through its ancestor {hold.version}"
+    return (
+        f"{where}: {hold.reason} (hold #{hold.pk}, {hold.get_category_display().lower()}, "
+        f"placed by {hold.placed_by.username} on {hold.placed_at:%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+@register_check(CHECK_NAME)
+def lineage_health(context: GateContext) -> CheckResult:
+    """Fails while the version or any ancestor is on hold, or when a parent's artefact no
+    longer matches the digest pinned on its lineage edge."""
+    version = context.version
+    holds = list(active_holds_on(version.pk))
+    edges = list(
+        LineageEdge.objects.filter(child_id=version.pk)
+        .select_related("parent__model")
+        .order_by("id")
+    )
+    reasons = [hold_reason(hold, version.pk) for hold in holds]
+    reasons += [
+        f"parent {edge.parent} now has artefact {edge.parent.artefact_digest[:12]}…, not the "
+        f"{edge.parent_digest[:12]}… pinned when the lineage was recorded"
+        for edge in edges
+        if edge.parent.artefact_digest != edge.parent_digest
+    ]
+    return CheckResult(
+        check=CHECK_NAME,
+        passed=not reasons,
+        reasons=reasons,
+        evidence={
+            "holds": [
+                {
+                    "id": hold.pk,
+                    "on": str(hold.version),
+                    "on_version_id": hold.version_id,
+                    "reason": hold.reason,
+                    "placed_by": hold.placed_by.username,
+                    "placed_at": hold.placed_at.isoformat(),
+                }
+                for hold in holds
+            ],
+            "parents": [
+                {
+                    "version_id": edge.parent_id,
+                    "ref": str(edge.parent),
+                    "relation": edge.relation,
+                    "pinned_digest": edge.parent_digest,
+                }
+                for edge in edges
+            ],
+        },
+    )
+
+
+@register_involvement
+def training_run_people(version) -> set[int]:
+    """Who ran and recorded the version's training run produced it: they may not approve it."""
+    run = (
+        TrainingRun.objects.filter(version_id=version.pk)
+        .values_list("run_by_id", "recorded_by_id")
+        .first()
+    )
+    return set(run) if run else set()

@@ -1,0 +1,43 @@
+"""Lineage query parameters for `/api/v1/versions/`, added through registry's filter hook."""
+
+import django_filters
+
+from lineage.models import Hold
+from lineage.selectors import descendant_ids, trained_on_ids
+from registry.filters import register_version_filter
+
+
+def _descends_from(queryset, name, value):
+    return queryset.filter(pk__in=descendant_ids(value))
+
+
+def _trained_on(queryset, name, value):
+    return queryset.filter(pk__in=trained_on_ids(value))
+
+
+def register_version_filters() -> None:
+    register_version_filter(
+        "descends_from",
+        django_filters.NumberFilter(
+            method=_descends_from,
+            label="Versions derived (directly or not) from this version id.",
+        ),
+    )
+    register_version_filter(
+        "trained_on",
+        django_filters.NumberFilter(
+            method=_trained_on,
+            label="Versions trained on this dataset version id (train or validation role), "
+            "directly or through an ancestor.",
+        ),
+    )
+
+
+class HoldFilter(django_filters.FilterSet):
+    active = django_filters.BooleanFilter(field_name="lifted_at", lookup_expr="isnull")
+    version = django_filters.NumberFilter(field_name="version_id")
+    model = django_filters.CharFilter(field_name="version__model__name")
+
+    class Meta:
+        model = Hold
+        fields = ["active", "version", "model", "category"]

@@ -1,0 +1,107 @@
+"""`pedigree licence-check` (exit 0 pass, 1 fail, 2 error) and `pedigree export`."""
+
+import json
+import sys
+from pathlib import Path
+
+import requests
+
+from registry.cli.client import ApiClient, CliError, _error_message
+
+STAGES = ["development", "staging", "production"]
+USES = ["commercial", "internal", "research"]
+DISTRIBUTIONS = ["hosted", "shipped_weights"]
+EXPORT_FORMATS = ["spdx-2.3", "spdx-3.0", "model-card"]
+MARKS = {"error": "ERROR", "warning": "warn ", "hint": "hint "}
+
+
+def licence_summary(check: dict) -> str:
+    verdict = "PASS" if check["passed"] else "FAIL"
+    counts = check["counts"]
+    lines = [
+        f"{verdict}: licence check of {check['version']} for {check['use']} use, "
+        f"{check['distribution']}, {check['stage']} "
+        f"(policy {check['policy']['name']} revision {check['policy']['revision']})",
+        f"  licence: {check['licence']['chosen'] or 'none declared'}; "
+        f"{counts['error']} error(s), {counts['warning']} warning(s), {counts['hint']} hint(s), "
+        f"{counts['waived']} waived",
+    ]
+    lines += [f"  problem: {problem}" for problem in check["problems"]]
+    lines += [f"  choice: {choice['reason']}" for choice in check["choices"]]
+    for violation in check["violations"]:
+        mark = "WAIVD" if violation["waived"] else MARKS[violation["severity"]]
+        lines.append(f"  [{mark}] {violation['rule']}: {violation['message']}")
+        lines.append(f"          path: {violation['path']}")
+        lines.append(f"          fix:  {violation['how_to_fix']}")
+        if violation["waiver"]:
+            waiver = violation["waiver"]
+            lines.append(
+                f"          waived by {waiver['granted_by']} (approved by {waiver['approver']}) "
+                f"until {waiver['expires_at'][:10]}: {waiver['reason']}"
+            )
+    return "\n".join(lines)
+
+
+def licence_check(client: ApiClient, args) -> int:
+    version = client.version(args.ref)
+    check = client.get(
+        f"versions/{version['id']}/licence-check/",
+        stage=args.stage,
+        use=args.use,
+        distribution=args.distribution,
+    )
+    if args.json:
+        print(json.dumps(check, indent=2))
+    else:
+        print(licence_summary(check))
+    return 0 if check["passed"] else 1
+
+
+def _fetch_text(client: ApiClient, path: str) -> bytes:
+    try:
+        response = client.session.get(
+            client.url(path), headers={"Accept": "*/*"}, timeout=client.timeout
+        )
+    except requests.RequestException:
+        raise CliError(
+            f"Cannot reach Pedigree at {client.base_url}; is the server running, and is "
+            "PEDIGREE_URL right?"
+        ) from None
+    if response.status_code >= 400:
+        raise CliError(_error_message(response))
+    return response.content
+
+
+def export(client: ApiClient, args) -> int:
+    version = client.version(args.ref)
+    data = _fetch_text(client, f"versions/{version['id']}/export/{args.format}/")
+    if args.output in (None, "-"):
+        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        return 0
+    try:
+        Path(args.output).write_bytes(data)
+    except OSError as error:
+        raise CliError(f"cannot write {args.output}: {error.strerror}") from None
+    print(f"Wrote {args.format} export of {version['ref']} to {args.output}.", file=sys.stderr)
+    return 0
+
+
+def add_commands(commands) -> None:
+    parser = commands.add_parser(
+        "licence-check",
+        help="does the version's licensing allow this use? exit 0 pass, 1 fail, 2 error",
+    )
+    parser.add_argument("ref", metavar="MODEL@VERSION")
+    parser.add_argument("--use", default="commercial", choices=USES)
+    parser.add_argument("--stage", default="production", choices=STAGES)
+    parser.add_argument("--distribution", default="hosted", choices=DISTRIBUTIONS)
+    parser.add_argument("--json", action="store_true", help="print the full answer as JSON")
+    parser.set_defaults(handler=licence_check)
+
+    parser = commands.add_parser(
+        "export", help="export a version and its lineage (SPDX 2.3, SPDX 3.0, model card)"
+    )
+    parser.add_argument("ref", metavar="MODEL@VERSION")
+    parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
+    parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
+    parser.set_defaults(handler=export)

@@ -1,0 +1,133 @@
+"""Concurrent lineage writes on PostgreSQL: two connections cannot close a cycle between them,
+and a hold placed while a descendant is being registered still reaches it.
+
+Each test makes the two transactions meet *after* their checks and *before* their writes (a
+barrier inside the service). With the lineage lock the second one waits at the lock instead,
+the first one's wait times out and it commits, and the second then sees its work.
+"""
+
+import contextlib
+import threading
+
+import pytest
+from django.db import connection, connections
+
+from lineage import services
+from lineage.models import HeldThrough, LineageEdge
+from registry.errors import InvalidInput
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        connection.vendor != "postgresql",
+        reason="needs PostgreSQL (set DATABASE_URL): SQLite serialises writers itself",
+    ),
+]
+
+MEETING_TIMEOUT = 1.5
+
+
+def meet(barrier: threading.Barrier) -> None:
+    # A broken barrier means the other transaction is waiting for the lock: expected.
+    with contextlib.suppress(threading.BrokenBarrierError):
+        barrier.wait(timeout=MEETING_TIMEOUT)
+
+
+def run_together(*calls):
+    """Run each call in its own thread (its own database connection); return results or
+    the exceptions raised."""
+    start = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def work(index: int, call) -> None:
+        try:
+            start.wait()
+            results[index] = call()
+        except Exception as error:  # reported to the test, not swallowed
+            results[index] = error
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=work, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return results
+
+
+@pytest.fixture
+def checks_meet(monkeypatch):
+    """Make each edge insertion wait for the other one right after its cycle check."""
+    barrier = threading.Barrier(2)
+    check = services._would_close_cycle
+
+    def check_then_meet(child_id, parent_ids):
+        found = check(child_id, parent_ids)
+        meet(barrier)
+        return found
+
+    monkeypatch.setattr(services, "_would_close_cycle", check_then_meet)
+
+
+def test_two_concurrent_edges_cannot_make_a_two_version_cycle(make_version, engineer, checks_meet):
+    first, second = make_version(), make_version()
+    results = run_together(
+        lambda: services.edge_create(
+            actor=engineer, child=first, parent=second, relation="finetune"
+        ),
+        lambda: services.edge_create(
+            actor=engineer, child=second, parent=first, relation="finetune"
+        ),
+    )
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1, results
+    assert isinstance(refused[0], InvalidInput) and "would make a cycle" in refused[0].message
+    assert LineageEdge.objects.count() == 1
+
+
+def test_concurrent_edges_with_no_shared_version_cannot_close_a_longer_cycle(
+    make_version, derive, engineer, checks_meet
+):
+    # p ← q and r ← s exist. Adding p ← s and r ← q at once would close p ← s ← r ← q ← p,
+    # though the two insertions touch disjoint rows: locking only their endpoints would not do.
+    p, r = make_version(), make_version()
+    q, s = derive(p), derive(r)
+    results = run_together(
+        lambda: services.edge_create(actor=engineer, child=p, parent=s, relation="finetune"),
+        lambda: services.edge_create(actor=engineer, child=r, parent=q, relation="finetune"),
+    )
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(refused) == 1, results
+    assert "would make a cycle" in refused[0].message
+    assert LineageEdge.objects.count() == 3
+
+
+def test_a_hold_placed_during_a_registration_reaches_the_new_descendant(
+    monkeypatch, base, derive, make_version, engineer, compliance_user
+):
+    tuned = derive(base)
+    child = make_version()
+    barrier = threading.Barrier(2)
+    propagate, audit = services._propagate_holds, services.audit_record
+
+    def propagate_after_meeting(child_id, parent_ids):
+        meet(barrier)
+        return propagate(child_id, parent_ids)
+
+    def audit_after_meeting(**kwargs):
+        if kwargs["action"] == "hold.place":
+            meet(barrier)
+        return audit(**kwargs)
+
+    monkeypatch.setattr(services, "_propagate_holds", propagate_after_meeting)
+    monkeypatch.setattr(services, "audit_record", audit_after_meeting)
+    hold, edge = run_together(
+        lambda: services.hold_place(actor=compliance_user, version=base, reason="withdrawn"),
+        lambda: services.edge_create(
+            actor=engineer, child=child, parent=tuned, relation="finetune"
+        ),
+    )
+    assert not isinstance(hold, Exception) and not isinstance(edge, Exception), (hold, edge)
+    held = set(HeldThrough.objects.filter(hold=hold).values_list("version_id", flat=True))
+    assert held == {base.pk, tuned.pk, child.pk}
