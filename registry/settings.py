@@ -156,6 +156,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "registry.models.Stage",
         "RiskTierEnum": "registry.models.RiskTier",
+        "EvaluationDeviceEnum": "evaluators.models.Device",
     },
 }
 
@@ -172,6 +173,26 @@ CELERY_TASK_ROUTES = {"registry.tasks.deliver_event": {"queue": "events"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# Evaluations (docs/evaluators.md). A running evaluation whose heartbeat is older than
+# STALE_SECONDS lost its worker: a redelivered task may re-claim it, and the periodic sweep
+# re-queues it, up to MAX_ATTEMPTS tries in all. The broker must not redeliver a task that is
+# still running, so its visibility timeout outlasts the task's time limit.
+PEDIGREE_EVALUATION_STALE_SECONDS = env_int("PEDIGREE_EVALUATION_STALE_SECONDS", 600, minimum=1)
+PEDIGREE_EVALUATION_MAX_ATTEMPTS = env_int("PEDIGREE_EVALUATION_MAX_ATTEMPTS", 3, minimum=1)
+PEDIGREE_EVALUATION_TIME_LIMIT = env_int("PEDIGREE_EVALUATION_TIME_LIMIT", 7200, minimum=1)
+PEDIGREE_EVALUATION_SWEEP_SECONDS = env_int("PEDIGREE_EVALUATION_SWEEP_SECONDS", 60, minimum=1)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int(
+        "PEDIGREE_BROKER_VISIBILITY_TIMEOUT", PEDIGREE_EVALUATION_TIME_LIMIT + 600, minimum=1
+    )
+}
+CELERY_BEAT_SCHEDULE = {
+    "evaluations-sweep": {
+        "task": "evaluators.tasks.sweep_evaluation_runs",
+        "schedule": float(PEDIGREE_EVALUATION_SWEEP_SECONDS),
+    }
+}
 
 LOGGING = {
     "version": 1,

@@ -90,18 +90,21 @@ def run_evaluation(
     artefact_dir: Path,
     base_dir: Path | None,
     dataset_path: Path,
-    input_column: str,
     label_column: str,
     sensitive_columns: list[str],
     metrics: list[str],
     batch_size: int,
     seed: int,
     min_group_size: int,
+    input_column: str | None = None,
+    feature_columns: list[str] | None = None,
     positive_label: str | None = None,
     device: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvaluationOutcome:
     """Run one evaluator over a dataset and compute quality and fairness metrics.
+
+    Text evaluators read `input_column`; tabular ones (`tabular-linear`) `feature_columns`.
 
     Raises EvaluationError for anything the requester can fix (unknown kind, bad dataset,
     missing columns, labels the model does not know, unsafe weight files, no CUDA).
@@ -128,6 +131,7 @@ def run_evaluation(
         input_column=input_column,
         label_column=label_column,
         sensitive_columns=list(sensitive_columns),
+        feature_columns=list(feature_columns) if feature_columns else None,
     )
 
     random.seed(seed)

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -97,7 +98,8 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, source: str)
 
 @dataclass(frozen=True)
 class EvaluationData:
-    inputs: list[str]
+    # Texts for text classification; {feature column: float} rows for tabular classification.
+    inputs: list[Any]
     labels: list[str]
     sensitive: pd.DataFrame
     sha256: str
@@ -106,22 +108,28 @@ class EvaluationData:
 def prepare_dataset(
     path: Path,
     *,
-    input_column: str,
+    input_column: str | None = None,
     label_column: str,
     sensitive_columns: list[str],
+    feature_columns: list[str] | None = None,
 ) -> EvaluationData:
     """Load a dataset and check it is usable for an evaluation.
 
-    Labels and sensitive attributes are compared and reported as strings (they become JSON
-    keys); missing sensitive values form their own group rather than being dropped.
+    Give `input_column` (a text column) or `feature_columns` (numeric columns, for tabular
+    classification), not both. Labels and sensitive attributes are compared and reported as
+    strings (they become JSON keys); missing sensitive values form their own group rather
+    than being dropped.
     """
+    if (input_column is None) == (not feature_columns):
+        raise EvaluationError("Name either an input column (text) or feature columns (tabular).")
+    inputs_named = [input_column] if input_column is not None else list(feature_columns or [])
     table = read_table(path)
     frame = table.frame
     source = f"Dataset {Path(path).name}"
-    require_columns(frame, [input_column, label_column, *sensitive_columns], source=source)
+    require_columns(frame, [*inputs_named, label_column, *sensitive_columns], source=source)
     if frame.empty:
         raise EvaluationError(f"{source} has no rows.")
-    for column in (input_column, label_column):
+    for column in (*inputs_named, label_column):
         empty_rows = frame.index[frame[column].isna()].tolist()
         if empty_rows:
             raise EvaluationError(
@@ -136,11 +144,36 @@ def prepare_dataset(
         index=range(len(frame)),
     )
     return EvaluationData(
-        inputs=[str(v) for v in frame[input_column]],
+        inputs=(
+            [str(v) for v in frame[input_column]]
+            if input_column is not None
+            else _feature_rows(frame, list(feature_columns or []), source)
+        ),
         labels=[_as_text(v) for v in frame[label_column]],
         sensitive=sensitive,
         sha256=table.sha256,
     )
+
+
+def _feature_rows(frame: pd.DataFrame, columns: list[str], source: str) -> list[dict[str, float]]:
+    """Each row's features as floats; a value that is not a number is refused, by row."""
+    numbers = {}
+    for column in columns:
+        values = frame[column]
+        if values.dtype == bool:
+            values = values.astype(float)
+        converted = pd.to_numeric(values, errors="coerce")
+        bad = frame.index[converted.isna()].tolist()
+        if bad:
+            raise EvaluationError(
+                f"{source}: feature column {column!r} holds {frame[column].iloc[bad[0]]!r} in "
+                f"row {bad[0] + 1}, not a number; tabular features must be numeric (encode "
+                "categories as numbers or one-hot columns)."
+            )
+        numbers[column] = converted.astype(float).tolist()
+    return [
+        {column: numbers[column][row] for column in columns} for row in range(len(frame))
+    ]
 
 
 def _as_text(value: object) -> str:

@@ -36,15 +36,8 @@ from fairlearn.metrics import MetricFrame, count, selection_rate
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
 from evaluators.engine import EvaluationError
+from evaluators.engine.names import FAIRNESS_METRICS, KNOWN_METRICS
 
-QUALITY_METRICS = ("accuracy", "macro_f1", "precision", "recall", "roc_auc")
-FAIRNESS_METRICS = (
-    "accuracy_gap",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-)
-KNOWN_METRICS = QUALITY_METRICS + FAIRNESS_METRICS
 DECIMALS = 6
 
 _macro_f1 = partial(f1_score, average="macro", zero_division=0)

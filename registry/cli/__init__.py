@@ -7,11 +7,11 @@ import argparse
 import json
 import sys
 
-from registry.cli import artefacts, catalogue, gate, licensing, lineage, register
+from registry.cli import artefacts, catalogue, evaluate, gate, licensing, lineage, register
 from registry.cli.client import ApiClient, CliError
 
 # Each command module adds its sub-commands to the parser.
-COMMAND_MODULES = [catalogue, gate, lineage, register, artefacts, licensing]
+COMMAND_MODULES = [catalogue, gate, lineage, register, artefacts, licensing, evaluate]
 
 
 def build_parser() -> argparse.ArgumentParser:

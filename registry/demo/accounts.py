@@ -28,6 +28,7 @@ def ensure_demo_accounts() -> tuple[Team, list[DemoAccount]]:
     specs = [
         ("admin", "administrator", {"is_staff": True, "is_superuser": True}),
         ("carol", "compliance officer", {"is_staff": True}),
+        ("dan", "compliance officer", {"is_staff": True}),
         ("alice", "ML engineer (team acme)", {}),
     ]
     accounts = []
@@ -36,7 +37,7 @@ def ensure_demo_accounts() -> tuple[Team, list[DemoAccount]]:
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        if username == "carol":
+        if username in ("carol", "dan"):
             user.groups.add(compliance)
             _grant_compliance_admin(user)
         token, _ = Token.objects.get_or_create(user=user)

@@ -75,7 +75,7 @@ def _tiny_bert_config(labels: list[str] | None) -> Any:
 def _save_tokenizer(directory: Path) -> None:
     from transformers import BertTokenizerFast
 
-    tokenizer = BertTokenizerFast(vocab_file=str(_write_vocab(directory)), do_lower_case=True)
+    tokenizer = BertTokenizerFast(vocab=str(_write_vocab(directory)), do_lower_case=True)
     tokenizer.model_max_length = 64
     tokenizer.save_pretrained(str(directory))
 

@@ -542,9 +542,10 @@ def test_unknown_kind_lists_known_kinds():
     assert known_kinds() == [
         "embedding-head",
         "peft-adapter",
+        "tabular-linear",
         "transformers-sequence-classification",
     ]
-    with pytest.raises(EvaluationError, match="known kinds: embedding-head, peft-adapter, trans"):
+    with pytest.raises(EvaluationError, match="known kinds: embedding-head, peft-adapter, tab"):
         get_evaluator("onnx")
 
 

@@ -1,0 +1,9 @@
+from rest_framework.routers import DefaultRouter
+
+from evaluators.api import views
+
+router = DefaultRouter()
+router.register("evaluation-suites", views.EvaluationSuiteViewSet, basename="evaluation-suite")
+router.register("evaluation-runs", views.EvaluationRunViewSet, basename="evaluation-run")
+
+urlpatterns = router.urls

@@ -1,0 +1,143 @@
+"""Where a version's artefact and a dataset version's file lie, confined to the artefact roots.
+
+Locating writes nothing and reads no file contents, so the web process uses it to refuse a
+request early; `verified_artefact_dir` and `verified_dataset_file` then hash the bytes on the
+worker, right before evaluating, so a run is bound to the digests the catalogue records.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
+
+from django.conf import settings
+
+from registry import hub
+from registry.artefacts import (
+    PICKLE_SUFFIXES,
+    ArtefactError,
+    inspect_artefact,
+    resolve_inside_roots,
+    sha256_file,
+)
+from registry.models import DatasetVersion, ModelVersion
+
+# Sources `registry.hub` reads from local folders; their files can be evaluated in place.
+_LOCAL_HUB_SOURCES = ("snapshot_dir", "cache")
+
+
+class SourceError(Exception):
+    """The files cannot be used; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ArtefactLocation:
+    path: Path
+    roots: tuple[Path, ...]
+    # Imported Hub snapshots were hashed without their pickle files (see registry.hub).
+    skip_pickles: bool
+
+
+def _roots() -> list[Path]:
+    return [Path(root) for root in settings.ARTEFACT_ROOTS]
+
+
+def _path_of(uri: str) -> str | None:
+    """The local path a `file://` URI or a plain absolute path names; None for other URLs."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return unquote(parsed.path)
+    if parsed.scheme == "" and uri.startswith("/"):
+        return uri
+    return None
+
+
+def locate_artefact(version: ModelVersion) -> ArtefactLocation:
+    """The folder holding `version`'s files, inside the artefact roots (or, for an imported Hub
+    snapshot, the local Hugging Face cache)."""
+    if not version.artefact_manifest:
+        raise SourceError(
+            f"{version} was registered by digest only, so Pedigree holds no files to evaluate; "
+            "register a version from its files (`pedigree register … --artefact PATH`)."
+        )
+    local = _path_of(version.artefact_uri)
+    skip_pickles = False
+    roots = _roots()
+    if local is None:
+        source = (version.hub_card or {}).get("source") or {}
+        if source.get("kind") not in _LOCAL_HUB_SOURCES:
+            raise SourceError(
+                f"The files of {version} are not on this server (its artefact is "
+                f"{version.artefact_uri or 'not recorded'}); import it from a local snapshot "
+                "inside the artefact roots (`manage.py import_hf --snapshot-dir …`)."
+            )
+        local, skip_pickles = source.get("location", ""), True
+        roots = [*roots, hub.cache_dir()]
+    try:
+        path = resolve_inside_roots(local, roots)
+    except ArtefactError as error:
+        raise SourceError(f"The files of {version} cannot be used: {error.message}") from None
+    return ArtefactLocation(path=path, roots=tuple(roots), skip_pickles=skip_pickles)
+
+
+def verified_artefact_dir(version: ModelVersion, *, expected_digest: str) -> Path:
+    """Hash `version`'s files and return their folder if they are exactly `expected_digest`."""
+    location = locate_artefact(version)
+    if not location.path.is_dir():
+        raise SourceError(
+            f"The artefact of {version} is a single file; evaluators read a folder holding the "
+            "weights with their configuration and tokenizer."
+        )
+    try:
+        manifest = inspect_artefact(
+            location.path,
+            roots=location.roots,
+            exclude=(
+                (lambda relpath: PurePosixPath(relpath).suffix.lower() in PICKLE_SUFFIXES)
+                if location.skip_pickles
+                else None
+            ),
+        )
+    except ArtefactError as error:
+        raise SourceError(f"The files of {version} cannot be used: {error.message}") from None
+    if manifest.digest != expected_digest:
+        raise SourceError(
+            f"The files of {version} in {location.path} now hash to {manifest.digest[:12]}…, not "
+            f"the registered {expected_digest[:12]}…; they changed after registration, so they "
+            "are not the weights this evaluation is about. Restore them or register a new "
+            "version."
+        )
+    return location.path
+
+
+def locate_dataset(dataset_version: DatasetVersion) -> Path:
+    """The file a dataset version's `uri` names, inside the artefact roots."""
+    raw = dataset_version.uri.strip()
+    local = _path_of(raw) if raw else None
+    if local is None and raw and "://" not in raw:
+        local = raw  # a path relative to the first artefact root
+    if local is None:
+        raise SourceError(
+            f"Dataset {dataset_version} has no local file (uri {raw or 'empty'!r}); set its uri "
+            "to a .csv, .jsonl or .parquet file inside the artefact roots "
+            "(PATCH /api/v1/dataset-versions/{id}/)."
+        )
+    try:
+        path = resolve_inside_roots(local, _roots())
+    except ArtefactError as error:
+        raise SourceError(f"The file of dataset {dataset_version} cannot be used: "
+                          f"{error.message}") from None
+    if not path.is_file():
+        raise SourceError(f"The uri of dataset {dataset_version} names a folder, not a file.")
+    return path
+
+
+def verified_dataset_file(dataset_version: DatasetVersion, *, expected_sha256: str) -> Path:
+    path = locate_dataset(dataset_version)
+    actual = sha256_file(path)
+    if actual != expected_sha256:
+        raise SourceError(
+            f"The file of dataset {dataset_version} ({path.name}) hashes to {actual[:12]}…, not "
+            f"the pinned {expected_sha256[:12]}…; register the changed file as a new dataset "
+            "version and define a suite on it."
+        )
+    return path
