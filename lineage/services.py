@@ -45,7 +45,7 @@ from registry.selectors import (
     teams_visible_to,
     versions_visible_to,
 )
-from registry.services import snapshot
+from registry.services import event_publish, snapshot
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises lineage writes.
 LINEAGE_LOCK_KEY = 7_220_432
@@ -715,6 +715,16 @@ def hold_place(
         obj=hold,
         after=snapshot(hold) | {"held_versions": held},
     )
+    event_publish(
+        kind="version.held",
+        payload={
+            "version": str(version),
+            "hold": hold.pk,
+            "reason": hold.reason,
+            "held_versions": held,
+            "by": actor.username,
+        },
+    )
     return hold
 
 
@@ -742,5 +752,15 @@ def hold_lift(*, actor, hold: Hold, reason: str) -> Hold:
         obj=hold,
         before=before,
         after=snapshot(hold) | {"released_versions": released},
+    )
+    event_publish(
+        kind="version.hold_lifted",
+        payload={
+            "version": str(hold.version),
+            "hold": hold.pk,
+            "reason": hold.lift_reason,
+            "released_versions": released,
+            "by": actor.username,
+        },
     )
     return hold

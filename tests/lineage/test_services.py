@@ -417,3 +417,20 @@ def test_a_version_has_one_training_run(base, derive, engineer):
             method="full_finetune",
             hyperparameters={"learning_rate": 1e-5},
         )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_holds_are_published_as_signed_events(compliance_user, make_version):
+    from registry.models import EventDelivery, WebhookEndpoint
+
+    WebhookEndpoint.objects.create(
+        name="sink", url="http://127.0.0.1:9/hook", secret="s", events=["version.held"]
+    )
+    version = make_version()
+    hold = services.hold_place(
+        actor=compliance_user, version=version, reason="upstream licence withdrawn"
+    )
+    delivery = EventDelivery.objects.get()
+    assert delivery.event == "version.held"
+    assert delivery.payload["data"]["hold"] == hold.pk
+    assert delivery.payload["data"]["reason"] == "upstream licence withdrawn"
