@@ -142,3 +142,27 @@ def make_dataset_version(engineer, team):
         )
 
     return make
+
+
+@pytest.fixture
+def seeded(db):
+    """The data migrations' seeds (stage policies, licence catalogue and default policy): a
+    transactional test's flush empties them, so put them back when they are gone."""
+    import importlib
+
+    from django.apps import apps
+
+    from licensing.models import (
+        HubLicenceMapping,
+        Licence,
+        LicencePolicy,
+        LicencePolicyRevision,
+        LicenceRule,
+        LicenceTerm,
+    )
+    from licensing.seeding import seed_catalogue, seed_default_policy
+
+    importlib.import_module("registry.migrations.0003_seed_stage_policies").seed(apps, None)
+    if not Licence.objects.exists():
+        seed_catalogue(Licence, LicenceTerm, HubLicenceMapping)
+    seed_default_policy(LicencePolicy, LicenceRule, LicencePolicyRevision)

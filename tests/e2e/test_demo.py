@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def demo_roots(settings, tmp_path):
+def demo_roots(settings, tmp_path, seeded):
     try:
         minilm_snapshot_dir()
     except Exception:
