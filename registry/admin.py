@@ -33,12 +33,27 @@ from registry.models import (
 from registry.selectors import gate_evaluate, versions_visible_to
 
 
-@admin.register(Team)
-class TeamAdmin(admin.ModelAdmin):
-    list_display = ["slug", "name", "created_at"]
-    search_fields = ["slug", "name"]
-    filter_horizontal = ["members"]
-    readonly_fields = ["created_at"]
+class ServiceAdmin(admin.ModelAdmin):
+    """Saves through the app's services, so the admin obeys the API's rules and leaves the same
+    audit. Fields given at creation (`create_fields`) that the update service does not accept
+    (`updatable_fields`) are read-only afterwards; a refused write is a 403 page naming the
+    rule."""
+
+    create_fields: tuple[str, ...] = ()
+    updatable_fields: frozenset[str] = frozenset()
+
+    def create_object(self, actor, data: dict):
+        raise PermissionDenied("Create these through the API or the command-line client.")
+
+    def update_object(self, actor, instance, changes: dict):
+        raise PermissionDenied("These cannot be changed in the admin.")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            frozen = [name for name in self.create_fields if name not in self.updatable_fields]
+            readonly += [name for name in frozen if name not in readonly]
+        return readonly
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -46,19 +61,40 @@ class TeamAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         try:
             if change:
+                # The form already wrote its values onto `obj`: give the service the stored
+                # row, so the audit's "before" is what was there.
+                # Many-to-many fields are saved (and audited) by save_related.
+                relations = {field.name for field in obj._meta.many_to_many}
                 changes = {
                     name: form.cleaned_data[name]
                     for name in form.changed_data
-                    if name in ("name", "description")
+                    if name not in relations
                 }
-                services.team_update(actor=request.user, team=obj, changes=changes)
+                if changes:
+                    stored = type(obj).objects.get(pk=obj.pk)
+                    self.update_object(request.user, stored, changes)
             else:
-                created = services.team_create(
-                    actor=request.user, slug=obj.slug, name=obj.name, description=obj.description
-                )
-                obj.pk = created.pk
+                data = {name: form.cleaned_data[name] for name in self.create_fields}
+                obj.pk = self.create_object(request.user, data).pk
         except ServiceError as error:
             raise PermissionDenied(error.message) from error
+
+
+@admin.register(Team)
+class TeamAdmin(ServiceAdmin):
+    list_display = ["slug", "name", "created_at"]
+    search_fields = ["slug", "name"]
+    filter_horizontal = ["members"]
+    readonly_fields = ["created_at"]
+
+    create_fields = ("slug", "name", "description")
+    updatable_fields = frozenset({"name", "description"})
+
+    def create_object(self, actor, data):
+        return services.team_create(actor=actor, **data)
+
+    def update_object(self, actor, instance, changes):
+        return services.team_update(actor=actor, team=instance, changes=changes)
 
     def save_related(self, request, form, formsets, change):
         before = sorted(form.instance.members.values_list("username", flat=True))
@@ -83,7 +119,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(ServiceAdmin):
     list_display = ["name", "kind", "team", "visibility", "task", "created_by", "created_at"]
     list_filter = ["kind", "visibility", "team"]
     search_fields = ["name", "description", "task"]
@@ -91,37 +127,22 @@ class RegisteredModelAdmin(admin.ModelAdmin):
     readonly_fields = ["created_by", "created_at", "updated_at"]
     inlines = [VersionInline]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    create_fields = (
+        "name",
+        "kind",
+        "team",
+        "visibility",
+        "task",
+        "description",
+        "allow_multiple_production",
+    )
+    updatable_fields = frozenset(services.MODEL_UPDATABLE)
 
-    def save_model(self, request, obj, form, change):
-        try:
-            if change:
-                changes = {
-                    name: form.cleaned_data[name]
-                    for name in form.changed_data
-                    if name in services.MODEL_UPDATABLE
-                }
-                services.model_update(actor=request.user, model=obj, changes=changes)
-            else:
-                created = services.model_create(
-                    actor=request.user,
-                    **{
-                        name: form.cleaned_data[name]
-                        for name in (
-                            "name",
-                            "kind",
-                            "team",
-                            "visibility",
-                            "task",
-                            "description",
-                            "allow_multiple_production",
-                        )
-                    },
-                )
-                obj.pk = created.pk
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+    def create_object(self, actor, data):
+        return services.model_create(actor=actor, **data)
+
+    def update_object(self, actor, instance, changes):
+        return services.model_update(actor=actor, model=instance, changes=changes)
 
 
 class GateForm(forms.Form):
@@ -265,7 +286,7 @@ def manifest_table(manifest: dict):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(admin.ModelAdmin):
+class ModelVersionAdmin(ServiceAdmin):
     list_display = [
         "__str__",
         "stage",
@@ -347,61 +368,30 @@ class ModelVersionAdmin(admin.ModelAdmin):
         # Versions are registered through the API or `pedigree register`, which inspect weights.
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def save_model(self, request, obj, form, change):
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        try:
-            services.version_update(
-                actor=request.user, version=ModelVersion.objects.get(pk=obj.pk), changes=changes
-            )
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+    def update_object(self, actor, instance, changes):
+        return services.version_update(actor=actor, version=instance, changes=changes)
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(ServiceAdmin):
     list_display = ["name", "team", "visibility", "hub_id", "created_by", "created_at"]
     list_filter = ["visibility", "team"]
     search_fields = ["name", "description", "hub_id", "source"]
     list_select_related = ["team", "created_by"]
     readonly_fields = ["created_by", "created_at", "updated_at"]
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+    create_fields = ("name", "team", "visibility", "description", "source", "hub_id")
+    updatable_fields = frozenset(services.DATASET_UPDATABLE)
 
-    def save_model(self, request, obj, form, change):
-        try:
-            if change:
-                changes = {
-                    name: form.cleaned_data[name]
-                    for name in form.changed_data
-                    if name in services.DATASET_UPDATABLE
-                }
-                services.dataset_update(actor=request.user, dataset=obj, changes=changes)
-            else:
-                created = services.dataset_create(
-                    actor=request.user,
-                    **{
-                        name: form.cleaned_data[name]
-                        for name in (
-                            "name",
-                            "team",
-                            "visibility",
-                            "description",
-                            "source",
-                            "hub_id",
-                        )
-                    },
-                )
-                obj.pk = created.pk
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+    def create_object(self, actor, data):
+        return services.dataset_create(actor=actor, **data)
+
+    def update_object(self, actor, instance, changes):
+        return services.dataset_update(actor=actor, dataset=instance, changes=changes)
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(admin.ModelAdmin):
+class DatasetVersionAdmin(ServiceAdmin):
     list_display = [
         "__str__",
         "licence_declared",
@@ -427,19 +417,10 @@ class DatasetVersionAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def save_model(self, request, obj, form, change):
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        try:
-            services.dataset_version_update(
-                actor=request.user,
-                dataset_version=DatasetVersion.objects.get(pk=obj.pk),
-                changes=changes,
-            )
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+    def update_object(self, actor, instance, changes):
+        return services.dataset_version_update(
+            actor=actor, dataset_version=instance, changes=changes
+        )
 
 
 @admin.register(AuditEntry)
@@ -462,7 +443,7 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
 
 @admin.register(StagePolicy)
-class StagePolicyAdmin(admin.ModelAdmin):
+class StagePolicyAdmin(ServiceAdmin):
     """Compliance staff edit which checks and approvals each stage needs, per risk tier."""
 
     list_display = [
@@ -492,17 +473,8 @@ class StagePolicyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def save_model(self, request, obj, form, change):
-        changes = {name: form.cleaned_data[name] for name in form.changed_data}
-        try:
-            services.stage_policy_update(
-                actor=request.user, policy=StagePolicy.objects.get(pk=obj.pk), changes=changes
-            )
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+    def update_object(self, actor, instance, changes):
+        return services.stage_policy_update(actor=actor, policy=instance, changes=changes)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):

@@ -110,3 +110,31 @@ def test_team_membership_changes_are_audited(admin_client, admin_user, team, eng
     entry = AuditEntry.objects.get(action="team.members")
     assert entry.before == {"members": ["alice"]}
     assert entry.after == {"members": ["admin"]}
+
+
+def test_admin_edit_audits_the_stored_before_and_freezes_identity(
+    client, make_user, team, make_model
+):
+    insider = make_user("ivy", teams=[team], is_staff=True)
+    insider.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_registeredmodel", "change_registeredmodel"])
+    )
+    model = make_model("acme/m", task="old-task")
+    client.force_login(insider)
+    url = f"/admin/registry/registeredmodel/{model.pk}/change/"
+    page = client.get(url).content.decode()
+    assert 'name="name"' not in page and 'name="task"' in page
+    response = client.post(
+        url,
+        {
+            "visibility": "team",
+            "task": "text-classification",
+            "description": "",
+            "versions-TOTAL_FORMS": "0",
+            "versions-INITIAL_FORMS": "0",
+        },
+    )
+    assert response.status_code == 302, response.content
+    entry = AuditEntry.objects.filter(action="model.update").get()
+    assert entry.before["task"] == "old-task"
+    assert entry.after["task"] == "text-classification"
