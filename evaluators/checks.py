@@ -20,6 +20,7 @@ from evaluators.selectors import (
     parent_comparisons,
     suites_for,
 )
+from lineage.selectors import gate_parent_edges
 from registry.gates import CheckResult, GateContext, register_check
 
 LIMITS = {
@@ -33,7 +34,8 @@ def _evidence(context: GateContext, check: str) -> list[SuiteEvidence] | CheckRe
     """The evidence on each suite setting this check's limits, or the failing result when
     no suite does."""
     version, limits = context.version, LIMITS[check]
-    suites = [suite for suite in suites_for(version) if getattr(suite, limits)]
+    applying = context.shared("evaluators.suites", lambda: suites_for(version))
+    suites = [suite for suite in applying if getattr(suite, limits)]
     if suites:
         return evaluation_evidence(version, suites)
     return CheckResult(
@@ -90,7 +92,7 @@ def no_negative_transfer(context: GateContext) -> CheckResult:
     nothing, so it does not start one): the reason says to run `pedigree evaluate PARENT`.
     A version without parents (an upstream model) has nothing to compare with and passes."""
     version = context.version
-    edges = comparable_parent_edges(version)
+    edges = comparable_parent_edges(version, gate_parent_edges(context))
     if not edges:
         return CheckResult(
             "no_negative_transfer",

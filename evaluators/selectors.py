@@ -24,7 +24,7 @@ from evaluators.engine.thresholds import Finding, check_fairness, check_quality,
 from evaluators.models import EvaluationRun, EvaluationSuite, RunStatus
 from evaluators.sources import SourceError
 from lineage.models import LineageEdge, Relation
-from lineage.selectors import ancestor_ids, root_ids
+from lineage.selectors import ancestor_ids, pinned_parents, root_ids
 from registry.models import DatasetVersion, ModelVersion, Visibility
 from registry.selectors import (
     dataset_versions_visible_to,
@@ -276,7 +276,9 @@ class ParentComparison:
         }
 
 
-def comparable_parent_edges(version: ModelVersion) -> list[LineageEdge]:
+def comparable_parent_edges(
+    version: ModelVersion, edges: list[LineageEdge] | None = None
+) -> list[LineageEdge]:
     """The parents a version's quality is compared with on its suites.
 
     An embedding head's `adapter` parent is the frozen encoder it runs on, which has no
@@ -284,11 +286,7 @@ def comparable_parent_edges(version: ModelVersion) -> list[LineageEdge]:
     out. Every other parent (the base of a LoRA adapter, a fine-tune's parent, each model of a
     merge) must not be better than the child beyond the suite's allowed regression.
     """
-    edges = list(
-        LineageEdge.objects.filter(child=version)
-        .select_related("parent__model")
-        .order_by("id")
-    )
+    edges = pinned_parents(version.pk) if edges is None else edges
     if evaluator_kind(version) == EMBEDDING_HEAD:
         edges = [edge for edge in edges if edge.relation != Relation.ADAPTER]
     return edges

@@ -1,5 +1,9 @@
 """The `licence` gate check, registered from `LicensingConfig.ready()`."""
 
+from urllib.parse import urlencode
+
+from django.urls import reverse
+
 from licensing.selectors import licence_check
 from registry.gates import CheckResult, GateContext, register_check
 
@@ -16,9 +20,13 @@ def licence_gate(context: GateContext) -> CheckResult:
         use=context.use,
         distribution=context.distribution,
     )
+    report = reverse("version-licence-check", args=[context.version.pk])
+    query = urlencode(
+        {"stage": context.stage, "use": context.use, "distribution": context.distribution}
+    )
     return CheckResult(
         check=CHECK_NAME,
         passed=check.passed,
         reasons=check.reasons(),
-        evidence=check.to_dict(with_obligations=False),
+        evidence={**check.summary(), "report": f"{report}?{query}"},
     )

@@ -13,6 +13,7 @@ listed per alternative and the policy picks one (see `licensing.policy`).
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -86,7 +87,7 @@ class LicenceInfo:
     # False when the licence table has no row for the id (the catalogue was not synced).
     in_table: bool = True
 
-    @property
+    @functools.cached_property
     def term_types(self) -> frozenset[str]:
         return frozenset(term.type for term in self.terms)
 
@@ -119,6 +120,7 @@ def base_licence_id(item: str) -> str:
     return item.split(" WITH ", 1)[0].strip()
 
 
+@functools.lru_cache(maxsize=4096)
 def expression_alternatives(text: str) -> tuple[tuple[tuple[str, ...], ...], str]:
     """(alternatives, problem): the expression's choices of licences, or the unknown licence
     with a problem when a stored expression no longer parses."""
@@ -198,50 +200,95 @@ def _licence_steps(licence: LicenceInfo, term: TermInfo | None = None) -> tuple[
     return (*steps, Step("clause", term.clause)) if term else steps
 
 
-class LineageView:
-    """The version's ancestry held in memory: edges child → parent and training-data uses."""
+@dataclass(frozen=True, slots=True)
+class Licensed:
+    """A version or dataset version as obligations see it: its name, licence fields, whether it
+    is upstream and whether its licence has evidence (a pinned Hub revision, a source)."""
 
-    def __init__(self, version, edges: Iterable[Any], uses: Iterable[Any]) -> None:
+    id: int
+    ref: str
+    licence_declared: str
+    licence_concluded: str
+    upstream: bool
+    evidence: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    child_id: int
+    parent_id: int
+    relation: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataUse:
+    """A version of the ancestry (`version_id`) trained on a dataset version in `role`."""
+
+    dataset_version_id: int
+    version_id: int
+    role: str
+
+
+class LineageView:
+    """The version's ancestry held in memory: edges child → parent, the ancestors and the
+    training-data uses, as plain rows (see `licensing.selectors.lineage_view`)."""
+
+    def __init__(
+        self,
+        version,
+        *,
+        edges: Iterable[Edge],
+        ancestors: dict[int, Licensed],
+        uses: Iterable[DataUse],
+        datasets: dict[int, Licensed],
+    ) -> None:
         self.version = version
-        self.parents: dict[int, list[Any]] = {}
-        self.versions = {version.pk: version}
+        self.own = Licensed(
+            id=version.pk,
+            ref=str(version),
+            licence_declared=version.licence_declared,
+            licence_concluded=version.licence_concluded,
+            upstream=version.model.kind == "upstream",
+            evidence=bool(version.hub_revision),
+        )
+        self.versions = {**ancestors, version.pk: self.own}
+        self.parents: dict[int, list[Edge]] = {}
         for edge in edges:
             self.parents.setdefault(edge.child_id, []).append(edge)
-            self.versions[edge.parent_id] = edge.parent
         # dataset version id -> [(user version id, role), ...]
         self.data_users: dict[int, list[tuple[int, str]]] = {}
-        self.dataset_versions: dict[int, Any] = {}
         for use in uses:
             self.data_users.setdefault(use.dataset_version_id, []).append(
-                (use.run.version_id, use.role)
+                (use.version_id, use.role)
             )
-            self.dataset_versions[use.dataset_version_id] = use.dataset_version
-        self._reach: dict[frozenset[str] | None, dict[int, tuple[Any, ...]]] = {}
+        self.dataset_versions = datasets
+        self._version_step = {
+            node.id: Step("version", node.ref, node.id) for node in self.versions.values()
+        }
+        self._reach: dict[frozenset[str] | None, dict[int, tuple[int, tuple[Step, ...]]]] = {}
 
-    def reach(self, relations: frozenset[str] | None) -> dict[int, tuple[Any, ...]]:
-        """Ancestor id -> the edges of a shortest path from the version to it, following only
-        edges whose relation is in `relations` (all edges when None). Breadth-first."""
+    def reach(self, relations: frozenset[str] | None) -> dict[int, tuple[int, tuple[Step, ...]]]:
+        """Ancestor id -> (hops, steps) of a shortest path from the version to it, following
+        only edges whose relation is in `relations` (all edges when None). Breadth-first; each
+        path extends its parent's, so the steps are built once per ancestor."""
         if relations not in self._reach:
-            found: dict[int, tuple[Any, ...]] = {self.version.pk: ()}
+            found = {self.version.pk: (0, (self._version_step[self.version.pk],))}
             queue = deque([self.version.pk])
             while queue:
                 node = queue.popleft()
+                hops, steps = found[node]
                 for edge in self.parents.get(node, ()):
                     if edge.parent_id in found:
                         continue
                     if relations is not None and edge.relation not in relations:
                         continue
-                    found[edge.parent_id] = (*found[node], edge)
+                    found[edge.parent_id] = (
+                        hops + 1,
+                        (*steps, Step("edge", edge.relation), self._version_step[edge.parent_id]),
+                    )
                     queue.append(edge.parent_id)
             self._reach[relations] = found
         return self._reach[relations]
-
-    def version_steps(self, path: Sequence[Any]) -> tuple[Step, ...]:
-        steps = [Step("version", str(self.version), self.version.pk)]
-        for edge in path:
-            steps.append(Step("edge", edge.relation))
-            steps.append(Step("version", str(self.versions[edge.parent_id]), edge.parent_id))
-        return tuple(steps)
 
     def dataset_route(
         self, dataset_version_id: int, relations: frozenset[str] | None
@@ -249,7 +296,7 @@ class LineageView:
         """The shortest path to a training dataset through versions reachable by `relations`."""
         reach = self.reach(relations)
         routes = [
-            (len(reach[user]), user, role)
+            (reach[user][0], user, role)
             for user, role in self.data_users.get(dataset_version_id, ())
             if user in reach
         ]
@@ -258,35 +305,26 @@ class LineageView:
         _, user, role = min(routes)
         dataset_version = self.dataset_versions[dataset_version_id]
         return (
-            *self.version_steps(reach[user]),
+            *reach[user][1],
             Step("edge", f"trained on ({role})"),
-            Step("dataset", str(dataset_version), dataset_version_id),
+            Step("dataset", dataset_version.ref, dataset_version_id),
         )
 
 
-def _source(
-    *,
-    kind: str,
-    ref: str,
-    object_type: str,
-    obj: Any,
-    upstream: bool,
-    has_evidence: bool,
-    steps: tuple[Step, ...],
-) -> Source:
-    concluded = bool(obj.licence_concluded.strip())
-    expression = obj.licence_concluded.strip() or obj.licence_declared.strip()
+def _source(*, kind: str, object_type: str, node: Licensed, steps: tuple[Step, ...]) -> Source:
+    concluded = bool(node.licence_concluded.strip())
+    expression = node.licence_concluded.strip() or node.licence_declared.strip()
     alternatives, problem = expression_alternatives(expression)
     return Source(
         kind=kind,
-        ref=ref,
+        ref=node.ref,
         object_type=object_type,
-        object_id=obj.pk,
+        object_id=node.id,
         expression=expression,
         field=("licence_concluded" if concluded else "licence_declared" if expression else ""),
         concluded=concluded,
-        upstream=upstream,
-        evidence=concluded or has_evidence,
+        upstream=node.upstream,
+        evidence=concluded or node.evidence,
         steps=steps,
         alternatives=alternatives,
         problem=problem,
@@ -295,50 +333,27 @@ def _source(
 
 def collect_sources(lineage: LineageView) -> list[Source]:
     """The version itself, every ancestor (nearest first) and every training dataset."""
-    version = lineage.version
-    sources = [
-        _source(
-            kind="self",
-            ref=str(version),
-            object_type="version",
-            obj=version,
-            upstream=version.model.kind == "upstream",
-            has_evidence=bool(version.hub_revision),
-            steps=(Step("version", str(version), version.pk),),
-        )
-    ]
     reach = lineage.reach(None)
-    for ancestor_id, path in sorted(reach.items(), key=lambda item: (len(item[1]), item[0])):
-        if ancestor_id == version.pk:
-            continue
-        ancestor = lineage.versions[ancestor_id]
-        sources.append(
-            _source(
-                kind="ancestor",
-                ref=str(ancestor),
-                object_type="version",
-                obj=ancestor,
-                upstream=ancestor.model.kind == "upstream",
-                has_evidence=bool(ancestor.hub_revision),
-                steps=lineage.version_steps(path),
+    own = lineage.version.pk
+    sources = [_source(kind="self", object_type="version", node=lineage.own, steps=reach[own][1])]
+    for ancestor_id, (_, steps) in sorted(reach.items(), key=lambda item: (item[1][0], item[0])):
+        if ancestor_id != own:
+            sources.append(
+                _source(
+                    kind="ancestor",
+                    object_type="version",
+                    node=lineage.versions[ancestor_id],
+                    steps=steps,
+                )
             )
-        )
     for dataset_version_id, dataset_version in sorted(lineage.dataset_versions.items()):
         route = lineage.dataset_route(dataset_version_id, None)
-        if route is None:
-            continue
-        dataset = dataset_version.dataset
-        sources.append(
-            _source(
-                kind="dataset",
-                ref=str(dataset_version),
-                object_type="dataset_version",
-                obj=dataset_version,
-                upstream=True,
-                has_evidence=bool(dataset.hub_id or dataset.source or dataset_version.uri),
-                steps=route,
+        if route is not None:
+            sources.append(
+                _source(
+                    kind="dataset", object_type="dataset_version", node=dataset_version, steps=route
+                )
             )
-        )
     return sources
 
 
@@ -426,8 +441,8 @@ def _carried_steps(lineage: LineageView, source: Source, term: TermInfo) -> tupl
     if source.kind == "self":
         return source.steps
     if source.kind == "ancestor":
-        path = lineage.reach(relations).get(source.object_id)
-        return None if path is None else lineage.version_steps(path)
+        hit = lineage.reach(relations).get(source.object_id)
+        return None if hit is None else hit[1]
     if TRAINED_ON not in relations:
         return None
     return lineage.dataset_route(source.object_id, relations)

@@ -64,9 +64,16 @@ def placeholder_problems(text: str) -> list[str]:
     ]
 
 
-class _Blank(dict):
+class _Placeholders(dict):
+    """A rule's placeholder values; `{path}` is worked out only when a text uses it (a long
+    lineage makes it long), and an unknown placeholder reads as ''."""
+
+    def __init__(self, steps: tuple[Step, ...], **values: str) -> None:
+        super().__init__(values)
+        self.steps = steps
+
     def __missing__(self, key: str) -> str:
-        return ""
+        return path_text(self.steps) if key == "path" else ""
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,7 @@ class Violation:
             f"Fix: {self.how_to_fix}"
         )
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, with_steps: bool = True) -> dict[str, Any]:
         return {
             "rule": self.rule,
             "severity": self.severity,
@@ -183,7 +190,7 @@ class Violation:
             "source": self.source.ref,
             "source_kind": self.source.kind,
             "path": self.path,
-            "steps": [step.to_dict() for step in self.steps],
+            **({"steps": [step.to_dict() for step in self.steps]} if with_steps else {}),
             "clause": self.clause,
             "term": self.term_type,
             "message": self.message,
@@ -248,6 +255,28 @@ class LicenceCheck:
 
     def to_dict(self, *, with_obligations: bool = True) -> dict[str, Any]:
         data = {
+            **self._verdict(),
+            "violations": [violation.to_dict() for violation in self.violations],
+        }
+        if with_obligations:
+            data["obligations"] = [obligation.to_dict() for obligation in self.obligations]
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """What a gate decision keeps as evidence: the verdict, its inputs and every error,
+        warning and waived violation with its path; hints are only counted. A deep lineage
+        owes a notice hint per permissive ancestor, which would make each decision long."""
+        return {
+            **self._verdict(),
+            "violations": [
+                violation.to_dict(with_steps=False)
+                for violation in self.violations
+                if violation.severity != "hint" or violation.waiver
+            ],
+        }
+
+    def _verdict(self) -> dict[str, Any]:
+        return {
             "version": str(self.version),
             "version_id": self.version.pk,
             "artefact_digest": self.version.artefact_digest,
@@ -260,11 +289,7 @@ class LicenceCheck:
             "counts": self.counts(),
             "problems": list(self.problems),
             "choices": [choice.to_dict() for choice in self.choices],
-            "violations": [violation.to_dict() for violation in self.violations],
         }
-        if with_obligations:
-            data["obligations"] = [obligation.to_dict() for obligation in self.obligations]
-        return data
 
 
 def _merge_duplicates(violations: list[Violation]) -> list[Violation]:
@@ -313,6 +338,7 @@ class _Evaluator:
             if rule.applies_in(stage=stage, use=use, distribution=distribution)
         ]
         self.coverers = [rule for rule in rules if rule.enabled and rule.condition != "catch_all"]
+        self._covered: dict[str, bool] = {}
         self.waivers = list(waivers)
 
     def _violation(
@@ -331,7 +357,8 @@ class _Evaluator:
             if obligation
             else (source.steps + ((Step("licence", licence.id),) if licence else ()))
         )
-        values = _Blank(
+        values = _Placeholders(
+            steps,
             licence=licence_id,
             licence_name=licence.name if licence else "no licence",
             category=licence.category if licence else "",
@@ -339,7 +366,6 @@ class _Evaluator:
             value="" if term is None or term.value is None else str(term.value),
             clause=term.clause if term else "",
             source=source.ref,
-            path=path_text(steps),
             model=self.version.model.name,
             version=str(self.version),
             output_licence=" AND ".join(output) or "no licence",
@@ -419,8 +445,14 @@ class _Evaluator:
             case "unreviewed_licence":
                 return not source.concluded and licence.review_required
             case "catch_all":
-                return not any(other.covers(licence) for other in self.coverers)
+                return not self._is_covered(licence)
         return False
+
+    def _is_covered(self, licence: LicenceInfo) -> bool:
+        """Whether another rule speaks about the licence (asked once per licence)."""
+        if licence.id not in self._covered:
+            self._covered[licence.id] = any(other.covers(licence) for other in self.coverers)
+        return self._covered[licence.id]
 
     def _term_matches(
         self, rule: RuleSpec, obligation: Obligation, output_types: frozenset[str]
@@ -479,10 +511,9 @@ def evaluate(
         distribution=distribution,
         policy=policy,
         output=tuple(output),
-        violations=sorted(
-            violations,
-            key=lambda v: (SEVERITY_ORDER[v.severity], v.position, v.rule, v.path, v.licence),
-        ),
+        # Sorting is stable: one rule's violations stay in source order (the version, then
+        # its ancestors nearest first, then its training data).
+        violations=sorted(violations, key=lambda v: (SEVERITY_ORDER[v.severity], v.position)),
         choices=[
             Choice(source, chosen, satisfied)
             for source, chosen, satisfied in picks

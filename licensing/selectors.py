@@ -1,14 +1,17 @@
 """Reads: the licence catalogue, the policy, waivers, obligations and the licence check.
 
 `version_obligations` and `licence_check` run a fixed number of queries whatever the depth of
-the lineage: one recursive query each for the ancestry's edges and training data (lineage's
-`ancestor_ids`), two for the licences and their terms, two for the policy, one for waivers.
+the lineage: one recursive query for the ancestry's edges and training data, one for the
+licences with their terms, one for the policy with its rules, one
+for waivers. They fetch plain rows, not model instances: the gate runs this on every call.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from django.db import connection
 from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 
@@ -16,12 +19,14 @@ from licensing.models import (
     HubLicenceMapping,
     Licence,
     LicencePolicy,
-    LicenceRule,
     LicenceTerm,
     LicenceWaiver,
 )
 from licensing.obligations import (
+    DataUse,
+    Edge,
     LicenceInfo,
+    Licensed,
     LineageView,
     TermInfo,
     VersionObligations,
@@ -31,8 +36,7 @@ from licensing.obligations import (
     resolve_obligations,
 )
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
-from lineage.models import LineageEdge, TrainingDataset
-from lineage.selectors import TRAINED_ON_ROLES, ancestor_ids
+from lineage.selectors import TRAINED_ON_ROLES, marks, seed_sql, sql, walk_cte
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
 
@@ -57,27 +61,48 @@ def active_policy() -> LicencePolicy | None:
     return LicencePolicy.objects.filter(active=True).select_related("updated_by").first()
 
 
-def policy_rules(policy: LicencePolicy) -> QuerySet[LicenceRule]:
-    return LicenceRule.objects.filter(policy=policy).select_related("licence")
+_RULE_COLUMNS = (
+    "name",
+    "condition",
+    "severity",
+    "message",
+    "how_to_fix",
+    "category",
+    "term_type",
+    "scope",
+    "stages",
+    "uses",
+    "distributions",
+    "position",
+    "enabled",
+)
 
 
-def rule_spec(rule: LicenceRule) -> RuleSpec:
-    return RuleSpec(
-        name=rule.name,
-        condition=rule.condition,
-        severity=rule.severity,
-        message=rule.message,
-        how_to_fix=rule.how_to_fix,
-        category=rule.category,
-        licence=rule.licence.spdx_id if rule.licence_id else "",
-        term_type=rule.term_type,
-        scope=rule.scope,
-        stages=tuple(rule.stages),
-        uses=tuple(rule.uses),
-        distributions=tuple(rule.distributions),
-        position=rule.position,
-        enabled=rule.enabled,
+def active_policy_rules() -> tuple[dict[str, Any], list[RuleSpec]] | None:
+    """The active policy (id, name, revision) and its rules in order, or None: one query (the
+    policy joined to its rules and their licences)."""
+    rows = (
+        LicencePolicy.objects.filter(active=True)
+        .order_by("rules__position", "rules__id")
+        .values_list(
+            "id",
+            "name",
+            "revision",
+            "rules__id",
+            *(f"rules__{column}" for column in _RULE_COLUMNS),
+            "rules__licence__spdx_id",
+        )
     )
+    policy: dict[str, Any] | None = None
+    rules: list[RuleSpec] = []
+    for policy_id, name, revision, rule_id, *values, licence in rows:
+        policy = {"id": policy_id, "name": name, "revision": revision}
+        if rule_id is not None:
+            rule = dict(zip(_RULE_COLUMNS, values, strict=True))
+            for choices in ("stages", "uses", "distributions"):
+                rule[choices] = tuple(rule[choices])
+            rules.append(RuleSpec(**rule, licence=licence or ""))
+    return None if policy is None else (policy, rules)
 
 
 def waivers_visible_to(user) -> QuerySet[LicenceWaiver]:
@@ -89,62 +114,90 @@ def waivers_visible_to(user) -> QuerySet[LicenceWaiver]:
     return waivers.filter(version__in=versions_visible_to(user).values("pk"))
 
 
-def active_waivers(version: ModelVersion, *, now: datetime | None = None) -> list[LicenceWaiver]:
-    """Unrevoked, unexpired waivers granted for exactly these weights."""
-    return list(
-        LicenceWaiver.objects.filter(
-            version_id=version.pk,
-            artefact_digest=version.artefact_digest,
-            revoked_at__isnull=True,
-            expires_at__gt=now or timezone.now(),
-        ).select_related("approver", "granted_by")
-    )
+_LICENCE_COLUMNS = ("spdx_id", "name", "category", "review_required", "url", "curated")
+_TERM_COLUMNS = ("type", "clause", "text", "value", "carries_through", "note")
 
 
 def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
+    """The licences with their terms in order: one query (a licence joined to its terms, a row
+    per term or one row of NULL terms)."""
     rows = (
-        Licence.objects.filter(spdx_id__in=licence_ids).prefetch_related(
-            Prefetch("terms", queryset=LicenceTerm.objects.order_by("position"))
-        )
+        Licence.objects.filter(spdx_id__in=licence_ids)
+        .order_by("spdx_id", "terms__position", "terms__id")
+        .values_list(*_LICENCE_COLUMNS, "terms__id", *(f"terms__{c}" for c in _TERM_COLUMNS))
         if licence_ids
         else []
     )
+    licences: dict[str, tuple] = {}
+    terms: dict[str, list[TermInfo]] = {}
+    width = len(_LICENCE_COLUMNS)
+    for row in rows:
+        licences.setdefault(row[0], row[:width])
+        if row[width] is not None:
+            type_, clause, text, value, carries_through, note = row[width + 1 :]
+            terms.setdefault(row[0], []).append(
+                TermInfo(type_, clause, text, value, tuple(carries_through), note)
+            )
     infos = {
-        row.spdx_id: LicenceInfo(
-            id=row.spdx_id,
-            name=row.name,
-            category=row.category,
-            review_required=row.review_required,
-            url=row.url,
-            curated=row.curated,
-            terms=tuple(
-                TermInfo(
-                    type=term.type,
-                    clause=term.clause,
-                    text=term.text,
-                    value=term.value,
-                    carries_through=tuple(term.carries_through),
-                    note=term.note,
-                )
-                for term in row.terms.all()
-            ),
+        spdx_id: LicenceInfo(
+            id=spdx_id,
+            name=name,
+            category=category,
+            review_required=review_required,
+            url=url,
+            curated=curated,
+            terms=tuple(terms.get(spdx_id, ())),
         )
-        for row in rows
+        for spdx_id, name, category, review_required, url, curated in licences.values()
     }
     for licence_id in licence_ids - set(infos):
         infos[licence_id] = missing_licence_info(licence_id)
     return infos
 
 
+# One walk up from the version, then its edges (each with the parent) and the training data of
+# the version and its ancestors (each with the dataset version), told apart by the first column.
+_ANCESTRY_SQL = """
+WITH RECURSIVE {walk}
+SELECT 0, e.id, e.child_id, e.parent_id, e.relation, m.name, v.version,
+       v.licence_declared, v.licence_concluded, m.kind = 'upstream', v.hub_revision <> ''
+  FROM {edge} e JOIN walk w ON e.child_id = w.id
+  JOIN {version} v ON v.id = e.parent_id JOIN {model} m ON m.id = v.model_id
+UNION ALL
+SELECT 1, d.id, r.version_id, d.dataset_version_id, d.role, s.name, dv.version,
+       dv.licence_declared, dv.licence_concluded, 1 = 1,
+       s.hub_id <> '' OR s.source <> '' OR dv.uri <> ''
+  FROM {run_data} d JOIN {run} r ON r.id = d.run_id JOIN walk w ON r.version_id = w.id
+  JOIN {dataset_version} dv ON dv.id = d.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
+ WHERE d.role IN ({roles})
+ORDER BY 1, 2
+"""
+
+
 def lineage_view(version: ModelVersion) -> LineageView:
-    """The ancestry's edges and training-data uses: two queries, each one recursive walk."""
-    within = ancestor_ids(version.pk, include_self=True)
-    edges = LineageEdge.objects.filter(child_id__in=within).select_related("parent__model")
-    uses = TrainingDataset.objects.filter(
-        run__version_id__in=ancestor_ids(version.pk, include_self=True),
-        role__in=TRAINED_ON_ROLES,
-    ).select_related("run", "dataset_version__dataset")
-    return LineageView(version, edges.order_by("id"), uses.order_by("id"))
+    """The ancestry's edges and training-data uses, with the licence fields of each ancestor
+    and dataset version: one recursive query returning plain rows (the gate runs this)."""
+    query = sql(
+        _ANCESTRY_SQL,
+        walk=walk_cte("walk", "up", seed_sql(), None),
+        roles=marks(len(TRAINED_ON_ROLES)),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(query, [version.pk, *TRAINED_ON_ROLES])
+        rows = cursor.fetchall()
+    edges: list[Edge] = []
+    ancestors: dict[int, Licensed] = {}
+    uses: list[DataUse] = []
+    datasets: dict[int, Licensed] = {}
+    for is_use, _, user_id, target_id, how, name, label, declared, concluded, up, evidence in rows:
+        node = Licensed(target_id, f"{name}@{label}", declared, concluded, bool(up), bool(evidence))
+        if is_use:
+            uses.append(DataUse(target_id, user_id, how))
+            datasets[target_id] = node
+        else:
+            edges.append(Edge(user_id, target_id, how))
+            ancestors[target_id] = node
+    return LineageView(version, edges=edges, ancestors=ancestors, uses=uses, datasets=datasets)
 
 
 def version_obligations(version: ModelVersion) -> VersionObligations:
@@ -163,9 +216,9 @@ def licence_check(
     now: datetime | None = None,
 ) -> LicenceCheck:
     """Evaluate the active licence policy for the version in this context; writes nothing."""
-    policy = active_policy()
+    active = active_policy_rules()
     obligations = version_obligations(version)
-    if policy is None:
+    if active is None:
         check = evaluate(
             obligations,
             [],
@@ -179,24 +232,32 @@ def licence_check(
             "no licence policy is active; compliance staff must activate one in the admin"
         )
         return check
+    policy, rules = active
     waivers = [
-        WaiverSpec(
-            id=waiver.pk,
-            rule_name=waiver.rule_name,
-            licence_id=waiver.licence_id,
-            reason=waiver.reason,
-            approver=waiver.approver.username,
-            granted_by=waiver.granted_by.username,
-            expires_at=waiver.expires_at,
+        WaiverSpec(*row)
+        for row in LicenceWaiver.objects.filter(
+            version_id=version.pk,
+            artefact_digest=version.artefact_digest,
+            revoked_at__isnull=True,
+            expires_at__gt=now or timezone.now(),
         )
-        for waiver in active_waivers(version, now=now)
+        .order_by("-created_at", "-id")
+        .values_list(
+            "id",
+            "rule_name",
+            "licence_id",
+            "reason",
+            "approver__username",
+            "granted_by__username",
+            "expires_at",
+        )
     ]
     return evaluate(
         obligations,
-        [rule_spec(rule) for rule in policy_rules(policy)],
+        rules,
         waivers,
         stage=stage,
         use=use,
         distribution=distribution,
-        policy={"id": policy.pk, "name": policy.name, "revision": policy.revision},
+        policy=policy,
     )

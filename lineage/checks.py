@@ -1,7 +1,7 @@
 """Gate checks contributed by lineage, registered from `LineageConfig.ready()`."""
 
-from lineage.models import LineageEdge, TrainingRun
-from lineage.selectors import active_holds_on
+from lineage.models import TrainingRun
+from lineage.selectors import active_holds_on, gate_parent_edges
 from registry.gates import CheckResult, GateContext, register_check, register_involvement
 
 CHECK_NAME = "lineage_health"
@@ -21,12 +21,17 @@ def lineage_health(context: GateContext) -> CheckResult:
     """Fails while the version or any ancestor is on hold, or when a parent's artefact no
     longer matches the digest pinned on its lineage edge."""
     version = context.version
-    holds = list(active_holds_on(version.pk))
-    edges = list(
-        LineageEdge.objects.filter(child_id=version.pk)
-        .select_related("parent__model")
-        .order_by("id")
+    holds = list(
+        active_holds_on(version.pk).only(  # what the reasons and evidence name
+            "category",
+            "reason",
+            "placed_at",
+            "version__version",
+            "version__model__name",
+            "placed_by__username",
+        )
     )
+    edges = gate_parent_edges(context)
     reasons = [hold_reason(hold, version.pk) for hold in holds]
     reasons += [
         f"parent {edge.parent} now has artefact {edge.parent.artefact_digest[:12]}…, not the "

@@ -24,7 +24,8 @@ from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 
 from lineage.models import DatasetRole, HeldThrough, Hold, LineageEdge, TrainingDataset, TrainingRun
-from registry.models import DatasetVersion, ModelVersion
+from registry.gates import GateContext
+from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel
 from registry.selectors import is_compliance, versions_visible_to
 
 Direction = Literal["up", "down"]
@@ -37,15 +38,19 @@ GRAPH_MAX_NODES = 400
 
 
 def sql(template: str, **parts: str | int) -> str:
-    """Fill a SQL template's `{placeholders}`: `{edge}`, `{version}`, `{run}`, `{run_data}`,
-    `{held}` are table names from model metadata; `parts` are fragments built in this module
-    (CTEs, `%s` lists, integer limits). Values never pass through here: they stay parameters.
+    """Fill a SQL template's `{placeholders}`: `{edge}`, `{version}`, `{model}`, `{run}`,
+    `{run_data}`, `{dataset_version}`, `{dataset}`, `{held}` are table names from model
+    metadata; `parts` are fragments built by the caller (CTEs, `%s` lists, integer limits).
+    Values never pass through here: they stay parameters.
     """
     tables = {
         "edge": LineageEdge._meta.db_table,
         "version": ModelVersion._meta.db_table,
+        "model": RegisteredModel._meta.db_table,
         "run": TrainingRun._meta.db_table,
         "run_data": TrainingDataset._meta.db_table,
+        "dataset_version": DatasetVersion._meta.db_table,
+        "dataset": Dataset._meta.db_table,
         "held": HeldThrough._meta.db_table,
     }
     return template.format(**tables, **parts)
@@ -194,6 +199,29 @@ def parent_edges(version: ModelVersion) -> QuerySet[LineageEdge]:
         .select_related("parent__model__team", "created_by")
         .order_by("id")
     )
+
+
+def pinned_parents(version_id: int) -> list[LineageEdge]:
+    """The version's parent edges, oldest first, with only what gates compare: each parent's
+    name, label and current digest beside the digest pinned on the edge."""
+    return list(
+        LineageEdge.objects.filter(child_id=version_id)
+        .select_related("parent__model")
+        .only(
+            "child_id",
+            "relation",
+            "parent_digest",
+            "parent__version",
+            "parent__artefact_digest",
+            "parent__model__name",
+        )
+        .order_by("id")
+    )
+
+
+def gate_parent_edges(context: GateContext) -> list[LineageEdge]:
+    """`pinned_parents` of the version a gate evaluates, read once for all its checks."""
+    return context.shared("lineage.parents", lambda: pinned_parents(context.version.pk))
 
 
 def training_run_of(version: ModelVersion) -> TrainingRun | None:

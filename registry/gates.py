@@ -6,7 +6,9 @@ importing the apps that provide them: each app registers its checks in `AppConfi
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
 
 USES = ("commercial", "internal", "research")
 DISTRIBUTIONS = ("hosted", "shipped_weights")
@@ -20,6 +22,14 @@ class GateContext:
     distribution: str = "hosted"
     actor: Any = None
     approvals_required: int = 0
+    memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def shared(self, key: str, read: Callable[[], T]) -> T:
+        """`read()` once per gate evaluation: what several checks need (the version's parent
+        edges, its model's evaluation suites) is fetched by the first check that asks."""
+        if key not in self.memo:
+            self.memo[key] = read()
+        return self.memo[key]
 
 
 @dataclass(frozen=True)
