@@ -17,6 +17,7 @@ from evaluators.selectors import (
     SuiteEvidence,
     comparable_parent_edges,
     evaluation_evidence,
+    latest_valid_runs,
     parent_comparisons,
     suites_for,
 )
@@ -30,14 +31,29 @@ LIMITS = {
 }
 
 
+def _reads(context: GateContext) -> tuple[list[SuiteEvidence], dict[tuple[int, int], Any]]:
+    """What the three checks read, once per gate evaluation: each applicable suite's evidence,
+    and the latest valid runs on those suites of the version and of its parents (two queries:
+    the suites, the runs)."""
+
+    def read():
+        version = context.version
+        suites = suites_for(version)
+        parents = [edge.parent_id for edge in gate_parent_edges(context)]
+        runs = latest_valid_runs([version.pk, *parents], suites)
+        return evaluation_evidence(version, suites, runs), runs
+
+    return context.shared("evaluators.runs", read)
+
+
 def _evidence(context: GateContext, check: str) -> list[SuiteEvidence] | CheckResult:
     """The evidence on each suite setting this check's limits, or the failing result when
     no suite does."""
     version, limits = context.version, LIMITS[check]
-    applying = context.shared("evaluators.suites", lambda: suites_for(version))
-    suites = [suite for suite in applying if getattr(suite, limits)]
-    if suites:
-        return evaluation_evidence(version, suites)
+    evidence, _ = _reads(context)
+    relevant = [item for item in evidence if getattr(item.suite, limits)]
+    if relevant:
+        return relevant
     return CheckResult(
         check,
         False,
@@ -103,7 +119,7 @@ def no_negative_transfer(context: GateContext) -> CheckResult:
     if isinstance(evidence, CheckResult):
         return evidence
     child_runs = {item.suite.pk: item.run for item in evidence if item.run is not None}
-    comparisons = parent_comparisons(version, child_runs, edges)
+    comparisons = parent_comparisons(version, child_runs, edges, _reads(context)[1])
     reasons: list[str] = []
     rows: list[dict[str, Any]] = []
     for item in evidence:

@@ -150,12 +150,14 @@ def suites_for(version: ModelVersion) -> list[EvaluationSuite]:
 
 
 def latest_valid_runs(
-    version_ids: list[int], suite_ids: list[int]
+    version_ids: list[int], suites: list[EvaluationSuite]
 ) -> dict[tuple[int, int], EvaluationRun]:
     """The newest succeeded run per (version, suite) of the version's current weights on the
-    suite's pinned dataset, whatever its age (see `is_fresh`). One query."""
-    if not version_ids or not suite_ids:
+    suite's pinned dataset, whatever its age (see `is_fresh`), with its result; `run.suite` is
+    the given suite object. One query."""
+    if not version_ids or not suites:
         return {}
+    by_id = {suite.pk: suite for suite in suites}
     newer = EvaluationRun.objects.filter(
         version_id=OuterRef("version_id"),
         suite_id=OuterRef("suite_id"),
@@ -169,15 +171,21 @@ def latest_valid_runs(
     runs = (
         EvaluationRun.objects.filter(
             version_id__in=version_ids,
-            suite_id__in=suite_ids,
+            suite_id__in=list(by_id),
             status=RunStatus.SUCCEEDED,
             artefact_digest=F("version__artefact_digest"),
             dataset_sha256=F("suite__dataset_sha256"),
         )
         .exclude(Exists(newer))
-        .select_related("result", "suite", "version__model")
+        .select_related("result")
+        .only("suite_id", "version_id", "artefact_digest", "finished_at", "device", "result")
+        .order_by()
     )
-    return {(run.version_id, run.suite_id): run for run in runs}
+    found = {}
+    for run in runs:
+        run.suite = by_id[run.suite_id]
+        found[(run.version_id, run.suite_id)] = run
+    return found
 
 
 def is_fresh(run: EvaluationRun, *, now: datetime | None = None) -> bool:
@@ -234,12 +242,14 @@ class SuiteEvidence:
 
 
 def evaluation_evidence(
-    version: ModelVersion, suites: list[EvaluationSuite] | None = None
+    version: ModelVersion,
+    suites: list[EvaluationSuite] | None = None,
+    runs: dict[tuple[int, int], EvaluationRun] | None = None,
 ) -> list[SuiteEvidence]:
     """Per suite (default: those applying to the version), its valid run or why there is none.
-    Two queries."""
+    Two queries, fewer when given the suites or their `latest_valid_runs`."""
     suites = suites_for(version) if suites is None else suites
-    runs = latest_valid_runs([version.pk], [suite.pk for suite in suites])
+    runs = latest_valid_runs([version.pk], suites) if runs is None else runs
     now = timezone.now()
     evidence = []
     for suite in suites:
@@ -296,13 +306,18 @@ def parent_comparisons(
     version: ModelVersion,
     suite_runs: dict[int, EvaluationRun],
     edges: list[LineageEdge],
+    runs: dict[tuple[int, int], EvaluationRun] | None = None,
 ) -> dict[int, list[ParentComparison]]:
     """Per suite id of `suite_runs` (the child's run on it), the comparison with each parent's
-    valid run on the same suite (pinned to the digest recorded on the lineage edge). One query.
+    valid run on the same suite (pinned to the digest recorded on the lineage edge). One query,
+    none when given `runs` that hold the parents' `latest_valid_runs`.
     """
     if not edges or not suite_runs:
         return {suite_id: [] for suite_id in suite_runs}
-    parent_runs = latest_valid_runs([edge.parent_id for edge in edges], list(suite_runs))
+    if runs is None:
+        suites = [run.suite for run in suite_runs.values()]
+        runs = latest_valid_runs([edge.parent_id for edge in edges], suites)
+    parent_runs = runs
     now = timezone.now()
     comparisons: dict[int, list[ParentComparison]] = {}
     for suite_id, child_run in suite_runs.items():

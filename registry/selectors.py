@@ -4,7 +4,8 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.contrib.auth.models import Group
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from registry.gates import CheckResult, GateContext, registered_checks
@@ -30,10 +31,19 @@ def is_compliance(user) -> bool:
     if not getattr(user, "is_authenticated", False):
         return False
     if not hasattr(user, "_pedigree_is_compliance"):
-        user._pedigree_is_compliance = (
-            user.is_superuser or user.groups.filter(name=COMPLIANCE_GROUP).exists()
-        )
+        in_group = user.groups.filter(name=COMPLIANCE_GROUP).exists()
+        remember_compliance(user, in_compliance_group=in_group)
     return user._pedigree_is_compliance
+
+
+def compliance_group_member() -> Exists:
+    """For annotating a query whose rows have a `user_id`: is that user compliance staff?"""
+    return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef("user_id")))
+
+
+def remember_compliance(user, *, in_compliance_group: bool) -> None:
+    """Cache what `is_compliance` answers, when a query already read the group membership."""
+    user._pedigree_is_compliance = user.is_superuser or in_compliance_group
 
 
 def team_ids_of(user) -> frozenset[int]:
@@ -48,15 +58,20 @@ def is_team_member(user, team_id: int) -> bool:
     return team_id in team_ids_of(user)
 
 
+def _my_team_ids(user) -> QuerySet:
+    """The user's team ids as a subquery: filtering by it costs no query of its own."""
+    return Team.members.through.objects.filter(user_id=user.pk).values("team_id")
+
+
 def teams_visible_to(user) -> QuerySet[Team]:
     teams = Team.objects.all()
     if is_compliance(user):
         return teams
-    return teams.filter(id__in=team_ids_of(user))
+    return teams.filter(id__in=_my_team_ids(user))
 
 
 def _owned_or_shared(user, team_field: str, visibility_field: str) -> Q:
-    return Q(**{f"{team_field}__in": team_ids_of(user)}) | Q(
+    return Q(**{f"{team_field}__in": _my_team_ids(user)}) | Q(
         **{visibility_field: Visibility.INTERNAL}
     )
 
@@ -187,6 +202,7 @@ def active_waivers(version: ModelVersion, *, now=None) -> dict[str, CheckWaiver]
         revoked_at__isnull=True,
         expires_at__gt=now,
     ).select_related("granted_by")
+    waivers = waivers.only("check_name", "reason", "expires_at", "granted_by__username")
     return {waiver.check_name: waiver for waiver in waivers}
 
 
@@ -207,16 +223,13 @@ def gate_evaluate(
     actor=None,
 ) -> GateEvaluation:
     """Run every registered gate check for `version` entering `stage`; writes nothing."""
-    policy = StagePolicy.objects.filter(stage=stage, risk_tier=version.risk_tier).first()
+    policy = (
+        StagePolicy.objects.filter(stage=stage, risk_tier=version.risk_tier)
+        .values("allowed", "required_checks", "approvals_required", "revision")
+        .first()
+    )
     policy_data = (
-        {
-            "stage": stage,
-            "risk_tier": version.risk_tier,
-            "allowed": policy.allowed,
-            "required_checks": list(policy.required_checks),
-            "approvals_required": policy.approvals_required,
-            "revision": policy.revision,
-        }
+        {"stage": stage, "risk_tier": version.risk_tier, **policy}
         if policy
         else {
             "stage": stage,
@@ -299,5 +312,7 @@ def valid_approvals(version: ModelVersion, stage: str, *, now=None) -> list[Appr
             stage=stage,
             artefact_digest=version.artefact_digest,
             expires_at__gt=now,
-        ).select_related("approver")
+        )
+        .select_related("approver")
+        .only("decision", "comment", "created_at", "expires_at", "approver__username")
     )

@@ -8,13 +8,13 @@ from django.core.files.uploadhandler import FileUploadHandler
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry import services
+from registry.api.authentication import TokenAuthentication
 from registry.api.serializers import StrictFieldsMixin, VersionSerializer, VisibleSlugField
 from registry.artefacts import weight_parameters
 from registry.errors import InvalidInput
