@@ -31,6 +31,17 @@ LIMITS = {
 }
 
 
+# What the checks, their reasons and their evidence read of a suite.
+GATE_SUITE_FIELDS = (
+    "name",
+    "dataset_sha256",
+    "freshness_days",
+    "min_quality",
+    "max_fairness_gaps",
+    "max_regression",
+)
+
+
 def _reads(context: GateContext) -> tuple[list[SuiteEvidence], dict[tuple[int, int], Any]]:
     """What the three checks read, once per gate evaluation: each applicable suite's evidence,
     and the latest valid runs on those suites of the version and of its parents (two queries:
@@ -38,7 +49,7 @@ def _reads(context: GateContext) -> tuple[list[SuiteEvidence], dict[tuple[int, i
 
     def read():
         version = context.version
-        suites = suites_for(version)
+        suites = list(suites_for(version).select_related(None).only(*GATE_SUITE_FIELDS))
         parents = [edge.parent_id for edge in gate_parent_edges(context)]
         runs = latest_valid_runs([version.pk, *parents], suites)
         return evaluation_evidence(version, suites, runs), runs

@@ -6,11 +6,13 @@ finished within the suite's freshness window. Every function here does a bounded
 queries whatever the number of runs.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from evaluators.engine.names import (
@@ -140,17 +142,34 @@ def evaluation_base(version: ModelVersion) -> tuple[ModelVersion, str]:
 # --- Evidence for gates ------------------------------------------------------------------------
 
 
-def suites_for(version: ModelVersion) -> list[EvaluationSuite]:
-    """The suites that apply to a version: those attached to its model."""
-    return list(
+def suites_for(version: ModelVersion) -> QuerySet[EvaluationSuite]:
+    """The suites that apply to a version: those attached to its model, with their datasets."""
+    return (
         EvaluationSuite.objects.filter(models=version.model_id)
         .select_related("dataset_version__dataset")
         .order_by("name")
     )
 
 
+# The newest succeeded run per (version, suite) of the version's current weights on the suite's
+# pinned dataset: no newer one exists. Written in SQL because the gate asks it on every call and
+# Django took three times as long to build it as the database to answer it.
+_LATEST_VALID_RUN_IDS = """
+SELECT r.id FROM {run} r
+  JOIN {version} v ON v.id = r.version_id
+  JOIN {suite} s ON s.id = r.suite_id
+ WHERE r.version_id IN ({versions}) AND r.suite_id IN ({suites}) AND r.status = %s
+   AND r.artefact_digest = v.artefact_digest AND r.dataset_sha256 = s.dataset_sha256
+   AND NOT EXISTS (
+       SELECT 1 FROM {run} n
+        WHERE n.version_id = r.version_id AND n.suite_id = r.suite_id AND n.status = r.status
+          AND n.artefact_digest = r.artefact_digest AND n.dataset_sha256 = r.dataset_sha256
+          AND (n.finished_at > r.finished_at OR (n.finished_at = r.finished_at AND n.id > r.id)))
+"""
+
+
 def latest_valid_runs(
-    version_ids: list[int], suites: list[EvaluationSuite]
+    version_ids: list[int], suites: Sequence[EvaluationSuite]
 ) -> dict[tuple[int, int], EvaluationRun]:
     """The newest succeeded run per (version, suite) of the version's current weights on the
     suite's pinned dataset, whatever its age (see `is_fresh`), with its result; `run.suite` is
@@ -158,25 +177,17 @@ def latest_valid_runs(
     if not version_ids or not suites:
         return {}
     by_id = {suite.pk: suite for suite in suites}
-    newer = EvaluationRun.objects.filter(
-        version_id=OuterRef("version_id"),
-        suite_id=OuterRef("suite_id"),
-        status=RunStatus.SUCCEEDED,
-        artefact_digest=OuterRef("artefact_digest"),
-        dataset_sha256=OuterRef("dataset_sha256"),
-    ).filter(
-        Q(finished_at__gt=OuterRef("finished_at"))
-        | Q(finished_at=OuterRef("finished_at"), pk__gt=OuterRef("pk"))
+    latest = _LATEST_VALID_RUN_IDS.format(
+        run=EvaluationRun._meta.db_table,
+        version=ModelVersion._meta.db_table,
+        suite=EvaluationSuite._meta.db_table,
+        versions=", ".join(["%s"] * len(version_ids)),
+        suites=", ".join(["%s"] * len(by_id)),
     )
     runs = (
         EvaluationRun.objects.filter(
-            version_id__in=version_ids,
-            suite_id__in=list(by_id),
-            status=RunStatus.SUCCEEDED,
-            artefact_digest=F("version__artefact_digest"),
-            dataset_sha256=F("suite__dataset_sha256"),
+            pk__in=RawSQL(latest, [*version_ids, *by_id, RunStatus.SUCCEEDED])  # noqa: S611
         )
-        .exclude(Exists(newer))
         .select_related("result")
         .only("suite_id", "version_id", "artefact_digest", "finished_at", "device", "result")
         .order_by()
@@ -243,7 +254,7 @@ class SuiteEvidence:
 
 def evaluation_evidence(
     version: ModelVersion,
-    suites: list[EvaluationSuite] | None = None,
+    suites: Sequence[EvaluationSuite] | None = None,
     runs: dict[tuple[int, int], EvaluationRun] | None = None,
 ) -> list[SuiteEvidence]:
     """Per suite (default: those applying to the version), its valid run or why there is none.

@@ -339,7 +339,9 @@ class _Evaluator:
         ]
         self.coverers = [rule for rule in rules if rule.enabled and rule.condition != "catch_all"]
         self._covered: dict[str, bool] = {}
+        self._output_types: dict[tuple[str, ...], frozenset[str]] = {}
         self.waivers = list(waivers)
+        self.names = {"model": self.version.model.name, "version": str(self.version)}
 
     def _violation(
         self,
@@ -366,9 +368,8 @@ class _Evaluator:
             value="" if term is None or term.value is None else str(term.value),
             clause=term.clause if term else "",
             source=source.ref,
-            model=self.version.model.name,
-            version=str(self.version),
             output_licence=" AND ".join(output) or "no licence",
+            **self.names,
             **self.context,
         )
         waiver = next(
@@ -401,9 +402,7 @@ class _Evaluator:
         found: list[Violation] = []
         licences = self.obligations.licences_of(alternative)
         carried = self.obligations.of(source, alternative)
-        output_types = frozenset().union(
-            *(licence.term_types for licence in self.obligations.licences_of(output))
-        )
+        output_types = self._term_types_of(output)
         for rule in self.active:
             if not rule.in_scope(source):
                 continue
@@ -447,6 +446,14 @@ class _Evaluator:
             case "catch_all":
                 return not self._is_covered(licence)
         return False
+
+    def _term_types_of(self, output: Sequence[str]) -> frozenset[str]:
+        """The term types of the version's own (chosen) licences, asked once per choice."""
+        key = tuple(output)
+        if key not in self._output_types:
+            licences = self.obligations.licences_of(output)
+            self._output_types[key] = frozenset().union(*(lic.term_types for lic in licences))
+        return self._output_types[key]
 
     def _is_covered(self, licence: LicenceInfo) -> bool:
         """Whether another rule speaks about the licence (asked once per licence)."""

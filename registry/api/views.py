@@ -94,6 +94,14 @@ class VersionViewSet(CatalogueViewSet):
     def update_object(self, instance, changes):
         return services.version_update(actor=self.request.user, version=instance, changes=changes)
 
+    def get_queryset(self):
+        versions = super().get_queryset()
+        if self.action == "gate":
+            # The gate reads the version and its model's name and kind, nothing of the team or
+            # the registrant, and not the model card kept from the Hub.
+            return versions.select_related(None).select_related("model").defer("hub_card")
+        return versions
+
     def _version(self) -> ModelVersion:
         return self.get_object()
 
