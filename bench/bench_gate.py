@@ -37,7 +37,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 os.environ.setdefault("DEBUG", "false")
 
 TARGET_P99_MS = 25
-REQUESTS = 300
+REQUESTS = 500
 # A served process answers many requests on one persistent connection; PostgreSQL settles on
 # its plans for the gate's prepared statements within the first few.
 WARM_UP = 20

@@ -340,6 +340,7 @@ class _Evaluator:
         self.coverers = [rule for rule in rules if rule.enabled and rule.condition != "catch_all"]
         self._covered: dict[str, bool] = {}
         self._output_types: dict[tuple[str, ...], frozenset[str]] = {}
+        self._matches: dict[tuple, list[tuple[RuleSpec, LicenceInfo | None, int | None]]] = {}
         self.waivers = list(waivers)
         self.names = {"model": self.version.model.name, "version": str(self.version)}
 
@@ -399,38 +400,64 @@ class _Evaluator:
     def findings(
         self, source: Source, alternative: Sequence[str], output: Sequence[str]
     ) -> list[Violation]:
-        found: list[Violation] = []
-        licences = self.obligations.licences_of(alternative)
         carried = self.obligations.of(source, alternative)
+        # Which rules fire depends on the kind of source, its flags and the terms it passes on,
+        # not on which ancestor it is: a deep lineage of same-licensed ancestors is judged once.
+        key = (
+            source.kind,
+            source.missing,
+            source.upstream,
+            source.evidence,
+            source.concluded,
+            tuple(alternative),
+            tuple(output),
+            tuple((obligation.licence.id, obligation.term) for obligation in carried),
+        )
+        if key not in self._matches:
+            self._matches[key] = self._match(source, alternative, output, carried)
+        return [
+            self._violation(
+                rule,
+                source,
+                licence=licence,
+                output=output,
+                obligation=None if index is None else carried[index],
+            )
+            for rule, licence, index in self._matches[key]
+        ]
+
+    def _match(
+        self,
+        source: Source,
+        alternative: Sequence[str],
+        output: Sequence[str],
+        carried: list[Obligation],
+    ) -> list[tuple[RuleSpec, LicenceInfo | None, int | None]]:
+        """(rule, licence, index of the carried obligation) for each violation."""
+        found: list[tuple[RuleSpec, LicenceInfo | None, int | None]] = []
+        licences = self.obligations.licences_of(alternative)
         output_types = self._term_types_of(output)
         for rule in self.active:
             if not rule.in_scope(source):
                 continue
             if rule.condition == "missing_licence":
                 if source.missing:
-                    found.append(self._violation(rule, source, licence=None, output=output))
+                    found.append((rule, None, None))
                 continue
             if rule.condition == "missing_evidence":
                 if not source.missing and source.upstream and not source.evidence:
-                    found += [
-                        self._violation(rule, source, licence=licence, output=output)
-                        for licence in licences
-                    ]
+                    found += [(rule, licence, None) for licence in licences]
                 continue
-            for licence in licences:
-                if self._licence_matches(rule, source, licence):
-                    found.append(self._violation(rule, source, licence=licence, output=output))
-            for obligation in carried:
-                if self._term_matches(rule, obligation, output_types):
-                    found.append(
-                        self._violation(
-                            rule,
-                            source,
-                            licence=obligation.licence,
-                            output=output,
-                            obligation=obligation,
-                        )
-                    )
+            found += [
+                (rule, licence, None)
+                for licence in licences
+                if self._licence_matches(rule, source, licence)
+            ]
+            found += [
+                (rule, obligation.licence, index)
+                for index, obligation in enumerate(carried)
+                if self._term_matches(rule, obligation, output_types)
+            ]
         return found
 
     def _licence_matches(self, rule: RuleSpec, source: Source, licence: LicenceInfo) -> bool:

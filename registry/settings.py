@@ -86,10 +86,11 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
+PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Several web threads and in-process tasks share the file: wait for locks, don't fail.
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
-elif env_bool("DATABASE_PREPARED_STATEMENTS", True):
+elif PREPARED_STATEMENTS:
     # Prepared statements: PostgreSQL stops planning a query afresh once a connection has run
     # it a few times, and the gate runs the same queries on every call. Turn them off behind
     # a pgbouncer in transaction mode.

@@ -4,6 +4,8 @@ alternatives, waivers and the gate."""
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from licensing import services
@@ -460,6 +462,46 @@ def test_licence_is_a_gate_check_with_reasons_and_policy_revision(
     assert row["evidence"]["violations"][0]["clause"] == "CC BY-NC 4.0 §2(a)(1)"
     research = gate_evaluate(version=tuned, stage="staging", use="research", actor=engineer)
     assert next(r for r in research.results if r["check"] == "licence")["passed"]
+
+
+def test_gate_evidence_lists_what_blocks_and_counts_hints(minilm, derive, dataset, engineer):
+    """A gate decision keeps every error and warning by its path, and only counts the notice
+    hints a deep lineage of permissive ancestors collects (one per ancestor)."""
+    tuned = derive("acme/intent", minilm, datasets=[dataset("acme/r", "CC-BY-NC-4.0")])
+    for level in range(6):
+        tuned = derive(f"acme/intent-{level}", tuned, "finetune")
+    evaluation = gate_evaluate(version=tuned, stage="staging", use="commercial", actor=engineer)
+    [row] = [r for r in evaluation.results if r["check"] == "licence"]
+    evidence = row["evidence"]
+    full = check(tuned, stage="staging")
+    assert evidence["counts"] == full.counts() and evidence["counts"]["hint"] >= 7
+    kept = [v for v in full.violations if v.severity != "hint" or v.waiver]
+    assert [v["rule"] for v in evidence["violations"]] == [v.rule for v in kept]
+    assert "non-commercial-use" in {v["rule"] for v in evidence["violations"]}
+    assert all("steps" not in v and v["path"] for v in evidence["violations"])
+    assert evidence["report"] == (
+        f"/api/v1/versions/{tuned.pk}/licence-check/"
+        "?stage=staging&use=commercial&distribution=hosted"
+    )
+
+
+def test_gate_endpoint_queries_do_not_grow_with_depth_or_differ_by_role(
+    api_for, engineer, compliance_user, minilm, derive, dataset
+):
+    shallow = derive("acme/shallow", minilm, datasets=[dataset("acme/d", "CC-BY-4.0")])
+    deep = shallow
+    for level in range(12):
+        deep = derive(f"acme/deep-{level}", deep, "quantized" if level % 2 else "finetune")
+    merged = derive("acme/merged", [deep, shallow], "merge")
+    counts = {}
+    for user in (engineer, compliance_user):
+        api = api_for(user)
+        for version in (minilm, shallow, deep, merged):
+            path = f"/api/v1/versions/{version.pk}/gate/?stage=production&use=commercial"
+            with CaptureQueriesContext(connection) as queries:
+                assert api.get(path).status_code == 200
+            counts[(user.username, str(version))] = len(queries)
+    assert len(set(counts.values())) == 1, counts
 
 
 def test_gate_check_fails_closed_without_an_active_policy(minilm, licence_tables):

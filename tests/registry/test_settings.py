@@ -52,9 +52,33 @@ def test_production_check_deploy_is_clean(tmp_path):
         ({"PEDIGREE_MODE": "staging"}, "PEDIGREE_MODE='staging' must be one of"),
         ({"PEDIGREE_ARTEFACT_ROOTS": "relative/dir"}, "must list absolute paths"),
         ({"DATABASE_CONN_MAX_AGE": "soon"}, "is not an integer"),
+        ({"DATABASE_PREPARED_STATEMENTS": "maybe"}, "is not a boolean"),
     ],
 )
 def test_bad_settings_fail_loudly_at_start_up(env, message):
     result = manage("check", **env)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def test_postgresql_keeps_connections_and_prepares_statements(tmp_path):
+    show = (
+        "from django.conf import settings; d = settings.DATABASES['default']; "
+        "print(d['CONN_MAX_AGE'], d['CONN_HEALTH_CHECKS'], sorted(d['OPTIONS'].items()))"
+    )
+    url = {"DATABASE_URL": "postgres://pedigree@db.example:5432/pedigree"}
+    on = manage("shell", "-c", show, PEDIGREE_DATA_DIR=str(tmp_path), **url)
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.strip().splitlines()[-1] == (
+        "600 True [('prepare_threshold', 2), ('server_side_binding', True)]"
+    )
+    off = manage(
+        "shell",
+        "-c",
+        show,
+        PEDIGREE_DATA_DIR=str(tmp_path),
+        DATABASE_PREPARED_STATEMENTS="false",
+        DATABASE_CONN_MAX_AGE="0",
+        **url,
+    )
+    assert off.stdout.strip().splitlines()[-1] == "0 True []"
