@@ -411,7 +411,7 @@ class _Evaluator:
             source.concluded,
             tuple(alternative),
             tuple(output),
-            tuple((obligation.licence.id, obligation.term) for obligation in carried),
+            tuple(id(obligation.term) for obligation in carried),  # terms are shared objects
         )
         if key not in self._matches:
             self._matches[key] = self._match(source, alternative, output, carried)

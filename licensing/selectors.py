@@ -2,8 +2,8 @@
 
 `version_obligations` and `licence_check` run a fixed number of queries whatever the depth of
 the lineage: one recursive query for the ancestry's edges and training data, one for the
-licences with their terms, one for the policy with its rules, one
-for waivers. They fetch plain rows, not model instances: the gate runs this on every call.
+licences with their terms, one for the policy with its rules, one for waivers. They fetch plain
+rows, not model instances: the gate runs this on every call.
 """
 
 from __future__ import annotations
@@ -165,7 +165,7 @@ SELECT 0, e.id, e.child_id, e.parent_id, e.relation, m.name, v.version,
   JOIN {version} v ON v.id = e.parent_id JOIN {model} m ON m.id = v.model_id
 UNION ALL
 SELECT 1, d.id, r.version_id, d.dataset_version_id, d.role, s.name, dv.version,
-       dv.licence_declared, dv.licence_concluded, 1 = 1,
+       dv.licence_declared, dv.licence_concluded, TRUE,
        s.hub_id <> '' OR s.source <> '' OR dv.uri <> ''
   FROM {run_data} d JOIN {run} r ON r.id = d.run_id JOIN walk w ON r.version_id = w.id
   JOIN {dataset_version} dv ON dv.id = d.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
@@ -189,6 +189,7 @@ def lineage_view(version: ModelVersion) -> LineageView:
     ancestors: dict[int, Licensed] = {}
     uses: list[DataUse] = []
     datasets: dict[int, Licensed] = {}
+    # `how`: the edge's relation, or the role the dataset version played in training.
     for is_use, _, user_id, target_id, how, name, label, declared, concluded, up, evidence in rows:
         node = Licensed(target_id, f"{name}@{label}", declared, concluded, bool(up), bool(evidence))
         if is_use:
