@@ -8,6 +8,8 @@ rows, not model instances: the gate runs this on every call.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +21,7 @@ from licensing.models import (
     HubLicenceMapping,
     Licence,
     LicencePolicy,
+    LicenceRule,
     LicenceTerm,
     LicenceWaiver,
 )
@@ -61,47 +64,67 @@ def active_policy() -> LicencePolicy | None:
     return LicencePolicy.objects.filter(active=True).select_related("updated_by").first()
 
 
-_RULE_COLUMNS = (
-    "name",
-    "condition",
-    "severity",
-    "message",
-    "how_to_fix",
-    "category",
-    "term_type",
-    "scope",
-    "stages",
-    "uses",
-    "distributions",
-    "position",
-    "enabled",
-)
+def _rows(query: str, params: Sequence[Any], **parts: str) -> list[tuple]:
+    """Rows of one SQL query. The licence check reads this way (no model instances, no query
+    building): the gate runs it on every call. `{licence}`, `{term}`, `{policy}`, `{rule}` in
+    `query` are the tables' names; `parts` fill other placeholders (never with values)."""
+    tables = {
+        "licence": Licence._meta.db_table,
+        "term": LicenceTerm._meta.db_table,
+        "policy": LicencePolicy._meta.db_table,
+        "rule": LicenceRule._meta.db_table,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(query.format(**tables, **parts), params)
+        return cursor.fetchall()
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as a raw cursor returns it (text, or None)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+_ACTIVE_POLICY_SQL = """
+SELECT p.id, p.name, p.revision, r.id,
+       r.name, r.condition, r.severity, r.message, r.how_to_fix, r.category, r.term_type,
+       r.scope, r.stages, r.uses, r.distributions, r.position, r.enabled, l.spdx_id
+  FROM {policy} p
+  LEFT JOIN {rule} r ON r.policy_id = p.id
+  LEFT JOIN {licence} l ON l.id = r.licence_id
+ WHERE p.active = %s
+ ORDER BY r.position, r.id
+"""
 
 
 def active_policy_rules() -> tuple[dict[str, Any], list[RuleSpec]] | None:
     """The active policy (id, name, revision) and its rules in order, or None: one query (the
     policy joined to its rules and their licences)."""
-    rows = (
-        LicencePolicy.objects.filter(active=True)
-        .order_by("rules__position", "rules__id")
-        .values_list(
-            "id",
-            "name",
-            "revision",
-            "rules__id",
-            *(f"rules__{column}" for column in _RULE_COLUMNS),
-            "rules__licence__spdx_id",
-        )
-    )
     policy: dict[str, Any] | None = None
     rules: list[RuleSpec] = []
-    for policy_id, name, revision, rule_id, *values, licence in rows:
+    for row in _rows(_ACTIVE_POLICY_SQL, [True]):
+        policy_id, name, revision, rule_id, *rule, licence = row
         policy = {"id": policy_id, "name": name, "revision": revision}
         if rule_id is not None:
-            rule = dict(zip(_RULE_COLUMNS, values, strict=True))
-            for choices in ("stages", "uses", "distributions"):
-                rule[choices] = tuple(rule[choices])
-            rules.append(RuleSpec(**rule, licence=licence or ""))
+            rule_name, condition, severity, message, fix, category, term_type, scope = rule[:8]
+            stages, uses, distributions, position, enabled = rule[8:]
+            rules.append(
+                RuleSpec(
+                    name=rule_name,
+                    condition=condition,
+                    severity=severity,
+                    message=message,
+                    how_to_fix=fix,
+                    category=category,
+                    licence=licence or "",
+                    term_type=term_type,
+                    scope=scope,
+                    stages=tuple(_json(stages)),
+                    uses=tuple(_json(uses)),
+                    distributions=tuple(_json(distributions)),
+                    position=position,
+                    enabled=bool(enabled),
+                )
+            )
     return None if policy is None else (policy, rules)
 
 
@@ -114,41 +137,32 @@ def waivers_visible_to(user) -> QuerySet[LicenceWaiver]:
     return waivers.filter(version__in=versions_visible_to(user).values("pk"))
 
 
-_LICENCE_COLUMNS = ("spdx_id", "name", "category", "review_required", "url", "curated")
-_TERM_COLUMNS = ("type", "clause", "text", "value", "carries_through", "note")
+_LICENCES_SQL = """
+SELECT l.spdx_id, l.name, l.category, l.review_required, l.url, l.curated,
+       t.id, t.type, t.clause, t.text, t.value, t.carries_through, t.note
+  FROM {licence} l LEFT JOIN {term} t ON t.licence_id = l.id
+ WHERE l.spdx_id IN ({ids})
+ ORDER BY l.spdx_id, t.position, t.id
+"""
 
 
 def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
     """The licences with their terms in order: one query (a licence joined to its terms, a row
     per term or one row of NULL terms)."""
-    rows = (
-        Licence.objects.filter(spdx_id__in=licence_ids)
-        .order_by("spdx_id", "terms__position", "terms__id")
-        .values_list(*_LICENCE_COLUMNS, "terms__id", *(f"terms__{c}" for c in _TERM_COLUMNS))
-        if licence_ids
-        else []
-    )
-    licences: dict[str, tuple] = {}
+    ordered = sorted(licence_ids)
+    rows = _rows(_LICENCES_SQL, ordered, ids=", ".join(["%s"] * len(ordered))) if ordered else []
+    heads: dict[str, tuple] = {}
     terms: dict[str, list[TermInfo]] = {}
-    width = len(_LICENCE_COLUMNS)
-    for row in rows:
-        licences.setdefault(row[0], row[:width])
-        if row[width] is not None:
-            type_, clause, text, value, carries_through, note = row[width + 1 :]
-            terms.setdefault(row[0], []).append(
-                TermInfo(type_, clause, text, value, tuple(carries_through), note)
+    for spdx_id, name, category, review, url, curated, term_id, *term in rows:
+        heads.setdefault(spdx_id, (name, category, bool(review), url, bool(curated)))
+        if term_id is not None:
+            type_, clause, text, value, carries_through, note = term
+            terms.setdefault(spdx_id, []).append(
+                TermInfo(type_, clause, text, _json(value), tuple(_json(carries_through)), note)
             )
     infos = {
-        spdx_id: LicenceInfo(
-            id=spdx_id,
-            name=name,
-            category=category,
-            review_required=review_required,
-            url=url,
-            curated=curated,
-            terms=tuple(terms.get(spdx_id, ())),
-        )
-        for spdx_id, name, category, review_required, url, curated in licences.values()
+        spdx_id: LicenceInfo(spdx_id, *head, terms=tuple(terms.get(spdx_id, ())))
+        for spdx_id, head in heads.items()
     }
     for licence_id in licence_ids - set(infos):
         infos[licence_id] = missing_licence_info(licence_id)

@@ -28,7 +28,9 @@ def metadata_complete(context: GateContext) -> CheckResult:
 def approvals_given(context: GateContext) -> CheckResult:
     version = context.version
     approvals = valid_approvals(version, context.stage)
-    involved = involved_user_ids(version)
+    # Who made the version matters only when someone approved it.
+    approved = any(a.decision == "approve" for a in approvals)
+    involved = involved_user_ids(version) if approved else set()
     rejections = [a for a in approvals if a.decision == "reject"]
     counted = {
         a.approver_id: a
