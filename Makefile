@@ -32,7 +32,7 @@ migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
 demo: migrate
-	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python manage.py demo
+	HF_HUB_OFFLINE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 TRANSFORMERS_VERBOSITY=error $(BIN)/python manage.py demo --url http://$(HOST)
 	HF_HUB_OFFLINE=1 $(BIN)/python manage.py runserver $(HOST)
 
 demo-reset:

@@ -61,10 +61,14 @@ def test_demo_story_and_what_compliance_sees(demo_roots, capsys, live_server, br
     assert "acme/support-intent@v2       blocked: fairness" in out
     assert "acme/support-intent-nc@v1    blocked: licence" in out
 
+    assert "Dashboard: http://127.0.0.1:8000/admin/" in out
+
     decisions = GateDecision.objects.count()
     started = time.monotonic()
-    call_command("demo", size="small")
+    call_command("demo", size="small", url="http://pedigree.test:8766/")
     assert time.monotonic() - started < 60
+    again = capsys.readouterr().out
+    assert "export PEDIGREE_URL=http://pedigree.test:8766 PEDIGREE_TOKEN=" in again
     assert GateDecision.objects.count() == decisions
     assert ModelVersion.objects.count() == 4
 

@@ -17,8 +17,14 @@ class Command(BaseCommand):
             default="full",
             help="dataset size (small: quicker, for tests)",
         )
+        parser.add_argument(
+            "--url",
+            default="http://127.0.0.1:8000",
+            help="where the server will answer, for the instructions printed at the end",
+        )
 
-    def handle(self, *args, size: str, **options):
+    def handle(self, *args, size: str, url: str, **options):
+        url = url.rstrip("/")
         heading = self.style.MIGRATE_HEADING
         self.stdout.write(heading("Pedigree demo: a transfer-learning story"))
         outcomes = run_demo(size=size, say=self.stdout.write)
@@ -36,17 +42,17 @@ class Command(BaseCommand):
             self.stdout.write(f"  {outcome.ref:<28} {verdict}")
         self.stdout.write(heading("Pedigree demo is ready."))
         self.stdout.write(
-            "  Dashboard: http://127.0.0.1:8000/admin/  (one production model, "
+            f"  Dashboard: {url}/admin/  (one production model, "
             "two blocked versions and why)"
         )
-        self.stdout.write("  API docs:  http://127.0.0.1:8000/api/docs/")
+        self.stdout.write(f"  API docs:  {url}/api/docs/")
         self.stdout.write(f"  Log in with any of these (password: {DEMO_PASSWORD}):")
         for account in accounts:
             self.stdout.write(f"    {account.username:<6} {account.role:<26} token {account.token}")
         engineer = next(a for a in accounts if a.username == "alice")
         self.stdout.write("  Try the client:")
         self.stdout.write(
-            f"    export PEDIGREE_URL=http://127.0.0.1:8000 PEDIGREE_TOKEN={engineer.token}"
+            f"    export PEDIGREE_URL={url} PEDIGREE_TOKEN={engineer.token}"
         )
         self.stdout.write("    .venv/bin/pedigree lineage acme/support-intent@v1")
         self.stdout.write("    .venv/bin/pedigree gate acme/support-intent@v2 --stage production")
