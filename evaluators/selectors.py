@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -27,11 +27,11 @@ from evaluators.models import EvaluationRun, EvaluationSuite, RunStatus
 from evaluators.sources import SourceError
 from lineage.models import LineageEdge, Relation
 from lineage.selectors import ancestor_ids, pinned_parents, root_ids
-from registry.models import DatasetVersion, ModelVersion, Visibility
+from registry.models import DatasetVersion, ModelVersion
 from registry.selectors import (
     dataset_versions_visible_to,
     is_compliance,
-    team_ids_of,
+    owned_or_shared,
     versions_visible_to,
 )
 
@@ -42,7 +42,7 @@ def suites_visible_to(user) -> QuerySet[EvaluationSuite]:
     ).prefetch_related("models")
     if is_compliance(user):
         return suites
-    return suites.filter(Q(team_id__in=team_ids_of(user)) | Q(visibility=Visibility.INTERNAL))
+    return suites.filter(owned_or_shared(user, "team_id", "visibility"))
 
 
 def runs_visible_to(user) -> QuerySet[EvaluationRun]:
@@ -307,7 +307,7 @@ def comparable_parent_edges(
     out. Every other parent (the base of a LoRA adapter, a fine-tune's parent, each model of a
     merge) must not be better than the child beyond the suite's allowed regression.
     """
-    edges = pinned_parents(version.pk) if edges is None else edges
+    edges = pinned_parents(version) if edges is None else edges
     if evaluator_kind(version) == EMBEDDING_HEAD:
         edges = [edge for edge in edges if edge.relation != Relation.ADAPTER]
     return edges

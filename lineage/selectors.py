@@ -201,11 +201,12 @@ def parent_edges(version: ModelVersion) -> QuerySet[LineageEdge]:
     )
 
 
-def pinned_parents(version_id: int) -> list[LineageEdge]:
-    """The version's parent edges, oldest first, with only what gates compare: each parent's
-    name, label and current digest beside the digest pinned on the edge."""
+def pinned_parents(version: ModelVersion) -> list[LineageEdge]:
+    """`parent_edges` with only what gates compare: each parent's name, label and current digest
+    beside the digest pinned on the edge."""
     return list(
-        LineageEdge.objects.filter(child_id=version_id)
+        parent_edges(version)
+        .select_related(None)
         .select_related("parent__model")
         .only(
             "child_id",
@@ -215,13 +216,12 @@ def pinned_parents(version_id: int) -> list[LineageEdge]:
             "parent__artefact_digest",
             "parent__model__name",
         )
-        .order_by("id")
     )
 
 
 def gate_parent_edges(context: GateContext) -> list[LineageEdge]:
     """`pinned_parents` of the version a gate evaluates, read once for all its checks."""
-    return context.shared("lineage.parents", lambda: pinned_parents(context.version.pk))
+    return context.shared("lineage.parents", lambda: pinned_parents(context.version))
 
 
 def training_run_of(version: ModelVersion) -> TrainingRun | None:

@@ -70,7 +70,8 @@ def teams_visible_to(user) -> QuerySet[Team]:
     return teams.filter(id__in=_my_team_ids(user))
 
 
-def _owned_or_shared(user, team_field: str, visibility_field: str) -> Q:
+def owned_or_shared(user, team_field: str, visibility_field: str) -> Q:
+    """Rows of the user's teams, or shared with every team (`internal`)."""
     return Q(**{f"{team_field}__in": _my_team_ids(user)}) | Q(
         **{visibility_field: Visibility.INTERNAL}
     )
@@ -80,28 +81,28 @@ def models_visible_to(user) -> QuerySet[RegisteredModel]:
     models = RegisteredModel.objects.select_related("team", "created_by")
     if is_compliance(user):
         return models
-    return models.filter(_owned_or_shared(user, "team_id", "visibility"))
+    return models.filter(owned_or_shared(user, "team_id", "visibility"))
 
 
 def versions_visible_to(user) -> QuerySet[ModelVersion]:
     versions = ModelVersion.objects.select_related("model", "model__team", "registered_by")
     if is_compliance(user):
         return versions
-    return versions.filter(_owned_or_shared(user, "model__team_id", "model__visibility"))
+    return versions.filter(owned_or_shared(user, "model__team_id", "model__visibility"))
 
 
 def datasets_visible_to(user) -> QuerySet[Dataset]:
     datasets = Dataset.objects.select_related("team", "created_by")
     if is_compliance(user):
         return datasets
-    return datasets.filter(_owned_or_shared(user, "team_id", "visibility"))
+    return datasets.filter(owned_or_shared(user, "team_id", "visibility"))
 
 
 def dataset_versions_visible_to(user) -> QuerySet[DatasetVersion]:
     versions = DatasetVersion.objects.select_related("dataset", "dataset__team", "registered_by")
     if is_compliance(user):
         return versions
-    return versions.filter(_owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
+    return versions.filter(owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
 
 
 def version_by_ref(user, ref: str) -> ModelVersion | None:
