@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1:8000
 
 .PHONY: install test lint demo demo-reset migrate bench worker clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml client/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first: the small CPU build unless this machine has CUDA (a looser requirement
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml Makefile
 	else \
 		$(BIN)/pip install --quiet torch==2.13.0; \
 	fi
+	$(BIN)/pip install --quiet -e './client[safetensors]'
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -43,7 +44,7 @@ bench: install
 	$(BIN)/python bench/run.py
 
 worker: install
-	$(BIN)/celery -A registry worker -Q cpu,gpu,events --loglevel=INFO --concurrency=1
+	$(BIN)/celery -A config worker -Q cpu,gpu,events --loglevel=INFO --concurrency=1
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

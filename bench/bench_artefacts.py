@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from registry.artefacts import inspect_safetensors, sha256_file
+from pedigree_client.artefacts import inspect_safetensors, sha256_file
 
 MIB = 1024 * 1024
 HASH_TARGET_RATIO = 0.90

@@ -2,7 +2,7 @@
 
 Reuses the synthetic registry of `bench_lineage.py` (100 000 versions, chains 50 deep, merges;
 built on first use) and asks `GET /api/v1/versions/{id}/gate/?stage=production&use=commercial`
-through the full Django stack, set up as `registry/wsgi.py` serves it (production settings:
+through the full Django stack, set up as `config/wsgi.py` serves it (production settings:
 DEBUG off, the URL conf loaded and the start-up objects frozen out of the garbage collector),
 with a team engineer's token as a CI job holds, many times each, for:
 
@@ -32,7 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/pedigree_bench")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver")
 os.environ.setdefault("DEBUG", "false")
 
@@ -160,7 +160,7 @@ def main() -> int:
         print(f"bench_gate skipped: cannot reach PostgreSQL at {url} ({error})")
         return 0
 
-    importlib.import_module("registry.wsgi")  # Django set up as the served process is
+    importlib.import_module("config.wsgi")  # Django set up as the served process is
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
     from django.db import connection, transaction

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/pedigree_bench"
 os.environ.setdefault("DATABASE_URL", DEFAULT_URL)
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "registry.settings")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 ROOTS = 200
 VERSIONS_PER_MODEL = 100

@@ -31,7 +31,7 @@ from django.contrib.auth import get_user_model
 from evaluators.services import run_request, suite_create
 from lineage.services import ParentSpec, registration_create
 from registry import services
-from registry.artefacts import sha256_file
+from pedigree_client.artefacts import sha256_file
 from registry.models import Team
 from tests.evaluators.modelfactory import make_embedding_head, topic_sentences
 
@@ -94,7 +94,7 @@ def main() -> int:
         store.mkdir()
         env = {
             **os.environ,
-            "DJANGO_SETTINGS_MODULE": "registry.settings",
+            "DJANGO_SETTINGS_MODULE": "config.settings",
             "PEDIGREE_DATA_DIR": tmp,
             "PEDIGREE_ARTEFACT_ROOTS": os.pathsep.join([str(store), str(base.resolve())]),
             "HF_HUB_OFFLINE": "1",

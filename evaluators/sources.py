@@ -11,14 +11,14 @@ from urllib.parse import unquote, urlparse
 
 from django.conf import settings
 
-from registry import hub
-from registry.artefacts import (
+from pedigree_client.artefacts import (
     PICKLE_SUFFIXES,
     ArtefactError,
     inspect_artefact,
     resolve_inside_roots,
     sha256_file,
 )
+from registry import hub
 from registry.models import DatasetVersion, ModelVersion
 
 # Sources `registry.hub` reads from local folders; their files can be evaluated in place.

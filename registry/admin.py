@@ -10,8 +10,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
 
+from pedigree_client.artefacts import weight_parameters
 from registry import services
-from registry.artefacts import weight_parameters
 from registry.errors import ServiceError
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import (

@@ -38,7 +38,7 @@ from huggingface_hub.errors import (
 from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import validate_repo_id
 
-from registry.artefacts import (
+from pedigree_client.artefacts import (
     CONVERT_HINT,
     PICKLE_SUFFIXES,
     ArtefactFile,

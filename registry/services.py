@@ -14,8 +14,7 @@ from django.db import models as dj_models
 from django.forms.models import model_to_dict
 from django.utils import timezone
 
-from registry import hub
-from registry.artefacts import (
+from pedigree_client.artefacts import (
     CONVERT_HINT,
     PICKLE_SUFFIXES,
     ArtefactError,
@@ -25,6 +24,7 @@ from registry.artefacts import (
     resolve_inside_roots,
     weight_parameters,
 )
+from registry import hub
 from registry.audit import audit_record
 from registry.errors import (
     Conflict,

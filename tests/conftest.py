@@ -32,7 +32,7 @@ def _fast_passwords(settings):
 @pytest.fixture(autouse=True)
 def _eager_celery(request):
     """Tasks run in-process in tests unless a test starts a real worker (`celery_worker` mark)."""
-    from registry.celery import app
+    from config.celery import app
 
     eager = "real_worker" not in request.keywords
     previous = app.conf.task_always_eager

@@ -13,10 +13,10 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.api.authentication import TokenAuthentication
 from registry.api.serializers import StrictFieldsMixin, VersionSerializer, VisibleSlugField
-from registry.artefacts import weight_parameters
 from registry.errors import InvalidInput
 from registry.models import ArtefactUpload
 from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of

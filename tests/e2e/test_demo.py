@@ -10,7 +10,7 @@ import pytest
 from django.core.management import call_command
 from selenium.webdriver.common.by import By
 
-from registry.demo.train import minilm_snapshot_dir
+from demo.train import minilm_snapshot_dir
 from registry.models import GateDecision, ModelVersion
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -22,8 +22,8 @@ from evaluators.engine.plugins import encode, save_head
 from evaluators.models import EvaluationSuite
 from evaluators.services import run_request, suite_create
 from lineage.services import ParentSpec, registration_create
+from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
-from registry.artefacts import sha256_file
 from tests.evaluators import modelfactory as mf
 
 LABELS = ["negative", "positive"]

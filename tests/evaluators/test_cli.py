@@ -7,7 +7,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from evaluators.models import EvaluationRun
-from registry.cli import main
+from pedigree_client.cli import main
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -10,8 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from evaluators.engine.plugins import encode, save_head
 from evaluators.models import RunStatus
 from evaluators.services import suite_create
+from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
-from registry.artefacts import sha256_file
 from tests.evaluators import modelfactory as mf
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]

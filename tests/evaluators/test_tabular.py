@@ -14,8 +14,8 @@ import torch
 from evaluators.engine.plugins import save_tabular_linear
 from evaluators.models import RunStatus
 from evaluators.services import run_request, suite_create
+from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
-from registry.artefacts import sha256_file
 from registry.errors import InvalidInput
 from registry.selectors import gate_evaluate
 

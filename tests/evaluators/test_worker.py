@@ -17,9 +17,9 @@ from urllib.parse import quote
 import pytest
 from django.db import connection
 
+from config.celery import app
 from evaluators.models import EvaluationResult, EvaluationRun, RunStatus
 from evaluators.services import run_request
-from registry.celery import app
 from registry.models import AuditEntry
 
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]

@@ -7,7 +7,7 @@ from rest_framework.authtoken.models import Token
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
-from registry.cli import main
+from pedigree_client.cli import main
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

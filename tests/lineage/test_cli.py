@@ -7,7 +7,7 @@ from rest_framework.authtoken.models import Token
 
 from lineage import services
 from lineage.models import LineageEdge, TrainingRun
-from registry.cli import main
+from pedigree_client.cli import main
 from registry.models import ModelVersion
 from tests.conftest import digest
 from tests.registry.test_artefacts import save_small_model

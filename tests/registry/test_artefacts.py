@@ -15,8 +15,8 @@ import torch
 from safetensors.numpy import save_file as save_numpy
 from safetensors.torch import save_file as save_torch
 
-from registry import artefacts
-from registry.artefacts import (
+from pedigree_client import artefacts
+from pedigree_client.artefacts import (
     DTYPE_BITS,
     MAX_HEADER_SIZE,
     MAX_SHAPES_LISTED,

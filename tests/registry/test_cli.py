@@ -5,7 +5,7 @@ import json
 import pytest
 from rest_framework.authtoken.models import Token
 
-from registry.cli import main
+from pedigree_client.cli import main
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

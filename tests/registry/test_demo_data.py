@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from registry.demo.data import (
+from demo.data import (
     AGE_BANDS,
     CSV_COLUMNS,
     DIALECT_REGION,
@@ -122,7 +122,7 @@ def _region_accuracy(head_dir: Path, features, rows: list[dict]) -> dict[str, fl
 
 @pytest.mark.slow
 def test_skewed_head_is_unfair_to_the_south_and_the_permissive_one_is_not(tmp_path, small):
-    from registry.demo.train import SnapshotMissingError, minilm_snapshot_dir, train_embedding_head
+    from demo.train import SnapshotMissingError, minilm_snapshot_dir, train_embedding_head
 
     try:
         base_dir = minilm_snapshot_dir()

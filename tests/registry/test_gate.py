@@ -13,8 +13,8 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
+from pedigree_client.cli import main as cli_main
 from registry import gates, services
-from registry.cli import main as cli_main
 from registry.errors import InvalidInput, PermissionRefused
 from registry.gates import CheckResult
 from registry.models import (

@@ -20,9 +20,9 @@ from huggingface_hub.hf_api import BlobLfsInfo, RepoSibling
 from huggingface_hub.utils import SafetensorsFileMetadata, TensorInfo
 from rest_framework.authtoken.models import Token
 
+from pedigree_client.artefacts import inspect_artefact
+from pedigree_client.cli import main
 from registry import hub, services
-from registry.artefacts import inspect_artefact
-from registry.cli import main
 from registry.errors import Conflict, InvalidInput, NotFound, PermissionRefused, Unavailable
 from registry.models import AuditEntry, Dataset, ModelVersion, RegisteredModel
 from registry.selectors import hub_datasets_of

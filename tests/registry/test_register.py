@@ -7,8 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from pedigree_client.artefacts import inspect_artefact, weight_parameters
 from registry import services
-from registry.artefacts import inspect_artefact, weight_parameters
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ArtefactUpload, AuditEntry, ModelVersion
 from tests.conftest import digest

@@ -10,10 +10,10 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
-from registry.artefacts import inspect_artefact
-from registry.cli import main
-from registry.cli.artefacts import MultipartBody, upload_artefact
-from registry.cli.client import ApiClient, CliError
+from pedigree_client.api import ApiClient, CliError
+from pedigree_client.artefacts import inspect_artefact
+from pedigree_client.cli import main
+from pedigree_client.cli.artefacts import MultipartBody, upload_artefact
 from registry.models import ArtefactUpload, AuditEntry
 from tests.registry.test_artefacts import MALFORMED, build_full_model, save_small_model, write
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from registry.demo.accounts import DEMO_PASSWORD, ensure_demo_accounts
-from registry.demo.scenario import run_demo
+from demo.accounts import DEMO_PASSWORD, ensure_demo_accounts
+from demo.scenario import run_demo
 
 
 class Command(BaseCommand):

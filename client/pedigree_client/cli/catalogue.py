@@ -2,7 +2,7 @@
 
 import json
 
-from registry.cli.client import ApiClient
+from pedigree_client.api import ApiClient
 
 
 def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:

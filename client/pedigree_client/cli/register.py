@@ -4,8 +4,8 @@ version with its parents, training run and datasets in ONE call (`POST /registra
 import json
 from pathlib import Path
 
-from registry.cli.artefacts import upload_artefact
-from registry.cli.client import ApiClient, CliError
+from pedigree_client.api import ApiClient, CliError
+from pedigree_client.cli.artefacts import upload_artefact
 
 RELATIONS = ["finetune", "adapter", "quantized", "merge", "distillation", "continued_pretraining"]
 METHODS = [

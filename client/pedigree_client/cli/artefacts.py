@@ -15,8 +15,13 @@ from typing import BinaryIO
 
 from tqdm import tqdm
 
-from registry.artefacts import ArtefactError, ArtefactManifest, inspect_artefact, weight_parameters
-from registry.cli.client import ApiClient, CliError
+from pedigree_client.api import ApiClient, CliError
+from pedigree_client.artefacts import (
+    ArtefactError,
+    ArtefactManifest,
+    inspect_artefact,
+    weight_parameters,
+)
 
 # Hashing a large upload on the server takes a while after the last byte is sent.
 UPLOAD_READ_TIMEOUT = 3600

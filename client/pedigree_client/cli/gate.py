@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from registry.cli.client import ApiClient, CliError
+from pedigree_client.api import ApiClient, CliError
 
 STAGES = ["staging", "production", "archived"]
 USES = ["commercial", "internal", "research"]

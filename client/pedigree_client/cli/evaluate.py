@@ -13,7 +13,7 @@ import time
 
 from tqdm import tqdm
 
-from registry.cli.client import ApiClient, CliError
+from pedigree_client.api import ApiClient, CliError
 
 FINISHED = ("succeeded", "failed", "cancelled")
 

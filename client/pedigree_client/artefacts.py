@@ -19,8 +19,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import unquote
 
-import safetensors
-
 # 1 MiB keeps the buffer in cache while amortising the per-call overhead of readinto/update.
 HASH_CHUNK_SIZE = 1024 * 1024
 # The safetensors library refuses headers above this size too; it bounds memory for bad input.
@@ -596,7 +594,12 @@ def _tensor_bits(shape: list[int], *, bits_each: int, max_bits: int) -> int | No
 
 def _cross_check_with_library(path: Path, info: SafetensorsInfo, *, label: str) -> None:
     # Our own checks ran first; the library's reading must agree, or two readers could see two
-    # different files. safe_open maps the file but only the header is read here.
+    # different files. safe_open maps the file but only the header is read here. The library is
+    # the client's optional `safetensors` extra; the server always has it.
+    try:
+        import safetensors
+    except ImportError:
+        return
     try:
         with safetensors.safe_open(path, framework="numpy") as handle:
             names = frozenset(handle.keys())

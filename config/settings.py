@@ -5,7 +5,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from registry.env import env_bool, env_choice, env_dirs, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_dirs, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR", str(BASE_DIR / "var"))).expanduser()
@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "lineage.apps.LineageConfig",
     "licensing.apps.LicensingConfig",
     "evaluators.apps.EvaluatorsConfig",
+    "demo.apps.DemoConfig",
 ]
 
 MIDDLEWARE = [
@@ -60,8 +61,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 
-ROOT_URLCONF = "registry.urls"
-WSGI_APPLICATION = "registry.wsgi.application"
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
 
 TEMPLATES = [
     {

@@ -7,8 +7,8 @@ import argparse
 import json
 import sys
 
-from registry.cli import artefacts, catalogue, evaluate, gate, licensing, lineage, register
-from registry.cli.client import ApiClient, CliError
+from pedigree_client.api import ApiClient, CliError
+from pedigree_client.cli import artefacts, catalogue, evaluate, gate, licensing, lineage, register
 
 # Each command module adds its sub-commands to the parser.
 COMMAND_MODULES = [catalogue, gate, lineage, register, artefacts, licensing, evaluate]

@@ -3,7 +3,7 @@
 import json
 from collections import defaultdict
 
-from registry.cli.client import ApiClient
+from pedigree_client.api import ApiClient
 
 
 def _label(node: dict) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from registry.cli.client import ApiClient, CliError, _error_message
+from pedigree_client.api import ApiClient, CliError, _error_message
 
 STAGES = ["development", "staging", "production"]
 USES = ["commercial", "internal", "research"]

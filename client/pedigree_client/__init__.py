@@ -1,0 +1,1 @@
+"""pedigree-client: the Python client and `pedigree` command line of the Pedigree registry."""
