@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1:8000
 
-.PHONY: install test lint demo demo-reset migrate bench worker clean
+.PHONY: install test lint docs demo demo-reset migrate bench worker clean
 
 $(STAMP): pyproject.toml client/pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir var/site
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
