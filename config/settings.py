@@ -8,7 +8,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.env import env_bool, env_choice, env_dirs, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR", str(BASE_DIR / "var"))).expanduser()
+DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR") or BASE_DIR / "var").expanduser()
 # The embedded default keeps its SQLite file and artefacts here; create it on a fresh clone.
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 

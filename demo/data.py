@@ -314,6 +314,9 @@ def build_demo_datasets(
 
 
 def _render_ticket(rng: random.Random, *, label: str, region: str, age_band: str) -> str:
+    templates: Mapping[str, Sequence[str]]
+    openers: Sequence[str]
+    closers: Sequence[str]
     if region == DIALECT_REGION:
         templates, openers, closers = _DIALECT_TEMPLATES, _DIALECT_OPENERS, _DIALECT_CLOSERS
     elif age_band == "55+" and rng.random() < 0.6:

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -125,7 +126,9 @@ def _client_runner(url: str, token: str, say: Callable[[str], None]):
     return run
 
 
-def run_demo(*, size: str = "full", say: Callable[[str], None] = print) -> list[Outcome]:
+def run_demo(
+    *, size: Literal["full", "small"] = "full", say: Callable[[str], None] = print
+) -> list[Outcome]:
     User = get_user_model()
     team, accounts = ensure_demo_accounts()
     tokens = {account.username: account.token for account in accounts}
@@ -239,6 +242,7 @@ def run_demo(*, size: str = "full", say: Callable[[str], None] = print) -> list[
                 )
             version.refresh_from_db()
             decision = version.decisions.filter(to_stage="production").first()
+            assert decision is not None, f"{ref} was never gated for production"
             outcomes.append(
                 Outcome(
                     ref,

@@ -142,6 +142,7 @@ def no_negative_transfer(context: GateContext) -> CheckResult:
             for comparison in comparisons[item.suite.pk]:
                 if comparison.run is None:
                     reasons.append(comparison.reason)
+                    continue
                 reasons += [
                     f"{item.suite.name}: against parent {comparison.parent}, "
                     f"{finding.message} (runs #{item.run.pk} and #{comparison.run.pk})"

@@ -272,7 +272,9 @@ class LineageView:
         only edges whose relation is in `relations` (all edges when None). Breadth-first; each
         path extends its parent's, so the steps are built once per ancestor."""
         if relations not in self._reach:
-            found = {self.version.pk: (0, (self._version_step[self.version.pk],))}
+            found: dict[int, tuple[int, tuple[Step, ...]]] = {
+                self.version.pk: (0, (self._version_step[self.version.pk],))
+            }
             queue = deque([self.version.pk])
             while queue:
                 node = queue.popleft()

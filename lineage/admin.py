@@ -60,7 +60,7 @@ class LineageEdgeAdmin(ReadOnlyAdmin):
 
 class TrainingDatasetInline(admin.TabularInline):
     model = TrainingDataset
-    fields = ["dataset_version", "role", "sha256"]
+    fields = ("dataset_version", "role", "sha256")
     readonly_fields = fields
     extra = 0
     can_delete = False

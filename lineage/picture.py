@@ -210,16 +210,16 @@ def build_picture(graph: LineageGraph, *, version_url) -> Picture:
             node = nodes[key]
             node.x = left + index * (NODE_WIDTH + GAP_X)
             node.y = MARGIN + number * (NODE_HEIGHT + GAP_Y)
-    for edge in edges:
-        start, end = nodes[edge.source], nodes[edge.target]
+    for drawn in edges:
+        start, end = nodes[drawn.source], nodes[drawn.target]
         x1, y1 = start.cx, start.y + NODE_HEIGHT
         x2, y2 = end.cx, end.y
         bend = (y2 - y1) / 2
-        edge.path = (
+        drawn.path = (
             f"M{x1:.1f},{y1:.1f} C{x1:.1f},{y1 + bend:.1f} {x2:.1f},{y2 - bend:.1f} "
             f"{x2:.1f},{y2:.1f}"
         )
-        edge.label_x, edge.label_y = (x1 + x2) / 2, (y1 + y2) / 2
+        drawn.label_x, drawn.label_y = (x1 + x2) / 2, (y1 + y2) / 2
     height = MARGIN * 2 + len(layers) * NODE_HEIGHT + max(len(layers) - 1, 0) * GAP_Y
     return Picture(
         nodes=list(nodes.values()),

@@ -124,9 +124,13 @@ def export_bundle(user, version: ModelVersion) -> ExportBundle:
         if dataset_ids
         else set()
     )
+    licensed: list[ModelVersion | DatasetVersion] = [
+        *versions.values(),
+        *(use.dataset_version for use in uses),
+    ]
     expressions = [
         text
-        for obj in [*versions.values(), *(use.dataset_version for use in uses)]
+        for obj in licensed
         for text in (obj.licence_declared, obj.licence_concluded)
         if text
     ]

@@ -233,7 +233,7 @@ class _Builder:
                 "yes" if version.uses_sensitive_personal_data else "no"
             ),
         }
-        optional = {
+        optional: dict[str, Any] = {
             "description": version.description,
             "software_downloadLocation": hub_url(version),
             "software_packageUrl": (

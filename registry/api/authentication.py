@@ -3,17 +3,17 @@ staff: every API request needs to know, and `is_compliance` then asks nothing mo
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
+from rest_framework.authtoken.models import Token
 
 from registry.selectors import compliance_group_member, remember_compliance
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key):
-        model = self.get_model()
-        tokens = model.objects.select_related("user").annotate(compliance=compliance_group_member())
+        tokens = Token.objects.select_related("user").annotate(compliance=compliance_group_member())
         try:
             token = tokens.get(key=key)
-        except model.DoesNotExist:
+        except Token.DoesNotExist:
             raise exceptions.AuthenticationFailed(_("Invalid token.")) from None
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))

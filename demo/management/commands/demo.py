@@ -1,3 +1,5 @@
+from typing import Literal
+
 from django.core.management.base import BaseCommand
 
 from demo.accounts import DEMO_PASSWORD, ensure_demo_accounts
@@ -23,7 +25,7 @@ class Command(BaseCommand):
             help="where the server will answer, for the instructions printed at the end",
         )
 
-    def handle(self, *args, size: str, url: str, **options):
+    def handle(self, *args, size: Literal["full", "small"], url: str, **options):
         url = url.rstrip("/")
         heading = self.style.MIGRATE_HEADING
         self.stdout.write(heading("Pedigree demo: a transfer-learning story"))
