@@ -5,6 +5,7 @@ from functools import partial
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -13,7 +14,7 @@ from django.utils.html import format_html, format_html_join
 from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.errors import ServiceError
-from registry.gates import DISTRIBUTIONS, USES
+from registry.gates import DISTRIBUTIONS, USES, gate_evaluate
 from registry.models import (
     Approval,
     ApprovalDecision,
@@ -30,7 +31,7 @@ from registry.models import (
     Team,
     WebhookEndpoint,
 )
-from registry.selectors import gate_evaluate, versions_visible_to
+from registry.selectors import versions_visible_to
 
 
 class ServiceAdmin(admin.ModelAdmin):
@@ -521,9 +522,46 @@ class CheckWaiverAdmin(ReadOnlyAdmin):
             self.message_user(request, error.message, messages.ERROR)
 
 
+class WebhookEndpointForm(forms.ModelForm):
+    class Meta:
+        model = WebhookEndpoint
+        fields = ["name", "url", "secret", "events", "active"]
+
+    def clean_events(self) -> list[str]:
+        try:
+            return services.webhook_events_validate(self.cleaned_data["events"])
+        except ServiceError as error:
+            raise forms.ValidationError(error.message) from error
+
+
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(admin.ModelAdmin):
+class WebhookEndpointAdmin(ServiceAdmin):
+    form = WebhookEndpointForm
     list_display = ["name", "url", "events", "active", "created_at"]
+
+    create_fields = ("name", "url", "secret", "events", "active")
+    updatable_fields = frozenset(services.WEBHOOK_ENDPOINT_UPDATABLE)
+
+    def create_object(self, actor, data):
+        return services.webhook_endpoint_create(actor=actor, **data)
+
+    def update_object(self, actor, instance, changes):
+        return services.webhook_endpoint_update(actor=actor, endpoint=instance, changes=changes)
+
+    def has_delete_permission(self, request, obj=None):
+        # Unlike other service-backed rows, endpoints may be deleted (through the service).
+        return super(ServiceAdmin, self).has_delete_permission(request, obj)
+
+    def delete_model(self, request, obj):
+        try:
+            services.webhook_endpoint_delete(actor=request.user, endpoint=obj)
+        except ServiceError as error:
+            raise PermissionDenied(error.message) from error
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for endpoint in queryset:
+                self.delete_model(request, endpoint)
 
 
 @admin.register(EventDelivery)

@@ -109,3 +109,170 @@ def register_results_provider(
 
 def evaluation_results(version) -> list[dict[str, Any]]:
     return [result for provider in _RESULTS for result in provider(version)]
+
+
+# --- The gate engine: runs the registered checks and builds the verdict ---------------------
+
+import logging  # noqa: E402
+from dataclasses import replace  # noqa: E402
+
+from django.utils import timezone  # noqa: E402
+
+from registry.models import CheckWaiver, ModelVersion, StagePolicy  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+STAGE_ORDER = ["development", "staging", "production", "archived"]
+
+
+@dataclass(frozen=True)
+class GateEvaluation:
+    version_id: int
+    ref: str
+    from_stage: str
+    to_stage: str
+    use: str
+    distribution: str
+    passed: bool
+    artefact_digest: str
+    policy: dict[str, Any]
+    results: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def failures(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["required"] and not r["passed"] and not r["waiver"]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.ref,
+            "version_id": self.version_id,
+            "from_stage": self.from_stage,
+            "stage": self.to_stage,
+            "use": self.use,
+            "distribution": self.distribution,
+            "passed": self.passed,
+            "artefact_digest": self.artefact_digest,
+            "policy": self.policy,
+            "checks": self.results,
+        }
+
+
+def transition_problem(from_stage: str, to_stage: str) -> str | None:
+    if from_stage == to_stage:
+        return f"the version is already in {to_stage}"
+    if from_stage == "archived":
+        return "archived versions cannot be promoted again; register a new version"
+    if STAGE_ORDER.index(to_stage) < STAGE_ORDER.index(from_stage):
+        return f"versions move forward only ({' → '.join(STAGE_ORDER)}); archive it instead"
+    return None
+
+
+def active_waivers(version: ModelVersion, *, now=None) -> dict[str, CheckWaiver]:
+    now = now or timezone.now()
+    waivers = CheckWaiver.objects.filter(
+        version=version,
+        artefact_digest=version.artefact_digest,
+        revoked_at__isnull=True,
+        expires_at__gt=now,
+    ).select_related("granted_by")
+    waivers = waivers.only("check_name", "reason", "expires_at", "granted_by__username")
+    return {waiver.check_name: waiver for waiver in waivers}
+
+
+def _run_check(name: str, check, context: GateContext) -> CheckResult:
+    try:
+        return check(context)
+    except Exception as error:  # a broken check must fail closed, never crash the gate
+        logger.exception("gate check %s crashed", name)
+        return CheckResult(name, False, [f"the {name} check could not run: {error}"])
+
+
+def gate_evaluate(
+    *,
+    version: ModelVersion,
+    stage: str,
+    use: str = "commercial",
+    distribution: str = "hosted",
+    actor=None,
+) -> GateEvaluation:
+    """Run every registered gate check for `version` entering `stage`; writes nothing."""
+    policy = (
+        StagePolicy.objects.filter(stage=stage, risk_tier=version.risk_tier)
+        .values("allowed", "required_checks", "approvals_required", "revision")
+        .first()
+    )
+    policy_data = (
+        {"stage": stage, "risk_tier": version.risk_tier, **policy}
+        if policy
+        else {
+            "stage": stage,
+            "risk_tier": version.risk_tier,
+            "allowed": stage == "archived",
+            "required_checks": [],
+            "approvals_required": 0,
+            "revision": 0,
+        }
+    )
+    required = set(policy_data["required_checks"])
+    context = GateContext(
+        version=version,
+        stage=stage,
+        use=use,
+        distribution=distribution,
+        actor=actor,
+        approvals_required=policy_data["approvals_required"],
+    )
+    results: list[CheckResult] = []
+    problem = transition_problem(version.stage, stage)
+    results.append(CheckResult("transition", problem is None, [problem] if problem else []))
+    if not policy_data["allowed"]:
+        reason = (
+            f"risk tier '{version.risk_tier}' may never enter {stage} (stage policy)"
+            if policy
+            else f"no stage policy covers {stage} for risk tier '{version.risk_tier}'; "
+            "compliance staff must configure one in the admin"
+        )
+        results.append(CheckResult("policy", False, [reason]))
+    checks = registered_checks() if stage != "archived" else {}
+    for name in sorted(required - set(checks)):
+        results.append(
+            CheckResult(
+                name,
+                False,
+                [f"the stage policy requires the '{name}' check, but no installed app provides it"],
+            )
+        )
+    for name, check in sorted(checks.items()):
+        result = _run_check(name, check, context)
+        results.append(replace(result, check=name, required=name in required))
+    # Waivers only ever cover a failing required check: when none fails, none is looked up.
+    failing = any(not result.passed and result.required for result in results)
+    waivers = active_waivers(version) if failing else {}
+    rows = []
+    for result in results:
+        row = result.to_dict()
+        waiver = waivers.get(result.check) if not result.passed and result.required else None
+        row["waiver"] = (
+            {
+                "id": waiver.pk,
+                "reason": waiver.reason,
+                "granted_by": waiver.granted_by.username,
+                "expires_at": waiver.expires_at.isoformat(),
+            }
+            if waiver and result.check not in ("transition", "policy")
+            else None
+        )
+        rows.append(row)
+    passed = all(row["passed"] or row["waiver"] or not row["required"] for row in rows)
+    return GateEvaluation(
+        version_id=version.pk,
+        ref=str(version),
+        from_stage=version.stage,
+        to_stage=stage,
+        use=use,
+        distribution=distribution,
+        passed=passed,
+        artefact_digest=version.artefact_digest,
+        policy=policy_data,
+        results=rows,
+    )

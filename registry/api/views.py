@@ -7,11 +7,11 @@ from rest_framework.response import Response
 from registry import services
 from registry.api import serializers
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
+from registry.gates import gate_evaluate
 from registry.models import Approval, CheckWaiver, GateDecision, ModelVersion, StagePolicy
 from registry.selectors import (
     dataset_versions_visible_to,
     datasets_visible_to,
-    gate_evaluate,
     is_compliance,
     models_visible_to,
     teams_visible_to,

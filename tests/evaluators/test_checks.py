@@ -11,8 +11,8 @@ from django.utils import timezone
 from evaluators.models import EvaluationResult, EvaluationRun, RunStatus
 from evaluators.services import suite_update
 from registry import services as registry_services
+from registry.gates import gate_evaluate
 from registry.models import AuditEntry, StagePolicy
-from registry.selectors import gate_evaluate
 from tests.conftest import digest
 from tests.evaluators.conftest import BIASED_ACCURACY
 

@@ -17,7 +17,7 @@ from evaluators.services import run_request, suite_create
 from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
 from registry.errors import InvalidInput
-from registry.selectors import gate_evaluate
+from registry.gates import gate_evaluate
 
 pytestmark = pytest.mark.django_db
 

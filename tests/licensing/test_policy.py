@@ -13,7 +13,7 @@ from licensing.models import LicenceWaiver
 from licensing.selectors import licence_check, version_obligations
 from registry import services as registry_services
 from registry.errors import InvalidInput, PermissionRefused
-from registry.selectors import gate_evaluate
+from registry.gates import gate_evaluate
 
 
 def check(version, **context):

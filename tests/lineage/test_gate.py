@@ -5,9 +5,8 @@ import pytest
 from lineage import services
 from lineage.checks import lineage_health
 from registry import services as registry_services
-from registry.gates import GateContext, involved_user_ids, registered_checks
+from registry.gates import GateContext, gate_evaluate, involved_user_ids, registered_checks
 from registry.models import ModelVersion
-from registry.selectors import gate_evaluate
 from tests.conftest import digest
 
 pytestmark = pytest.mark.django_db

@@ -178,7 +178,7 @@ def test_separation_of_duties(api_for, make_user, team, make_model, make_version
 
 def test_approvals_are_bound_to_the_digest_and_expire(compliance_user, complete, policy):
     services.approval_record(actor=compliance_user, version=complete, stage="production")
-    evaluate = services.gate_evaluate
+    evaluate = gates.gate_evaluate
     assert check_of(evaluate(version=complete, stage="production").to_dict(), "approvals")["passed"]
     ModelVersion.objects.filter(pk=complete.pk).update(artefact_digest=digest("new weights"))
     complete.refresh_from_db()
@@ -203,7 +203,7 @@ def test_a_rejection_blocks(compliance_user, complete, make_user):
         actor=other, version=complete, stage="production", decision="reject", comment="bias"
     )
     result = check_of(
-        services.gate_evaluate(version=complete, stage="production").to_dict(), "approvals"
+        gates.gate_evaluate(version=complete, stage="production").to_dict(), "approvals"
     )
     assert not result["passed"]
     assert "rejected by erin" in result["reasons"][0]
@@ -215,7 +215,7 @@ def test_waiver_turns_a_failure_into_a_pass_until_it_expires(
     policy.required_checks = ["metadata", "flaky"]
     policy.approvals_required = 0
     policy.save()
-    assert not services.gate_evaluate(version=complete, stage="production").passed
+    assert not gates.gate_evaluate(version=complete, stage="production").passed
     url = f"/api/v1/versions/{complete.pk}/waivers/"
     expires = (timezone.now() + timedelta(days=7)).isoformat()
     assert (
@@ -242,14 +242,14 @@ def test_waiver_turns_a_failure_into_a_pass_until_it_expires(
         url, {"check": "flaky", "reason": "vendor fix due", "expires_at": expires}, format="json"
     )
     assert granted.status_code == 201
-    evaluation = services.gate_evaluate(version=complete, stage="production")
+    evaluation = gates.gate_evaluate(version=complete, stage="production")
     assert evaluation.passed
     assert check_of(evaluation.to_dict(), "flaky")["waiver"]["reason"] == "vendor fix due"
     complete.waivers.update(
         created_at=timezone.now() - timedelta(days=8),
         expires_at=timezone.now() - timedelta(seconds=1),
     )
-    assert not services.gate_evaluate(version=complete, stage="production").passed
+    assert not gates.gate_evaluate(version=complete, stage="production").passed
 
 
 def test_a_crashing_check_fails_closed(complete, policy):
@@ -262,7 +262,7 @@ def test_a_crashing_check_fails_closed(complete, policy):
         policy.approvals_required = 0
         policy.save()
         result = check_of(
-            services.gate_evaluate(version=complete, stage="production").to_dict(), "broken"
+            gates.gate_evaluate(version=complete, stage="production").to_dict(), "broken"
         )
         assert result["passed"] is False and "could not run: boom" in result["reasons"][0]
     finally:
@@ -271,7 +271,7 @@ def test_a_crashing_check_fails_closed(complete, policy):
 
 def test_unacceptable_never_reaches_production(compliance_user, make_version):
     version = make_version(risk_tier="unacceptable")
-    evaluation = services.gate_evaluate(version=version, stage="production")
+    evaluation = gates.gate_evaluate(version=version, stage="production")
     assert not evaluation.passed
     assert "may never enter production" in check_of(evaluation.to_dict(), "policy")["reasons"][0]
 

@@ -26,6 +26,7 @@ from registry import hub, services
 from registry.errors import Conflict, InvalidInput, NotFound, PermissionRefused, Unavailable
 from registry.models import AuditEntry, Dataset, ModelVersion, RegisteredModel
 from registry.selectors import hub_datasets_of
+from registry.services import upstream
 from tests.registry.test_artefacts import (
     PEFT_ADAPTER_CONFIG,
     build_adapter,
@@ -684,7 +685,7 @@ def test_remote_malformed_header_is_refused(engineer, team, roots, online, monke
 
 def test_losing_a_race_returns_the_winners_version(engineer, team, roots, minilm, monkeypatch):
     winner, _ = import_minilm(engineer, team, minilm)
-    real = services._imported_version
+    real = upstream._imported_version
     calls = []
 
     def not_yet_committed(actor, repo_id, revision):
@@ -692,7 +693,7 @@ def test_losing_a_race_returns_the_winners_version(engineer, team, roots, minilm
         calls.append(revision)
         return None if len(calls) <= 2 else real(actor, repo_id, revision)
 
-    monkeypatch.setattr(services, "_imported_version", not_yet_committed)
+    monkeypatch.setattr(upstream, "_imported_version", not_yet_committed)
 
     version, created = import_minilm(engineer, team, minilm)
 

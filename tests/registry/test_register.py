@@ -11,6 +11,7 @@ from pedigree_client.artefacts import inspect_artefact, weight_parameters
 from registry import services
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ArtefactUpload, AuditEntry, ModelVersion
+from registry.services import artefacts
 from tests.conftest import digest
 from tests.registry.test_artefacts import (
     MALFORMED,
@@ -172,7 +173,7 @@ def test_permission_and_label_are_checked_before_hashing(
     def no_hashing(*args, **kwargs):
         raise AssertionError("inspected before the cheap checks")
 
-    monkeypatch.setattr(services, "inspect_artefact", no_hashing)
+    monkeypatch.setattr(artefacts, "inspect_artefact", no_hashing)
     path = str(roots[1] / "m")
     refused(PermissionRefused, actor=outsider, model=model, version="v2", artefact_path=path)
     error = refused(Conflict, actor=engineer, model=model, version="v1", artefact_path=path)

@@ -1,0 +1,88 @@
+"""Writes to the catalogue. Every write checks permission, validates, and is audited atomically.
+
+One module per seam; callers use the names re-exported here (`services.version_promote(...)`).
+"""
+
+from registry.services._common import (
+    LICENCE_EXPRESSION_VALIDATORS,
+    require_team_write,
+    snapshot,
+)
+from registry.services.artefacts import (
+    artefact_inspect,
+    artefact_upload_discard,
+    artefact_upload_finish,
+    artefact_upload_name_check,
+    artefact_upload_start,
+    version_register,
+)
+from registry.services.catalogue import (
+    DATASET_UPDATABLE,
+    MODEL_UPDATABLE,
+    dataset_create,
+    dataset_update,
+    dataset_version_create,
+    dataset_version_update,
+    model_create,
+    model_update,
+    team_create,
+    team_member_add,
+    team_members_set_audit,
+    team_update,
+    version_create,
+    version_update,
+)
+from registry.services.events import (
+    WEBHOOK_ENDPOINT_UPDATABLE,
+    event_publish,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_update,
+    webhook_events_validate,
+)
+from registry.services.governance import (
+    approval_record,
+    check_waiver_grant,
+    check_waiver_revoke,
+    stage_policy_update,
+    version_promote,
+)
+from registry.services.upstream import upstream_import
+
+__all__ = [
+    "DATASET_UPDATABLE",
+    "LICENCE_EXPRESSION_VALIDATORS",
+    "MODEL_UPDATABLE",
+    "WEBHOOK_ENDPOINT_UPDATABLE",
+    "approval_record",
+    "artefact_inspect",
+    "artefact_upload_discard",
+    "artefact_upload_finish",
+    "artefact_upload_name_check",
+    "artefact_upload_start",
+    "check_waiver_grant",
+    "check_waiver_revoke",
+    "dataset_create",
+    "dataset_update",
+    "dataset_version_create",
+    "dataset_version_update",
+    "event_publish",
+    "model_create",
+    "model_update",
+    "require_team_write",
+    "snapshot",
+    "stage_policy_update",
+    "team_create",
+    "team_member_add",
+    "team_members_set_audit",
+    "team_update",
+    "upstream_import",
+    "version_create",
+    "version_promote",
+    "version_register",
+    "version_update",
+    "webhook_endpoint_create",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_update",
+    "webhook_events_validate",
+]

@@ -1,0 +1,233 @@
+"""Artefacts: inspection of files inside the artefact roots, uploads, and registering a version
+from its files."""
+
+import shutil
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from pedigree_client.artefacts import (
+    CONVERT_HINT,
+    PICKLE_SUFFIXES,
+    ArtefactError,
+    ArtefactManifest,
+    ArtefactProgress,
+    inspect_artefact,
+    resolve_inside_roots,
+    weight_parameters,
+)
+from registry.audit import audit_record
+from registry.errors import Conflict, InvalidInput
+from registry.models import ArtefactUpload, ModelVersion, RegisteredModel
+from registry.services._common import artefact_invalid, refuse_taken_label, require_team_write
+from registry.services.catalogue import version_create
+
+UPLOADS_FOLDER = "uploads"
+# Read from the files when there are files, so a caller cannot state them as well.
+INSPECTED_FIELDS = {"artefact_size", "parameter_count", "artefact_manifest", "artefact_uri"}
+
+
+def artefact_inspect(
+    *, path: str, progress: ArtefactProgress | None = None
+) -> tuple[Path, ArtefactManifest]:
+    """Resolve a client's path inside the artefact roots and inspect what is there.
+
+    Writes nothing, so engineers can check an artefact before registering it.
+    """
+    roots = [Path(root) for root in settings.ARTEFACT_ROOTS]
+    try:
+        resolved = resolve_inside_roots(path, roots)
+        return resolved, inspect_artefact(resolved, roots=roots, progress=progress)
+    except ArtefactError as error:
+        raise artefact_invalid("artefact_path", error) from None
+
+
+def artefact_upload_name_check(name: str) -> PurePosixPath:
+    """A file name sent in an upload, as a safe path relative to the upload's folder."""
+    parts = name.split("/")
+    problem = None
+    if not name or len(name) > 1024 or any(len(part) > 255 for part in parts):
+        problem = "must be 1 to 1024 characters, each folder or file name at most 255"
+    elif any(ord(char) < 32 or char == "\x7f" for char in name) or "\\" in name:
+        problem = "holds control characters or a backslash"
+    elif name.startswith("/"):
+        problem = "is absolute"
+    elif any(part in ("", ".", "..") for part in parts):
+        problem = "has an empty, '.' or '..' part"
+    elif any(part.startswith(".") for part in parts):
+        problem = "is hidden (starts with '.'); hidden files are not part of an artefact"
+    if problem:
+        raise InvalidInput.for_field(
+            "artefact_upload",
+            f"The upload name {name[:100]!r} {problem}; name each file by its path relative to "
+            "the artefact folder, like 'model.safetensors' or '1_Pooling/config.json'.",
+            code="invalid_file_name",
+        )
+    relpath = PurePosixPath(name)
+    if relpath.suffix.lower() in PICKLE_SUFFIXES:
+        raise InvalidInput.for_field(
+            "artefact_upload",
+            f"{name} is a pickle-based file ({relpath.suffix}), and loading pickle can run "
+            f"arbitrary code, so it is refused: {CONVERT_HINT}.",
+            code="pickle_refused",
+        )
+    return relpath
+
+
+def artefact_upload_start() -> tuple[uuid.UUID, Path]:
+    """A new, empty folder in the artefact store for the files of one upload."""
+    upload_id = uuid.uuid4()
+    folder = Path(settings.ARTEFACT_STORE) / UPLOADS_FOLDER / str(upload_id)
+    folder.mkdir(parents=True)
+    return upload_id, folder
+
+
+def artefact_upload_discard(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def artefact_upload_finish(
+    *, actor, upload_id: uuid.UUID, progress: ArtefactProgress | None = None
+) -> ArtefactUpload:
+    """Inspect the files received into an upload's folder and record them.
+
+    On any failure the folder is deleted: nothing half-uploaded stays behind.
+    """
+    store_path = f"{UPLOADS_FOLDER}/{upload_id}"
+    folder = Path(settings.ARTEFACT_STORE) / store_path
+    try:
+        manifest = inspect_artefact(folder, progress=progress)
+        with transaction.atomic():
+            upload = ArtefactUpload(
+                id=upload_id,
+                created_by=actor,
+                store_path=store_path,
+                manifest=manifest.to_dict(),
+                digest=manifest.digest,
+                size=manifest.total_size,
+            )
+            upload.save(force_insert=True)
+            audit_record(
+                actor=actor,
+                action="artefact_upload.create",
+                obj=upload,
+                after={
+                    "digest": manifest.digest,
+                    "size": manifest.total_size,
+                    "format": manifest.format,
+                    "files": len(manifest.files),
+                },
+            )
+    except ArtefactError as error:
+        artefact_upload_discard(folder)
+        raise artefact_invalid("artefact_upload", error) from None
+    except BaseException:
+        artefact_upload_discard(folder)
+        raise
+    return upload
+
+
+def _own_upload(actor, ref: "ArtefactUpload | uuid.UUID | str") -> ArtefactUpload:
+    if isinstance(ref, ArtefactUpload):
+        ref = ref.pk
+    try:
+        upload_id = uuid.UUID(str(ref))
+    except ValueError:
+        upload_id = None
+    upload = (
+        ArtefactUpload.objects.filter(pk=upload_id, created_by=actor).first() if upload_id else None
+    )
+    if upload is None:
+        raise InvalidInput.for_field(
+            "artefact_upload",
+            f"You have no upload {str(ref)[:64]!r}; upload the files first "
+            "(`pedigree artefacts upload PATH` or POST /api/v1/artefacts/uploads/) and use the "
+            "id it returns.",
+            code="upload_not_found",
+        )
+    return upload
+
+
+def _inspected_fields(manifest: dict[str, Any], *, uri: str) -> dict[str, Any]:
+    return {
+        "artefact_digest": manifest["digest"],
+        "artefact_size": manifest["total_size"],
+        "parameter_count": weight_parameters(manifest["parameters_by_dtype"]),
+        "artefact_manifest": manifest,
+        "artefact_uri": uri,
+    }
+
+
+def version_register(
+    *,
+    actor,
+    model: RegisteredModel,
+    version: str,
+    artefact_path: str | None = None,
+    artefact_upload: "ArtefactUpload | uuid.UUID | str | None" = None,
+    artefact_digest: str | None = None,
+    progress: ArtefactProgress | None = None,
+    **attributes: Any,
+) -> ModelVersion:
+    """Register a version from its files: a path inside the artefact roots or one of the actor's
+    uploads, inspected for digests and parameter counts. `artefact_digest` alone records weights
+    Pedigree does not hold (its manifest stays empty).
+
+    Files are inspected before the transaction opens, so hashing holds no database locks; the
+    version, the upload's consumption and their audit entries are then written atomically.
+    """
+    sources = {
+        "artefact_path": artefact_path,
+        "artefact_upload": artefact_upload,
+        "artefact_digest": artefact_digest,
+    }
+    given = [name for name, value in sources.items() if value not in (None, "")]
+    if len(given) != 1:
+        message = (
+            "Give exactly one artefact source: artefact_path (a path inside the artefact roots), "
+            "artefact_upload (an upload id) or artefact_digest (for weights Pedigree does not "
+            "hold)."
+        )
+        raise InvalidInput(message, fields={name: [message] for name in given or sources})
+    from_files = artefact_digest in (None, "")
+    stated = sorted(attributes.keys() & (INSPECTED_FIELDS if from_files else {"artefact_manifest"}))
+    if stated:
+        raise InvalidInput(
+            f"{', '.join(stated)} come from inspecting the files; leave them out.",
+            fields={name: ["Set by inspection."] for name in stated},
+        )
+    require_team_write(actor, model.team)
+    refuse_taken_label(model, version)
+    upload = None
+    if artefact_path not in (None, ""):
+        resolved, manifest = artefact_inspect(path=artefact_path, progress=progress)
+        fields = _inspected_fields(manifest.to_dict(), uri=resolved.as_uri())
+    elif artefact_upload not in (None, ""):
+        upload = _own_upload(actor, artefact_upload)
+        fields = _inspected_fields(upload.manifest, uri=upload.path.as_uri())
+    else:
+        fields = {"artefact_digest": artefact_digest, "artefact_manifest": {}}
+    with transaction.atomic():
+        if upload is not None:
+            upload = ArtefactUpload.objects.select_for_update().get(pk=upload.pk)
+            if upload.consumed_by_id is not None:
+                raise Conflict.for_field(
+                    "artefact_upload",
+                    f"Upload {upload.pk} already holds version {upload.consumed_by}; upload the "
+                    "files again to register another version.",
+                    code="upload_consumed",
+                )
+        instance = version_create(actor=actor, model=model, version=version, **fields, **attributes)
+        if upload is not None:
+            upload.consumed_by = instance
+            upload.save(update_fields=["consumed_by"])
+            audit_record(
+                actor=actor,
+                action="artefact_upload.consume",
+                obj=upload,
+                after={"version": str(instance), "digest": upload.digest},
+            )
+    return instance

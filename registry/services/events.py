@@ -1,0 +1,122 @@
+"""Events: the outbox of signed webhook deliveries, and the webhook endpoints they go to."""
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractUser
+from django.db import transaction
+from django.utils import timezone
+
+from registry.audit import audit_record
+from registry.errors import InvalidInput, PermissionRefused
+from registry.models import EventDelivery, WebhookEndpoint
+from registry.selectors import is_compliance
+from registry.services._common import apply_changes, save_new, snapshot
+
+WEBHOOK_ENDPOINT_UPDATABLE = {"name", "url", "secret", "events", "active"}
+
+
+def event_publish(*, kind: str, payload: dict[str, Any]) -> list[EventDelivery]:
+    """Queue a signed webhook delivery per interested endpoint, sent after the commit."""
+    from registry.tasks import deliver_event
+
+    deliveries = [
+        EventDelivery.objects.create(
+            endpoint=endpoint,
+            event=kind,
+            payload={"event": kind, "at": timezone.now().isoformat(), "data": payload},
+        )
+        for endpoint in WebhookEndpoint.objects.filter(active=True)
+        if not endpoint.events or kind in endpoint.events
+    ]
+    for delivery in deliveries:
+        transaction.on_commit(lambda pk=delivery.pk: deliver_event.delay(pk))
+    return deliveries
+
+
+def webhook_events_validate(events: object) -> list[str]:
+    """The event kinds an endpoint subscribes to, as a list of names (empty: every event).
+
+    Anything else would be matched by `in` as a substring or a key, so it is refused.
+    """
+    if not isinstance(events, list | tuple) or not all(
+        isinstance(kind, str) and kind.strip() for kind in events
+    ):
+        raise InvalidInput.for_field(
+            "events",
+            'Give the event kinds as a JSON list of names, like ["version.promoted"]; '
+            "an empty list [] sends every event.",
+        )
+    return list(events)
+
+
+def _require_webhook_admin(actor: AbstractUser) -> None:
+    # Every team's governance events go to every endpoint, so no single team may manage them.
+    if not (is_compliance(actor) or actor.is_staff):
+        raise PermissionRefused(
+            "Only compliance staff or administrators can manage webhook endpoints."
+        )
+
+
+def _audited(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    """An endpoint as the audit keeps it: never its signing secret."""
+    values = snapshot(endpoint)
+    del values["secret"]
+    return values
+
+
+@transaction.atomic
+def webhook_endpoint_create(
+    *,
+    actor: AbstractUser,
+    name: str,
+    url: str,
+    secret: str,
+    events: list[str] | tuple[str, ...] = (),
+    active: bool = True,
+) -> WebhookEndpoint:
+    _require_webhook_admin(actor)
+    endpoint = WebhookEndpoint(
+        name=name, url=url, secret=secret, events=webhook_events_validate(events), active=active
+    )
+    save_new(
+        endpoint,
+        unique_field="name",
+        unique_message=f"A webhook endpoint named '{name}' already exists.",
+    )
+    audit_record(
+        actor=actor, action="webhook_endpoint.create", obj=endpoint, after=_audited(endpoint)
+    )
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_update(
+    *, actor: AbstractUser, endpoint: WebhookEndpoint, changes: dict[str, Any]
+) -> WebhookEndpoint:
+    _require_webhook_admin(actor)
+    if "events" in changes:
+        changes = {**changes, "events": webhook_events_validate(changes["events"])}
+    before = _audited(endpoint)
+    apply_changes(endpoint, changes, WEBHOOK_ENDPOINT_UPDATABLE)
+    endpoint.save()
+    after = _audited(endpoint)
+    if "secret" in changes:
+        after["secret_replaced"] = True
+    audit_record(
+        actor=actor, action="webhook_endpoint.update", obj=endpoint, before=before, after=after
+    )
+    return endpoint
+
+
+@transaction.atomic
+def webhook_endpoint_delete(*, actor: AbstractUser, endpoint: WebhookEndpoint) -> None:
+    """Delete an endpoint with its delivery history; governance events stop going to it."""
+    _require_webhook_admin(actor)
+    audit_record(
+        actor=actor,
+        action="webhook_endpoint.delete",
+        obj=endpoint,
+        before=_audited(endpoint),
+        after={"deliveries_deleted": endpoint.deliveries.count()},
+    )
+    endpoint.delete()

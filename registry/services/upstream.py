@@ -1,0 +1,239 @@
+"""Upstream import: one revision of a Hugging Face Hub model recorded as an upstream version."""
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models as dj_models
+from django.db import transaction
+
+from pedigree_client.artefacts import (
+    ArtefactError,
+    ArtefactProgress,
+    resolve_inside_roots,
+    weight_parameters,
+)
+from registry import hub
+from registry.audit import audit_record
+from registry.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    ServiceError,
+    Unavailable,
+)
+from registry.models import Dataset, ModelKind, ModelVersion, RegisteredModel, Team, Visibility
+from registry.selectors import versions_visible_to
+from registry.services._common import artefact_invalid, require_team_write
+from registry.services.catalogue import dataset_create, model_create, version_create
+
+_HUB_ERROR_STATUS = {
+    "invalid": InvalidInput,
+    "not_found": NotFound,
+    "forbidden": PermissionRefused,
+    "unavailable": Unavailable,
+}
+_HUB_ERROR_FIELDS = {
+    "hub_revision_invalid": "revision",
+    "hub_revision_not_found": "revision",
+    "revision_required": "revision",
+    "snapshot_revision_mismatch": "revision",
+    "snapshot_repo_mismatch": "snapshot_dir",
+    "snapshot_mixed_revisions": "snapshot_dir",
+}
+
+
+def _hub_error(error: hub.HubError) -> ServiceError:
+    field = _HUB_ERROR_FIELDS.get(error.code, "repo_id")
+    return _HUB_ERROR_STATUS[error.kind].for_field(field, error.message, code=error.code)
+
+
+def _imported_version(actor, repo_id: str, revision: str) -> ModelVersion | None:
+    found = (
+        ModelVersion.objects.filter(hub_repo_id=repo_id, hub_revision=revision)
+        .select_related("model", "model__team", "registered_by")
+        .first()
+    )
+    if found is not None and not versions_visible_to(actor).filter(pk=found.pk).exists():
+        raise Conflict.for_field(
+            "repo_id",
+            f"{repo_id}@{revision} is already registered under a model you cannot see; ask "
+            "compliance staff to share it.",
+        )
+    return found
+
+
+def _snapshot_folder(raw: str, *, confine: bool) -> Path:
+    try:
+        if confine:
+            roots = [*(Path(root) for root in settings.ARTEFACT_ROOTS), hub.cache_dir()]
+            folder = resolve_inside_roots(raw, roots)
+        else:
+            folder = Path(raw).expanduser().resolve(strict=True)
+    except ArtefactError as error:
+        raise artefact_invalid("snapshot_dir", error) from None
+    except OSError:
+        raise InvalidInput.for_field(
+            "snapshot_dir", f"Nothing exists at {raw!r}; check the path.", code="missing_file"
+        ) from None
+    if not folder.is_dir():
+        raise InvalidInput.for_field(
+            "snapshot_dir",
+            f"{raw!r} is not a folder; give the folder holding README.md and the weights.",
+            code="not_a_directory",
+        )
+    return folder
+
+
+def _hub_datasets(*, actor, team: Team, hub_ids: list[str]) -> list[Dataset]:
+    """The dataset record of each Hub dataset id, created (visible org-wide) where missing."""
+    existing = list(
+        Dataset.objects.filter(dj_models.Q(hub_id__in=hub_ids) | dj_models.Q(name__in=hub_ids))
+    )
+    by_hub_id = {dataset.hub_id: dataset for dataset in existing if dataset.hub_id}
+    names = {dataset.name: dataset for dataset in existing}
+    datasets = []
+    for hub_id in hub_ids:
+        dataset = by_hub_id.get(hub_id)
+        if dataset is None and hub_id in names:
+            raise Conflict.for_field(
+                "datasets",
+                f"A dataset named {hub_id} exists but is not linked to the Hub dataset {hub_id}; "
+                "set its hub_id (or rename it), then import again.",
+            )
+        if dataset is None:
+            dataset = dataset_create(
+                actor=actor,
+                name=hub_id,
+                team=team,
+                visibility=Visibility.INTERNAL,
+                source=hub.dataset_url(hub_id),
+                hub_id=hub_id,
+            )
+        datasets.append(dataset)
+    return datasets
+
+
+def _upstream_record(
+    *, actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
+) -> ModelVersion:
+    card = upstream.card
+    model = RegisteredModel.objects.filter(name=upstream.repo_id).select_related("team").first()
+    if model is None:
+        model = model_create(
+            actor=actor,
+            name=upstream.repo_id,
+            kind=ModelKind.UPSTREAM,
+            team=team,
+            visibility=Visibility.INTERNAL,
+            task=(card.pipeline_tag or "")[:64],
+            description=f"Imported from {hub.repo_url(upstream.repo_id)}",
+        )
+    elif model.kind != ModelKind.UPSTREAM:
+        raise Conflict.for_field(
+            "repo_id",
+            f"{model.name} is registered as a {model.kind} model, but upstream models are named "
+            "by their Hub repo id; rename that model first.",
+        )
+    datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
+    version = version_create(
+        actor=actor,
+        model=model,
+        version=upstream.revision[:12],
+        artefact_digest=upstream.manifest.digest,
+        artefact_size=upstream.manifest.total_size,
+        parameter_count=weight_parameters(upstream.manifest.parameters_by_dtype),
+        artefact_manifest=upstream.manifest.to_dict(),
+        artefact_uri=upstream.url,
+        licence_declared=licence.expression,
+        hub_repo_id=upstream.repo_id,
+        hub_revision=upstream.revision,
+        hub_card={
+            "content": card.content,
+            "metadata": card.metadata,
+            "license": card.license,
+            "license_name": card.license_name,
+            "license_link": card.license_link,
+            "licence": licence.to_dict(),
+            "base_models": card.base_models,
+            "base_model_relation": card.base_model_relation,
+            "datasets": card.datasets,
+            "pipeline_tag": card.pipeline_tag,
+            "library_name": card.library_name,
+            "tags": card.tags,
+            "gated": upstream.gated,
+            "excluded_files": upstream.excluded,
+            "source": {"kind": upstream.source, "location": upstream.location},
+        },
+    )
+    audit_record(
+        actor=actor,
+        action="version.import_hf",
+        obj=version,
+        after={
+            "repo_id": upstream.repo_id,
+            "revision": upstream.revision,
+            "source": upstream.source,
+            "licence": licence.to_dict(),
+            "datasets": [dataset.name for dataset in datasets],
+            "base_models": card.base_models,
+            "excluded_files": upstream.excluded,
+        },
+    )
+    return version
+
+
+def upstream_import(
+    *,
+    actor,
+    team: Team,
+    repo_id: str,
+    revision: str | None = None,
+    snapshot_dir: str | None = None,
+    confine_snapshot: bool = True,
+    progress: ArtefactProgress | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Record one revision of a Hugging Face Hub model as an upstream version; returns it and
+    whether it was created.
+
+    The model is named by the repo id (kind upstream, visible org-wide), the version by the
+    first 12 characters of the commit SHA, which is pinned in full in `hub_revision`. The card's
+    licence, datasets (created as dataset records where missing) and base models are recorded,
+    and the raw card is kept in `hub_card`. Importing a repo+revision again returns the existing
+    version. `snapshot_dir` must lie inside the artefact roots or the local HF cache unless
+    `confine_snapshot` is False (server operators, `manage.py import_hf`).
+    """
+    require_team_write(actor, team)
+    if revision and hub.REVISION_SHA.match(revision):
+        existing = _imported_version(actor, repo_id, revision)
+        if existing is not None:
+            return existing, False
+    folder = None
+    if snapshot_dir not in (None, ""):
+        folder = _snapshot_folder(snapshot_dir, confine=confine_snapshot)
+    try:
+        upstream = hub.read_snapshot(
+            repo_id,
+            revision=revision or None,
+            snapshot_dir=folder,
+            allowed_hosts=list(settings.HUB_ALLOWED_HOSTS),
+            progress=progress,
+        )
+        licence = hub.resolve_licence(upstream.card, repo_id=repo_id)
+    except hub.HubError as error:
+        raise _hub_error(error) from None
+    except ArtefactError as error:
+        raise artefact_invalid("snapshot_dir" if folder else "repo_id", error) from None
+    existing = _imported_version(actor, repo_id, upstream.revision)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            version = _upstream_record(actor=actor, team=team, upstream=upstream, licence=licence)
+    except (Conflict, InvalidInput):
+        # A concurrent import of the same revision committed first: answer with its version.
+        existing = _imported_version(actor, repo_id, upstream.revision)
+        if existing is None:
+            raise
+        return existing, False
+    return version, True
