@@ -4,7 +4,6 @@ Exit codes: 0 success, 1 a check failed (e.g. `pedigree gate`), 2 usage or conne
 """
 
 import argparse
-import json
 import sys
 
 from pedigree_client.api import ApiClient, CliError
@@ -27,10 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module in COMMAND_MODULES:
         module.add_commands(commands)
     return parser
-
-
-def print_json(data) -> None:
-    print(json.dumps(data, indent=2, sort_keys=True))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,7 @@ Files are hashed locally with a progress bar before an upload, so the digest the
 computes can be checked against the one computed here.
 """
 
+import argparse
 import json
 import secrets
 import sys
@@ -11,11 +12,11 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from tqdm import tqdm
 
-from pedigree_client.api import ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient, CliError
 from pedigree_client.artefacts import (
     ArtefactError,
     ArtefactManifest,
@@ -137,10 +138,10 @@ def upload_artefact(client: ApiClient, path: Path) -> str:
             f"files here hash to {manifest.digest}: they changed during the upload or were "
             "corrupted on the way; upload again."
         )
-    return upload["id"]
+    return cast(str, upload["id"])
 
 
-def print_manifest(manifest: dict) -> None:
+def print_manifest(manifest: JSON) -> None:
     by_dtype = manifest["parameters_by_dtype"]
     dtypes = ", ".join(f"{dtype} {count:,}" for dtype, count in by_dtype.items()) or "no tensors"
     print(f"Format      {manifest['format']}")
@@ -163,7 +164,7 @@ def print_manifest(manifest: dict) -> None:
         )
 
 
-def artefacts_inspect(client: ApiClient | None, args) -> int:
+def artefacts_inspect(client: ApiClient | None, args: argparse.Namespace) -> int:
     manifest = inspect_locally(Path(args.path)).to_dict()
     if args.json:
         print(json.dumps(manifest, indent=2))
@@ -172,7 +173,7 @@ def artefacts_inspect(client: ApiClient | None, args) -> int:
     return 0
 
 
-def artefacts_upload(client: ApiClient, args) -> int:
+def artefacts_upload(client: ApiClient, args: argparse.Namespace) -> int:
     upload_id = upload_artefact(client, Path(args.path))
     if args.json:
         print(json.dumps(client.get(f"artefacts/uploads/{upload_id}/"), indent=2))
@@ -207,10 +208,10 @@ def _default_team(client: ApiClient) -> str:
             "Name the team that imports the model with --team "
             f"(yours: {', '.join(teams) or 'none'})."
         )
-    return teams[0]
+    return cast(str, teams[0])
 
 
-def import_hf(client: ApiClient, args) -> int:
+def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
     payload = {"repo_id": args.repo_id, "team": args.team or _default_team(client)}
     if args.revision:
         payload["revision"] = args.revision
@@ -240,7 +241,7 @@ def import_hf(client: ApiClient, args) -> int:
     return 0
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     artefacts = commands.add_parser(
         "artefacts", help="inspect or upload model artefacts"
     ).add_subparsers(dest="artefacts_command", required=True, metavar="ACTION")

@@ -1,11 +1,12 @@
 """`pedigree whoami`, `pedigree models list`, `pedigree versions show`."""
 
+import argparse
 import json
 
-from pedigree_client.api import ApiClient
+from pedigree_client.api import JSON, ApiClient
 
 
-def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+def _table(rows: list[JSON], columns: list[tuple[str, str]]) -> str:
     widths = [
         max([len(title)] + [len(str(row.get(key) or "")) for row in rows]) for key, title in columns
     ]
@@ -22,7 +23,7 @@ def _table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
-def whoami(client: ApiClient, args) -> int:
+def whoami(client: ApiClient, args: argparse.Namespace) -> int:
     me = client.get("me/")
     if args.json:
         print(json.dumps(me, indent=2))
@@ -32,7 +33,7 @@ def whoami(client: ApiClient, args) -> int:
     return 0
 
 
-def models_list(client: ApiClient, args) -> int:
+def models_list(client: ApiClient, args: argparse.Namespace) -> int:
     models = client.list_all("models/", kind=args.kind, team=args.team)
     if args.json:
         print(json.dumps(models, indent=2))
@@ -71,7 +72,7 @@ VERSION_SUMMARY = [
 ]
 
 
-def versions_show(client: ApiClient, args) -> int:
+def versions_show(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     if args.json:
         print(json.dumps(version, indent=2))
@@ -84,7 +85,7 @@ def versions_show(client: ApiClient, args) -> int:
     return 0
 
 
-def versions_list(client: ApiClient, args) -> int:
+def versions_list(client: ApiClient, args: argparse.Namespace) -> int:
     versions = client.list_all("versions/", model=args.model, stage=args.stage)
     if args.json:
         print(json.dumps(versions, indent=2))
@@ -103,7 +104,7 @@ def versions_list(client: ApiClient, args) -> int:
     return 0
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser("whoami", help="show who the token belongs to")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=whoami)

@@ -7,22 +7,23 @@ Exit codes: 0 the evaluation succeeded and meets its suite's limits (or was queu
 --timeout ran out while it was still running.
 """
 
+import argparse
 import json
 import sys
 import time
 
 from tqdm import tqdm
 
-from pedigree_client.api import ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient, CliError
 
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
-def _number(value) -> str:
+def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def render(run: dict) -> str:
+def render(run: JSON) -> str:
     """A run as text: what ran where, overall metrics, each attribute's groups and gaps, and
     the limits it breaks."""
     lines = [
@@ -90,7 +91,7 @@ def render(run: dict) -> str:
     return "\n".join(lines)
 
 
-def _follow(client: ApiClient, run: dict, *, interval: float, timeout: float | None) -> dict:
+def _follow(client: ApiClient, run: JSON, *, interval: float, timeout: float | None) -> JSON:
     """Poll the run until it finishes, showing its progress (bar hidden when not a terminal)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     with tqdm(
@@ -117,7 +118,7 @@ def _follow(client: ApiClient, run: dict, *, interval: float, timeout: float | N
             run = client.get(f"evaluation-runs/{run['id']}/")
 
 
-def _finish(client: ApiClient, run: dict, args) -> int:
+def _finish(client: ApiClient, run: JSON, args: argparse.Namespace) -> int:
     if args.wait:
         run = _follow(client, run, interval=args.interval, timeout=args.timeout)
     if args.json:
@@ -129,7 +130,7 @@ def _finish(client: ApiClient, run: dict, args) -> int:
     return 0
 
 
-def evaluate(client: ApiClient, args) -> int:
+def evaluate(client: ApiClient, args: argparse.Namespace) -> int:
     run = client.post(
         "evaluation-runs/", {"version": args.ref, "suite": args.suite, "device": args.device}
     )
@@ -142,11 +143,11 @@ def evaluate(client: ApiClient, args) -> int:
     return _finish(client, run, args)
 
 
-def evaluation_show(client: ApiClient, args) -> int:
+def evaluation_show(client: ApiClient, args: argparse.Namespace) -> int:
     return _finish(client, client.get(f"evaluation-runs/{args.run}/"), args)
 
 
-def _follow_options(parser) -> None:
+def _follow_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="follow it until it finishes")
     parser.add_argument(
         "--timeout", type=float, help="with --wait: give up after this many seconds"
@@ -157,7 +158,7 @@ def _follow_options(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print the run as JSON")
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "evaluate", help="evaluate a version on an evaluation suite (quality and fairness)"
     )

@@ -1,18 +1,20 @@
 """`pedigree gate` (the CI release gate), `pedigree promote`, `pedigree approve`."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
+from typing import cast
 from xml.etree import ElementTree as ET
 
-from pedigree_client.api import ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient, CliError
 
 STAGES = ["staging", "production", "archived"]
 USES = ["commercial", "internal", "research"]
 DISTRIBUTIONS = ["hosted", "shipped_weights"]
 
 
-def junit_xml(evaluation: dict) -> bytes:
+def junit_xml(evaluation: JSON) -> bytes:
     """One test case per check; a failing required check is a failure, a waived one is noted."""
     checks = evaluation["checks"]
     failed = [c for c in checks if c["required"] and not c["passed"] and not c["waiver"]]
@@ -42,10 +44,11 @@ def junit_xml(evaluation: dict) -> bytes:
             ).text = (
                 f"waived by {waiver['granted_by']} until {waiver['expires_at']}: {waiver['reason']}"
             )
-    return ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    # Any encoding but "unicode" gives bytes; typeshed cannot tell from a plain str.
+    return cast(bytes, ET.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 
-def summary(evaluation: dict) -> str:
+def summary(evaluation: JSON) -> str:
     verdict = "PASS" if evaluation["passed"] else "FAIL"
     lines = [
         f"{verdict}: {evaluation['version']} → {evaluation['stage']} "
@@ -79,7 +82,7 @@ def _write(target: str, data: bytes) -> None:
         raise CliError(f"cannot write {target}: {error.strerror}") from None
 
 
-def gate(client: ApiClient, args) -> int:
+def gate(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     evaluation = client.get(
         f"versions/{version['id']}/gate/",
@@ -96,7 +99,7 @@ def gate(client: ApiClient, args) -> int:
     return 0 if evaluation["passed"] else 1
 
 
-def promote(client: ApiClient, args) -> int:
+def promote(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     payload = {
         "stage": args.stage,
@@ -120,7 +123,7 @@ def promote(client: ApiClient, args) -> int:
     return 1
 
 
-def approve(client: ApiClient, args) -> int:
+def approve(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     payload = {"stage": args.stage, "decision": args.decision, "comment": args.comment}
     approval = client.post(f"versions/{version['id']}/approvals/", payload)
@@ -131,14 +134,14 @@ def approve(client: ApiClient, args) -> int:
     return 0
 
 
-def _gate_options(parser) -> None:
+def _gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ref", metavar="MODEL@VERSION")
     parser.add_argument("--stage", required=True, choices=STAGES)
     parser.add_argument("--use", default="commercial", choices=USES)
     parser.add_argument("--distribution", default="hosted", choices=DISTRIBUTIONS)
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "gate", help="may this version enter a stage? exit 0 pass, 1 fail, 2 error"
     )

@@ -1,12 +1,13 @@
 """`pedigree licence-check` (exit 0 pass, 1 fail, 2 error) and `pedigree export`."""
 
+import argparse
 import json
 import sys
 from pathlib import Path
 
 import requests
 
-from pedigree_client.api import ApiClient, CliError, _error_message
+from pedigree_client.api import JSON, ApiClient, CliError, _error_message
 
 STAGES = ["development", "staging", "production"]
 USES = ["commercial", "internal", "research"]
@@ -15,7 +16,7 @@ EXPORT_FORMATS = ["spdx-2.3", "spdx-3.0", "model-card"]
 MARKS = {"error": "ERROR", "warning": "warn ", "hint": "hint "}
 
 
-def licence_summary(check: dict) -> str:
+def licence_summary(check: JSON) -> str:
     verdict = "PASS" if check["passed"] else "FAIL"
     counts = check["counts"]
     lines = [
@@ -42,7 +43,7 @@ def licence_summary(check: dict) -> str:
     return "\n".join(lines)
 
 
-def licence_check(client: ApiClient, args) -> int:
+def licence_check(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     check = client.get(
         f"versions/{version['id']}/licence-check/",
@@ -72,7 +73,7 @@ def _fetch_text(client: ApiClient, path: str) -> bytes:
     return response.content
 
 
-def export(client: ApiClient, args) -> int:
+def export(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     data = _fetch_text(client, f"versions/{version['id']}/export/{args.format}/")
     if args.output in (None, "-"):
@@ -86,7 +87,7 @@ def export(client: ApiClient, args) -> int:
     return 0
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "licence-check",
         help="does the version's licensing allow this use? exit 0 pass, 1 fail, 2 error",

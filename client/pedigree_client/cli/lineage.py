@@ -1,12 +1,13 @@
 """`pedigree lineage VERSION [--descendants] [--depth N] [--format tree|json]`."""
 
+import argparse
 import json
 from collections import defaultdict
 
-from pedigree_client.api import ApiClient
+from pedigree_client.api import JSON, ApiClient
 
 
-def _label(node: dict) -> str:
+def _label(node: JSON) -> str:
     if node["kind"] == "dataset":
         return f"{node['ref']}  sha256:{node['sha256'][:12]}"
     if node.get("hidden"):
@@ -15,7 +16,7 @@ def _label(node: dict) -> str:
     return f"{node['ref']}  [{node['stage']}]  sha256:{node['artefact_digest'][:12]}{held}"
 
 
-def render_tree(graph: dict, *, descendants: bool) -> str:
+def render_tree(graph: JSON, *, descendants: bool) -> str:
     """The DAG as an indented tree from the focus version, up (parents, datasets) or down.
     A version reached again through another path (merges) is printed once, then referenced."""
     nodes = {node["id"]: node for node in graph["nodes"]}
@@ -55,7 +56,7 @@ def render_tree(graph: dict, *, descendants: bool) -> str:
     return "\n".join(lines)
 
 
-def lineage_show(client: ApiClient, args) -> int:
+def lineage_show(client: ApiClient, args: argparse.Namespace) -> int:
     version = client.version(args.ref)
     graph = client.get(
         f"versions/{version['id']}/lineage/",
@@ -69,7 +70,7 @@ def lineage_show(client: ApiClient, args) -> int:
     return 0
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "lineage", help="show what a version was derived from (or what derives from it)"
     )

@@ -1,10 +1,11 @@
 """`pedigree register PATH --model NAME --version V ...`: upload the artefact, then register the
 version with its parents, training run and datasets in ONE call (`POST /registrations/`)."""
 
+import argparse
 import json
 from pathlib import Path
 
-from pedigree_client.api import ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient, CliError
 from pedigree_client.cli.artefacts import upload_artefact
 
 RELATIONS = ["finetune", "adapter", "quantized", "merge", "distillation", "continued_pretraining"]
@@ -21,7 +22,7 @@ METHODS = [
 ROLES = ["train", "validation", "test"]
 
 
-def _json_argument(value: str, what: str) -> dict:
+def _json_argument(value: str, what: str) -> JSON:
     """JSON text, or @FILE holding JSON."""
     source = value
     if value.startswith("@"):
@@ -50,7 +51,7 @@ def _pairs(values: list[str], separator: str, what: str, example: str) -> list[t
     return pairs
 
 
-def _parents(args) -> list[dict]:
+def _parents(args: argparse.Namespace) -> list[JSON]:
     parents = []
     if args.base:
         parents.append({"version": args.base, "relation": args.relation})
@@ -61,12 +62,12 @@ def _parents(args) -> list[dict]:
     return parents
 
 
-def _training_run(args) -> dict | None:
+def _training_run(args: argparse.Namespace) -> JSON | None:
     if not args.method:
         if args.hyperparameters or args.dataset:
             raise CliError("Name the training --method for these hyperparameters and datasets.")
         return None
-    run: dict = {"method": args.method}
+    run: JSON = {"method": args.method}
     if args.hyperparameters:
         run["hyperparameters"] = _json_argument(args.hyperparameters, "--hyperparameters")
     datasets = []
@@ -92,7 +93,7 @@ def _training_run(args) -> dict | None:
     return run
 
 
-def _artefact(client: ApiClient, args) -> dict:
+def _artefact(client: ApiClient, args: argparse.Namespace) -> JSON:
     """Exactly one source: PATH (uploaded here), --server-path or --digest."""
     given = [bool(args.path), bool(args.server_path), bool(args.digest)]
     if sum(given) != 1:
@@ -110,8 +111,8 @@ def _artefact(client: ApiClient, args) -> dict:
     return {"artefact_upload": upload_artefact(client, path)}
 
 
-def register(client: ApiClient, args) -> int:
-    payload: dict = {"model": args.model, "version": args.version}
+def register(client: ApiClient, args: argparse.Namespace) -> int:
+    payload: JSON = {"model": args.model, "version": args.version}
     if args.team:
         payload["create_model"] = {"team": args.team}
     parents = _parents(args)
@@ -148,7 +149,7 @@ def register(client: ApiClient, args) -> int:
     return 0
 
 
-def add_commands(commands) -> None:
+def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     parser = commands.add_parser(
         "register",
         help="register a version with its parents, training run and datasets",
