@@ -6,7 +6,9 @@ importing the apps that provide them: each app registers its checks in `AppConfi
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
+
+from registry.plugins import EvaluationResultsProvider, GateCheck, InvolvementProvider, plugins
 
 T = TypeVar("T")
 
@@ -51,61 +53,21 @@ class CheckResult:
         }
 
 
-class GateCheck(Protocol):
-    def __call__(self, context: GateContext) -> CheckResult: ...
-
-
-_CHECKS: dict[str, GateCheck] = {}
-
-
-def register_check(name: str) -> Callable[[GateCheck], GateCheck]:
-    """Decorator: `@register_check("licence")` on a function taking a GateContext."""
-
-    def decorate(check: GateCheck) -> GateCheck:
-        if name in _CHECKS and _CHECKS[name] is not check:
-            raise ValueError(f"a gate check named {name!r} is already registered")
-        _CHECKS[name] = check
-        return check
-
-    return decorate
-
-
-def registered_checks() -> dict[str, GateCheck]:
-    return dict(_CHECKS)
-
-
-# Separation of duties: apps name the users who made a version (e.g. lineage: the training
-# run's owner), so that none of them can approve it.
-_INVOLVEMENT: list[Callable[[Any], set[int]]] = []
-
-
-def register_involvement(provider: Callable[[Any], set[int]]) -> Callable[[Any], set[int]]:
-    if provider not in _INVOLVEMENT:
-        _INVOLVEMENT.append(provider)
-    return provider
+def registered_checks() -> dict[str, Callable[[GateContext], CheckResult]]:
+    return {check.name: check.run for check in plugins.contributions(GateCheck)}
 
 
 def involved_user_ids(version) -> set[int]:
     """Everyone who registered or produced `version`; they may not approve it."""
     users = {version.registered_by_id}
-    for provider in _INVOLVEMENT:
-        users |= provider(version)
+    for provider in plugins.contributions(InvolvementProvider):
+        users |= provider.users(version)
     return users
 
 
-# Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's model-index): the
-# evaluators app registers a provider returning, for a version, dicts with keys `task`,
-# `dataset` (name), `metric`, `value` and optionally `dataset_type`, `split`, `source`.
-_RESULTS: list[Callable[[Any], list[dict[str, Any]]]] = []
-
-
-def register_results_provider(
-    provider: Callable[[Any], list[dict[str, Any]]],
-) -> Callable[[Any], list[dict[str, Any]]]:
-    if provider not in _RESULTS:
-        _RESULTS.append(provider)
-    return provider
-
-
 def evaluation_results(version) -> list[dict[str, Any]]:
-    return [result for provider in _RESULTS for result in provider(version)]
+    return [
+        result
+        for provider in plugins.contributions(EvaluationResultsProvider)
+        for result in provider.results(version)
+    ]

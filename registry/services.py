@@ -2,7 +2,6 @@
 
 import shutil
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -54,6 +53,7 @@ from registry.models import (
     Visibility,
     WebhookEndpoint,
 )
+from registry.plugins import LicenceValidator, plugins
 from registry.selectors import (
     gate_evaluate,
     is_compliance,
@@ -87,17 +87,15 @@ DATASET_VERSION_UPDATABLE = {
 
 
 # Licence expressions are validated and normalised to canonical SPDX text on every write by
-# validators the licensing app registers from its `ready()` (the registry does not import it).
-# Each takes (field, value) and returns the canonical text or raises InvalidInput.
+# the `LicenceValidator`s other apps register (licensing; the registry does not import it).
 LICENCE_FIELDS = ("licence_declared", "licence_concluded")
-LICENCE_EXPRESSION_VALIDATORS: list[Callable[[str, Any], str]] = []
 
 
 def normalise_licences(values: dict[str, Any]) -> dict[str, Any]:
     for name in LICENCE_FIELDS:
         if name in values:
-            for validate in LICENCE_EXPRESSION_VALIDATORS:
-                values[name] = validate(name, values[name])
+            for validator in plugins.contributions(LicenceValidator):
+                values[name] = validator.validate(name, values[name])
     return values
 
 
