@@ -1,24 +1,27 @@
 """Admin for compliance staff: suites (edited through the services) and read-only runs with
-per-group tables and charts. The dashboard panel lists failing fairness and recent runs."""
+per-group tables and charts. The dashboard panel lists failing fairness and recent runs; the
+version panel, a version's evidence per applicable suite and its latest runs."""
 
 from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 
 from evaluators import services
 from evaluators.charts import group_charts
 from evaluators.engine.names import FAIRNESS_METRICS
 from evaluators.models import EvaluationRun, EvaluationSuite, RunStatus
 from evaluators.selectors import (
+    evaluation_evidence,
     failing_fairness,
     latest_finished_runs,
     run_findings,
     runs_visible_to,
     suites_visible_to,
 )
-from registry.dashboard import Panel
 from registry.errors import ServiceError
+from registry.models import ModelVersion
 
 SUITE_MEASURES = [
     "dataset_version",
@@ -239,15 +242,21 @@ class EvaluationRunAdmin(admin.ModelAdmin):
         )
 
 
-def _panel_context(request) -> dict[str, Any]:
+def dashboard_panel_context(request: HttpRequest) -> dict[str, Any]:
     return {
         "latest": latest_finished_runs(10),
-        "failing": [
-            {"run": run, "findings": findings} for run, findings in failing_fairness()
-        ],
+        "failing": [{"run": run, "findings": findings} for run, findings in failing_fairness()],
     }
 
 
-dashboard_panel = Panel(
-    title="Evaluations", template="evaluators/dashboard_panel.html", context=_panel_context
-)
+def version_panel_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
+    evidence = [
+        {"item": item, "findings": run_findings(item.run) if item.run else []}
+        for item in evaluation_evidence(version)
+    ]
+    runs = (
+        EvaluationRun.objects.filter(version=version)
+        .select_related("suite")
+        .order_by("-requested_at", "-id")[:10]
+    )
+    return {"version": version, "evidence": evidence, "runs": runs}

@@ -6,11 +6,23 @@ class EvaluatorsConfig(AppConfig):
     verbose_name = "Evaluations"
 
     def ready(self) -> None:
-        from evaluators import checks  # noqa: F401  (registers quality, fairness, no_negative_transfer)
-        from evaluators.admin import dashboard_panel
+        from evaluators import admin, checks
         from evaluators.selectors import exported_results
-        from registry.dashboard import register_panel
-        from registry.gates import register_results_provider
+        from registry.plugins import (
+            DashboardPanel,
+            EvaluationResultsProvider,
+            GateCheck,
+            VersionPanel,
+            plugins,
+        )
 
-        register_panel(dashboard_panel)
-        register_results_provider(exported_results)
+        plugins.register(
+            GateCheck("quality", checks.quality_met),
+            GateCheck("fairness", checks.fairness_within_limits),
+            GateCheck("no_negative_transfer", checks.no_negative_transfer),
+            EvaluationResultsProvider(exported_results),
+            DashboardPanel(
+                "Evaluations", "evaluators/dashboard_panel.html", admin.dashboard_panel_context
+            ),
+            VersionPanel("evaluators/version_panel.html", admin.version_panel_context),
+        )

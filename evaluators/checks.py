@@ -22,7 +22,7 @@ from evaluators.selectors import (
     suites_for,
 )
 from lineage.selectors import gate_parent_edges
-from registry.gates import CheckResult, GateContext, register_check
+from registry.gates import CheckResult, GateContext
 
 LIMITS = {
     "quality": "min_quality",
@@ -100,19 +100,16 @@ def _threshold_check(
     return CheckResult(check, not reasons, reasons, evidence={"suites": rows})
 
 
-@register_check("quality")
 def quality_met(context: GateContext) -> CheckResult:
     """Every applicable suite's minimum overall metrics are met."""
     return _threshold_check(context, "quality", check_quality)
 
 
-@register_check("fairness")
 def fairness_within_limits(context: GateContext) -> CheckResult:
     """Every sensitive attribute's gaps are within every applicable suite's limits."""
     return _threshold_check(context, "fairness", check_fairness)
 
 
-@register_check("no_negative_transfer")
 def no_negative_transfer(context: GateContext) -> CheckResult:
     """Not worse than any parent beyond the suite's allowed regression, comparing the latest
     valid runs of both on the same suite. A parent without one fails the check (a gate writes

@@ -411,7 +411,7 @@ def failing_fairness(scan: int = 200) -> list[tuple[EvaluationRun, list[Finding]
 
 def exported_results(version: ModelVersion) -> list[dict[str, Any]]:
     """Overall metrics of the version's latest valid run on each suite attached to its model,
-    for model cards and AI-BOMs (`registry.gates.register_results_provider`)."""
+    for model cards and AI-BOMs (registered as an `EvaluationResultsProvider`)."""
     results = []
     for item in evaluation_evidence(version):
         if item.run is None:

@@ -1,10 +1,15 @@
 """Admin for compliance staff: licences (category and review flag), the Hub mapping, the
 licence policy's rules and waivers. Every write goes through `licensing.services`."""
 
+from collections.abc import Collection
+from typing import Any
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.forms.models import construct_instance
+from django.http import HttpRequest
+from django.urls import reverse
 
 from licensing import services
 from licensing.models import (
@@ -16,9 +21,10 @@ from licensing.models import (
     LicenceTerm,
     LicenceWaiver,
 )
+from licensing.selectors import licence_check
 from registry.errors import ServiceError
 from registry.gates import DISTRIBUTIONS, USES
-from registry.models import Stage
+from registry.models import ModelVersion, Stage
 
 
 def _form_errors(form: forms.BaseForm, error: ServiceError) -> None:
@@ -385,3 +391,33 @@ class LicenceWaiverAdmin(admin.ModelAdmin):
             messages.error(request, error.message)
             return
         messages.success(request, "Waivers revoked; they no longer waive anything.")
+
+
+_PANEL_STAGES = [stage for stage in Stage.values if stage != Stage.ARCHIVED]
+
+
+def _param(request: HttpRequest | None, name: str, allowed: Collection[str], default: str) -> str:
+    value = request.GET.get(name, default) if request is not None else default
+    return value if value in allowed else default
+
+
+def version_panel_context(request: HttpRequest | None, version: ModelVersion) -> dict[str, Any]:
+    """Obligations and the licence check for a version's admin page. The context (stage, use,
+    distribution) comes from the page's query string when it names one (the governance page
+    does), else production, commercial, hosted: the strictest common case."""
+    check = licence_check(
+        version=version,
+        stage=_param(request, "stage", _PANEL_STAGES, "production"),
+        use=_param(request, "use", USES, "commercial"),
+        distribution=_param(request, "distribution", DISTRIBUTIONS, "hosted"),
+    )
+    return {
+        "version": version,
+        "check": check,
+        "violations": [violation.to_dict() for violation in check.violations],
+        "obligations": [obligation.to_dict() for obligation in check.obligations],
+        "choices": [choice.to_dict() for choice in check.choices],
+        "check_url": reverse("version-licence-check", args=[version.pk]),
+        "obligations_url": reverse("version-obligations", args=[version.pk]),
+        "waiver_url": reverse("admin:licensing_licencewaiver_add") + f"?version={version.pk}",
+    }

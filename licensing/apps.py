@@ -6,11 +6,20 @@ class LicensingConfig(AppConfig):
     verbose_name = "Licensing"
 
     def ready(self) -> None:
-        from licensing import checks  # noqa: F401  (registers the `licence` gate check)
+        from licensing import admin, checks
         from licensing.catalogue import resolve_hub_licence
         from licensing.validation import normalise_licence_field
-        from registry import hub, services
+        from registry.plugins import (
+            GateCheck,
+            HubLicenceResolution,
+            LicenceValidator,
+            VersionPanel,
+            plugins,
+        )
 
-        if normalise_licence_field not in services.LICENCE_EXPRESSION_VALIDATORS:
-            services.LICENCE_EXPRESSION_VALIDATORS.append(normalise_licence_field)
-        hub.LICENCE_RESOLVER = resolve_hub_licence
+        plugins.register(
+            GateCheck(checks.CHECK_NAME, checks.licence_gate),
+            LicenceValidator(normalise_licence_field),
+            HubLicenceResolution(resolve_hub_licence),
+            VersionPanel("licensing/version_panel.html", admin.version_panel_context),
+        )

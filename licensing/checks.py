@@ -5,12 +5,11 @@ from urllib.parse import urlencode
 from django.urls import reverse
 
 from licensing.selectors import licence_check
-from registry.gates import CheckResult, GateContext, register_check
+from registry.gates import CheckResult, GateContext
 
 CHECK_NAME = "licence"
 
 
-@register_check(CHECK_NAME)
 def licence_gate(context: GateContext) -> CheckResult:
     """Fails on any error of the active licence policy that no unexpired waiver covers; every
     reason names the rule, the licence, the path it came through, the clause and the fix."""

@@ -1,16 +1,20 @@
 """Admin for lineage. Edges and runs are read-only history; holds go through the services."""
 
+from typing import Any
+
 from django import forms
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 
 from lineage import services
+from lineage.checks import hold_reason
 from lineage.models import Hold, LineageEdge, TrainingDataset, TrainingRun
 from lineage.picture import NODE_HEIGHT, NODE_WIDTH, version_picture
-from lineage.selectors import held_count
+from lineage.selectors import active_holds_on, held_count
 from registry.errors import ServiceError
 from registry.models import ModelVersion
 
@@ -175,3 +179,20 @@ class HoldAdmin(admin.ModelAdmin):
                 )
         except ServiceError as error:
             raise PermissionDenied(error.message) from error
+
+
+def version_panel_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
+    """The lineage picture and why the version is held, for its admin page."""
+    return {
+        "version": version,
+        "focus": version,
+        "picture": version_picture(request.user, version),
+        "node_width": NODE_WIDTH,
+        "node_height": NODE_HEIGHT,
+        "holds": [
+            {"hold": hold, "line": hold_reason(hold, version.pk)}
+            for hold in active_holds_on(version.pk)
+        ],
+        "svg_url": reverse("admin:lineage_lineageedge_graph", args=[version.pk]),
+        "api_url": reverse("version-lineage", args=[version.pk]),
+    }

@@ -6,7 +6,13 @@ class LineageConfig(AppConfig):
     verbose_name = "Lineage"
 
     def ready(self) -> None:
-        from lineage import checks  # noqa: F401  (registers lineage_health and involvement)
-        from lineage.filters import register_version_filters
+        from lineage import admin, checks
+        from lineage.filters import VERSION_FILTERS
+        from registry.plugins import GateCheck, InvolvementProvider, VersionPanel, plugins
 
-        register_version_filters()
+        plugins.register(
+            GateCheck(checks.CHECK_NAME, checks.lineage_health),
+            InvolvementProvider(checks.training_run_people),
+            VersionPanel("lineage/version_panel.html", admin.version_panel_context),
+            *VERSION_FILTERS,
+        )

@@ -2,7 +2,7 @@
 
 from lineage.models import TrainingRun
 from lineage.selectors import active_holds_on, gate_parent_edges
-from registry.gates import CheckResult, GateContext, register_check, register_involvement
+from registry.gates import CheckResult, GateContext
 
 CHECK_NAME = "lineage_health"
 
@@ -16,7 +16,6 @@ def hold_reason(hold, version_id: int) -> str:
     )
 
 
-@register_check(CHECK_NAME)
 def lineage_health(context: GateContext) -> CheckResult:
     """Fails while the version or any ancestor is on hold, or when a parent's artefact no
     longer matches the digest pinned on its lineage edge."""
@@ -68,7 +67,6 @@ def lineage_health(context: GateContext) -> CheckResult:
     )
 
 
-@register_involvement
 def training_run_people(version) -> set[int]:
     """Who ran and recorded the version's training run produced it: they may not approve it."""
     run = (

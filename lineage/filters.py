@@ -1,10 +1,10 @@
-"""Lineage query parameters for `/api/v1/versions/`, added through registry's filter hook."""
+"""Hold filters, and the lineage query parameters lineage contributes to `/api/v1/versions/`."""
 
 import django_filters
 
 from lineage.models import Hold
 from lineage.selectors import descendant_ids, trained_on_ids
-from registry.filters import register_version_filter
+from registry.plugins import VersionListFilter
 
 
 def _descends_from(queryset, name, value):
@@ -15,22 +15,23 @@ def _trained_on(queryset, name, value):
     return queryset.filter(pk__in=trained_on_ids(value))
 
 
-def register_version_filters() -> None:
-    register_version_filter(
+VERSION_FILTERS = (
+    VersionListFilter(
         "descends_from",
         django_filters.NumberFilter(
             method=_descends_from,
             label="Versions derived (directly or not) from this version id.",
         ),
-    )
-    register_version_filter(
+    ),
+    VersionListFilter(
         "trained_on",
         django_filters.NumberFilter(
             method=_trained_on,
             label="Versions trained on this dataset version id (train or validation role), "
             "directly or through an ancestor.",
         ),
-    )
+    ),
+)
 
 
 class HoldFilter(django_filters.FilterSet):

@@ -7,6 +7,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html, format_html_join
@@ -31,6 +32,7 @@ from registry.models import (
     Team,
     WebhookEndpoint,
 )
+from registry.plugins import VersionPanel, plugins
 from registry.selectors import versions_visible_to
 
 
@@ -371,6 +373,15 @@ class ModelVersionAdmin(ServiceAdmin):
 
     def update_object(self, actor, instance, changes):
         return services.version_update(actor=actor, version=instance, changes=changes)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # The panels other apps register for the version page, in registration order.
+        if obj is not None:
+            context["version_panels"] = [
+                render_to_string(panel.template, panel.context(request, obj), request=request)
+                for panel in plugins.contributions(VersionPanel)
+            ]
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 @admin.register(Dataset)

@@ -7,7 +7,13 @@ class RegistryConfig(AppConfig):
     verbose_name = "Catalogue"
 
     def ready(self) -> None:
-        from registry import checks  # noqa: F401  (registers the catalogue's gate checks)
+        from registry import checks
+        from registry.plugins import GateCheck, plugins
+
+        plugins.register(
+            GateCheck("metadata", checks.metadata_complete),
+            GateCheck("approvals", checks.approvals_given),
+        )
 
 
 class PedigreeAdminConfig(AdminConfig):

@@ -1,10 +1,9 @@
 """The catalogue's own gate checks: metadata completeness and approvals."""
 
-from registry.gates import CheckResult, GateContext, involved_user_ids, register_check
+from registry.gates import CheckResult, GateContext, involved_user_ids
 from registry.selectors import valid_approvals
 
 
-@register_check("metadata")
 def metadata_complete(context: GateContext) -> CheckResult:
     version = context.version
     missing = [
@@ -24,7 +23,6 @@ def metadata_complete(context: GateContext) -> CheckResult:
     return CheckResult("metadata", not missing, reasons, evidence={"risk_tier": version.risk_tier})
 
 
-@register_check("approvals")
 def approvals_given(context: GateContext) -> CheckResult:
     version = context.version
     approvals = valid_approvals(version, context.stage)

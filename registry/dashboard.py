@@ -1,27 +1,10 @@
-"""The compliance dashboard (admin index) and its plug-in point for panels from other apps."""
+"""The compliance dashboard (admin index), with the panels other apps register."""
 
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from registry.models import GateDecision, ModelVersion, Stage
-
-
-@dataclass(frozen=True)
-class Panel:
-    title: str
-    template: str
-    context: Callable[[Any], dict[str, Any]]  # request → template context
-
-
-_PANELS: list[Panel] = []
-
-
-def register_panel(panel: Panel) -> None:
-    """Apps add dashboard panels from `AppConfig.ready()` (registry never imports them)."""
-    if all(existing.title != panel.title for existing in _PANELS):
-        _PANELS.append(panel)
+from registry.plugins import DashboardPanel, plugins
 
 
 def _failing(decision: GateDecision) -> list[dict[str, Any]]:
@@ -60,6 +43,6 @@ def dashboard_context(request) -> dict[str, Any]:
         "stage_counts": dict(Counter(ModelVersion.objects.values_list("stage", flat=True))),
         "panels": [
             {"title": panel.title, "template": panel.template, "context": panel.context(request)}
-            for panel in _PANELS
+            for panel in plugins.contributions(DashboardPanel)
         ],
     }

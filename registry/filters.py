@@ -1,7 +1,12 @@
+from typing import Any
+
 import django_filters
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q
 
 from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel
+from registry.plugins import VersionListFilter, plugins
 
 
 def _licence_contains(queryset, name, value):
@@ -44,13 +49,18 @@ class VersionFilter(django_filters.FilterSet):
             "artefact_digest",
         ]
 
-
-def register_version_filter(name: str, filter_: django_filters.Filter) -> None:
-    """Extension hook: another app adds a query parameter to `/api/v1/versions/` from its
-    `AppConfig.ready()` (e.g. lineage's `descends_from`), so registry never imports it."""
-    if name in VersionFilter.declared_filters or name in VersionFilter._meta.fields:
-        raise ValueError(f"{name!r} is a built-in version filter")
-    VersionFilter.base_filters[name] = filter_
+    @classmethod
+    def get_filters(cls) -> dict[str, Any]:
+        """The core's filters and those other apps register (e.g. lineage's `descends_from`)."""
+        # Read once, when the class is made: the apps must have registered theirs by then.
+        if not apps.ready:
+            raise ImproperlyConfigured("registry.filters was imported before the apps were ready")
+        filters = super().get_filters()
+        for contribution in plugins.contributions(VersionListFilter):
+            if contribution.name in filters:
+                raise ImproperlyConfigured(f"{contribution.name!r} is a built-in version filter")
+            filters[contribution.name] = contribution.filter
+        return filters
 
 
 class DatasetFilter(django_filters.FilterSet):

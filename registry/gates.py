@@ -1,12 +1,16 @@
-"""The gate-check plug-in point.
+"""The gate: may a version enter a stage? It runs every gate check registered in the plug-in
+registry (`registry.plugins`) and builds the verdict; the apps that provide checks register
+them from `AppConfig.ready()`, so the core never imports them."""
 
-`registry` runs every registered check when asked whether a version may enter a stage, without
-importing the apps that provide them: each app registers its checks in `AppConfig.ready()`.
-"""
-
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+from django.utils import timezone
+
+from registry.models import CheckWaiver, ModelVersion, StagePolicy
+from registry.plugins import EvaluationResultsProvider, GateCheck, InvolvementProvider, plugins
 
 T = TypeVar("T")
 
@@ -51,74 +55,25 @@ class CheckResult:
         }
 
 
-class GateCheck(Protocol):
-    def __call__(self, context: GateContext) -> CheckResult: ...
-
-
-_CHECKS: dict[str, GateCheck] = {}
-
-
-def register_check(name: str) -> Callable[[GateCheck], GateCheck]:
-    """Decorator: `@register_check("licence")` on a function taking a GateContext."""
-
-    def decorate(check: GateCheck) -> GateCheck:
-        if name in _CHECKS and _CHECKS[name] is not check:
-            raise ValueError(f"a gate check named {name!r} is already registered")
-        _CHECKS[name] = check
-        return check
-
-    return decorate
-
-
-def registered_checks() -> dict[str, GateCheck]:
-    return dict(_CHECKS)
-
-
-# Separation of duties: apps name the users who made a version (e.g. lineage: the training
-# run's owner), so that none of them can approve it.
-_INVOLVEMENT: list[Callable[[Any], set[int]]] = []
-
-
-def register_involvement(provider: Callable[[Any], set[int]]) -> Callable[[Any], set[int]]:
-    if provider not in _INVOLVEMENT:
-        _INVOLVEMENT.append(provider)
-    return provider
+def registered_checks() -> dict[str, Callable[[GateContext], CheckResult]]:
+    return {check.name: check.run for check in plugins.contributions(GateCheck)}
 
 
 def involved_user_ids(version) -> set[int]:
     """Everyone who registered or produced `version`; they may not approve it."""
     users = {version.registered_by_id}
-    for provider in _INVOLVEMENT:
-        users |= provider(version)
+    for provider in plugins.contributions(InvolvementProvider):
+        users |= provider.users(version)
     return users
 
 
-# Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's model-index): the
-# evaluators app registers a provider returning, for a version, dicts with keys `task`,
-# `dataset` (name), `metric`, `value` and optionally `dataset_type`, `split`, `source`.
-_RESULTS: list[Callable[[Any], list[dict[str, Any]]]] = []
-
-
-def register_results_provider(
-    provider: Callable[[Any], list[dict[str, Any]]],
-) -> Callable[[Any], list[dict[str, Any]]]:
-    if provider not in _RESULTS:
-        _RESULTS.append(provider)
-    return provider
-
-
 def evaluation_results(version) -> list[dict[str, Any]]:
-    return [result for provider in _RESULTS for result in provider(version)]
+    return [
+        result
+        for provider in plugins.contributions(EvaluationResultsProvider)
+        for result in provider.results(version)
+    ]
 
-
-# --- The gate engine: runs the registered checks and builds the verdict ---------------------
-
-import logging  # noqa: E402
-from dataclasses import replace  # noqa: E402
-
-from django.utils import timezone  # noqa: E402
-
-from registry.models import CheckWaiver, ModelVersion, StagePolicy  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

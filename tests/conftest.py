@@ -17,6 +17,11 @@ _counter = itertools.count(1)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# tests/core_only need the core alone installed: tests/registry/test_core_only.py runs them in a
+# process of their own with tests/settings_core_only.py, never in another run's settings.
+if os.environ.get("DJANGO_SETTINGS_MODULE") != "tests.settings_core_only":
+    collect_ignore = ["core_only"]
+
 
 def digest(seed: int | str = 0) -> str:
     import hashlib

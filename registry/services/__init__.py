@@ -4,7 +4,6 @@ One module per seam; callers use the names re-exported here (`services.version_p
 """
 
 from registry.services._common import (
-    LICENCE_EXPRESSION_VALIDATORS,
     require_team_write,
     snapshot,
 )
@@ -51,7 +50,6 @@ from registry.services.upstream import upstream_import
 
 __all__ = [
     "DATASET_UPDATABLE",
-    "LICENCE_EXPRESSION_VALIDATORS",
     "MODEL_UPDATABLE",
     "WEBHOOK_ENDPOINT_UPDATABLE",
     "approval_record",

@@ -1,7 +1,6 @@
 """Helpers the service modules share: validation, audit snapshots, team write permission and
-the licence-expression hook."""
+licence-expression validation."""
 
-from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -12,20 +11,19 @@ from django.forms.models import model_to_dict
 from pedigree_client.artefacts import ArtefactError
 from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
 from registry.models import ModelVersion, RegisteredModel, Team
+from registry.plugins import LicenceValidator, plugins
 from registry.selectors import is_team_member
 
 # Licence expressions are validated and normalised to canonical SPDX text on every write by
-# validators the licensing app registers from its `ready()` (the registry does not import it).
-# Each takes (field, value) and returns the canonical text or raises InvalidInput.
+# the `LicenceValidator`s other apps register (licensing; the registry does not import it).
 LICENCE_FIELDS = ("licence_declared", "licence_concluded")
-LICENCE_EXPRESSION_VALIDATORS: list[Callable[[str, Any], str]] = []
 
 
 def normalise_licences(values: dict[str, Any]) -> dict[str, Any]:
     for name in LICENCE_FIELDS:
         if name in values:
-            for validate in LICENCE_EXPRESSION_VALIDATORS:
-                values[name] = validate(name, values[name])
+            for validator in plugins.contributions(LicenceValidator):
+                values[name] = validator.validate(name, values[name])
     return values
 
 

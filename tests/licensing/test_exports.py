@@ -17,7 +17,7 @@ from licensing.exports.bundle import export_bundle
 from licensing.exports.model_card import card_data
 from licensing.exports.spdx3 import CONTEXT
 from lineage import services as lineage_services
-from registry import gates
+from registry.plugins import EvaluationResultsProvider, plugins
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:rdflib.*")
 
@@ -51,7 +51,9 @@ def results(monkeypatch):
             },
         ]
 
-    monkeypatch.setattr(gates, "_RESULTS", [provider])
+    monkeypatch.setitem(
+        plugins._contributions, EvaluationResultsProvider, [EvaluationResultsProvider(provider)]
+    )
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@
 import pytest
 
 from licensing.catalogue import resolve_hub_licence
-from registry import hub
 from registry import services as registry_services
 from registry.errors import InvalidInput
 from registry.models import ModelVersion
+from registry.plugins import HubLicenceResolution, plugins
 from tests.conftest import digest
 
 
@@ -132,11 +132,14 @@ def test_admin_change_form_cannot_store_an_invalid_licence(
 
 
 def test_hub_import_uses_the_catalogue_resolver(licence_tables):
-    assert hub.LICENCE_RESOLVER is resolve_hub_licence
-    mapped = hub.LICENCE_RESOLVER("llama3.1", license_name=None, license_link=None)
+    assert plugins.contributions(HubLicenceResolution) == [
+        HubLicenceResolution(resolve_hub_licence)
+    ]
+    resolve = plugins.contributions(HubLicenceResolution)[0].resolve
+    mapped = resolve("llama3.1", license_name=None, license_link=None)
     assert mapped.expression == "LicenseRef-Llama-3.1"
     assert not mapped.review_required
-    ambiguous = hub.LICENCE_RESOLVER("gpl", license_name=None, license_link=None)
+    ambiguous = resolve("gpl", license_name=None, license_link=None)
     assert ambiguous.review_required and "GPL-3.0-only is assumed" in ambiguous.reason
     with pytest.raises(ValueError, match="not a Hugging Face Hub licence id"):
-        hub.LICENCE_RESOLVER("made-up", license_name=None, license_link=None)
+        resolve("made-up", license_name=None, license_link=None)

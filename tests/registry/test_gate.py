@@ -25,6 +25,7 @@ from registry.models import (
     StagePolicy,
     WebhookEndpoint,
 )
+from registry.plugins import GateCheck, plugins
 from tests.conftest import digest
 
 pytestmark = pytest.mark.django_db
@@ -70,16 +71,16 @@ def complete(make_version, policy, conclude):
 
 
 @pytest.fixture
-def flaky_check():
+def flaky_check(monkeypatch):
     """A registered check whose outcome the test controls."""
     state = {"passed": False}
 
     def check(context):
         return CheckResult("flaky", state["passed"], [] if state["passed"] else ["flaky failed"])
 
-    gates.register_check("flaky")(check)
-    yield state
-    gates._CHECKS.pop("flaky")
+    checks = [*plugins.contributions(GateCheck), GateCheck("flaky", check)]
+    monkeypatch.setitem(plugins._contributions, GateCheck, checks)
+    return state
 
 
 def gate(api, version, **params):
@@ -252,21 +253,19 @@ def test_waiver_turns_a_failure_into_a_pass_until_it_expires(
     assert not gates.gate_evaluate(version=complete, stage="production").passed
 
 
-def test_a_crashing_check_fails_closed(complete, policy):
+def test_a_crashing_check_fails_closed(complete, policy, monkeypatch):
     def broken(context):
         raise RuntimeError("boom")
 
-    gates.register_check("broken")(broken)
-    try:
-        policy.required_checks = ["broken"]
-        policy.approvals_required = 0
-        policy.save()
-        result = check_of(
-            gates.gate_evaluate(version=complete, stage="production").to_dict(), "broken"
-        )
-        assert result["passed"] is False and "could not run: boom" in result["reasons"][0]
-    finally:
-        gates._CHECKS.pop("broken")
+    checks = [*plugins.contributions(GateCheck), GateCheck("broken", broken)]
+    monkeypatch.setitem(plugins._contributions, GateCheck, checks)
+    policy.required_checks = ["broken"]
+    policy.approvals_required = 0
+    policy.save()
+    result = check_of(
+        gates.gate_evaluate(version=complete, stage="production").to_dict(), "broken"
+    )
+    assert result["passed"] is False and "could not run: boom" in result["reasons"][0]
 
 
 def test_unacceptable_never_reaches_production(compliance_user, make_version):

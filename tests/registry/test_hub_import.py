@@ -401,15 +401,6 @@ def test_other_licence_goes_through_the_catalogue(engineer, team, roots):
     assert version.hub_card["base_model_relation"] == "finetune"
 
 
-def test_built_in_licences_without_the_catalogue(monkeypatch):
-    monkeypatch.setattr(hub, "LICENCE_RESOLVER", None)
-    card = hub.parse_card("---\nlicense: Apache-2.0\n---\n", repo_id=TINY)
-    assert hub.resolve_licence(card, repo_id=TINY).expression == "Apache-2.0"
-    card = hub.parse_card("---\nlicense: llama2\n---\n", repo_id=TINY)
-    with pytest.raises(hub.HubError, match="unknown licence id"):
-        hub.resolve_licence(card, repo_id=TINY)
-
-
 def test_registered_base_models_are_reported(api_for, engineer, team, roots, minilm):
     import_minilm(engineer, team, minilm)
     tiny_repo(roots / "tiny", card=f"license: mit\nbase_model: {MINILM}\n")
@@ -608,7 +599,7 @@ def test_remote_import_reads_metadata_only(engineer, team, roots, online, monkey
     write(folder / "pytorch_model.bin", b"\x80\x04.")
     write(folder / ".gitattributes", b"*.safetensors filter=lfs\n")
     fake = FakeHub(folder, gated="manual")
-    monkeypatch.setattr(hub, "HfApi", fake)
+    monkeypatch.setattr(hub.remote, "HfApi", fake)
     progress: list[tuple] = []
 
     version, created = services.upstream_import(
@@ -642,7 +633,7 @@ def test_remote_import_reads_metadata_only(engineer, team, roots, online, monkey
 def test_remote_unknown_repo_or_revision(
     engineer, team, roots, online, monkeypatch, tmp_path, repo_id, revision, error_type, code
 ):
-    monkeypatch.setattr(hub, "HfApi", FakeHub(tiny_repo(tmp_path / "remote")))
+    monkeypatch.setattr(hub.remote, "HfApi", FakeHub(tiny_repo(tmp_path / "remote")))
     with pytest.raises(error_type) as caught:
         services.upstream_import(actor=engineer, team=team, repo_id=repo_id, revision=revision)
     assert caught.value.code == code
@@ -662,7 +653,7 @@ def test_remote_transport_failure_is_a_503(engineer, team, roots, online, monkey
         def model_info(self, *args, **kwargs):
             raise ConnectionResetError("connection reset by peer")
 
-    monkeypatch.setattr(hub, "HfApi", Unreachable(Path("/nonexistent")))
+    monkeypatch.setattr(hub.remote, "HfApi", Unreachable(Path("/nonexistent")))
     with pytest.raises(Unavailable) as caught:
         services.upstream_import(actor=engineer, team=team, repo_id=TINY)
     assert caught.value.code == "hub_unreachable"
@@ -674,7 +665,7 @@ def test_remote_malformed_header_is_refused(engineer, team, roots, online, monke
     folder = tiny_repo(tmp_path / "remote")
     header = json.dumps({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}).encode()
     write(folder / "model.safetensors", struct.pack("<Q", len(header)) + header + bytes(8))
-    monkeypatch.setattr(hub, "HfApi", FakeHub(folder))
+    monkeypatch.setattr(hub.remote, "HfApi", FakeHub(folder))
     with pytest.raises(InvalidInput) as caught:
         services.upstream_import(actor=engineer, team=team, repo_id=TINY)
     assert caught.value.code == "tensor_size_mismatch"
@@ -716,7 +707,7 @@ def test_remote_adapter_repository(engineer, team, roots, online, monkeypatch, t
     folder = tmp_path / "remote"
     build_adapter(folder, PEFT_ADAPTER_CONFIG)
     write(folder / "README.md", f"---\nlicense: apache-2.0\nbase_model: {MINILM}\n---\n".encode())
-    monkeypatch.setattr(hub, "HfApi", FakeHub(folder))
+    monkeypatch.setattr(hub.remote, "HfApi", FakeHub(folder))
 
     version, _ = services.upstream_import(actor=engineer, team=team, repo_id=TINY)
 

@@ -1,0 +1,154 @@
+"""Reading an upstream revision from a local snapshot folder or the local Hugging Face cache."""
+
+from pathlib import Path
+
+from huggingface_hub import snapshot_download
+from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
+from huggingface_hub.file_download import repo_folder_name
+
+from pedigree_client.artefacts import ArtefactProgress, inspect_artefact
+from registry.hub.cards import CARD_FILE, parse_card, read_card
+from registry.hub.errors import HubError, first_line
+from registry.hub.snapshot import REVISION_SHA, HubSnapshot, cache_dir, is_pickle, repo_url
+
+
+def read_snapshot_dir(
+    repo_id: str, folder: Path, *, revision: str | None, progress: ArtefactProgress | None
+) -> HubSnapshot:
+    """A folder holding one revision: an HF cache snapshot or one `hf download --local-dir`
+    wrote; `revision` is checked against what the folder says it holds."""
+    return _read_folder(
+        repo_id,
+        folder,
+        revision=_snapshot_revision(folder, repo_id=repo_id, given=revision),
+        boundary=_cache_repo_folder(folder) or folder,
+        source="snapshot_dir",
+        progress=progress,
+    )
+
+
+def read_cached(
+    repo_id: str, revision: str | None, *, progress: ArtefactProgress | None
+) -> HubSnapshot:
+    """`revision` (default main) from the local Hugging Face cache."""
+    folder = _cached_snapshot(repo_id, revision)
+    return _read_folder(
+        repo_id,
+        folder,
+        revision=folder.name,
+        boundary=folder.parent.parent,
+        source="cache",
+        progress=progress,
+    )
+
+
+def _read_folder(
+    repo_id: str,
+    folder: Path,
+    *,
+    revision: str,
+    boundary: Path,
+    source: str,
+    progress: ArtefactProgress | None,
+) -> HubSnapshot:
+    card = parse_card(read_card(folder / CARD_FILE, repo_id=repo_id), repo_id=repo_id)
+    excluded: list[str] = []
+
+    def exclude(relpath: str) -> bool:
+        if is_pickle(relpath):
+            excluded.append(relpath)
+            return True
+        return False
+
+    # An HF cache snapshot is a folder of symlinks into the repository's blobs/ folder.
+    manifest = inspect_artefact(folder, roots=[boundary], progress=progress, exclude=exclude)
+    return HubSnapshot(
+        repo_id=repo_id,
+        revision=revision,
+        card=card,
+        manifest=manifest,
+        excluded=sorted(excluded),
+        source=source,
+        location=str(folder),
+        gated=card.gated,
+        url=repo_url(repo_id, revision),
+    )
+
+
+def _snapshot_revision(folder: Path, *, repo_id: str, given: str | None) -> str:
+    """The commit a local snapshot holds: from its place in an HF cache (`snapshots/<sha>`),
+    else from the download metadata `hf download --local-dir` writes, else as given."""
+    found: set[str] = set()
+    if _cache_repo_folder(folder) is not None:
+        expected = repo_folder_name(repo_id=repo_id, repo_type="model")
+        if folder.parent.parent.name != expected:
+            raise HubError(
+                f"{folder} is a cached snapshot of another repository "
+                f"({folder.parent.parent.name}), not of {repo_id}.",
+                code="snapshot_repo_mismatch",
+            )
+        found.add(folder.name)
+    metadata_folder = folder / ".cache" / "huggingface" / "download"
+    if metadata_folder.is_dir():
+        for metadata in metadata_folder.rglob("*.metadata"):
+            first_line = metadata.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+            if REVISION_SHA.match(first_line.strip()):
+                found.add(first_line.strip())
+    if len(found) > 1:
+        raise HubError(
+            f"The files in {folder} come from several revisions ({', '.join(sorted(found))}); "
+            "download one revision into an empty folder.",
+            code="snapshot_mixed_revisions",
+        )
+    detected = found.pop() if found else None
+    if given is not None and not REVISION_SHA.match(given):
+        raise HubError(
+            f"With a snapshot folder, give the revision as its full 40-character commit SHA, "
+            f"not {given!r}: a branch or tag cannot be checked offline.",
+            code="hub_revision_invalid",
+        )
+    if detected and given and detected != given:
+        raise HubError(
+            f"The snapshot in {folder} is revision {detected}, not {given}; check the folder "
+            "or the revision.",
+            code="snapshot_revision_mismatch",
+        )
+    revision = detected or given
+    if revision is None:
+        raise HubError(
+            f"Cannot tell which revision of {repo_id} the folder {folder} holds (it has no "
+            "Hugging Face download metadata); pass the commit SHA it was downloaded at with "
+            "--revision (the 'revision' field in the API).",
+            code="revision_required",
+        )
+    return revision
+
+
+def _cache_repo_folder(folder: Path) -> Path | None:
+    """The repository folder of a path shaped like an HF cache snapshot (.../snapshots/<sha>)."""
+    if folder.parent.name == "snapshots" and REVISION_SHA.match(folder.name):
+        return folder.parent.parent
+    return None
+
+
+def _cached_snapshot(repo_id: str, revision: str | None) -> Path:
+    wanted = revision or "main"
+    try:
+        folder = snapshot_download(
+            repo_id, revision=wanted, cache_dir=cache_dir(), local_files_only=True
+        )
+    except IncompleteSnapshotError as error:
+        raise HubError(
+            f"The cached snapshot of {repo_id}@{wanted} is incomplete ({first_line(error)}); "
+            "finish the download where the Hub is reachable.",
+            code="hub_snapshot_incomplete",
+        ) from None
+    except LocalEntryNotFoundError:
+        raise HubError(
+            f"{repo_id}@{wanted} is not in the local Hugging Face cache ({cache_dir()}) and "
+            "HF_HUB_OFFLINE=1 keeps Pedigree off the Hub; download it first "
+            f"(`hf download {repo_id} --revision {wanted}`) or give a snapshot folder.",
+            code="hub_not_cached",
+            kind="not_found",
+        ) from None
+    return Path(folder)

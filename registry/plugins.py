@@ -1,0 +1,163 @@
+"""The one plug-in registry: everything the other apps contribute to the core.
+
+The core never imports lineage, licensing or evaluators. Each app registers what it
+contributes, as the typed contributions below, from its `AppConfig.ready()`; the core asks
+`plugins` for them where it needs them, so it works with any subset of apps installed.
+Contributions of one kind are used in registration order, which is INSTALLED_APPS order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+import django_filters
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from registry.gates import CheckResult, GateContext
+    from registry.models import ModelVersion
+
+
+@dataclass(frozen=True)
+class GateCheck:
+    """A check the gate runs when a version asks to enter a stage; stage policies require
+    checks by `name`."""
+
+    name: str
+    run: Callable[[GateContext], CheckResult]
+
+
+@dataclass(frozen=True)
+class InvolvementProvider:
+    """Evidence for separation of duties: the ids of users who made a version besides whoever
+    registered it (e.g. who ran its training run). None of them may approve it."""
+
+    users: Callable[[ModelVersion], set[int]]
+
+
+@dataclass(frozen=True)
+class EvaluationResultsProvider:
+    """Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's
+    model-index): dicts with keys `task`, `dataset` (name), `metric`, `value` and optionally
+    `dataset_type`, `split`, `source`."""
+
+    results: Callable[[ModelVersion], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class DashboardPanel:
+    """A section of the compliance dashboard (the admin index): `template` is included with
+    `data`, what `context(request)` returns."""
+
+    title: str
+    template: str
+    context: Callable[[HttpRequest], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class VersionPanel:
+    """A section of a version's admin page: `template` rendered with
+    `context(request, version)`."""
+
+    template: str
+    context: Callable[[HttpRequest, ModelVersion], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class VersionListFilter:
+    """A query parameter of `/api/v1/versions/` besides the core's own."""
+
+    name: str
+    filter: django_filters.Filter
+
+
+@dataclass(frozen=True)
+class LicenceValidator:
+    """Runs on every write of a licence expression field: takes (field name, value) and returns
+    the canonical text, or raises `registry.errors.InvalidInput`."""
+
+    validate: Callable[[str, Any], str]
+
+
+class HubLicence(Protocol):
+    """What a Hub licence id means: an SPDX expression, and whether a person must review it."""
+
+    @property
+    def expression(self) -> str: ...
+
+    @property
+    def review_required(self) -> bool: ...
+
+    @property
+    def reason(self) -> str: ...
+
+
+class HubLicenceResolver(Protocol):
+    """Maps a model card's `license` (plus `license_name`/`license_link` for `other`) to an
+    SPDX expression; raises ValueError, with a message saying what to do, for an unknown id."""
+
+    def __call__(
+        self, hub_id: str, *, license_name: str | None, license_link: str | None
+    ) -> HubLicence: ...
+
+
+@dataclass(frozen=True)
+class HubLicenceResolution:
+    """How upstream imports read a Hub card's licence; at most one app provides it."""
+
+    resolve: HubLicenceResolver
+
+
+Contribution = (
+    GateCheck
+    | InvolvementProvider
+    | EvaluationResultsProvider
+    | DashboardPanel
+    | VersionPanel
+    | VersionListFilter
+    | LicenceValidator
+    | HubLicenceResolution
+)
+C = TypeVar("C", bound=Contribution)
+
+
+def _identity(contribution: Contribution) -> object:
+    """What must be unique among contributions of one kind."""
+    match contribution:
+        case GateCheck() | VersionListFilter():
+            return contribution.name
+        case DashboardPanel():
+            return contribution.title
+        case VersionPanel():
+            return contribution.template
+        case HubLicenceResolution():
+            return None  # there is only one
+        case _:
+            return contribution
+
+
+class PluginRegistry:
+    def __init__(self) -> None:
+        self._contributions: dict[type, list[Any]] = {}
+
+    def register(self, *contributions: Contribution) -> None:
+        """Add contributions; registering one again is a no-op, but a second contribution
+        under a name already taken (or a second Hub licence resolution) is an error."""
+        for contribution in contributions:
+            registered = self._contributions.setdefault(type(contribution), [])
+            if contribution in registered:
+                continue
+            key = _identity(contribution)
+            if any(_identity(other) == key for other in registered):
+                named = f" as {key!r}" if key is not None else ""
+                raise ValueError(f"another {type(contribution).__name__} is registered{named}")
+            registered.append(contribution)
+
+    def contributions(self, kind: type[C]) -> list[C]:
+        return list(self._contributions.get(kind, []))
+
+
+plugins = PluginRegistry()
