@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml client/pyproject.toml Makefile
 		$(BIN)/pip install --quiet torch==2.13.0; \
 	fi
 	$(BIN)/pip install --quiet -e './client[safetensors]'
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,docs]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -31,7 +31,7 @@ lint: install
 	$(BIN)/lint-imports
 
 docs: install
-	$(BIN)/mkdocs build --strict --site-dir var/site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir var/site
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput

@@ -185,7 +185,7 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 
-# Evaluations (docs/evaluators.md). A running evaluation whose heartbeat is older than
+# Evaluations (docs/evaluations.md). A running evaluation whose heartbeat is older than
 # STALE_SECONDS lost its worker: a redelivered task may re-claim it, and the periodic sweep
 # re-queues it, up to MAX_ATTEMPTS tries in all. The broker must not redeliver a task that is
 # still running, so its visibility timeout outlasts the task's time limit.
