@@ -22,6 +22,7 @@ from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
 from registry.errors import InvalidInput
 from registry.selectors import gate_evaluate
+from tests.registry.test_storage import post_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -189,3 +190,38 @@ def test_pickle_is_refused_by_registration_and_evaluation_alike(credit, roots, r
     assert registering.value.code == "pickle_refused"
     assert registering.value.message.startswith(f"{name} is a pickle-based file")
     assert evaluating.value.args[0].endswith(registering.value.message)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["django.core.files.storage.FileSystemStorage", "django.core.files.storage.InMemoryStorage"],
+    ids=["folder-outside-the-roots", "remote"],
+)
+def test_uploaded_model_is_evaluated_from_the_artefacts_storage(
+    credit, roots, api_for, engineer, evaluate, settings, tmp_path, backend
+):
+    version, suite, _ = credit
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(staging)
+    location = tmp_path / "shared-volume"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artefacts": {"BACKEND": backend, "OPTIONS": {"location": str(location)}},
+    }
+    response = post_folder(api_for(engineer), roots / "credit-linear")
+    assert response.status_code == 201, response.json()
+    upload_id = response.json()["id"]
+    # Only the stored copy is left to read.
+    shutil.rmtree(roots / "credit-linear")
+
+    uploaded = registry_services.version_register(
+        actor=engineer, model=version.model, version="uploaded", artefact_upload=upload_id
+    )
+    run = evaluate(uploaded, suite)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result.overall["accuracy"] == 0.7
+    assert list(staging.iterdir()) == []
+    on_disk = (location / "uploads" / upload_id / "model.safetensors").is_file()
+    assert on_disk == backend.endswith("FileSystemStorage")
