@@ -1,5 +1,6 @@
 """Pedigree settings. Everything comes from the environment (see README, "Configuration")."""
 
+from importlib.util import find_spec
 from pathlib import Path
 
 import dj_database_url
@@ -127,9 +128,33 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
-# Artefacts: clients may only name paths inside these roots; the first one stores uploads.
+# Artefacts: clients may only name paths inside these roots. Uploads go to the "artefacts"
+# storage: by default a folder, the first root (ARTEFACT_STORE); an S3 bucket lets web processes
+# and workers on several machines share them.
 ARTEFACT_ROOTS = env_dirs("PEDIGREE_ARTEFACT_ROOTS", [DATA_DIR / "artefacts"])
 ARTEFACT_STORE = ARTEFACT_ROOTS[0]
+ARTEFACT_STORAGE = env_choice("PEDIGREE_ARTEFACT_STORAGE", "filesystem", ("filesystem", "s3"))
+if ARTEFACT_STORAGE == "s3":
+    if find_spec("storages") is None or find_spec("boto3") is None:
+        raise ImproperlyConfigured(
+            "PEDIGREE_ARTEFACT_STORAGE=s3 needs django-storages with boto3; install the s3 extra "
+            "(`pip install 'pedigree[s3]'`) or unset PEDIGREE_ARTEFACT_STORAGE."
+        )
+    if env_str("PEDIGREE_S3_BUCKET") is None:
+        raise ImproperlyConfigured("PEDIGREE_ARTEFACT_STORAGE=s3 needs PEDIGREE_S3_BUCKET.")
+    # Credentials come from boto3's usual chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY,
+    # AWS_PROFILE, an instance role), never from these settings.
+    STORAGES["artefacts"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("PEDIGREE_S3_BUCKET"),
+            "location": env_str("PEDIGREE_S3_PREFIX", ""),
+            "endpoint_url": env_str("PEDIGREE_S3_ENDPOINT_URL"),
+            "region_name": env_str("PEDIGREE_S3_REGION"),
+        },
+    }
+else:
+    STORAGES["artefacts"] = {"BACKEND": "registry.storage.ArtefactStore"}
 HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 
 # Governance: approvals must be renewed (recertification); waivers are short-lived.

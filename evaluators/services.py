@@ -19,6 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -673,14 +674,20 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
     if token is None:
         return "skipped"
     heartbeat = _Heartbeat(run_id, token)
+    # Local copies of files from a remote artefact storage, removed once the model has run.
+    staged = ExitStack()
     try:
         run = EvaluationRun.objects.select_related(
             "suite__dataset_version", "version__model", "base_version__model"
         ).get(pk=run_id)
         suite = run.suite
-        artefact_dir = verified_artefact_dir(run.version, expected_digest=run.artefact_digest)
+        artefact_dir = staged.enter_context(
+            verified_artefact_dir(run.version, expected_digest=run.artefact_digest)
+        )
         base_dir = (
-            verified_artefact_dir(run.base_version, expected_digest=run.base_digest)
+            staged.enter_context(
+                verified_artefact_dir(run.base_version, expected_digest=run.base_digest)
+            )
             if run.base_version
             else None
         )
@@ -730,6 +737,8 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
             f"{type(error).__name__}: {error}"
         )
         return "failed" if _fail(run_id, token, message) else "abandoned"
+    finally:
+        staged.close()
     try:
         return "succeeded" if _succeed(run, token, outcome) else "abandoned"
     except IntegrityError:

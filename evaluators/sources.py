@@ -1,10 +1,13 @@
-"""Where a version's artefact and a dataset version's file lie, confined to the artefact roots.
+"""Where a version's artefact and a dataset version's file lie: uploaded files in the artefacts
+storage, every other file confined to the artefact roots.
 
 Locating writes nothing and reads no file contents, so the web process uses it to refuse a
 request early; `verified_artefact_dir` and `verified_dataset_file` then hash the bytes on the
 worker, right before evaluating, so a run is bound to the digests the catalogue records.
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlparse
@@ -18,8 +21,8 @@ from pedigree_client.artefacts import (
     resolve_inside_roots,
     sha256_file,
 )
-from registry import hub
-from registry.models import DatasetVersion, ModelVersion
+from registry import hub, storage
+from registry.models import ArtefactUpload, DatasetVersion, ModelVersion
 
 # Sources `registry.hub` reads from local folders; their files can be evaluated in place.
 _LOCAL_HUB_SOURCES = ("snapshot_dir", "cache")
@@ -51,14 +54,24 @@ def _path_of(uri: str) -> str | None:
     return None
 
 
-def locate_artefact(version: ModelVersion) -> ArtefactLocation:
-    """The folder holding `version`'s files, inside the artefact roots (or, for an imported Hub
-    snapshot, the local Hugging Face cache)."""
+def locate_artefact(version: ModelVersion) -> ArtefactLocation | ArtefactUpload:
+    """Where `version`'s files lie: the upload it was registered from in the artefacts storage,
+    else a folder inside the artefact roots (or, for an imported Hub snapshot, the local Hugging
+    Face cache)."""
     if not version.artefact_manifest:
         raise SourceError(
             f"{version} was registered by digest only, so Pedigree holds no files to evaluate; "
             "register a version from its files (`pedigree register … --artefact PATH`)."
         )
+    upload = ArtefactUpload.objects.filter(consumed_by=version).first()
+    if upload is not None:
+        if not storage.holds(upload.store_path):
+            raise SourceError(
+                f"The uploaded files of {version} are no longer in the artefact storage; upload "
+                "them again and register a new version."
+            )
+        return upload
+    # Paths a client named at registration are files on this server by nature, read in place.
     local = _path_of(version.artefact_uri)
     skip_pickles = False
     roots = _roots()
@@ -79,21 +92,43 @@ def locate_artefact(version: ModelVersion) -> ArtefactLocation:
     return ArtefactLocation(path=path, roots=tuple(roots), skip_pickles=skip_pickles)
 
 
-def verified_artefact_dir(version: ModelVersion, *, expected_digest: str) -> Path:
-    """Hash `version`'s files and return their folder if they are exactly `expected_digest`."""
+@contextmanager
+def verified_artefact_dir(version: ModelVersion, *, expected_digest: str) -> Iterator[Path]:
+    """Hash `version`'s files and yield their folder if they are exactly `expected_digest`.
+
+    Uploaded files on a remote storage are copied to a temporary folder, removed on exit.
+    """
     location = locate_artefact(version)
+    if isinstance(location, ArtefactUpload):
+        relpaths = [file["path"] for file in location.manifest["files"]]
+        with storage.local_copy(location.store_path, relpaths) as folder:
+            yield _verified(version, folder, (folder,), expected_digest, skip_pickles=False)
+        return
     if not location.path.is_dir():
         raise SourceError(
             f"The artefact of {version} is a single file; evaluators read a folder holding the "
             "weights with their configuration and tokenizer."
         )
+    yield _verified(
+        version, location.path, location.roots, expected_digest, skip_pickles=location.skip_pickles
+    )
+
+
+def _verified(
+    version: ModelVersion,
+    folder: Path,
+    roots: tuple[Path, ...],
+    expected_digest: str,
+    *,
+    skip_pickles: bool,
+) -> Path:
     try:
         manifest = inspect_artefact(
-            location.path,
-            roots=location.roots,
+            folder,
+            roots=roots,
             exclude=(
                 (lambda relpath: PurePosixPath(relpath).suffix.lower() in PICKLE_SUFFIXES)
-                if location.skip_pickles
+                if skip_pickles
                 else None
             ),
         )
@@ -101,12 +136,12 @@ def verified_artefact_dir(version: ModelVersion, *, expected_digest: str) -> Pat
         raise SourceError(f"The files of {version} cannot be used: {error.message}") from None
     if manifest.digest != expected_digest:
         raise SourceError(
-            f"The files of {version} in {location.path} now hash to {manifest.digest[:12]}…, not "
+            f"The files of {version} in {folder} now hash to {manifest.digest[:12]}…, not "
             f"the registered {expected_digest[:12]}…; they changed after registration, so they "
             "are not the weights this evaluation is about. Restore them or register a new "
             "version."
         )
-    return location.path
+    return folder
 
 
 def locate_dataset(dataset_version: DatasetVersion) -> Path:

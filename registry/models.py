@@ -8,6 +8,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 
+from registry.storage import local_path
+
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 GIT_REVISION_PATTERN = r"^[0-9a-f]{40}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$"
@@ -200,7 +202,8 @@ class ArtefactUpload(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    # Relative to ARTEFACT_STORE, so the store can move without rewriting rows.
+    # A folder's name in the artefacts storage (registry.storage), so the store can move without
+    # rewriting rows.
     store_path = models.CharField(max_length=255, unique=True)
     manifest = models.JSONField(default=dict)
     digest = models.CharField(max_length=64, validators=[sha256_validator])
@@ -228,7 +231,13 @@ class ArtefactUpload(models.Model):
 
     @property
     def path(self) -> Path:
-        return Path(settings.ARTEFACT_STORE) / self.store_path
+        """The upload's folder on a filesystem artefact storage."""
+        local = local_path(self.store_path)
+        if local is None:
+            raise NotImplementedError(
+                "The artefacts storage is remote; read the files with registry.storage.local_copy."
+            )
+        return local
 
 class Dataset(models.Model):
     name = models.CharField(max_length=193, unique=True, validators=[name_validator])

@@ -35,9 +35,10 @@ class StoredFile(UploadedFile):
 
 
 class ArtefactUploadHandler(FileUploadHandler):
-    """Writes each file part straight into the upload's folder as it arrives, so no file is
-    ever held in memory or copied twice. A part's multipart field name is the file's path
-    relative to the artefact folder (Django strips folders from the `filename` parameter)."""
+    """Writes each file part straight into the upload's local folder as it arrives, so no file
+    is ever held in memory (`registry.storage` saves the folder to a remote storage once it has
+    been inspected). A part's multipart field name is the file's path relative to the artefact
+    folder (Django strips folders from the `filename` parameter)."""
 
     chunk_size = UPLOAD_CHUNK_SIZE
 
@@ -174,7 +175,7 @@ class ArtefactUploadViewSet(
                 )
         except BaseException:
             handler.close()
-            services.artefact_upload_discard(folder)
+            services.artefact_upload_discard(upload_id)
             raise
         upload = services.artefact_upload_finish(actor=request.user, upload_id=upload_id)
         return Response(self.get_serializer(upload).data, status=201)

@@ -1,7 +1,6 @@
 """Artefacts: inspection of files inside the artefact roots, uploads, and registering a version
 from its files."""
 
-import shutil
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,6 +18,7 @@ from pedigree_client.artefacts import (
     resolve_inside_roots,
     weight_parameters,
 )
+from registry import storage
 from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput
 from registry.models import ArtefactUpload, ModelVersion, RegisteredModel
@@ -37,6 +37,8 @@ def artefact_inspect(
 
     Writes nothing, so engineers can check an artefact before registering it.
     """
+    # A path a client names is a file on this server by nature, so it is read in place and not
+    # through the artefacts storage, which holds uploads.
     roots = [Path(root) for root in settings.ARTEFACT_ROOTS]
     try:
         resolved = resolve_inside_roots(path, roots)
@@ -77,29 +79,34 @@ def artefact_upload_name_check(name: str) -> PurePosixPath:
     return relpath
 
 
+def _upload_store_path(upload_id: uuid.UUID) -> str:
+    return f"{UPLOADS_FOLDER}/{upload_id}"
+
+
 def artefact_upload_start() -> tuple[uuid.UUID, Path]:
-    """A new, empty folder in the artefact store for the files of one upload."""
+    """A new, empty local folder to receive the files of one upload (see registry.storage)."""
     upload_id = uuid.uuid4()
-    folder = Path(settings.ARTEFACT_STORE) / UPLOADS_FOLDER / str(upload_id)
+    folder = storage.receiving_folder(_upload_store_path(upload_id))
     folder.mkdir(parents=True)
     return upload_id, folder
 
 
-def artefact_upload_discard(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+def artefact_upload_discard(upload_id: uuid.UUID) -> None:
+    storage.discard(_upload_store_path(upload_id))
 
 
 def artefact_upload_finish(
     *, actor, upload_id: uuid.UUID, progress: ArtefactProgress | None = None
 ) -> ArtefactUpload:
-    """Inspect the files received into an upload's folder and record them.
+    """Inspect the files received for an upload, save them in the artefact storage and record
+    them.
 
-    On any failure the folder is deleted: nothing half-uploaded stays behind.
+    On any failure the files are deleted: nothing half-uploaded stays behind.
     """
-    store_path = f"{UPLOADS_FOLDER}/{upload_id}"
-    folder = Path(settings.ARTEFACT_STORE) / store_path
+    store_path = _upload_store_path(upload_id)
     try:
-        manifest = inspect_artefact(folder, progress=progress)
+        manifest = inspect_artefact(storage.receiving_folder(store_path), progress=progress)
+        storage.store_received(store_path, [file.path for file in manifest.files])
         with transaction.atomic():
             upload = ArtefactUpload(
                 id=upload_id,
@@ -122,10 +129,10 @@ def artefact_upload_finish(
                 },
             )
     except ArtefactError as error:
-        artefact_upload_discard(folder)
+        artefact_upload_discard(upload_id)
         raise artefact_invalid("artefact_upload", error) from None
     except BaseException:
-        artefact_upload_discard(folder)
+        artefact_upload_discard(upload_id)
         raise
     return upload
 
@@ -207,7 +214,7 @@ def version_register(
         fields = _inspected_fields(manifest.to_dict(), uri=resolved.as_uri())
     elif artefact_upload not in (None, ""):
         upload = _own_upload(actor, artefact_upload)
-        fields = _inspected_fields(upload.manifest, uri=upload.path.as_uri())
+        fields = _inspected_fields(upload.manifest, uri=storage.artefact_uri(upload.store_path))
     else:
         fields = {"artefact_digest": artefact_digest, "artefact_manifest": {}}
     with transaction.atomic():

@@ -6,11 +6,11 @@ Nothing outside those test workers imports it."""
 import os
 import time
 
-from evaluators.engine import plugins
 from evaluators.engine.names import SEQUENCE_CLASSIFICATION
+from evaluators.engine.plugins import registry
 
 DELAY = float(os.environ.get("PEDIGREE_TEST_BATCH_DELAY", "0"))
-_REAL = plugins.get_evaluator(SEQUENCE_CLASSIFICATION)
+_REAL = registry.get_evaluator(SEQUENCE_CLASSIFICATION)
 
 
 class SlowEvaluator:
@@ -25,4 +25,4 @@ class SlowEvaluator:
         return _REAL.predict(progress=slow_progress, **kwargs)
 
 
-plugins._EVALUATORS[SEQUENCE_CLASSIFICATION] = SlowEvaluator()
+registry._EVALUATORS[SEQUENCE_CLASSIFICATION] = SlowEvaluator()

@@ -36,8 +36,8 @@ from evaluators.engine.plugins import (
     get_evaluator,
     known_kinds,
     load_head,
+    require_safetensors_weights,
     save_head,
-    validate_safetensors_header,
 )
 from evaluators.engine.thresholds import check_fairness, check_quality, check_regression
 from tests.evaluators import modelfactory as mf
@@ -670,13 +670,13 @@ def test_corrupt_safetensors_headers_are_refused(tmp_path):
     )
     (tmp_path / "junk.safetensors").write_bytes(struct.pack("<Q", 10**12) + b"{}")
 
-    assert "w" in validate_safetensors_header(good)
-    with pytest.raises(EvaluationError, match="outside the file"):
-        validate_safetensors_header(outside)
-    with pytest.raises(EvaluationError, match="does not match its shape and dtype"):
-        validate_safetensors_header(wrong_size)
-    with pytest.raises(EvaluationError, match=r"header length .* does not fit"):
-        validate_safetensors_header(tmp_path / "junk.safetensors")
+    assert require_safetensors_weights(tmp_path, "ok", role="model") == [good]
+    with pytest.raises(EvaluationError, match=f"{outside.name} is shorter than its header says"):
+        require_safetensors_weights(tmp_path, "far", role="model")
+    with pytest.raises(EvaluationError, match=r"tensor 'w' \(F16, shape \[3\]\) does not fit"):
+        require_safetensors_weights(tmp_path, wrong_size.stem, role="model")
+    with pytest.raises(EvaluationError, match=r"declares a 1000000000000-byte header, above"):
+        require_safetensors_weights(tmp_path, "junk", role="model")
 
 
 def test_embedding_head_equals_encode_then_linear_head(models, tmp_path):

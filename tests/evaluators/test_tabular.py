@@ -7,17 +7,22 @@ wrong) and four of income 20 labelled deny (right): accuracy 0.4. Age band 31-60
 income 70 approve and five of income 10 deny, all right: accuracy 1.0. Gap 0.6; overall 14/20.
 """
 
+import shutil
+
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
-from evaluators.engine.plugins import save_tabular_linear
+from evaluators.engine import EvaluationError
+from evaluators.engine.plugins import get_evaluator, save_tabular_linear
 from evaluators.models import RunStatus
 from evaluators.services import run_request, suite_create
 from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
 from registry.errors import InvalidInput
 from registry.gates import gate_evaluate
+from tests.registry.test_storage import post_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -139,3 +144,84 @@ def test_non_numeric_features_fail_the_run_by_row(credit, evaluate, roots, engin
 
     assert run.status == RunStatus.FAILED
     assert "feature column 'income' holds 'high' in row 4, not a number" in run.error
+
+
+# Float8 without negative zero (the AMD "FNUZ" formats): safetensors and torch read them, and so
+# did registration, but the evaluator's own header check did not know them until both shared the
+# artefact library's reader.
+FNUZ = {"F8_E4M3FNUZ": torch.float8_e4m3fnuz, "F8_E5M2FNUZ": torch.float8_e5m2fnuz}
+
+
+@pytest.mark.parametrize("dtype", sorted(FNUZ))
+def test_fnuz_weights_that_register_also_evaluate(credit, roots, register, evaluate, dtype):
+    _, suite, _ = credit
+    folder = shutil.copytree(roots / "credit-linear", roots / f"credit-{dtype}")
+    tensors = load_file(folder / "model.safetensors")
+    save_file(
+        {name: tensor.to(FNUZ[dtype]) for name, tensor in tensors.items()},
+        folder / "model.safetensors",
+    )
+
+    version = register("acme/credit", dtype.lower(), folder)
+    run = evaluate(version, suite)
+
+    assert version.artefact_manifest["parameters_by_dtype"] == {dtype: 6}
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result.overall["accuracy"] == 0.7
+
+
+@pytest.mark.parametrize("name", ["model.joblib", "model.pkl"])
+def test_pickle_is_refused_by_registration_and_evaluation_alike(credit, roots, register, name):
+    folder = shutil.copytree(roots / "credit-linear", roots / "credit-pickled")
+    (folder / "model.safetensors").rename(folder / name)
+
+    with pytest.raises(InvalidInput) as registering:
+        register("acme/credit", "pickled", folder)
+    with pytest.raises(EvaluationError) as evaluating:
+        get_evaluator("tabular-linear").predict(
+            artefact_dir=folder,
+            base_dir=None,
+            inputs=ROWS,
+            batch_size=4,
+            device=torch.device("cpu"),
+            progress=None,
+        )
+
+    assert registering.value.code == "pickle_refused"
+    assert registering.value.message.startswith(f"{name} is a pickle-based file")
+    assert evaluating.value.args[0].endswith(registering.value.message)
+
+
+@pytest.mark.parametrize(
+    "backend",
+    ["django.core.files.storage.FileSystemStorage", "django.core.files.storage.InMemoryStorage"],
+    ids=["folder-outside-the-roots", "remote"],
+)
+def test_uploaded_model_is_evaluated_from_the_artefacts_storage(
+    credit, roots, api_for, engineer, evaluate, settings, tmp_path, backend
+):
+    version, suite, _ = credit
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(staging)
+    location = tmp_path / "shared-volume"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "artefacts": {"BACKEND": backend, "OPTIONS": {"location": str(location)}},
+    }
+    response = post_folder(api_for(engineer), roots / "credit-linear")
+    assert response.status_code == 201, response.json()
+    upload_id = response.json()["id"]
+    # Only the stored copy is left to read.
+    shutil.rmtree(roots / "credit-linear")
+
+    uploaded = registry_services.version_register(
+        actor=engineer, model=version.model, version="uploaded", artefact_upload=upload_id
+    )
+    run = evaluate(uploaded, suite)
+
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.result.overall["accuracy"] == 0.7
+    assert list(staging.iterdir()) == []
+    on_disk = (location / "uploads" / upload_id / "model.safetensors").is_file()
+    assert on_disk == backend.endswith("FileSystemStorage")

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -56,6 +57,26 @@ def test_production_check_deploy_is_clean(tmp_path):
     ],
 )
 def test_bad_settings_fail_loudly_at_start_up(env, message):
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PEDIGREE_ARTEFACT_STORAGE": "nfs"}, "PEDIGREE_ARTEFACT_STORAGE='nfs' must be one of"),
+        pytest.param(
+            {"PEDIGREE_ARTEFACT_STORAGE": "s3", "PEDIGREE_S3_BUCKET": "models"},
+            "PEDIGREE_ARTEFACT_STORAGE=s3 needs django-storages with boto3; install the s3 extra",
+            marks=pytest.mark.skipif(
+                find_spec("storages") is not None and find_spec("boto3") is not None,
+                reason="the s3 extra is installed",
+            ),
+        ),
+    ],
+)
+def test_artefact_storage_misconfiguration_fails_loudly_at_start_up(env, message):
     result = manage("check", **env)
     assert result.returncode != 0
     assert message in result.stderr
