@@ -57,7 +57,7 @@ suite = suite_create(actor=user, name="bench", team=team, dataset_version=data_v
     input_column="text", label_column="label", sensitive_columns=["channel"],
     batch_size=batch_size, min_group_size=30)
 from unittest import mock
-with mock.patch("evaluators.services._enqueue"):
+with mock.patch("evaluators.services.runs._enqueue"):
     run, _ = run_request(actor=user, version=version, suite=suite, device=device)
 print(run.pk)
 """

@@ -21,6 +21,7 @@ from typing import Any
 
 from licensing.catalogue import UNKNOWN_LICENCE_ID, LicenceError
 from licensing.validation import parsed
+from lineage.selectors import Ancestry, AncestryEdge, AncestryNode
 
 TRAINED_ON = "trained_on"
 
@@ -200,50 +201,13 @@ def _licence_steps(licence: LicenceInfo, term: TermInfo | None = None) -> tuple[
     return (*steps, Step("clause", term.clause)) if term else steps
 
 
-@dataclass(frozen=True, slots=True)
-class Licensed:
-    """A version or dataset version as obligations see it: its name, licence fields, whether it
-    is upstream and whether its licence has evidence (a pinned Hub revision, a source)."""
-
-    id: int
-    ref: str
-    licence_declared: str
-    licence_concluded: str
-    upstream: bool
-    evidence: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Edge:
-    child_id: int
-    parent_id: int
-    relation: str
-
-
-@dataclass(frozen=True, slots=True)
-class DataUse:
-    """A version of the ancestry (`version_id`) trained on a dataset version in `role`."""
-
-    dataset_version_id: int
-    version_id: int
-    role: str
-
-
 class LineageView:
     """The version's ancestry held in memory: edges child → parent, the ancestors and the
-    training-data uses, as plain rows (see `licensing.selectors.lineage_view`)."""
+    training-data uses, as lineage read them in one query (`lineage.selectors.ancestry`)."""
 
-    def __init__(
-        self,
-        version,
-        *,
-        edges: Iterable[Edge],
-        ancestors: dict[int, Licensed],
-        uses: Iterable[DataUse],
-        datasets: dict[int, Licensed],
-    ) -> None:
+    def __init__(self, version, ancestry: Ancestry) -> None:
         self.version = version
-        self.own = Licensed(
+        self.own = AncestryNode(
             id=version.pk,
             ref=str(version),
             licence_declared=version.licence_declared,
@@ -251,17 +215,17 @@ class LineageView:
             upstream=version.model.kind == "upstream",
             evidence=bool(version.hub_revision),
         )
-        self.versions = {**ancestors, version.pk: self.own}
-        self.parents: dict[int, list[Edge]] = {}
-        for edge in edges:
+        self.versions = {**ancestry.ancestors, version.pk: self.own}
+        self.parents: dict[int, list[AncestryEdge]] = {}
+        for edge in ancestry.edges:
             self.parents.setdefault(edge.child_id, []).append(edge)
         # dataset version id -> [(user version id, role), ...]
         self.data_users: dict[int, list[tuple[int, str]]] = {}
-        for use in uses:
+        for use in ancestry.training:
             self.data_users.setdefault(use.dataset_version_id, []).append(
                 (use.version_id, use.role)
             )
-        self.dataset_versions = datasets
+        self.dataset_versions = ancestry.datasets
         self._version_step = {
             node.id: Step("version", node.ref, node.id) for node in self.versions.values()
         }
@@ -313,7 +277,7 @@ class LineageView:
         )
 
 
-def _source(*, kind: str, object_type: str, node: Licensed, steps: tuple[Step, ...]) -> Source:
+def _source(*, kind: str, object_type: str, node: AncestryNode, steps: tuple[Step, ...]) -> Source:
     concluded = bool(node.licence_concluded.strip())
     expression = node.licence_concluded.strip() or node.licence_declared.strip()
     alternatives, problem = expression_alternatives(expression)

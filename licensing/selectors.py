@@ -26,10 +26,7 @@ from licensing.models import (
     LicenceWaiver,
 )
 from licensing.obligations import (
-    DataUse,
-    Edge,
     LicenceInfo,
-    Licensed,
     LineageView,
     TermInfo,
     VersionObligations,
@@ -39,7 +36,7 @@ from licensing.obligations import (
     resolve_obligations,
 )
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
-from lineage.selectors import TRAINED_ON_ROLES, marks, seed_sql, sql, walk_cte
+from lineage.selectors import ancestry
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
 
@@ -169,55 +166,9 @@ def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
     return infos
 
 
-# One walk up from the version, then its edges (each with the parent) and the training data of
-# the version and its ancestors (each with the dataset version), told apart by the first column.
-_ANCESTRY_SQL = """
-WITH RECURSIVE {walk}
-SELECT 0, e.id, e.child_id, e.parent_id, e.relation, m.name, v.version,
-       v.licence_declared, v.licence_concluded, m.kind = 'upstream', v.hub_revision <> ''
-  FROM {edge} e JOIN walk w ON e.child_id = w.id
-  JOIN {version} v ON v.id = e.parent_id JOIN {model} m ON m.id = v.model_id
-UNION ALL
-SELECT 1, d.id, r.version_id, d.dataset_version_id, d.role, s.name, dv.version,
-       dv.licence_declared, dv.licence_concluded, TRUE,
-       s.hub_id <> '' OR s.source <> '' OR dv.uri <> ''
-  FROM {run_data} d JOIN {run} r ON r.id = d.run_id JOIN walk w ON r.version_id = w.id
-  JOIN {dataset_version} dv ON dv.id = d.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
- WHERE d.role IN ({roles})
-ORDER BY 1, 2
-"""
-
-
-def lineage_view(version: ModelVersion) -> LineageView:
-    """The ancestry's edges and training-data uses, with the licence fields of each ancestor
-    and dataset version: one recursive query returning plain rows (the gate runs this)."""
-    query = sql(
-        _ANCESTRY_SQL,
-        walk=walk_cte("walk", "up", seed_sql(), None),
-        roles=marks(len(TRAINED_ON_ROLES)),
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(query, [version.pk, *TRAINED_ON_ROLES])
-        rows = cursor.fetchall()
-    edges: list[Edge] = []
-    ancestors: dict[int, Licensed] = {}
-    uses: list[DataUse] = []
-    datasets: dict[int, Licensed] = {}
-    # `how`: the edge's relation, or the role the dataset version played in training.
-    for is_use, _, user_id, target_id, how, name, label, declared, concluded, up, evidence in rows:
-        node = Licensed(target_id, f"{name}@{label}", declared, concluded, bool(up), bool(evidence))
-        if is_use:
-            uses.append(DataUse(target_id, user_id, how))
-            datasets[target_id] = node
-        else:
-            edges.append(Edge(user_id, target_id, how))
-            ancestors[target_id] = node
-    return LineageView(version, edges=edges, ancestors=ancestors, uses=uses, datasets=datasets)
-
-
 def version_obligations(version: ModelVersion) -> VersionObligations:
     """Everything the version owes, per source and licence alternative, each with its path."""
-    lineage = lineage_view(version)
+    lineage = LineageView(version, ancestry(version.pk))
     sources = collect_sources(lineage)
     return resolve_obligations(lineage, sources, licence_infos(licence_ids_of(sources)))
 

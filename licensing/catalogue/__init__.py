@@ -6,7 +6,6 @@ from licensing.catalogue.loader import (
     RELATIONS,
     TERM_TYPES,
     UNKNOWN_LICENCE_ID,
-    CatalogueError,
     HubLicence,
     LicenceCategory,
     LicenceEntry,
@@ -22,6 +21,7 @@ from licensing.catalogue.loader import (
     resolve_hub_licence,
     validate_catalogue_data,
 )
+from licensing.catalogue.validation import CatalogueError
 
 __all__ = [
     "CATEGORIES",

@@ -2,8 +2,9 @@
 
 `ml_licences.yaml` holds what a person curated: categories and clause-cited terms for the
 licences models and datasets use, the Hugging Face Hub licence ids and the names `license: other`
-cards use. Every other SPDX licence comes from the SPDX list bundled with `license-expression`
-(ScanCode's licence index) and is categorised by `_rule_category`:
+cards use; `ml_licences.schema.json` describes it and `validation.py` checks it. Every other
+SPDX licence comes from the SPDX list bundled with `license-expression` (ScanCode's licence
+index) and is categorised by `_rule_category`:
 
 1. its id: `-NC-`/"noncommercial" -> non_commercial, `-ND-` -> use_restricted,
    `-SA-` -> copyleft, GPL/AGPL/GFDL/EUPL -> copyleft, LGPL -> weak_copyleft;
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -27,8 +28,9 @@ from typing import Any
 import yaml
 from license_expression import get_license_index
 
+from licensing.catalogue.validation import CatalogueError, catalogue_problems
+
 DATA_FILE = Path(__file__).with_name("ml_licences.yaml")
-DATA_VERSION = 1
 
 UNKNOWN_LICENCE_ID = "LicenseRef-Unknown"
 OTHER_LICENCE_ID = "LicenseRef-Other"
@@ -77,20 +79,7 @@ CATEGORIES: tuple[str, ...] = tuple(LicenceCategory)
 TERM_TYPES: tuple[str, ...] = tuple(TermType)
 RELATIONS: tuple[str, ...] = tuple(Relation)
 
-# Terms whose meaning lies in their value ("Llama", the AUP URL, 700000000), and those that may
-# carry one (the exact notice text).
-VALUE_REQUIRED = frozenset(
-    {
-        TermType.NAMING_PREFIX,
-        TermType.DISPLAY_BADGE,
-        TermType.AUP_REFERENCE,
-        TermType.USER_THRESHOLD,
-    }
-)
-VALUE_ALLOWED = VALUE_REQUIRED | {TermType.NOTICE_FILE}
-
-# SPDX 2.3 idstring: letters, digits, "." and "-" ("+" is the or-later operator, not part of an id).
-_LICENCE_REF = re.compile(r"LicenseRef-[A-Za-z0-9.\-]+")
+# SPDX 2.3 idstring characters, plus "+" (the or-later operator some deprecated ids carry).
 _SPDX_ALIAS = re.compile(r"[A-Za-z0-9.+\-]+")
 
 _NAME_RULES: tuple[tuple[re.Pattern[str], LicenceCategory], ...] = (
@@ -113,15 +102,6 @@ _SCANCODE_CATEGORIES: Mapping[str, tuple[LicenceCategory, bool]] = {
     "Commercial": (LicenceCategory.PROPRIETARY, True),
 }
 
-_TOP_LEVEL_KEYS = frozenset(
-    {"version", "relation_sets", "licences", "hub_licences", "other_licence_names"}
-)
-_LICENCE_KEYS = frozenset({"id", "name", "category", "url", "review_required", "terms"})
-_LICENCE_OPTIONAL_KEYS = frozenset({"notes"})
-_TERM_KEYS = frozenset({"type", "clause", "text", "carries_through"})
-_TERM_OPTIONAL_KEYS = frozenset({"value", "note"})
-_HUB_KEYS = frozenset({"licence", "review_required", "reason"})
-
 
 class LicenceError(ValueError):
     """A licence id, expression or Hub licence that cannot be used; the message says the fix."""
@@ -129,14 +109,6 @@ class LicenceError(ValueError):
     def __init__(self, message: str, *, unknown_symbols: Iterable[str] = ()) -> None:
         super().__init__(message)
         self.unknown_symbols = tuple(unknown_symbols)
-
-
-class CatalogueError(ValueError):
-    """The catalogue data file is invalid: a defect to fix before release, not bad user input."""
-
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("Invalid licence catalogue:\n- " + "\n- ".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -314,173 +286,9 @@ def validate_catalogue_data(raw: object, *, spdx_ids: Collection[str] | None = N
     """Raise CatalogueError listing every problem in catalogue data (as parsed from the YAML)."""
     if spdx_ids is None:
         spdx_ids = {record.id for record in _spdx_records() if not record.is_exception}
-    problems: list[str] = []
-    if not isinstance(raw, Mapping):
-        raise CatalogueError(["the catalogue must be a mapping"])
-    for key in sorted(set(raw) - _TOP_LEVEL_KEYS, key=str):
-        problems.append(f"unknown top-level key {key!r}")
-    if raw.get("version") != DATA_VERSION:
-        problems.append(f"version must be {DATA_VERSION}, got {raw.get('version')!r}")
-    relation_sets = raw.get("relation_sets", {})
-    if not isinstance(relation_sets, Mapping):
-        problems.append("relation_sets must be a mapping")
-    else:
-        for set_name, relations in relation_sets.items():
-            problems.extend(_relation_problems(f"relation_sets.{set_name}", relations))
-
-    licence_ids = set(spdx_ids)
-    licences = raw.get("licences")
-    if not isinstance(licences, list) or not licences:
-        problems.append("licences must be a non-empty list")
-        licences = []
-    seen: set[str] = set()
-    for index, licence in enumerate(licences):
-        where = f"licences[{index}]"
-        if isinstance(licence, Mapping) and isinstance(licence.get("id"), str):
-            where = f"licence {licence['id']!r}"
-            if licence["id"].casefold() in seen:
-                problems.append(f"{where}: defined twice")
-            seen.add(licence["id"].casefold())
-            licence_ids.add(licence["id"])
-        problems.extend(_licence_problems(where, licence, spdx_ids))
-
-    hub = raw.get("hub_licences")
-    if not isinstance(hub, Mapping) or not hub:
-        problems.append("hub_licences must be a non-empty mapping")
-    else:
-        for required in ("other", "unknown"):
-            if required not in hub:
-                problems.append(f"hub_licences must map {required!r}")
-        for hub_id, mapping in hub.items():
-            problems.extend(_hub_problems(hub_id, mapping, licence_ids))
-
-    names = raw.get("other_licence_names", {})
-    if not isinstance(names, Mapping):
-        problems.append("other_licence_names must be a mapping")
-    else:
-        for name, licence_id in names.items():
-            if not isinstance(name, str) or name != _normalise_name(name):
-                problems.append(f"other_licence_names key {name!r} must be lower case with '-'")
-            if licence_id not in licence_ids:
-                problems.append(f"other_licence_names.{name}: {licence_id!r} is not a licence")
+    problems = catalogue_problems(raw, spdx_ids=spdx_ids)
     if problems:
-        raise CatalogueError(problems)
-
-
-def _licence_problems(where: str, licence: object, spdx_ids: Collection[str]) -> list[str]:
-    if not isinstance(licence, Mapping):
-        return [f"{where}: must be a mapping"]
-    problems = _key_problems(where, licence, _LICENCE_KEYS, _LICENCE_OPTIONAL_KEYS)
-    licence_id = licence.get("id")
-    if not isinstance(licence_id, str):
-        problems.append(f"{where}: id must be a string")
-    elif licence_id.startswith("LicenseRef-"):
-        if not _LICENCE_REF.fullmatch(licence_id):
-            problems.append(
-                f"{where}: a LicenseRef id may contain only letters, digits, '.' and '-'"
-            )
-    elif licence_id not in spdx_ids:
-        problems.append(f"{where}: not an SPDX licence id (nor a LicenseRef-)")
-    for text_key in ("name", "url"):
-        if not _is_text(licence.get(text_key)):
-            problems.append(f"{where}: {text_key} must be non-empty text")
-    if _is_text(licence.get("url")) and not licence["url"].startswith("https://"):
-        problems.append(f"{where}: url must be an https URL")
-    if "notes" in licence and not _is_text(licence["notes"]):
-        problems.append(f"{where}: notes must be non-empty text")
-    if licence.get("category") not in CATEGORIES:
-        problems.append(
-            f"{where}: unknown category {licence.get('category')!r} "
-            f"(one of {', '.join(CATEGORIES)})"
-        )
-    if not isinstance(licence.get("review_required"), bool):
-        problems.append(f"{where}: review_required must be true or false")
-    terms = licence.get("terms")
-    if not isinstance(terms, list):
-        problems.append(f"{where}: terms must be a list")
-        return problems
-    for index, term in enumerate(terms):
-        problems.extend(_term_problems(f"{where} terms[{index}]", term))
-    return problems
-
-
-def _term_problems(where: str, term: object) -> list[str]:
-    if not isinstance(term, Mapping):
-        return [f"{where}: must be a mapping"]
-    problems = _key_problems(where, term, _TERM_KEYS, _TERM_OPTIONAL_KEYS)
-    term_type = term.get("type")
-    if term_type not in TERM_TYPES:
-        problems.append(
-            f"{where}: unknown term type {term_type!r} (one of {', '.join(TERM_TYPES)})"
-        )
-    for text_key in ("clause", "text"):
-        if not _is_text(term.get(text_key)):
-            problems.append(f"{where}: {text_key} must be non-empty text")
-    if "note" in term and not _is_text(term["note"]):
-        problems.append(f"{where}: note must be non-empty text")
-    problems.extend(_relation_problems(f"{where} carries_through", term.get("carries_through")))
-    value = term.get("value")
-    if term_type in VALUE_REQUIRED and value is None:
-        problems.append(f"{where}: a {term_type} term needs a value")
-    elif value is not None and term_type not in VALUE_ALLOWED:
-        problems.append(f"{where}: a {term_type} term takes no value")
-    elif term_type == TermType.USER_THRESHOLD and (
-        isinstance(value, bool) or not isinstance(value, int) or value <= 0
-    ):
-        problems.append(f"{where}: a user_threshold value must be a positive integer")
-    elif term_type == TermType.AUP_REFERENCE and not (
-        isinstance(value, str) and value.startswith("https://")
-    ):
-        problems.append(f"{where}: an aup_reference value must be an https URL")
-    elif value is not None and not _is_text(value) and term_type != TermType.USER_THRESHOLD:
-        problems.append(f"{where}: value must be non-empty text")
-    return problems
-
-
-def _relation_problems(where: str, relations: object) -> list[str]:
-    if not isinstance(relations, list):
-        return [f"{where}: must be a list of relations"]
-    problems = [
-        f"{where}: unknown relation {relation!r} (one of {', '.join(RELATIONS)})"
-        for relation in relations
-        if relation not in RELATIONS
-    ]
-    if len(set(map(str, relations))) != len(relations):
-        problems.append(f"{where}: lists a relation twice")
-    return problems
-
-
-def _hub_problems(hub_id: object, mapping: object, licence_ids: Collection[str]) -> list[str]:
-    where = f"hub_licences.{hub_id}"
-    if not isinstance(hub_id, str) or hub_id != hub_id.strip().lower():
-        return [f"{where}: Hub ids are lower case"]
-    if not isinstance(mapping, Mapping):
-        return [f"{where}: must be a mapping"]
-    problems = [
-        f"{where}: unknown key {key!r}" for key in sorted(set(mapping) - _HUB_KEYS, key=str)
-    ]
-    if mapping.get("licence") not in licence_ids:
-        problems.append(f"{where}: {mapping.get('licence')!r} is not a catalogue licence")
-    review_required = mapping.get("review_required", False)
-    if not isinstance(review_required, bool):
-        problems.append(f"{where}: review_required must be true or false")
-    if review_required and not _is_text(mapping.get("reason")):
-        problems.append(f"{where}: an id that needs review must give a reason")
-    return problems
-
-
-def _key_problems(
-    where: str, data: Mapping[Any, Any], required: frozenset[str], optional: frozenset[str]
-) -> list[str]:
-    problems = [f"{where}: missing {key!r}" for key in sorted(required - set(data))]
-    problems += [
-        f"{where}: unknown key {key!r}" for key in sorted(set(data) - required - optional, key=str)
-    ]
-    return problems
-
-
-def _is_text(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
+        raise CatalogueError(problems, source=DATA_FILE.name)
 
 
 @functools.cache

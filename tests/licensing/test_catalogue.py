@@ -5,6 +5,7 @@ import json
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 from license_expression import get_license_index
 
 from licensing.catalogue import (
@@ -20,6 +21,7 @@ from licensing.catalogue import (
     validate_catalogue_data,
 )
 from licensing.catalogue.loader import DATA_FILE
+from licensing.catalogue.validation import SCHEMA_FILE
 from licensing.expressions import parse_expression
 
 # Every licence id the Hugging Face Hub lists.
@@ -73,6 +75,29 @@ def only_term(licence_id, term_type):
 
 def test_shipped_catalogue_validates():
     validate_catalogue_data(shipped_data())
+
+
+def test_schema_is_valid_and_has_the_vocabularies_of_the_code():
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    vocabularies = {
+        name: tuple(schema["$defs"][name]["enum"]) for name in ("category", "term_type", "relation")
+    }
+    assert vocabularies == {"category": CATEGORIES, "term_type": TERM_TYPES, "relation": RELATIONS}
+
+
+def test_a_problem_names_the_file_the_path_and_what_was_expected():
+    data = copy.deepcopy(shipped_data())
+    licence = data["licences"][0]
+    licence["terms"][0]["carries_through"] = ["forked"]
+    with pytest.raises(CatalogueError) as excinfo:
+        validate_catalogue_data(data)
+    assert str(excinfo.value) == (
+        "Invalid licence catalogue ml_licences.yaml:\n"
+        f"- licences[0] ({licence['id']}).terms[0] ({licence['terms'][0]['type']})"
+        ".carries_through[0]: unknown relation 'forked' (one of finetune, adapter, quantized, "
+        "merge, distillation, continued_pretraining, trained_on)"
+    )
 
 
 def test_every_entry_uses_the_vocabularies():

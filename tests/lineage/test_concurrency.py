@@ -14,6 +14,7 @@ from django.db import connection, connections
 
 from lineage import services
 from lineage.models import HeldThrough, LineageEdge
+from lineage.services import edges, holds
 from registry.errors import InvalidInput
 
 pytestmark = [
@@ -60,14 +61,14 @@ def run_together(*calls):
 def checks_meet(monkeypatch):
     """Make each edge insertion wait for the other one right after its cycle check."""
     barrier = threading.Barrier(2)
-    check = services._would_close_cycle
+    check = edges._would_close_cycle
 
     def check_then_meet(child_id, parent_ids):
         found = check(child_id, parent_ids)
         meet(barrier)
         return found
 
-    monkeypatch.setattr(services, "_would_close_cycle", check_then_meet)
+    monkeypatch.setattr(edges, "_would_close_cycle", check_then_meet)
 
 
 def test_two_concurrent_edges_cannot_make_a_two_version_cycle(make_version, engineer, checks_meet):
@@ -109,7 +110,7 @@ def test_a_hold_placed_during_a_registration_reaches_the_new_descendant(
     tuned = derive(base)
     child = make_version()
     barrier = threading.Barrier(2)
-    propagate, audit = services._propagate_holds, services.audit_record
+    propagate, audit = edges._propagate_holds, holds.audit_record
 
     def propagate_after_meeting(child_id, parent_ids):
         meet(barrier)
@@ -120,8 +121,8 @@ def test_a_hold_placed_during_a_registration_reaches_the_new_descendant(
             meet(barrier)
         return audit(**kwargs)
 
-    monkeypatch.setattr(services, "_propagate_holds", propagate_after_meeting)
-    monkeypatch.setattr(services, "audit_record", audit_after_meeting)
+    monkeypatch.setattr(edges, "_propagate_holds", propagate_after_meeting)
+    monkeypatch.setattr(holds, "audit_record", audit_after_meeting)
     hold, edge = run_together(
         lambda: services.hold_place(actor=compliance_user, version=base, reason="withdrawn"),
         lambda: services.edge_create(

@@ -1,46 +1,31 @@
-"""Writes: catalogue sync, compliance's licence corrections, policy rules and waivers.
-
-Every write checks permission, validates, and is audited in the same transaction. Every rule
-change bumps the policy's revision and stores the rule set as that revision.
-"""
-
-from __future__ import annotations
+"""Writes of the licence policy's rules. Every rule change bumps the policy's revision and
+stores the rule set as that revision."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
-from django.utils import timezone
 
 from licensing.catalogue import CATEGORIES, TERM_TYPES
 from licensing.models import (
     CONFLICT_TERM_TYPES,
     Condition,
-    HubLicenceMapping,
     Licence,
     LicencePolicy,
     LicencePolicyRevision,
     LicenceRule,
-    LicenceTerm,
-    LicenceWaiver,
     Scope,
     Severity,
 )
 from licensing.policy import placeholder_problems
-from licensing.seeding import SyncReport, seed_catalogue, seed_default_policy
+from licensing.services.shared import require_compliance
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
-from registry.gates import DISTRIBUTIONS, USES, involved_user_ids
-from registry.models import ModelVersion, Stage
-from registry.selectors import is_compliance
+from registry.errors import Conflict, InvalidInput, invalid_from_django
+from registry.gates import DISTRIBUTIONS, USES
+from registry.models import Stage
 
-LICENCE_EDITABLE = {"category", "review_required", "notes"}
 RULE_FIELDS = {
     "name",
     "position",
@@ -57,85 +42,6 @@ RULE_FIELDS = {
     "message",
     "how_to_fix",
 }
-
-
-def _require_compliance(actor, what: str) -> None:
-    if not is_compliance(actor):
-        raise PermissionRefused(f"Only compliance staff can {what}.")
-
-
-# --- Catalogue ------------------------------------------------------------------------------
-
-
-@transaction.atomic
-def licences_sync(*, actor=None) -> SyncReport:
-    """Re-seed licences, terms and Hub ids from the catalogue; keep compliance's corrections.
-    Creates the default policy when no licence policy exists. `actor` None: the system."""
-    if actor is not None:
-        _require_compliance(actor, "re-sync the licence catalogue")
-    report = seed_catalogue(Licence, LicenceTerm, HubLicenceMapping)
-    created_policy = seed_default_policy(LicencePolicy, LicenceRule, LicencePolicyRevision)
-    audit_record(
-        actor=actor,
-        action="licence_catalogue.sync",
-        object_type="licensing.licence",
-        object_id="catalogue",
-        after=report.to_dict() | {"default_policy_created": created_policy},
-    )
-    return report
-
-
-@transaction.atomic
-def licence_update(*, actor, licence: Licence, changes: dict[str, Any]) -> Licence:
-    """Compliance corrects a licence's category, review flag or notes; the sync keeps them."""
-    _require_compliance(actor, "change licence categories or review flags")
-    unknown = sorted(set(changes) - LICENCE_EDITABLE)
-    if unknown:
-        raise InvalidInput(
-            f"These fields cannot be changed: {', '.join(unknown)}; the catalogue owns them. "
-            f"Changeable: {', '.join(sorted(LICENCE_EDITABLE))}.",
-            fields={name: ["This field cannot be changed."] for name in unknown},
-        )
-    if "category" in changes and changes["category"] not in CATEGORIES:
-        raise InvalidInput.for_field(
-            "category",
-            f"Unknown category '{changes['category']}'; use one of: {', '.join(CATEGORIES)}.",
-        )
-    if "review_required" in changes and not isinstance(changes["review_required"], bool):
-        raise InvalidInput.for_field("review_required", "Give true or false.")
-    licence = Licence.objects.select_for_update().get(pk=licence.pk)
-    before = _licence_snapshot(licence)
-    for name, value in changes.items():
-        setattr(licence, name, value)
-    if {"category", "review_required"} & set(changes):
-        licence.compliance_override = (licence.category, licence.review_required) != (
-            licence.catalogue_category,
-            licence.catalogue_review_required,
-        )
-        licence.reviewed_by = actor
-        licence.reviewed_at = timezone.now()
-    licence.save()
-    audit_record(
-        actor=actor,
-        action="licence.update",
-        obj=licence,
-        before=before,
-        after=_licence_snapshot(licence),
-    )
-    return licence
-
-
-def _licence_snapshot(licence: Licence) -> dict[str, Any]:
-    return {
-        "spdx_id": licence.spdx_id,
-        "category": licence.category,
-        "review_required": licence.review_required,
-        "notes": licence.notes,
-        "compliance_override": licence.compliance_override,
-    }
-
-
-# --- Policy rules ---------------------------------------------------------------------------
 
 
 def rule_snapshot(rule: LicenceRule) -> dict[str, Any]:
@@ -279,7 +185,7 @@ def _locked_policy(policy: LicencePolicy) -> LicencePolicy:
     return LicencePolicy.objects.select_for_update().get(pk=policy.pk)
 
 
-def _active_policy_or_refuse() -> LicencePolicy:
+def active_policy_or_refuse() -> LicencePolicy:
     policy = LicencePolicy.objects.filter(active=True).first()
     if policy is None:
         raise InvalidInput("No licence policy is active; run manage.py licences_sync first.")
@@ -331,8 +237,8 @@ def licence_rule_create(
     uses: Sequence[str] = (),
     distributions: Sequence[str] = (),
 ) -> LicenceRule:
-    _require_compliance(actor, "change the licence policy")
-    policy = _locked_policy(policy or _active_policy_or_refuse())
+    require_compliance(actor, "change the licence policy")
+    policy = _locked_policy(policy or active_policy_or_refuse())
     if position is None:
         last = LicenceRule.objects.filter(policy=policy).aggregate(last=Max("position"))["last"]
         position = (last or 0) + 10
@@ -374,7 +280,7 @@ def licence_rule_create(
 
 @transaction.atomic
 def licence_rule_update(*, actor, rule: LicenceRule, changes: dict[str, Any]) -> LicenceRule:
-    _require_compliance(actor, "change the licence policy")
+    require_compliance(actor, "change the licence policy")
     policy = _locked_policy(rule.policy)
     rule = LicenceRule.objects.select_related("licence").get(pk=rule.pk)
     before = rule_snapshot(rule)
@@ -396,7 +302,7 @@ def licence_rule_update(*, actor, rule: LicenceRule, changes: dict[str, Any]) ->
 
 @transaction.atomic
 def licence_rule_delete(*, actor, rule: LicenceRule) -> None:
-    _require_compliance(actor, "change the licence policy")
+    require_compliance(actor, "change the licence policy")
     policy = _locked_policy(rule.policy)
     rule = LicenceRule.objects.select_related("licence").get(pk=rule.pk)
     before = rule_snapshot(rule)
@@ -411,149 +317,3 @@ def licence_rule_delete(*, actor, rule: LicenceRule) -> None:
         before=before,
         after={"policy_revision": policy.revision},
     )
-
-
-# --- Waivers --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WaiverRequest:
-    approver: Any
-    licence_id: str
-    policy: LicencePolicy
-
-
-def licence_waiver_validate(
-    *,
-    version: ModelVersion,
-    rule_name: str,
-    reason: str,
-    approver,
-    expires_at: datetime | None,
-    licence_id: str = "",
-) -> WaiverRequest:
-    """Check a waiver request without writing; raises an error naming the bad field."""
-    if not isinstance(reason, str) or not reason.strip():
-        raise InvalidInput.for_field(
-            "reason", "A waiver needs a reason compliance can stand by; say why it is acceptable."
-        )
-    if expires_at is None:
-        raise InvalidInput.for_field(
-            "expires_at", "A waiver needs an expiry date; licence waivers do not last forever."
-        )
-    now = timezone.now()
-    if expires_at <= now:
-        raise InvalidInput.for_field(
-            "expires_at", "The expiry date is in the past; give a date in the future."
-        )
-    if expires_at > now + timedelta(days=settings.PEDIGREE_WAIVER_MAX_DAYS):
-        raise InvalidInput.for_field(
-            "expires_at", f"Waivers last at most {settings.PEDIGREE_WAIVER_MAX_DAYS} days."
-        )
-    approver = _resolve_approver(approver)
-    if approver.pk in involved_user_ids(version):
-        raise PermissionRefused.for_field(
-            "approver",
-            f"{approver.username} registered or produced {version}, so cannot approve a waiver "
-            "for it (separation of duties); name another compliance officer.",
-        )
-    policy = _active_policy_or_refuse()
-    rule = LicenceRule.objects.filter(policy=policy, name=rule_name).first()
-    if rule is None:
-        names = ", ".join(policy.rules.values_list("name", flat=True))
-        raise InvalidInput.for_field(
-            "rule", f"The active licence policy has no rule '{rule_name}'; one of: {names}."
-        )
-    if rule.severity == Severity.HINT:
-        raise InvalidInput.for_field("rule", f"'{rule_name}' only gives hints; nothing to waive.")
-    licence_id = (licence_id or "").strip()
-    if licence_id and licence_id != "NONE":
-        licence = Licence.objects.filter(spdx_id__iexact=licence_id).first()
-        if licence is None:
-            raise InvalidInput.for_field(
-                "licence", f"Unknown licence '{licence_id}'; name an SPDX id or LicenseRef."
-            )
-        licence_id = licence.spdx_id
-    return WaiverRequest(approver=approver, licence_id=licence_id, policy=policy)
-
-
-@transaction.atomic
-def licence_waiver_grant(
-    *,
-    actor,
-    version: ModelVersion,
-    rule_name: str,
-    reason: str,
-    approver,
-    expires_at: datetime | None,
-    licence_id: str = "",
-) -> LicenceWaiver:
-    """Waive the violations of one rule (optionally for one licence) on these exact weights."""
-    _require_compliance(actor, "waive licence violations")
-    request = licence_waiver_validate(
-        version=version,
-        rule_name=rule_name,
-        reason=reason,
-        approver=approver,
-        expires_at=expires_at,
-        licence_id=licence_id,
-    )
-    waiver = LicenceWaiver(
-        version=version,
-        artefact_digest=version.artefact_digest,
-        rule_name=rule_name,
-        licence_id=request.licence_id,
-        reason=reason.strip(),
-        approver=request.approver,
-        granted_by=actor,
-        expires_at=expires_at,
-    )
-    waiver.save(force_insert=True)
-    audit_record(
-        actor=actor,
-        action="licence_waiver.grant",
-        obj=version,
-        after={
-            "waiver": waiver.pk,
-            "rule": rule_name,
-            "licence": request.licence_id or None,
-            "reason": waiver.reason,
-            "approver": request.approver.username,
-            "digest": version.artefact_digest,
-            "expires_at": expires_at,
-            "policy_revision": request.policy.revision,
-        },
-    )
-    return waiver
-
-
-def _resolve_approver(approver):
-    if isinstance(approver, str):
-        user = get_user_model().objects.filter(username=approver, is_active=True).first()
-        if user is None:
-            raise InvalidInput.for_field("approver", f"No active user named '{approver}'.")
-        approver = user
-    if approver is None:
-        raise InvalidInput.for_field("approver", "Name the compliance officer who approves it.")
-    if not is_compliance(approver):
-        raise InvalidInput.for_field(
-            "approver", f"{approver.username} is not compliance staff; name a compliance officer."
-        )
-    return approver
-
-
-@transaction.atomic
-def licence_waiver_revoke(*, actor, waiver: LicenceWaiver) -> LicenceWaiver:
-    _require_compliance(actor, "revoke licence waivers")
-    waiver = LicenceWaiver.objects.select_for_update().get(pk=waiver.pk)
-    if waiver.revoked_at is None:
-        waiver.revoked_at = timezone.now()
-        waiver.revoked_by = actor
-        waiver.save(update_fields=["revoked_at", "revoked_by"])
-        audit_record(
-            actor=actor,
-            action="licence_waiver.revoke",
-            obj=waiver.version,
-            after={"waiver": waiver.pk, "rule": waiver.rule_name},
-        )
-    return waiver

@@ -1,0 +1,234 @@
+"""Requesting, cancelling and sweeping evaluation runs (the broker's side of a run's life).
+
+A request binds the run to the exact bytes it will judge (artefact digest, dataset SHA-256,
+base digest) and enqueues its task after the commit; the sweep re-queues runs whose worker
+vanished, or fails them after too many attempts.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from evaluators.engine.names import KINDS_NEEDING_BASE, TABULAR_LINEAR
+from evaluators.models import (
+    ACTIVE_STATUSES,
+    Device,
+    EvaluationRun,
+    EvaluationSuite,
+    Queue,
+    RunStatus,
+    Task,
+)
+from evaluators.selectors import evaluation_base, evaluator_kind
+from evaluators.sources import SourceError, locate_artefact, locate_dataset
+from registry.audit import audit_record
+from registry.errors import Conflict, InvalidInput, PermissionRefused
+from registry.models import ModelVersion
+from registry.selectors import is_compliance, is_team_member
+
+MAX_SWEEP_BATCH = 100
+
+
+def _queue_for(device: str) -> str:
+    """A run asking for CUDA goes to the GPU workers; `auto` and `cpu` to the CPU queue (a GPU
+    host that also consumes `cpu` runs `auto` requests on its GPU)."""
+    return Queue.GPU if device == Device.CUDA else Queue.CPU
+
+
+def _require_run_permission(actor, version: ModelVersion, what: str) -> None:
+    if not (is_compliance(actor) or is_team_member(actor, version.model.team_id)):
+        raise PermissionRefused(
+            f"Only members of team '{version.model.team.slug}' or compliance staff can {what} "
+            f"evaluations of {version}."
+        )
+
+
+def _enqueue(run: EvaluationRun) -> None:
+    from evaluators.tasks import evaluate_run
+
+    transaction.on_commit(
+        lambda: evaluate_run.apply_async(args=[run.pk], queue=run.queue), robust=True
+    )
+
+
+def run_request(
+    *, actor, version: ModelVersion, suite: EvaluationSuite, device: str = Device.AUTO
+) -> tuple[EvaluationRun, bool]:
+    """Ask for an evaluation of `version`'s exact weights on `suite`; returns the run and whether
+    it was created (an active run for the same version and suite is returned instead).
+
+    The task is enqueued after the commit, on the `gpu` queue for `device="cuda"`.
+    """
+    _require_run_permission(actor, version, "request")
+    if device not in Device.values:
+        raise InvalidInput.for_field("device", f"Use one of: {', '.join(Device.values)}.")
+    try:
+        locate_artefact(version)
+    except SourceError as error:
+        raise InvalidInput.for_field("version", str(error)) from None
+    kind = evaluator_kind(version)
+    if kind is None:
+        raise InvalidInput.for_field(
+            "version",
+            f"Pedigree cannot tell how to evaluate {version}: its files hold no config.json "
+            "(transformers classifier), adapter_config.json (PEFT adapter) or "
+            "head_config.json + head.safetensors (embedding head) or tabular_config.json "
+            "(tabular linear model).",
+        )
+    if (kind == TABULAR_LINEAR) != (suite.task == Task.TABULAR_CLASSIFICATION):
+        raise InvalidInput.for_field(
+            "suite",
+            f"{version} is a {kind} model, which cannot be evaluated on {suite.name}, a "
+            f"{suite.task} suite; pick a suite of its task.",
+        )
+    base, base_digest = None, ""
+    try:
+        if kind in KINDS_NEEDING_BASE:
+            base, base_digest = evaluation_base(version)
+            locate_artefact(base)
+        locate_dataset(suite.dataset_version)
+    except SourceError as error:
+        raise InvalidInput.for_field("version", str(error)) from None
+    if suite.dataset_version.sha256 != suite.dataset_sha256:
+        raise InvalidInput.for_field(
+            "suite",
+            f"Dataset {suite.dataset_version} no longer has the SHA-256 pinned by suite "
+            f"{suite.name}; define a new suite.",
+        )
+    try:
+        with transaction.atomic():
+            active = (
+                EvaluationRun.objects.select_for_update()
+                .filter(version=version, suite=suite, status__in=ACTIVE_STATUSES)
+                .first()
+            )
+            if active is not None:
+                return active, False
+            run = EvaluationRun.objects.create(
+                suite=suite,
+                version=version,
+                artefact_digest=version.artefact_digest,
+                dataset_sha256=suite.dataset_sha256,
+                evaluator=kind,
+                base_version=base,
+                base_digest=base_digest,
+                device_requested=device,
+                queue=_queue_for(device),
+                requested_by=actor,
+            )
+            audit_record(
+                actor=actor,
+                action="evaluation.requested",
+                obj=run,
+                after={
+                    "version": str(version),
+                    "suite": suite.name,
+                    "artefact_digest": run.artefact_digest,
+                    "dataset_sha256": run.dataset_sha256,
+                    "base": str(base) if base else None,
+                    "base_digest": base_digest or None,
+                    "evaluator": kind,
+                    "device": device,
+                    "queue": run.queue,
+                },
+            )
+            _enqueue(run)
+    except IntegrityError:
+        # A concurrent request created the active run first (the partial unique constraint).
+        active = EvaluationRun.objects.filter(
+            version=version, suite=suite, status__in=ACTIVE_STATUSES
+        ).first()
+        if active is None:
+            raise
+        return active, False
+    return run, True
+
+
+@transaction.atomic
+def run_cancel(*, actor, run: EvaluationRun) -> EvaluationRun:
+    """Cancel a queued or running run; a worker running it stops at its next heartbeat."""
+    _require_run_permission(actor, run.version, "cancel")
+    now = timezone.now()
+    cancelled = EvaluationRun.objects.filter(pk=run.pk, status__in=ACTIVE_STATUSES).update(
+        status=RunStatus.CANCELLED,
+        finished_at=now,
+        claim_token=None,
+        error=f"cancelled by {actor.username}",
+    )
+    run.refresh_from_db()
+    if not cancelled:
+        raise Conflict(
+            f"Evaluation #{run.pk} has already {run.status}; there is nothing to cancel."
+        )
+    audit_record(actor=actor, action="evaluation.cancelled", obj=run, after={"status": run.status})
+    return run
+
+
+# --- The sweep ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    requeued: list[int]
+    failed: list[int]
+
+
+def runs_sweep(*, stale_seconds: int | None = None, max_attempts: int | None = None) -> SweepReport:
+    """Re-queue running runs whose heartbeat is older than the stale timeout (their worker
+    vanished), or fail them once they have been tried `max_attempts` times."""
+    stale_seconds = stale_seconds or settings.PEDIGREE_EVALUATION_STALE_SECONDS
+    max_attempts = max_attempts or settings.PEDIGREE_EVALUATION_MAX_ATTEMPTS
+    cutoff = timezone.now() - timedelta(seconds=stale_seconds)
+    stale = list(
+        EvaluationRun.objects.filter(status=RunStatus.RUNNING, last_progress_at__lt=cutoff)
+        .order_by("last_progress_at")
+        .values_list("pk", "attempts", "claim_token")[:MAX_SWEEP_BATCH]
+    )
+    requeued, failed = [], []
+    for run_id, attempts, token in stale:
+        with transaction.atomic():
+            still_stale = EvaluationRun.objects.filter(
+                pk=run_id,
+                status=RunStatus.RUNNING,
+                claim_token=token,
+                last_progress_at__lt=cutoff,
+            )
+            if attempts >= max_attempts:
+                message = (
+                    f"The worker running this evaluation stopped responding (no heartbeat for "
+                    f"{stale_seconds} s) on each of {attempts} attempts; giving up. Check the "
+                    "worker logs (out of memory?), then request the evaluation again."
+                )
+                if still_stale.update(
+                    status=RunStatus.FAILED, finished_at=timezone.now(), error=message
+                ):
+                    run = EvaluationRun.objects.select_related("version__model", "suite").get(
+                        pk=run_id
+                    )
+                    audit_record(
+                        actor=None,
+                        action="evaluation.failed",
+                        obj=run,
+                        after={
+                            "version": str(run.version),
+                            "suite": run.suite.name,
+                            "artefact_digest": run.artefact_digest,
+                            "error": message,
+                            "attempt": attempts,
+                        },
+                    )
+                    failed.append(run_id)
+            elif still_stale.update(status=RunStatus.QUEUED, claim_token=None):
+                run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
+                audit_record(
+                    actor=None,
+                    action="evaluation.requeued",
+                    obj=run,
+                    after={"previous_worker": run.worker, "attempts": attempts},
+                )
+                _enqueue(run)
+                requeued.append(run_id)
+    return SweepReport(requeued=requeued, failed=failed)

@@ -1,0 +1,69 @@
+"""Direct reads of the lineage's records: a version's parent edges, its training run, holds."""
+
+from django.db.models import QuerySet
+
+from lineage.models import HeldThrough, Hold, LineageEdge, TrainingRun
+from registry.gates import GateContext
+from registry.models import ModelVersion
+from registry.selectors import is_compliance, versions_visible_to
+
+
+def parent_edges(version: ModelVersion) -> QuerySet[LineageEdge]:
+    return (
+        LineageEdge.objects.filter(child=version)
+        .select_related("parent__model__team", "created_by")
+        .order_by("id")
+    )
+
+
+def pinned_parents(version: ModelVersion) -> list[LineageEdge]:
+    """`parent_edges` with only what gates compare: each parent's name, label and current digest
+    beside the digest pinned on the edge."""
+    return list(
+        parent_edges(version)
+        .select_related(None)
+        .select_related("parent__model")
+        .only(
+            "child_id",
+            "relation",
+            "parent_digest",
+            "parent__version",
+            "parent__artefact_digest",
+            "parent__model__name",
+        )
+    )
+
+
+def gate_parent_edges(context: GateContext) -> list[LineageEdge]:
+    """`pinned_parents` of the version a gate evaluates, read once for all its checks."""
+    return context.shared("lineage.parents", lambda: pinned_parents(context.version))
+
+
+def training_run_of(version: ModelVersion) -> TrainingRun | None:
+    return (
+        TrainingRun.objects.filter(version=version)
+        .select_related("run_by", "recorded_by", "version__model")
+        .prefetch_related("datasets__dataset_version__dataset")
+        .first()
+    )
+
+
+def active_holds_on(version_id: int) -> QuerySet[Hold]:
+    """Active holds holding `version_id`, placed on it or on any ancestor (why it is held)."""
+    return (
+        Hold.objects.filter(held_versions__version_id=version_id, lifted_at__isnull=True)
+        .select_related("version__model", "placed_by")
+        .order_by("placed_at", "id")
+    )
+
+
+def holds_visible_to(user) -> QuerySet[Hold]:
+    """Holds placed on versions the user may see."""
+    holds = Hold.objects.select_related("version__model", "placed_by", "lifted_by")
+    if is_compliance(user):
+        return holds
+    return holds.filter(version__in=versions_visible_to(user).values("pk"))
+
+
+def held_count(hold: Hold) -> int:
+    return HeldThrough.objects.filter(hold=hold).count()

@@ -1,0 +1,28 @@
+"""Writes to the lineage: derivation edges, training runs, one-call registration, holds.
+
+Every write checks permission, validates, takes the lineage lock and is audited in the same
+transaction. Bad input raises a `registry.errors` error (→ 4xx) and the surrounding
+transaction leaves nothing behind.
+"""
+
+from lineage.services.edges import MAX_PARENTS, ParentSpec, edge_create, edges_create, main_relation
+from lineage.services.holds import hold_lift, hold_place
+from lineage.services.registration import registration_create
+from lineage.services.shared import LINEAGE_LOCK_KEY, lineage_write_lock
+from lineage.services.training import MAX_DATASETS, DatasetUse, training_run_record
+
+__all__ = [
+    "LINEAGE_LOCK_KEY",
+    "MAX_DATASETS",
+    "MAX_PARENTS",
+    "DatasetUse",
+    "ParentSpec",
+    "edge_create",
+    "edges_create",
+    "hold_lift",
+    "hold_place",
+    "lineage_write_lock",
+    "main_relation",
+    "registration_create",
+    "training_run_record",
+]

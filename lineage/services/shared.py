@@ -1,0 +1,48 @@
+"""What every lineage write shares: the lineage lock, and model validation that names the bad
+field (with the prefix of the nested input it came from)."""
+
+from collections.abc import Sequence
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import connection, transaction
+from django.db import models as dj_models
+
+from registry.errors import InvalidInput, invalid_from_django
+
+# Arbitrary constant naming the PostgreSQL advisory lock that serialises lineage writes.
+LINEAGE_LOCK_KEY = 7_220_432
+
+
+def lineage_write_lock() -> None:
+    """Serialise lineage writes for the rest of the transaction (PostgreSQL).
+
+    Locking the two endpoint rows of a new edge is not enough: edges X→Y and U→V inserted at
+    once can close a cycle through existing paths Y…U and V…X without sharing a row. One
+    transaction-level advisory lock makes "check reachability, then insert" atomic, and also
+    orders hold propagation against new edges so no descendant escapes a hold. Lineage writes
+    are rare, so the contention is negligible. Take it before the transaction's first audited
+    write: the audit chain has its own lock, and taking both in one order rules out deadlock.
+    On SQLite the database file lock already serialises writers.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("lineage_write_lock must be taken inside a transaction")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LINEAGE_LOCK_KEY])
+
+
+def _prefixed(error: InvalidInput, prefix: str) -> InvalidInput:
+    if not prefix:
+        return error
+    fields = {
+        f"{prefix}.{name}" if name != "__all__" else prefix: messages
+        for name, messages in error.fields.items()
+    }
+    return InvalidInput(f"{prefix}.{error.message}" if fields else error.message, fields=fields)
+
+
+def clean(obj: dj_models.Model, *, prefix: str = "", exclude: Sequence[str] = ()) -> None:
+    try:
+        obj.full_clean(exclude=list(exclude), validate_constraints=False)
+    except DjangoValidationError as error:
+        raise _prefixed(invalid_from_django(error), prefix) from None
