@@ -4,7 +4,6 @@ per-group tables and charts. The dashboard panel lists failing fairness and rece
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 
 from evaluators import services
 from evaluators.charts import group_charts
@@ -17,6 +16,7 @@ from evaluators.selectors import (
     runs_visible_to,
     suites_visible_to,
 )
+from registry.admin_base import ReadOnlyAdmin, ServiceFormAdmin
 from registry.dashboard import Panel
 from registry.errors import ServiceError
 
@@ -36,7 +36,7 @@ SUITE_MEASURES = [
 
 
 @admin.register(EvaluationSuite)
-class EvaluationSuiteAdmin(admin.ModelAdmin):
+class EvaluationSuiteAdmin(ServiceFormAdmin):
     list_display = ["name", "team", "dataset_version", "task", "freshness_days", "updated_at"]
     list_filter = ["task", "team"]
     search_fields = ["name", "description"]
@@ -71,23 +71,18 @@ class EvaluationSuiteAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = dict(form.cleaned_data)
-        try:
-            if change:
-                changes = {
-                    name: data[name]
-                    for name in form.changed_data
-                    if name in services.SUITE_UPDATABLE
-                }
-                if "models" in changes:
-                    changes["models"] = list(changes["models"])
-                services.suite_update(actor=request.user, suite=obj, changes=changes)
-            else:
-                data["models"] = list(data.get("models") or [])
-                for name in ("dataset_sha256", "created_by", "created_at", "updated_at"):
-                    data.pop(name, None)
-                obj.pk = services.suite_create(actor=request.user, **data).pk
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        if change:
+            changes = {
+                name: data[name] for name in form.changed_data if name in services.SUITE_UPDATABLE
+            }
+            if "models" in changes:
+                changes["models"] = list(changes["models"])
+            services.suite_update(actor=request.user, suite=obj, changes=changes)
+        else:
+            data["models"] = list(data.get("models") or [])
+            for name in ("dataset_sha256", "created_by", "created_at", "updated_at"):
+                data.pop(name, None)
+            obj.pk = services.suite_create(actor=request.user, **data).pk
 
     def save_related(self, request, form, formsets, change):
         """The services set the models (and audit it); nothing else is related."""
@@ -154,7 +149,7 @@ def _result_context(run: EvaluationRun) -> dict[str, Any]:
 
 
 @admin.register(EvaluationRun)
-class EvaluationRunAdmin(admin.ModelAdmin):
+class EvaluationRunAdmin(ReadOnlyAdmin):
     change_form_template = "evaluators/admin/run_change_form.html"
     list_display = [
         "id",
@@ -221,15 +216,6 @@ class EvaluationRunAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return runs_visible_to(request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_queryset(request).filter(pk=object_id).first()

@@ -21,6 +21,7 @@ from django.utils import timezone
 from licensing.catalogue import CATEGORIES, TERM_TYPES
 from licensing.models import (
     CONFLICT_TERM_TYPES,
+    RULE_FIELDS,
     Condition,
     HubLicenceMapping,
     Licence,
@@ -41,22 +42,6 @@ from registry.models import ModelVersion, Stage
 from registry.selectors import is_compliance
 
 LICENCE_EDITABLE = {"category", "review_required", "notes"}
-RULE_FIELDS = {
-    "name",
-    "position",
-    "enabled",
-    "condition",
-    "category",
-    "licence",
-    "term_type",
-    "scope",
-    "stages",
-    "uses",
-    "distributions",
-    "severity",
-    "message",
-    "how_to_fix",
-}
 
 
 def _require_compliance(actor, what: str) -> None:
@@ -291,7 +276,7 @@ def licence_rule_validate(
 ) -> LicenceRule:
     """The rule `values` would make (new, or `rule` changed), validated but not saved; raises
     InvalidInput/Conflict naming the bad field. The admin form uses it to show field errors."""
-    unknown = sorted(set(values) - RULE_FIELDS)
+    unknown = sorted(set(values).difference(RULE_FIELDS))
     if unknown:
         raise InvalidInput(
             f"These fields cannot be changed: {', '.join(unknown)}. "

@@ -27,6 +27,8 @@ from typing import Any
 import yaml
 from license_expression import get_license_index
 
+from lineage.models import Relation
+
 DATA_FILE = Path(__file__).with_name("ml_licences.yaml")
 DATA_VERSION = 1
 
@@ -61,21 +63,13 @@ class TermType(StrEnum):
     STATE_CHANGES = "state_changes"
 
 
-class Relation(StrEnum):
-    """How a child came from a parent; `trained_on` links a dataset to a model."""
-
-    FINETUNE = "finetune"
-    ADAPTER = "adapter"
-    QUANTIZED = "quantized"
-    MERGE = "merge"
-    DISTILLATION = "distillation"
-    CONTINUED_PRETRAINING = "continued_pretraining"
-    TRAINED_ON = "trained_on"
-
+# A term carries through lineage relations (how a child came from a parent) and through
+# `trained_on`, from a dataset to the model trained on it.
+TRAINED_ON = "trained_on"
 
 CATEGORIES: tuple[str, ...] = tuple(LicenceCategory)
 TERM_TYPES: tuple[str, ...] = tuple(TermType)
-RELATIONS: tuple[str, ...] = tuple(Relation)
+RELATIONS: tuple[str, ...] = (*Relation.values, TRAINED_ON)
 
 # Terms whose meaning lies in their value ("Llama", the AUP URL, 700000000), and those that may
 # carry one (the exact notice text).
