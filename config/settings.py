@@ -196,10 +196,11 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Celery: with no broker, tasks run in-process (the embedded default).
+# Celery: with no broker, tasks run in-process (the embedded default). Their errors propagate to
+# whoever sent them: a task records its expected failures itself, so none is hidden.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL")
 CELERY_TASK_ALWAYS_EAGER = CELERY_BROKER_URL is None
-CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

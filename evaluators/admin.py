@@ -5,7 +5,6 @@ version panel, a version's evidence per applicable suite and its latest runs."""
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
 
 from evaluators import services
@@ -20,6 +19,7 @@ from evaluators.selectors import (
     runs_visible_to,
     suites_visible_to,
 )
+from registry.admin_base import ReadOnlyAdmin, ServiceFormAdmin
 from registry.errors import ServiceError
 from registry.models import ModelVersion
 
@@ -39,7 +39,7 @@ SUITE_MEASURES = [
 
 
 @admin.register(EvaluationSuite)
-class EvaluationSuiteAdmin(admin.ModelAdmin):
+class EvaluationSuiteAdmin(ServiceFormAdmin):
     list_display = ["name", "team", "dataset_version", "task", "freshness_days", "updated_at"]
     list_filter = ["task", "team"]
     search_fields = ["name", "description"]
@@ -74,23 +74,18 @@ class EvaluationSuiteAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = dict(form.cleaned_data)
-        try:
-            if change:
-                changes = {
-                    name: data[name]
-                    for name in form.changed_data
-                    if name in services.SUITE_UPDATABLE
-                }
-                if "models" in changes:
-                    changes["models"] = list(changes["models"])
-                services.suite_update(actor=request.user, suite=obj, changes=changes)
-            else:
-                data["models"] = list(data.get("models") or [])
-                for name in ("dataset_sha256", "created_by", "created_at", "updated_at"):
-                    data.pop(name, None)
-                obj.pk = services.suite_create(actor=request.user, **data).pk
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        if change:
+            changes = {
+                name: data[name] for name in form.changed_data if name in services.SUITE_UPDATABLE
+            }
+            if "models" in changes:
+                changes["models"] = list(changes["models"])
+            services.suite_update(actor=request.user, suite=obj, changes=changes)
+        else:
+            data["models"] = list(data.get("models") or [])
+            for name in ("dataset_sha256", "created_by", "created_at", "updated_at"):
+                data.pop(name, None)
+            obj.pk = services.suite_create(actor=request.user, **data).pk
 
     def save_related(self, request, form, formsets, change):
         """The services set the models (and audit it); nothing else is related."""
@@ -157,7 +152,7 @@ def _result_context(run: EvaluationRun) -> dict[str, Any]:
 
 
 @admin.register(EvaluationRun)
-class EvaluationRunAdmin(admin.ModelAdmin):
+class EvaluationRunAdmin(ReadOnlyAdmin):
     change_form_template = "evaluators/admin/run_change_form.html"
     list_display = [
         "id",
@@ -224,15 +219,6 @@ class EvaluationRunAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return runs_visible_to(request.user)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         run = self.get_queryset(request).filter(pk=object_id).first()

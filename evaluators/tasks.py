@@ -30,6 +30,8 @@ def evaluate_run(self, run_id: int) -> str:
             run_id=run_id, worker=services.worker_name(self.request.hostname)
         )
     except (OperationalError, InterfaceError) as error:
+        if self.request.is_eager:
+            raise  # in-process (no broker) there is no worker to retry later
         raise self.retry(exc=error, countdown=min(300, 15 * 2**self.request.retries)) from None
 
 

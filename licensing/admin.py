@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from licensing import services
 from licensing.models import (
+    RULE_FIELDS,
     HubLicenceMapping,
     Licence,
     LicencePolicy,
@@ -22,32 +23,10 @@ from licensing.models import (
     LicenceWaiver,
 )
 from licensing.selectors import licence_check
-from registry.errors import ServiceError
+from registry.admin_base import ReadOnlyAdmin, ReadOnlyInline, ServiceFormAdmin, form_errors
+from registry.errors import PermissionRefused, ServiceError
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import ModelVersion, Stage
-
-
-def _form_errors(form: forms.BaseForm, error: ServiceError) -> None:
-    """Show a service error on the fields it names (or on the form)."""
-    placed = False
-    for field, field_messages in error.fields.items():
-        target = field if field in form.fields else None
-        for message in field_messages:
-            form.add_error(target, message)
-        placed = True
-    if not placed:
-        form.add_error(None, error.message)
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 class LicenceTermInline(ReadOnlyInline):
@@ -63,7 +42,7 @@ class HubIdInline(ReadOnlyInline):
 
 
 @admin.register(Licence)
-class LicenceAdmin(admin.ModelAdmin):
+class LicenceAdmin(ServiceFormAdmin):
     list_display = [
         "spdx_id",
         "name",
@@ -126,29 +105,17 @@ class LicenceAdmin(admin.ModelAdmin):
             for name in form.changed_data
             if name in services.LICENCE_EDITABLE
         }
-        try:
-            services.licence_update(
-                actor=request.user, licence=Licence.objects.get(pk=obj.pk), changes=changes
-            )
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        services.licence_update(
+            actor=request.user, licence=Licence.objects.get(pk=obj.pk), changes=changes
+        )
 
 
 @admin.register(HubLicenceMapping)
-class HubLicenceMappingAdmin(admin.ModelAdmin):
+class HubLicenceMappingAdmin(ReadOnlyAdmin):
     list_display = ["hub_id", "licence", "review_required", "reason"]
     list_filter = ["review_required"]
     search_fields = ["hub_id", "licence__spdx_id"]
     list_select_related = ["licence"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 class RevisionInline(ReadOnlyInline):
@@ -166,19 +133,10 @@ class RuleInline(ReadOnlyInline):
 
 
 @admin.register(LicencePolicy)
-class LicencePolicyAdmin(admin.ModelAdmin):
+class LicencePolicyAdmin(ReadOnlyAdmin):
     list_display = ["name", "active", "revision", "updated_by", "updated_at"]
     readonly_fields = ["name", "description", "active", "revision", "updated_by", "updated_at"]
     inlines = [RuleInline, RevisionInline]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 def _choices(values) -> list[tuple[str, str]]:
@@ -207,35 +165,19 @@ class LicenceRuleForm(forms.ModelForm):
 
     class Meta:
         model = LicenceRule
-        fields = [
-            "policy",
-            "name",
-            "position",
-            "enabled",
-            "condition",
-            "category",
-            "licence",
-            "term_type",
-            "scope",
-            "stages",
-            "uses",
-            "distributions",
-            "severity",
-            "message",
-            "how_to_fix",
-        ]
+        fields = ["policy", *RULE_FIELDS]
 
     def clean(self):
         cleaned = super().clean()
         policy = cleaned.get("policy") or getattr(self.instance, "policy", None)
         if self.errors or policy is None:
             return cleaned
-        values = {name: cleaned.get(name) for name in services.RULE_FIELDS if name in cleaned}
+        values = {name: cleaned.get(name) for name in RULE_FIELDS if name in cleaned}
         try:
             existing = LicenceRule.objects.get(pk=self.instance.pk) if self.instance.pk else None
             services.licence_rule_validate(policy=policy, values=values, rule=existing)
         except ServiceError as error:
-            _form_errors(self, error)
+            form_errors(self, error)
         return cleaned
 
     def _post_clean(self):
@@ -245,7 +187,7 @@ class LicenceRuleForm(forms.ModelForm):
 
 
 @admin.register(LicenceRule)
-class LicenceRuleAdmin(admin.ModelAdmin):
+class LicenceRuleAdmin(ServiceFormAdmin):
     form = LicenceRuleForm
     list_display = [
         "name",
@@ -270,28 +212,24 @@ class LicenceRuleAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         values = {
-            name: form.cleaned_data[name]
-            for name in services.RULE_FIELDS
-            if name in form.cleaned_data
+            name: form.cleaned_data[name] for name in RULE_FIELDS if name in form.cleaned_data
         }
-        try:
-            if change:
-                changed = {name: values[name] for name in form.changed_data if name in values}
-                services.licence_rule_update(
-                    actor=request.user, rule=LicenceRule.objects.get(pk=obj.pk), changes=changed
-                )
-            else:
-                created = services.licence_rule_create(
-                    actor=request.user, policy=form.cleaned_data["policy"], **values
-                )
-                obj.pk = created.pk
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        if change:
+            changed = {name: values[name] for name in form.changed_data if name in values}
+            services.licence_rule_update(
+                actor=request.user, rule=LicenceRule.objects.get(pk=obj.pk), changes=changed
+            )
+        else:
+            created = services.licence_rule_create(
+                actor=request.user, policy=form.cleaned_data["policy"], **values
+            )
+            obj.pk = created.pk
 
     def delete_model(self, request, obj):
+        # Deleting asks nothing but the permission: there is no input to be wrong.
         try:
             services.licence_rule_delete(actor=request.user, rule=obj)
-        except ServiceError as error:
+        except PermissionRefused as error:
             raise PermissionDenied(error.message) from error
 
     def delete_queryset(self, request, queryset):
@@ -318,7 +256,7 @@ class LicenceWaiverForm(forms.ModelForm):
                 licence_id=cleaned.get("licence_id", ""),
             )
         except ServiceError as error:
-            _form_errors(self, error)
+            form_errors(self, error)
         return cleaned
 
     def _post_clean(self):
@@ -326,7 +264,7 @@ class LicenceWaiverForm(forms.ModelForm):
 
 
 @admin.register(LicenceWaiver)
-class LicenceWaiverAdmin(admin.ModelAdmin):
+class LicenceWaiverAdmin(ServiceFormAdmin):
     form = LicenceWaiverForm
     list_display = [
         "version",
@@ -368,18 +306,15 @@ class LicenceWaiverAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
-        try:
-            waiver = services.licence_waiver_grant(
-                actor=request.user,
-                version=data["version"],
-                rule_name=data["rule_name"],
-                licence_id=data.get("licence_id", ""),
-                reason=data["reason"],
-                approver=data["approver"],
-                expires_at=data["expires_at"],
-            )
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        waiver = services.licence_waiver_grant(
+            actor=request.user,
+            version=data["version"],
+            rule_name=data["rule_name"],
+            licence_id=data.get("licence_id", ""),
+            reason=data["reason"],
+            approver=data["approver"],
+            expires_at=data["expires_at"],
+        )
         obj.pk = waiver.pk
 
     @admin.action(description="Revoke the selected waivers")

@@ -261,6 +261,26 @@ class LicenceRule(models.Model):
         return self.name
 
 
+# What a rule says, in the order the admin and the API show it: all its fields but the policy
+# it belongs to and its timestamp.
+RULE_FIELDS = (
+    "name",
+    "position",
+    "enabled",
+    "condition",
+    "category",
+    "licence",
+    "term_type",
+    "scope",
+    "stages",
+    "uses",
+    "distributions",
+    "severity",
+    "message",
+    "how_to_fix",
+)
+
+
 class LicenceWaiver(models.Model):
     """Compliance waives one rule's violations (optionally for one licence) on exact weights,
     with a reason and a named approver, until it expires."""

@@ -19,11 +19,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from licensing.catalogue import UNKNOWN_LICENCE_ID, LicenceError
+from licensing.catalogue import TRAINED_ON, UNKNOWN_LICENCE_ID, LicenceError
 from licensing.validation import parsed
 from lineage.selectors import Ancestry, AncestryEdge, AncestryNode
-
-TRAINED_ON = "trained_on"
 
 
 @dataclass(frozen=True)

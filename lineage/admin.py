@@ -15,19 +15,8 @@ from lineage.checks import hold_reason
 from lineage.models import Hold, LineageEdge, TrainingDataset, TrainingRun
 from lineage.picture import NODE_HEIGHT, NODE_WIDTH, version_picture
 from lineage.selectors import active_holds_on, held_count
-from registry.errors import ServiceError
+from registry.admin_base import ReadOnlyAdmin, ReadOnlyInline, ServiceFormAdmin
 from registry.models import ModelVersion
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(LineageEdge)
@@ -62,18 +51,10 @@ class LineageEdgeAdmin(ReadOnlyAdmin):
         )
 
 
-class TrainingDatasetInline(admin.TabularInline):
+class TrainingDatasetInline(ReadOnlyInline):
     model = TrainingDataset
     fields = ("dataset_version", "role", "sha256")
     readonly_fields = fields
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(TrainingRun)
@@ -100,7 +81,7 @@ class HoldForm(forms.ModelForm):
 
 
 @admin.register(Hold)
-class HoldAdmin(admin.ModelAdmin):
+class HoldAdmin(ServiceFormAdmin):
     form = HoldForm
     list_display = [
         "id",
@@ -163,22 +144,19 @@ class HoldAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        try:
-            if not change:
-                hold = services.hold_place(
-                    actor=request.user,
-                    version=form.cleaned_data["version"],
-                    category=form.cleaned_data["category"],
-                    reason=form.cleaned_data["reason"],
-                    reference=form.cleaned_data["reference"],
-                )
-                obj.pk = hold.pk
-            elif form.cleaned_data.get("lift_reason_given"):
-                services.hold_lift(
-                    actor=request.user, hold=obj, reason=form.cleaned_data["lift_reason_given"]
-                )
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        if not change:
+            hold = services.hold_place(
+                actor=request.user,
+                version=form.cleaned_data["version"],
+                category=form.cleaned_data["category"],
+                reason=form.cleaned_data["reason"],
+                reference=form.cleaned_data["reference"],
+            )
+            obj.pk = hold.pk
+        elif form.cleaned_data.get("lift_reason_given"):
+            services.hold_lift(
+                actor=request.user, hold=obj, reason=form.cleaned_data["lift_reason_given"]
+            )
 
 
 def version_panel_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:

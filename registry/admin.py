@@ -14,6 +14,7 @@ from django.utils.html import format_html, format_html_join
 
 from pedigree_client.artefacts import weight_parameters
 from registry import services
+from registry.admin_base import ReadOnlyAdmin, ServiceFormAdmin
 from registry.errors import ServiceError
 from registry.gates import DISTRIBUTIONS, USES, gate_evaluate
 from registry.models import (
@@ -36,11 +37,10 @@ from registry.plugins import VersionPanel, plugins
 from registry.selectors import versions_visible_to
 
 
-class ServiceAdmin(admin.ModelAdmin):
-    """Saves through the app's services, so the admin obeys the API's rules and leaves the same
-    audit. Fields given at creation (`create_fields`) that the update service does not accept
-    (`updatable_fields`) are read-only afterwards; a refused write is a 403 page naming the
-    rule."""
+class ServiceAdmin(ServiceFormAdmin):
+    """Creates through `create_object` and updates through `update_object`, each calling one
+    service. Fields given at creation (`create_fields`) that the update service does not accept
+    (`updatable_fields`) are read-only afterwards."""
 
     create_fields: tuple[str, ...] = ()
     updatable_fields: frozenset[str] = frozenset()
@@ -62,25 +62,20 @@ class ServiceAdmin(admin.ModelAdmin):
         return False
 
     def save_model(self, request, obj, form, change):
-        try:
-            if change:
-                # The form already wrote its values onto `obj`: give the service the stored
-                # row, so the audit's "before" is what was there.
-                # Many-to-many fields are saved (and audited) by save_related.
-                relations = {field.name for field in obj._meta.many_to_many}
-                changes = {
-                    name: form.cleaned_data[name]
-                    for name in form.changed_data
-                    if name not in relations
-                }
-                if changes:
-                    stored = type(obj).objects.get(pk=obj.pk)
-                    self.update_object(request.user, stored, changes)
-            else:
-                data = {name: form.cleaned_data[name] for name in self.create_fields}
-                obj.pk = self.create_object(request.user, data).pk
-        except ServiceError as error:
-            raise PermissionDenied(error.message) from error
+        if change:
+            # The form already wrote its values onto `obj`: give the service the stored row, so
+            # the audit's "before" is what was there.
+            # Many-to-many fields are saved (and audited) by save_related.
+            relations = {field.name for field in obj._meta.many_to_many}
+            changes = {
+                name: form.cleaned_data[name] for name in form.changed_data if name not in relations
+            }
+            if changes:
+                stored = type(obj).objects.get(pk=obj.pk)
+                self.update_object(request.user, stored, changes)
+        else:
+            data = {name: form.cleaned_data[name] for name in self.create_fields}
+            obj.pk = self.create_object(request.user, data).pk
 
 
 @admin.register(Team)
@@ -436,22 +431,13 @@ class DatasetVersionAdmin(ServiceAdmin):
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    """Read-only: the log is append-only and no surface edits or deletes it."""
+class AuditEntryAdmin(ReadOnlyAdmin):
+    """The log is append-only and no surface edits or deletes it."""
 
     list_display = ["id", "at", "actor_name", "action", "object_type", "object_repr"]
     list_filter = ["action", "object_type"]
     search_fields = ["object_repr", "actor_name", "action", "hash"]
     list_select_related = ["actor"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(StagePolicy)
@@ -487,17 +473,6 @@ class StagePolicyAdmin(ServiceAdmin):
 
     def update_object(self, actor, instance, changes):
         return services.stage_policy_update(actor=actor, policy=instance, changes=changes)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(GateDecision)

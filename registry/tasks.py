@@ -54,7 +54,8 @@ def deliver_event(self, delivery_id: int) -> str:
         EventDelivery.objects.filter(pk=delivery_id).update(
             status=DeliveryStatus.FAILED, last_error=str(error)[:2000]
         )
-        if self.request.retries < self.max_retries:
+        # In-process (no broker) there is no worker to retry later: the failure stays recorded.
+        if not self.request.is_eager and self.request.retries < self.max_retries:
             raise self.retry(countdown=min(600, 2**self.request.retries * 5)) from None
         return "failed"
     EventDelivery.objects.filter(pk=delivery_id).update(

@@ -8,7 +8,8 @@ from evaluators.engine.names import FAIRNESS_METRICS, KNOWN_METRICS, QUALITY_MET
 from evaluators.models import Device, EvaluationResult, EvaluationRun, EvaluationSuite
 from evaluators.selectors import dataset_version_by_ref, run_findings
 from evaluators.services import SUITE_UPDATABLE
-from registry.api.serializers import StrictFieldsMixin, StrictSerializer, VisibleSlugField
+from registry.api.base import StrictFieldsMixin, StrictSerializer
+from registry.api.serializers import VisibleSlugField
 from registry.selectors import teams_visible_to
 
 

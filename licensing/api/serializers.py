@@ -3,6 +3,7 @@
 from rest_framework import serializers
 
 from licensing.models import (
+    RULE_FIELDS,
     HubLicenceMapping,
     Licence,
     LicencePolicy,
@@ -78,23 +79,7 @@ class LicenceRuleSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LicenceRule
-        fields = [
-            "name",
-            "position",
-            "enabled",
-            "condition",
-            "category",
-            "licence",
-            "term_type",
-            "scope",
-            "stages",
-            "uses",
-            "distributions",
-            "severity",
-            "message",
-            "how_to_fix",
-            "updated_at",
-        ]
+        fields = [*RULE_FIELDS, "updated_at"]
         read_only_fields = fields
 
 

@@ -1,12 +1,11 @@
 """Licensing endpoints. Thin: parse, call one service or selector, present."""
 
-from django.http import Http404, HttpResponse
+from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAuthenticated
-from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -24,22 +23,9 @@ from licensing.api.serializers import (
 from licensing.exports import FORMATS, version_export
 from licensing.filters import LicenceFilter, LicenceWaiverFilter
 from licensing.models import LicencePolicyRevision
+from registry.api.base import parsed_query, visible_version
 from registry.errors import InvalidInput, NotFound
-from registry.models import ModelVersion
-from registry.selectors import version_by_ref, versions_visible_to
-
-
-def visible_version(request: Request, pk: int) -> ModelVersion:
-    version = versions_visible_to(request.user).filter(pk=pk).first()
-    if version is None:
-        raise Http404
-    return version
-
-
-def parsed_query(serializer_class, request: Request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
+from registry.selectors import version_by_ref
 
 
 class LicenceViewSet(viewsets.ReadOnlyModelViewSet):

@@ -29,6 +29,7 @@ import yaml
 from license_expression import get_license_index
 
 from licensing.catalogue.validation import CatalogueError, catalogue_problems
+from lineage.models import Relation
 
 DATA_FILE = Path(__file__).with_name("ml_licences.yaml")
 
@@ -63,21 +64,13 @@ class TermType(StrEnum):
     STATE_CHANGES = "state_changes"
 
 
-class Relation(StrEnum):
-    """How a child came from a parent; `trained_on` links a dataset to a model."""
-
-    FINETUNE = "finetune"
-    ADAPTER = "adapter"
-    QUANTIZED = "quantized"
-    MERGE = "merge"
-    DISTILLATION = "distillation"
-    CONTINUED_PRETRAINING = "continued_pretraining"
-    TRAINED_ON = "trained_on"
-
+# A term carries through lineage relations (how a child came from a parent) and through
+# `trained_on`, from a dataset to the model trained on it.
+TRAINED_ON = "trained_on"
 
 CATEGORIES: tuple[str, ...] = tuple(LicenceCategory)
 TERM_TYPES: tuple[str, ...] = tuple(TermType)
-RELATIONS: tuple[str, ...] = tuple(Relation)
+RELATIONS: tuple[str, ...] = (*Relation.values, TRAINED_ON)
 
 # SPDX 2.3 idstring characters, plus "+" (the or-later operator some deprecated ids carry).
 _SPDX_ALIAS = re.compile(r"[A-Za-z0-9.+\-]+")

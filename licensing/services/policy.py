@@ -11,6 +11,7 @@ from django.db.models import Max
 from licensing.catalogue import CATEGORIES, TERM_TYPES
 from licensing.models import (
     CONFLICT_TERM_TYPES,
+    RULE_FIELDS,
     Condition,
     Licence,
     LicencePolicy,
@@ -25,23 +26,6 @@ from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, invalid_from_django
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import Stage
-
-RULE_FIELDS = {
-    "name",
-    "position",
-    "enabled",
-    "condition",
-    "category",
-    "licence",
-    "term_type",
-    "scope",
-    "stages",
-    "uses",
-    "distributions",
-    "severity",
-    "message",
-    "how_to_fix",
-}
 
 
 def rule_snapshot(rule: LicenceRule) -> dict[str, Any]:
@@ -197,7 +181,7 @@ def licence_rule_validate(
 ) -> LicenceRule:
     """The rule `values` would make (new, or `rule` changed), validated but not saved; raises
     InvalidInput/Conflict naming the bad field. The admin form uses it to show field errors."""
-    unknown = sorted(set(values) - RULE_FIELDS)
+    unknown = sorted(set(values).difference(RULE_FIELDS))
     if unknown:
         raise InvalidInput(
             f"These fields cannot be changed: {', '.join(unknown)}. "

@@ -17,24 +17,14 @@ from lineage.models import (
 )
 from lineage.selectors import LineageGraph, LineagePath
 from lineage.services import MAX_DATASETS, MAX_PARENTS, DatasetUse, ParentSpec
+from registry.api.base import StrictFieldsMixin
 from registry.models import ModelKind, RiskTier, Visibility
 
 
-class StrictMixin:
-    """Refuses keys it does not know, instead of silently ignoring a typo."""
+class StrictMixin(StrictFieldsMixin):
+    """Lineage's inputs have no read-only fields, so a refused key is simply unknown."""
 
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            known = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - known)
-            if unknown:
-                raise serializers.ValidationError(
-                    {
-                        name: [f"Unknown field. Known fields: {', '.join(sorted(known))}."]
-                        for name in unknown
-                    }
-                )
-        return super().to_internal_value(data)
+    unknown_field_hint = "Unknown field. Known fields: {fields}."
 
 
 @extend_schema_field(

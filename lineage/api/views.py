@@ -28,23 +28,11 @@ from lineage.api.serializers import (
 )
 from lineage.filters import HoldFilter
 from lineage.models import DatasetRole
+from registry.api.base import parsed_query, visible_version
 from registry.api.serializers import VersionSerializer
 from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion
 from registry.selectors import dataset_versions_visible_to, version_by_ref, versions_visible_to
-
-
-def visible_version(request: Request, pk: int) -> ModelVersion:
-    version = versions_visible_to(request.user).filter(pk=pk).first()
-    if version is None:
-        raise Http404
-    return version
-
-
-def parsed_query(serializer_class, request: Request) -> dict:
-    serializer = serializer_class(data=request.query_params)
-    serializer.is_valid(raise_exception=True)
-    return serializer.validated_data
 
 
 def registration_result(request: Request, version: ModelVersion) -> dict:

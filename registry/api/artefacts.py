@@ -16,7 +16,8 @@ from rest_framework.views import APIView
 from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.api.authentication import TokenAuthentication
-from registry.api.serializers import StrictFieldsMixin, VersionSerializer, VisibleSlugField
+from registry.api.base import StrictFieldsMixin
+from registry.api.serializers import VersionSerializer, VisibleSlugField
 from registry.errors import InvalidInput
 from registry.models import ArtefactUpload
 from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of

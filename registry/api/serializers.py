@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from registry.api.base import StrictSerializer
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import (
     Approval,
@@ -24,23 +25,6 @@ from registry.selectors import (
 )
 
 User = get_user_model()
-
-
-class StrictFieldsMixin:
-    """Refuses fields it does not know, instead of silently ignoring a typo."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, dict):
-            known = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - known)
-            if unknown:
-                hint = f"Unknown or read-only field. Writable fields: {', '.join(sorted(known))}."
-                raise serializers.ValidationError({name: [hint] for name in unknown})
-        return super().to_internal_value(data)
-
-
-class StrictSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    pass
 
 
 class VisibleSlugField(serializers.SlugRelatedField):

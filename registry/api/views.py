@@ -6,9 +6,17 @@ from rest_framework.response import Response
 
 from registry import services
 from registry.api import serializers
+from registry.api.base import parsed_query
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
 from registry.gates import gate_evaluate
-from registry.models import Approval, CheckWaiver, GateDecision, ModelVersion, StagePolicy
+from registry.models import (
+    Approval,
+    CheckWaiver,
+    GateDecision,
+    ModelVersion,
+    StagePolicy,
+    failing_checks,
+)
 from registry.selectors import (
     dataset_versions_visible_to,
     datasets_visible_to,
@@ -109,11 +117,8 @@ class VersionViewSet(CatalogueViewSet):
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def gate(self, request, pk=None):
         """May this version enter `stage`? Every check with its reasons; changes nothing."""
-        query = serializers.GateQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        evaluation = gate_evaluate(
-            version=self._version(), actor=request.user, **query.validated_data
-        )
+        query = parsed_query(serializers.GateQuerySerializer, request)
+        evaluation = gate_evaluate(version=self._version(), actor=request.user, **query)
         return Response(evaluation.to_dict())
 
     @extend_schema(
@@ -133,9 +138,7 @@ class VersionViewSet(CatalogueViewSet):
         body = serializers.GateDecisionSerializer(decision).data
         if decision.passed:
             return Response(body)
-        failing = [
-            r for r in decision.results if r["required"] and not r["passed"] and not r["waiver"]
-        ]
+        failing = failing_checks(decision.results)
         message = "Promotion refused: " + "; ".join(
             f"{r['check']}: {' / '.join(r['reasons']) or 'failed'}" for r in failing
         )

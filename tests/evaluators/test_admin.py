@@ -102,3 +102,23 @@ def test_version_page_shows_its_evaluations(client, officer, biased_run, models)
     assert "accuracy gap for region is 0.50" in html
     unevaluated = client.get(f"/admin/registry/modelversion/{models['fair'].pk}/change/")
     assert "No evaluation suite is attached to acme/fair-head" in unevaluated.content.decode()
+
+
+def test_suite_form_shows_refused_limits_and_writes_nothing(client, officer, biased_run):
+    suite = EvaluationSuite.objects.get()
+    before = suite.min_quality
+    client.force_login(officer)
+    url = f"/admin/evaluators/evaluationsuite/{suite.pk}/change/"
+    form = client.get(url).context["adminform"].form
+    data = {name: "" if form[name].value() is None else form[name].value() for name in form.fields}
+    data["models"] = [m.pk for m in suite.models.all()]
+    data["min_quality"] = '{"telepathy": 0.7}'
+
+    response = client.post(url, data)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "unknown metric(s) telepathy" in " ".join(errors["min_quality"])
+    suite.refresh_from_db()
+    assert suite.min_quality == before
+    assert not AuditEntry.objects.filter(action="evaluation_suite.update").exists()

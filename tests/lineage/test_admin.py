@@ -110,3 +110,36 @@ def test_hold_admin_places_and_lifts_through_the_services(client, officer, base,
     hold.refresh_from_db()
     assert not hold.active and hold.lift_reason == "Patched upstream"
     assert not HeldThrough.objects.exists()
+
+
+def test_hold_form_shows_bad_input_and_writes_nothing(client, officer, base):
+    client.force_login(officer)
+
+    response = client.post(
+        "/admin/lineage/hold/add/", {"version": base.pk, "category": "security", "reason": "  "}
+    )
+
+    assert response.status_code == 200
+    assert "reason" in response.context["adminform"].form.errors
+    assert not Hold.objects.exists()
+    assert not AuditEntry.objects.filter(action="hold.place").exists()
+
+
+def test_lifting_a_hold_without_compliance_is_403(client, make_user, team, base, compliance_user):
+    from django.contrib.auth.models import Permission
+
+    hold = services.hold_place(actor=compliance_user, version=base, reason="CVE in tokenizer")
+    insider = make_user("ivo", teams=[team], is_staff=True)
+    insider.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_hold", "change_hold"])
+    )
+    client.force_login(insider)
+
+    response = client.post(
+        f"/admin/lineage/hold/{hold.pk}/change/", {"lift_reason_given": "Looks fine to me"}
+    )
+
+    assert response.status_code == 403
+    hold.refresh_from_db()
+    assert hold.active
+    assert not AuditEntry.objects.filter(action="hold.lift").exists()

@@ -138,3 +138,74 @@ def test_admin_edit_audits_the_stored_before_and_freezes_identity(
     entry = AuditEntry.objects.filter(action="model.update").get()
     assert entry.before["task"] == "old-task"
     assert entry.after["task"] == "text-classification"
+
+
+def change_form_data(client, url: str) -> dict:
+    """What the change form at `url` would post back unchanged."""
+    form = client.get(url).context["adminform"].form
+    return {
+        name: ("" if value is None else value)
+        for name, value in form.initial.items()
+        if name in form.fields
+    }
+
+
+def test_version_form_shows_a_refused_licence_and_writes_nothing(client, officer, make_version):
+    version = make_version(licence_declared="MIT")
+    client.force_login(officer)
+    url = f"/admin/registry/modelversion/{version.pk}/change/"
+    data = change_form_data(client, url)
+
+    refused = client.post(url, data | {"licence_concluded": "MIT AND Bogus-1.0"})
+
+    assert refused.status_code == 200
+    errors = refused.context["adminform"].form.errors
+    assert "Bogus-1.0" in " ".join(errors["licence_concluded"])
+    assert "Bogus-1.0" in refused.content.decode()
+    version.refresh_from_db()
+    assert version.licence_concluded == ""
+    assert not AuditEntry.objects.filter(action="version.update").exists()
+    accepted = client.post(url, data | {"licence_concluded": "MIT"})
+    assert accepted.status_code == 302
+    version.refresh_from_db()
+    assert version.licence_concluded == "MIT"
+
+
+def test_version_form_is_403_only_for_a_refused_permission(client, make_user, team, make_version):
+    insider = make_user("ivo", teams=[team], is_staff=True)
+    insider.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_modelversion", "change_modelversion"])
+    )
+    version = make_version(licence_declared="MIT")
+    client.force_login(insider)
+    url = f"/admin/registry/modelversion/{version.pk}/change/"
+    data = change_form_data(client, url)
+
+    refused = client.post(url, data | {"licence_concluded": "MIT"})
+
+    assert refused.status_code == 403
+    version.refresh_from_db()
+    assert version.licence_concluded == ""
+    assert not AuditEntry.objects.filter(action="version.update").exists()
+
+
+def test_policy_form_shows_an_unknown_check_and_writes_nothing(client, officer):
+    client.force_login(officer)
+    policy = StagePolicy.objects.get(stage="production", risk_tier="high")
+    url = f"/admin/registry/stagepolicy/{policy.pk}/change/"
+
+    response = client.post(
+        url,
+        {
+            "allowed": "on",
+            "required_checks": '["metadata", "telepathy"]',
+            "approvals_required": "3",
+        },
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "Unknown check(s): telepathy" in " ".join(errors["required_checks"])
+    policy.refresh_from_db()
+    assert policy.approvals_required != 3 and policy.revision == 1
+    assert not AuditEntry.objects.filter(action="policy.update").exists()

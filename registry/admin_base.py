@@ -1,0 +1,93 @@
+"""Admin building blocks for every app: admins that save through services, and read-only admins
+for history and logs."""
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.db.models import Model
+from django.http import HttpRequest, HttpResponse
+
+from registry.errors import PermissionRefused, ServiceError
+
+# Where a refused save leaves the service's error for the form shown again.
+_REFUSAL = "_pedigree_admin_refusal"
+
+
+def form_errors(form: forms.BaseForm, error: ServiceError) -> None:
+    """Show a service error on the fields it names (or on the form)."""
+    placed = False
+    for field, field_messages in error.fields.items():
+        target = field if field in form.fields else None
+        for message in field_messages:
+            form.add_error(target, message)
+        placed = True
+    if not placed:
+        form.add_error(None, error.message)
+
+
+class ServiceFormAdmin(admin.ModelAdmin):
+    """An admin whose `save_model` writes through the app's services, so the admin obeys the
+    API's rules and leaves the same audit. A service refusing the input shows its message on the
+    form that was sent, with nothing written; only a refused permission is a 403 page."""
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except PermissionRefused as error:
+            raise PermissionDenied(error.message) from error
+        except ServiceError as error:
+            # The view's transaction rolled the refused save back. Validating the same POST
+            # again with the refusal added brings the form back with it, as Django shows any
+            # invalid form.
+            setattr(request, _REFUSAL, error)
+            return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def get_form(
+        self, request: HttpRequest, obj: Model | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        form_class = super().get_form(request, obj, change, **kwargs)
+        refusal: ServiceError | None = getattr(request, _REFUSAL, None)
+        if refusal is None:
+            return form_class
+
+        class RefusedForm(form_class):  # type: ignore[valid-type, misc]
+            def clean(self) -> dict[str, Any]:
+                cleaned = super().clean()
+                form_errors(self, refusal)
+                return cleaned
+
+        return RefusedForm
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """History and logs: listed and shown, never added, changed or deleted through the admin."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """Related history shown on a page, never edited there."""
+
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
