@@ -91,3 +91,44 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+
+class ServiceAdmin(ServiceFormAdmin):
+    """Creates through `create_object` and updates through `update_object`, each calling one
+    service. Fields given at creation (`create_fields`) that the update service does not accept
+    (`updatable_fields`) are read-only afterwards."""
+
+    create_fields: tuple[str, ...] = ()
+    updatable_fields: frozenset[str] = frozenset()
+
+    def create_object(self, actor, data: dict):
+        raise PermissionDenied("Create these through the API or the command-line client.")
+
+    def update_object(self, actor, instance, changes: dict):
+        raise PermissionDenied("These cannot be changed in the admin.")
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is not None:
+            frozen = [name for name in self.create_fields if name not in self.updatable_fields]
+            readonly += [name for name in frozen if name not in readonly]
+        return readonly
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            # The form already wrote its values onto `obj`: give the service the stored row, so
+            # the audit's "before" is what was there.
+            # Many-to-many fields are saved (and audited) by save_related.
+            relations = {field.name for field in obj._meta.many_to_many}
+            changes = {
+                name: form.cleaned_data[name] for name in form.changed_data if name not in relations
+            }
+            if changes:
+                stored = type(obj).objects.get(pk=obj.pk)
+                self.update_object(request.user, stored, changes)
+        else:
+            data = {name: form.cleaned_data[name] for name in self.create_fields}
+            obj.pk = self.create_object(request.user, data).pk
