@@ -34,9 +34,10 @@ from registry.selectors import (
     owned_or_shared,
     versions_visible_to,
 )
+from registry.types import Reader
 
 
-def suites_visible_to(user) -> QuerySet[EvaluationSuite]:
+def suites_visible_to(user: Reader) -> QuerySet[EvaluationSuite]:
     suites = EvaluationSuite.objects.select_related(
         "team", "created_by", "dataset_version__dataset"
     ).prefetch_related("models")
@@ -45,7 +46,7 @@ def suites_visible_to(user) -> QuerySet[EvaluationSuite]:
     return suites.filter(owned_or_shared(user, "team_id", "visibility"))
 
 
-def runs_visible_to(user) -> QuerySet[EvaluationRun]:
+def runs_visible_to(user: Reader) -> QuerySet[EvaluationRun]:
     """Runs of versions the user may see (a run reveals as much as its version does)."""
     runs = EvaluationRun.objects.select_related(
         "suite",
@@ -59,7 +60,7 @@ def runs_visible_to(user) -> QuerySet[EvaluationRun]:
     return runs.filter(version__in=versions_visible_to(user).values("pk"))
 
 
-def suite_by_ref(user, ref: int | str) -> EvaluationSuite | None:
+def suite_by_ref(user: Reader, ref: int | str) -> EvaluationSuite | None:
     """A suite by numeric id or name, among those the user may see."""
     suites = suites_visible_to(user)
     if isinstance(ref, int) or str(ref).isdigit():
@@ -67,7 +68,7 @@ def suite_by_ref(user, ref: int | str) -> EvaluationSuite | None:
     return suites.filter(name=str(ref).strip()).first()
 
 
-def dataset_version_by_ref(user, ref: int | str) -> DatasetVersion | None:
+def dataset_version_by_ref(user: Reader, ref: int | str) -> DatasetVersion | None:
     """A dataset version by numeric id or `DATASET@VERSION`, among those the user may see."""
     versions = dataset_versions_visible_to(user)
     if isinstance(ref, int) or str(ref).isdigit():
@@ -192,7 +193,7 @@ def latest_valid_runs(
         .only("suite_id", "version_id", "artefact_digest", "finished_at", "device", "result")
         .order_by()
     )
-    found = {}
+    found: dict[tuple[int, int], EvaluationRun] = {}
     for run in runs:
         run.suite = by_id[run.suite_id]
         found[(run.version_id, run.suite_id)] = run
@@ -247,7 +248,7 @@ class SuiteEvidence:
             "dataset_sha256": self.suite.dataset_sha256,
             "run": run.pk if run else None,
             "artefact_digest": run.artefact_digest if run else None,
-            "finished_at": run.finished_at.isoformat() if run else None,
+            "finished_at": run.finished_at.isoformat() if run and run.finished_at else None,
             "device": run.device if run else None,
         }
 
@@ -259,7 +260,7 @@ def evaluation_evidence(
 ) -> list[SuiteEvidence]:
     """Per suite (default: those applying to the version), its valid run or why there is none.
     Two queries, fewer when given the suites or their `latest_valid_runs`."""
-    suites = suites_for(version) if suites is None else suites
+    suites = list(suites_for(version)) if suites is None else suites
     runs = latest_valid_runs([version.pk], suites) if runs is None else runs
     now = timezone.now()
     evidence = []
@@ -337,11 +338,12 @@ def parent_comparisons(
         for edge in edges:
             parent_run = parent_runs.get((edge.parent_id, suite_id))
             if parent_run is not None and parent_run.artefact_digest != edge.parent_digest:
-                parent_run, reason = None, (
+                reason = (
                     f"{suite.name}: parent {edge.parent}'s evaluations are of weights "
                     f"{parent_run.artefact_digest[:12]}…, not the {edge.parent_digest[:12]}… "
                     "pinned on the lineage edge"
                 )
+                parent_run = None
             elif parent_run is None or not is_fresh(parent_run, now=now):
                 reason = (
                     f"{missing_evidence_reason(edge.parent, suite, parent_run)}, so {version} "

@@ -39,6 +39,7 @@ from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
 from lineage.selectors import ancestry
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
+from registry.types import Reader
 
 
 def licence_list() -> QuerySet[Licence]:
@@ -61,7 +62,7 @@ def active_policy() -> LicencePolicy | None:
     return LicencePolicy.objects.filter(active=True).select_related("updated_by").first()
 
 
-def _rows(query: str, params: Sequence[Any], **parts: str) -> list[tuple]:
+def _rows(query: str, params: Sequence[Any], **parts: str) -> list[tuple[Any, ...]]:
     """Rows of one SQL query. The licence check reads this way (no model instances, no query
     building): the gate runs it on every call. `{licence}`, `{term}`, `{policy}`, `{rule}` in
     `query` are the tables' names; `parts` fill other placeholders (never with values)."""
@@ -73,7 +74,8 @@ def _rows(query: str, params: Sequence[Any], **parts: str) -> list[tuple]:
     }
     with connection.cursor() as cursor:
         cursor.execute(query.format(**tables, **parts), params)
-        return cursor.fetchall()
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+    return rows
 
 
 def _json(value: Any) -> Any:
@@ -125,7 +127,7 @@ def active_policy_rules() -> tuple[dict[str, Any], list[RuleSpec]] | None:
     return None if policy is None else (policy, rules)
 
 
-def waivers_visible_to(user) -> QuerySet[LicenceWaiver]:
+def waivers_visible_to(user: Reader) -> QuerySet[LicenceWaiver]:
     waivers = LicenceWaiver.objects.select_related(
         "version__model", "approver", "granted_by", "revoked_by"
     )
@@ -148,7 +150,7 @@ def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
     per term or one row of NULL terms)."""
     ordered = sorted(licence_ids)
     rows = _rows(_LICENCES_SQL, ordered, ids=", ".join(["%s"] * len(ordered))) if ordered else []
-    heads: dict[str, tuple] = {}
+    heads: dict[str, tuple[str, str, bool, str, bool]] = {}
     terms: dict[str, list[TermInfo]] = {}
     for spdx_id, name, category, review, url, curated, term_id, *term in rows:
         heads.setdefault(spdx_id, (name, category, bool(review), url, bool(curated)))

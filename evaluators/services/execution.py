@@ -10,8 +10,7 @@ import socket
 import time
 import uuid
 from contextlib import ExitStack
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
@@ -19,6 +18,7 @@ from django.db import IntegrityError, InterfaceError, OperationalError, transact
 from django.db.models import F, Q
 from django.utils import timezone
 
+from evaluators.engine import EvaluationOutcome
 from evaluators.models import EvaluationResult, EvaluationRun, RunStatus
 from evaluators.selectors import comparable_parent_edges, parent_comparisons
 from evaluators.sources import SourceError, verified_artefact_dir, verified_dataset_file
@@ -31,7 +31,7 @@ class _ClaimLost(Exception):
     """The run was cancelled or taken over while this worker ran it."""
 
 
-def _stale_before() -> Any:
+def _stale_before() -> datetime:
     return timezone.now() - timedelta(seconds=settings.PEDIGREE_EVALUATION_STALE_SECONDS)
 
 
@@ -129,7 +129,7 @@ def _release(run_id: int, token: uuid.UUID) -> None:
 
 
 @transaction.atomic
-def _succeed(run: EvaluationRun, token: uuid.UUID, outcome: Any) -> bool:
+def _succeed(run: EvaluationRun, token: uuid.UUID, outcome: EvaluationOutcome) -> bool:
     updated = EvaluationRun.objects.filter(
         pk=run.pk, status=RunStatus.RUNNING, claim_token=token
     ).update(

@@ -28,6 +28,7 @@ from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, is_team_member
+from registry.types import Actor
 
 MAX_SWEEP_BATCH = 100
 
@@ -38,7 +39,7 @@ def _queue_for(device: str) -> str:
     return Queue.GPU if device == Device.CUDA else Queue.CPU
 
 
-def _require_run_permission(actor, version: ModelVersion, what: str) -> None:
+def _require_run_permission(actor: Actor, version: ModelVersion, what: str) -> None:
     if not (is_compliance(actor) or is_team_member(actor, version.model.team_id)):
         raise PermissionRefused(
             f"Only members of team '{version.model.team.slug}' or compliance staff can {what} "
@@ -55,7 +56,7 @@ def _enqueue(run: EvaluationRun) -> None:
 
 
 def run_request(
-    *, actor, version: ModelVersion, suite: EvaluationSuite, device: str = Device.AUTO
+    *, actor: Actor, version: ModelVersion, suite: EvaluationSuite, device: str = Device.AUTO
 ) -> tuple[EvaluationRun, bool]:
     """Ask for an evaluation of `version`'s exact weights on `suite`; returns the run and whether
     it was created (an active run for the same version and suite is returned instead).
@@ -148,7 +149,7 @@ def run_request(
 
 
 @transaction.atomic
-def run_cancel(*, actor, run: EvaluationRun) -> EvaluationRun:
+def run_cancel(*, actor: Actor, run: EvaluationRun) -> EvaluationRun:
     """Cancel a queued or running run; a worker running it stops at its next heartbeat."""
     _require_run_permission(actor, run.version, "cancel")
     now = timezone.now()
@@ -187,7 +188,8 @@ def runs_sweep(*, stale_seconds: int | None = None, max_attempts: int | None = N
         .order_by("last_progress_at")
         .values_list("pk", "attempts", "claim_token")[:MAX_SWEEP_BATCH]
     )
-    requeued, failed = [], []
+    requeued: list[int] = []
+    failed: list[int] = []
     for run_id, attempts, token in stale:
         with transaction.atomic():
             still_stale = EvaluationRun.objects.filter(

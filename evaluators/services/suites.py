@@ -19,6 +19,7 @@ from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_f
 from registry.models import DatasetVersion, RegisteredModel, Team
 from registry.selectors import is_compliance, is_team_member, models_visible_to
 from registry.services import require_team_write
+from registry.types import Actor
 
 SUITE_UPDATABLE = {
     "description",
@@ -40,7 +41,7 @@ def _limits(name: str, value: Any, allowed: Sequence[str]) -> dict[str, float]:
             name,
             f"{name} names unknown metric(s) {', '.join(unknown)}; use: {', '.join(allowed)}.",
         )
-    limits = {}
+    limits: dict[str, float] = {}
     for metric, limit in value.items():
         if (
             isinstance(limit, bool)
@@ -117,7 +118,9 @@ def _check_columns(
         )
 
 
-def _models_attachable(actor, models: Sequence[RegisteredModel | str]) -> list[RegisteredModel]:
+def _models_attachable(
+    actor: Actor, models: Sequence[RegisteredModel | str]
+) -> list[RegisteredModel]:
     """The models named, each visible to the actor, who must belong to its team (or be
     compliance staff): attaching a suite makes the model's gate read it."""
     names = [m.name if isinstance(m, RegisteredModel) else str(m) for m in models]
@@ -138,13 +141,13 @@ def _models_attachable(actor, models: Sequence[RegisteredModel | str]) -> list[R
     return [found[name] for name in dict.fromkeys(names)]
 
 
-def _require_suite_write(actor, team: Team) -> None:
+def _require_suite_write(actor: Actor, team: Team) -> None:
     """Suites are written by their team and by compliance staff, who set governance limits."""
     if not is_compliance(actor):
         require_team_write(actor, team)
 
 
-def _full_clean(obj) -> None:
+def _full_clean(obj: EvaluationSuite) -> None:
     try:
         obj.full_clean(exclude=["models"])
     except DjangoValidationError as error:
@@ -179,7 +182,7 @@ def _suite_snapshot(suite: EvaluationSuite, models: Sequence[RegisteredModel]) -
 @transaction.atomic
 def suite_create(
     *,
-    actor,
+    actor: Actor,
     name: str,
     team: Team,
     dataset_version: DatasetVersion,
@@ -255,7 +258,9 @@ def suite_create(
 
 
 @transaction.atomic
-def suite_update(*, actor, suite: EvaluationSuite, changes: dict[str, Any]) -> EvaluationSuite:
+def suite_update(
+    *, actor: Actor, suite: EvaluationSuite, changes: dict[str, Any]
+) -> EvaluationSuite:
     """Change a suite's limits, freshness window, description, visibility or models.
 
     What it measures (dataset, columns, metrics, batch size, seed, group size) is fixed, so

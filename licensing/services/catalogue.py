@@ -18,12 +18,13 @@ from licensing.seeding import SyncReport, seed_catalogue, seed_default_policy
 from licensing.services.shared import require_compliance
 from registry.audit import audit_record
 from registry.errors import InvalidInput
+from registry.types import Actor
 
 LICENCE_EDITABLE = {"category", "review_required", "notes"}
 
 
 @transaction.atomic
-def licences_sync(*, actor=None) -> SyncReport:
+def licences_sync(*, actor: Actor | None = None) -> SyncReport:
     """Re-seed licences, terms and Hub ids from the catalogue; keep compliance's corrections.
     Creates the default policy when no licence policy exists. `actor` None: the system."""
     if actor is not None:
@@ -41,7 +42,7 @@ def licences_sync(*, actor=None) -> SyncReport:
 
 
 @transaction.atomic
-def licence_update(*, actor, licence: Licence, changes: dict[str, Any]) -> Licence:
+def licence_update(*, actor: Actor, licence: Licence, changes: dict[str, Any]) -> Licence:
     """Compliance corrects a licence's category, review flag or notes; the sync keeps them."""
     require_compliance(actor, "change licence categories or review flags")
     unknown = sorted(set(changes) - LICENCE_EDITABLE)

@@ -26,6 +26,7 @@ from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, invalid_from_django
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import Stage
+from registry.types import Actor
 
 
 def rule_snapshot(rule: LicenceRule) -> dict[str, Any]:
@@ -35,7 +36,7 @@ def rule_snapshot(rule: LicenceRule) -> dict[str, Any]:
         "enabled": rule.enabled,
         "condition": rule.condition,
         "category": rule.category,
-        "licence": rule.licence.spdx_id if rule.licence_id else None,
+        "licence": rule.licence.spdx_id if rule.licence is not None else None,
         "term_type": rule.term_type,
         "scope": rule.scope,
         "stages": list(rule.stages),
@@ -152,7 +153,7 @@ def _normalise_rule_values(values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _record_revision(*, actor, policy: LicencePolicy, change: str) -> LicencePolicy:
+def _record_revision(*, actor: Actor, policy: LicencePolicy, change: str) -> LicencePolicy:
     """Bump the policy's revision and store its rules as they now are."""
     policy.revision += 1
     policy.updated_by = actor
@@ -204,7 +205,7 @@ def licence_rule_validate(
 @transaction.atomic
 def licence_rule_create(
     *,
-    actor,
+    actor: Actor,
     name: str,
     condition: str,
     severity: str,
@@ -263,7 +264,7 @@ def licence_rule_create(
 
 
 @transaction.atomic
-def licence_rule_update(*, actor, rule: LicenceRule, changes: dict[str, Any]) -> LicenceRule:
+def licence_rule_update(*, actor: Actor, rule: LicenceRule, changes: dict[str, Any]) -> LicenceRule:
     require_compliance(actor, "change the licence policy")
     policy = _locked_policy(rule.policy)
     rule = LicenceRule.objects.select_related("licence").get(pk=rule.pk)
@@ -285,7 +286,7 @@ def licence_rule_update(*, actor, rule: LicenceRule, changes: dict[str, Any]) ->
 
 
 @transaction.atomic
-def licence_rule_delete(*, actor, rule: LicenceRule) -> None:
+def licence_rule_delete(*, actor: Actor, rule: LicenceRule) -> None:
     require_compliance(actor, "change the licence policy")
     policy = _locked_policy(rule.policy)
     rule = LicenceRule.objects.select_related("licence").get(pk=rule.pk)

@@ -3,8 +3,9 @@ waivers."""
 
 from registry.errors import PermissionRefused
 from registry.selectors import is_compliance
+from registry.types import Actor
 
 
-def require_compliance(actor, what: str) -> None:
+def require_compliance(actor: Actor, what: str) -> None:
     if not is_compliance(actor):
         raise PermissionRefused(f"Only compliance staff can {what}.")

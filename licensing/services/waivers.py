@@ -2,7 +2,6 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -17,13 +16,15 @@ from registry.errors import InvalidInput, PermissionRefused
 from registry.gates import involved_user_ids
 from registry.models import ModelVersion
 from registry.selectors import is_compliance
+from registry.types import Actor
 
 
 @dataclass(frozen=True)
 class WaiverRequest:
-    approver: Any
+    approver: Actor
     licence_id: str
     policy: LicencePolicy
+    expires_at: datetime
 
 
 def licence_waiver_validate(
@@ -31,7 +32,7 @@ def licence_waiver_validate(
     version: ModelVersion,
     rule_name: str,
     reason: str,
-    approver,
+    approver: Actor | str | None,
     expires_at: datetime | None,
     licence_id: str = "",
 ) -> WaiverRequest:
@@ -77,17 +78,19 @@ def licence_waiver_validate(
                 "licence", f"Unknown licence '{licence_id}'; name an SPDX id or LicenseRef."
             )
         licence_id = licence.spdx_id
-    return WaiverRequest(approver=approver, licence_id=licence_id, policy=policy)
+    return WaiverRequest(
+        approver=approver, licence_id=licence_id, policy=policy, expires_at=expires_at
+    )
 
 
 @transaction.atomic
 def licence_waiver_grant(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     rule_name: str,
     reason: str,
-    approver,
+    approver: Actor | str | None,
     expires_at: datetime | None,
     licence_id: str = "",
 ) -> LicenceWaiver:
@@ -109,7 +112,7 @@ def licence_waiver_grant(
         reason=reason.strip(),
         approver=request.approver,
         granted_by=actor,
-        expires_at=expires_at,
+        expires_at=request.expires_at,
     )
     waiver.save(force_insert=True)
     audit_record(
@@ -130,7 +133,7 @@ def licence_waiver_grant(
     return waiver
 
 
-def _resolve_approver(approver):
+def _resolve_approver(approver: Actor | str | None) -> Actor:
     if isinstance(approver, str):
         user = get_user_model().objects.filter(username=approver, is_active=True).first()
         if user is None:
@@ -146,7 +149,7 @@ def _resolve_approver(approver):
 
 
 @transaction.atomic
-def licence_waiver_revoke(*, actor, waiver: LicenceWaiver) -> LicenceWaiver:
+def licence_waiver_revoke(*, actor: Actor, waiver: LicenceWaiver) -> LicenceWaiver:
     require_compliance(actor, "revoke licence waivers")
     waiver = LicenceWaiver.objects.select_for_update().get(pk=waiver.pk)
     if waiver.revoked_at is None:

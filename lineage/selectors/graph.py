@@ -18,6 +18,7 @@ from lineage.selectors.walks import (
 )
 from registry.models import ModelVersion
 from registry.selectors import versions_visible_to
+from registry.types import Reader
 
 # A picture or JSON graph larger than this is cut (and says so); ask for a depth instead.
 GRAPH_MAX_NODES = 400
@@ -72,7 +73,7 @@ def _neighbourhood_sql(
 
 
 def lineage_graph(
-    user,
+    user: Reader,
     version: ModelVersion,
     *,
     ancestors: bool = True,
@@ -125,7 +126,7 @@ def lineage_graph(
     )
 
 
-def _visible_among(user, ids: Iterable[int]) -> set[int]:
+def _visible_among(user: Reader, ids: Iterable[int]) -> set[int]:
     return set(versions_visible_to(user).filter(pk__in=list(ids)).values_list("pk", flat=True))
 
 

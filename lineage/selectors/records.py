@@ -6,6 +6,7 @@ from lineage.models import HeldThrough, Hold, LineageEdge, TrainingRun
 from registry.gates import GateContext
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
+from registry.types import Reader
 
 
 def parent_edges(version: ModelVersion) -> QuerySet[LineageEdge]:
@@ -57,7 +58,7 @@ def active_holds_on(version_id: int) -> QuerySet[Hold]:
     )
 
 
-def holds_visible_to(user) -> QuerySet[Hold]:
+def holds_visible_to(user: Reader) -> QuerySet[Hold]:
     """Holds placed on versions the user may see."""
     holds = Hold.objects.select_related("version__model", "placed_by", "lifted_by")
     if is_compliance(user):

@@ -11,6 +11,7 @@ from django.db.models.expressions import RawSQL
 from lineage.models import DatasetRole, HeldThrough, LineageEdge, TrainingDataset, TrainingRun
 from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel
 from registry.selectors import versions_visible_to
+from registry.types import Reader
 
 Direction = Literal["up", "down"]
 
@@ -76,7 +77,7 @@ def seed_sql(count: int = 1) -> str:
     return sql("SELECT id FROM {version} WHERE id IN ({ids})", ids=marks(count))
 
 
-def seed_of(version_id: int) -> tuple[str, list]:
+def seed_of(version_id: int) -> tuple[str, list[int]]:
     """The start of a walk from one version: its SQL and parameters."""
     return seed_sql(), [int(version_id)]
 
@@ -147,23 +148,23 @@ def trained_on_ids(dataset_version_id: int, *, roles: Sequence[str] = TRAINED_ON
 
 
 def ancestors_of(
-    user, version: ModelVersion, *, max_depth: int | None = None
+    user: Reader, version: ModelVersion, *, max_depth: int | None = None
 ) -> QuerySet[ModelVersion]:
     return versions_visible_to(user).filter(pk__in=ancestor_ids(version.pk, max_depth=max_depth))
 
 
 def descendants_of(
-    user, version: ModelVersion, *, max_depth: int | None = None
+    user: Reader, version: ModelVersion, *, max_depth: int | None = None
 ) -> QuerySet[ModelVersion]:
     return versions_visible_to(user).filter(pk__in=descendant_ids(version.pk, max_depth=max_depth))
 
 
-def roots_of(user, version: ModelVersion) -> QuerySet[ModelVersion]:
+def roots_of(user: Reader, version: ModelVersion) -> QuerySet[ModelVersion]:
     return versions_visible_to(user).filter(pk__in=root_ids(version.pk))
 
 
 def trained_on(
-    user, dataset_version: DatasetVersion, *, roles: Sequence[str] = TRAINED_ON_ROLES
+    user: Reader, dataset_version: DatasetVersion, *, roles: Sequence[str] = TRAINED_ON_ROLES
 ) -> QuerySet[ModelVersion]:
     """Versions trained on `dataset_version` directly or through an ancestor, each annotated
     with `trained_directly` (its own run used the data)."""

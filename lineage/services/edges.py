@@ -15,6 +15,7 @@ from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
+from registry.types import Actor
 
 # A generous bound that keeps one request's work (one lookup per reference) small.
 MAX_PARENTS = 32
@@ -28,7 +29,7 @@ class ParentSpec:
     relation: str
 
 
-def _resolve_version(actor, ref: ModelVersion | int | str, field: str) -> ModelVersion:
+def _resolve_version(actor: Actor, ref: ModelVersion | int | str, field: str) -> ModelVersion:
     versions = versions_visible_to(actor)
     not_found = InvalidInput.for_field(
         field,
@@ -158,14 +159,14 @@ def _propagate_holds(child_id: int, parent_ids: Sequence[int]) -> int:
             ),
             [child_id, *parent_ids],
         )
-        return max(cursor.rowcount, 0)
+        return max(int(cursor.rowcount), 0)
 
 
 # --- Edges ----------------------------------------------------------------------------------
 
 
 def add_parents(
-    *, actor, child: ModelVersion, parents: Sequence[tuple[ModelVersion, str]], field: str
+    *, actor: Actor, child: ModelVersion, parents: Sequence[tuple[ModelVersion, str]], field: str
 ) -> list[LineageEdge]:
     """Record resolved parents of `child` (lock held, permissions checked by the caller)."""
     existing = dict(LineageEdge.objects.filter(child=child).values_list("parent_id", "relation"))
@@ -225,7 +226,7 @@ def add_parents(
     return edges
 
 
-def _require_lineage_write(actor, child: ModelVersion) -> None:
+def _require_lineage_write(actor: Actor, child: ModelVersion) -> None:
     """The child's team records its lineage while it is in development; compliance staff may
     also correct lineage later (a lineage that changes after approval changes obligations)."""
     if is_compliance(actor):
@@ -239,7 +240,7 @@ def _require_lineage_write(actor, child: ModelVersion) -> None:
 
 
 def resolve_parents(
-    actor, parents: Sequence[ParentSpec], field: str
+    actor: Actor, parents: Sequence[ParentSpec], field: str
 ) -> list[tuple[ModelVersion, str]]:
     if len(parents) > MAX_PARENTS:
         raise InvalidInput.for_field(field, f"Name at most {MAX_PARENTS} parents.")
@@ -250,7 +251,9 @@ def resolve_parents(
 
 
 @transaction.atomic
-def edges_create(*, actor, child: ModelVersion, parents: Sequence[ParentSpec]) -> list[LineageEdge]:
+def edges_create(
+    *, actor: Actor, child: ModelVersion, parents: Sequence[ParentSpec]
+) -> list[LineageEdge]:
     """Add parents to `child` in one go (a merge's parents must come together)."""
     lineage_write_lock()
     child = ModelVersion.objects.select_related("model__team").get(pk=child.pk)
@@ -262,7 +265,7 @@ def edges_create(*, actor, child: ModelVersion, parents: Sequence[ParentSpec]) -
 
 
 def edge_create(
-    *, actor, child: ModelVersion, parent: ModelVersion | int | str, relation: str
+    *, actor: Actor, child: ModelVersion, parent: ModelVersion | int | str, relation: str
 ) -> LineageEdge:
     """Add one parent to `child`."""
     return edges_create(actor=actor, child=child, parents=[ParentSpec(parent, relation)])[0]

@@ -11,12 +11,13 @@ from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, is_team_member
 from registry.services import event_publish, snapshot
+from registry.types import Actor
 
 
 @transaction.atomic
 def hold_place(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     reason: str,
     category: str = HoldCategory.OTHER,
@@ -82,7 +83,7 @@ def hold_place(
 
 
 @transaction.atomic
-def hold_lift(*, actor, hold: Hold, reason: str) -> Hold:
+def hold_lift(*, actor: Actor, hold: Hold, reason: str) -> Hold:
     """Lift a hold and every hold it passed down (one DELETE). Compliance staff only: a lift
     clears a stop that may protect other teams' descendants, so it needs a reviewer."""
     if not is_compliance(actor):

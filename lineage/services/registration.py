@@ -1,5 +1,6 @@
 """One-call registration: a version with its parents, training run and datasets, atomically."""
 
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,12 +17,13 @@ from lineage.services.training import (
 )
 from registry import services as registry_services
 from registry.errors import InvalidInput
-from registry.models import ModelKind, ModelVersion, RegisteredModel
+from registry.models import ArtefactUpload, ModelKind, ModelVersion, RegisteredModel
 from registry.selectors import models_visible_to, teams_visible_to
+from registry.types import Actor
 
 
 def _model_for_registration(
-    actor, name: str, create_model: Mapping[str, Any] | None, has_parents: bool
+    actor: Actor, name: str, create_model: Mapping[str, Any] | None, has_parents: bool
 ) -> RegisteredModel:
     model = models_visible_to(actor).filter(name=name).first()
     if model is not None:
@@ -46,14 +48,14 @@ def _model_for_registration(
 @transaction.atomic
 def registration_create(
     *,
-    actor,
+    actor: Actor,
     model: str,
     version: str,
     parents: Sequence[ParentSpec] = (),
     training_run: Mapping[str, Any] | None = None,
     create_model: Mapping[str, Any] | None = None,
     artefact_path: str | None = None,
-    artefact_upload: Any = None,
+    artefact_upload: ArtefactUpload | uuid.UUID | str | None = None,
     artefact_digest: str | None = None,
     **attributes: Any,
 ) -> ModelVersion:

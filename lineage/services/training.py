@@ -18,6 +18,7 @@ from registry.errors import Conflict, InvalidInput
 from registry.models import DatasetVersion, ModelVersion
 from registry.selectors import dataset_versions_visible_to
 from registry.services import snapshot
+from registry.types import Actor
 
 # A generous bound that keeps one request's work (one lookup per reference) small.
 MAX_DATASETS = 64
@@ -31,7 +32,9 @@ class DatasetUse:
     role: str
 
 
-def resolve_dataset_version(actor, ref: DatasetVersion | int | str, field: str) -> DatasetVersion:
+def resolve_dataset_version(
+    actor: Actor, ref: DatasetVersion | int | str, field: str
+) -> DatasetVersion:
     versions = dataset_versions_visible_to(actor)
     if isinstance(ref, DatasetVersion):
         found = versions.filter(pk=ref.pk).first()
@@ -92,7 +95,7 @@ def validate_run_input(
             )
 
 
-def resolve_run_by(version: ModelVersion, username: str | None, actor, field: str):
+def resolve_run_by(version: ModelVersion, username: str | None, actor: Actor, field: str) -> Actor:
     if not username:
         return actor
     user = (
@@ -109,12 +112,12 @@ def resolve_run_by(version: ModelVersion, username: str | None, actor, field: st
 
 def record_run(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     method: str,
     hyperparameters: Mapping[str, Any] | None,
     datasets: Sequence[tuple[DatasetVersion, str]],
-    run_by,
+    run_by: Actor,
     prefix: str,
     **details: Any,
 ) -> TrainingRun:
@@ -132,7 +135,8 @@ def record_run(
     )
     clean(run, prefix=prefix, exclude=["version"])
     run.save(force_insert=True)
-    links, seen = [], set()
+    links: list[TrainingDataset] = []
+    seen: set[tuple[int, str]] = set()
     for index, (dataset_version, role) in enumerate(datasets):
         if (dataset_version.pk, role) in seen:
             field = f"{prefix}.datasets[{index}]" if prefix else f"datasets[{index}]"
@@ -168,7 +172,7 @@ def record_run(
 @transaction.atomic
 def training_run_record(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     method: str,
     hyperparameters: Mapping[str, Any] | None = None,

@@ -25,7 +25,7 @@ def hash_file(path: Path, *, progress: Callable[[int], None] | None) -> tuple[st
     view = memoryview(buffer)
     done = 0
     # Unbuffered: readinto then fills our buffer straight from the kernel, with no extra copy.
-    with open_for_reading(path, label=path.name, buffering=0) as stream:
+    with open_for_reading(path, label=path.name, unbuffered=True) as stream:
         if hasattr(os, "posix_fadvise"):
             # Lets the kernel read ahead further, which matters when the file is not cached.
             os.posix_fadvise(stream.fileno(), 0, 0, os.POSIX_FADV_SEQUENTIAL)

@@ -10,9 +10,9 @@ from pedigree_client.artefacts.errors import ArtefactError, brief
 Readable = io.FileIO | io.BufferedReader
 
 
-def open_for_reading(path: Path, *, label: str, buffering: int = -1) -> Readable:
+def open_for_reading(path: Path, *, label: str, unbuffered: bool = False) -> Readable:
     try:
-        return path.open("rb", buffering=buffering)
+        return path.open("rb", buffering=0) if unbuffered else path.open("rb")
     except FileNotFoundError:
         raise ArtefactError(
             f"{label} does not exist; check the path.", code="missing_file"

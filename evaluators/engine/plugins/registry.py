@@ -45,7 +45,8 @@ class Evaluator(Protocol):
 
 
 _EVALUATORS: dict[str, Evaluator] = {}
-E = TypeVar("E", bound=type)
+E = TypeVar("E", bound=type[Evaluator])
+T = TypeVar("T")
 
 
 def register(kind: str) -> Callable[[E], E]:
@@ -74,18 +75,18 @@ def get_evaluator(kind: str) -> Evaluator:
         ) from None
 
 
-def batches(items: list[str], batch_size: int) -> Iterator[list[str]]:
+def batches(items: list[T], batch_size: int) -> Iterator[list[T]]:
     for start in range(0, len(items), batch_size):
         yield items[start : start + batch_size]
 
 
 def predict_batched(
-    inputs: list[str],
+    inputs: list[T],
     *,
     classes: list[str],
     batch_size: int,
     progress: ProgressCallback | None,
-    logits_for: Callable[[list[str]], torch.Tensor],
+    logits_for: Callable[[list[T]], torch.Tensor],
 ) -> Predictions:
     """Run `logits_for` over consecutive batches under inference mode.
 

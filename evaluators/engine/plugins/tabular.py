@@ -25,6 +25,18 @@ from evaluators.engine.plugins.weights import read_json, require_dir, require_sa
 TABULAR_CONFIG = "tabular_config.json"
 
 
+def _names(document: dict[str, Any], name: str) -> list[str]:
+    names = document.get(name)
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(item, str) and item for item in names)
+        or len(set(names)) != len(names)
+    ):
+        raise EvaluationError(f"{TABULAR_CONFIG}: {name} must be a non-empty list of unique names.")
+    return names
+
+
 @dataclass(frozen=True)
 class TabularConfig:
     features: list[str]
@@ -34,17 +46,7 @@ class TabularConfig:
 
     @classmethod
     def parse(cls, document: dict[str, Any]) -> TabularConfig:
-        features, labels = document.get("features"), document.get("labels")
-        for name, names in (("features", features), ("labels", labels)):
-            if (
-                not isinstance(names, list)
-                or not names
-                or not all(isinstance(item, str) and item for item in names)
-                or len(set(names)) != len(names)
-            ):
-                raise EvaluationError(
-                    f"{TABULAR_CONFIG}: {name} must be a non-empty list of unique names."
-                )
+        features, labels = _names(document, "features"), _names(document, "labels")
         count = len(features)
         mean = document.get("mean", [0.0] * count)
         scale = document.get("scale", [1.0] * count)
