@@ -2,6 +2,7 @@
 
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -116,7 +117,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 # collectstatic target in production; in development WhiteNoise serves from the app folders.
 STATIC_ROOT = DATA_DIR / "static" if PRODUCTION else None
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": (

@@ -11,9 +11,11 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
+from django.db.models import Model
 from django.utils import timezone
 
 from registry.models import AuditEntry
+from registry.types import Actor
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises appends to the chain.
@@ -46,13 +48,13 @@ def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
 
 def audit_record(
     *,
-    actor,
+    actor: Actor | None,
     action: str,
-    obj: Any = None,
+    obj: Model | None = None,
     object_type: str | None = None,
     object_id: str | int | None = None,
-    before: dict | None = None,
-    after: dict | None = None,
+    before: dict[str, Any] | None = None,
+    after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an entry. Must run inside the transaction that makes the change it records."""
     if not transaction.get_connection().in_atomic_block:

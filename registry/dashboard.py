@@ -3,6 +3,8 @@
 from collections import Counter
 from typing import Any
 
+from django.http import HttpRequest
+
 from registry.models import GateDecision, ModelVersion, Stage
 from registry.plugins import DashboardPanel, plugins
 
@@ -15,7 +17,7 @@ def _failing(decision: GateDecision) -> list[dict[str, Any]]:
     ]
 
 
-def dashboard_context(request) -> dict[str, Any]:
+def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     """A bounded number of queries whatever the registry size (recent decisions only)."""
     recent = GateDecision.objects.select_related("version", "version__model").order_by(
         "-decided_at", "-id"
@@ -23,7 +25,7 @@ def dashboard_context(request) -> dict[str, Any]:
     latest: dict[int, GateDecision] = {}
     for decision in recent:
         latest.setdefault(decision.version_id, decision)
-    blocked = [
+    blocked: list[dict[str, Any]] = [
         {"decision": d, "version": d.version, "failing": _failing(d)}
         for d in latest.values()
         if not d.passed and d.version.stage == d.from_stage

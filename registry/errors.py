@@ -1,5 +1,7 @@
 """Errors raised by services. Each carries a user-facing message and maps to one HTTP status."""
 
+from typing import Self
+
 from django.core.exceptions import ValidationError as DjangoValidationError
 
 
@@ -7,7 +9,9 @@ class ServiceError(Exception):
     status = 400
     code = "invalid"
 
-    def __init__(self, message: str, *, fields: dict[str, list[str]] | None = None, code=None):
+    def __init__(
+        self, message: str, *, fields: dict[str, list[str]] | None = None, code: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.fields = fields or {}
@@ -15,8 +19,8 @@ class ServiceError(Exception):
             self.code = code
 
     @classmethod
-    def for_field(cls, field: str, message: str, **kwargs) -> "ServiceError":
-        return cls(message, fields={field: [message]}, **kwargs)
+    def for_field(cls, field: str, message: str, *, code: str | None = None) -> Self:
+        return cls(message, fields={field: [message]}, code=code)
 
 
 class InvalidInput(ServiceError):

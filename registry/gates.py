@@ -5,12 +5,14 @@ them from `AppConfig.ready()`, so the core never imports them."""
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, TypeVar
 
 from django.utils import timezone
 
 from registry.models import CheckWaiver, ModelVersion, StagePolicy
 from registry.plugins import EvaluationResultsProvider, GateCheck, InvolvementProvider, plugins
+from registry.types import Reader
 
 T = TypeVar("T")
 
@@ -20,11 +22,11 @@ DISTRIBUTIONS = ("hosted", "shipped_weights")
 
 @dataclass(frozen=True)
 class GateContext:
-    version: Any  # registry.models.ModelVersion, with model and team loaded
+    version: ModelVersion  # with model and team loaded
     stage: str
     use: str = "commercial"
     distribution: str = "hosted"
-    actor: Any = None
+    actor: Reader | None = None
     approvals_required: int = 0
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -33,7 +35,8 @@ class GateContext:
         edges, its model's evaluation suites) is fetched by the first check that asks."""
         if key not in self.memo:
             self.memo[key] = read()
-        return self.memo[key]
+        value: T = self.memo[key]  # stored by `read` under this key
+        return value
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def registered_checks() -> dict[str, Callable[[GateContext], CheckResult]]:
     return {check.name: check.run for check in plugins.contributions(GateCheck)}
 
 
-def involved_user_ids(version) -> set[int]:
+def involved_user_ids(version: ModelVersion) -> set[int]:
     """Everyone who registered or produced `version`; they may not approve it."""
     users = {version.registered_by_id}
     for provider in plugins.contributions(InvolvementProvider):
@@ -67,7 +70,7 @@ def involved_user_ids(version) -> set[int]:
     return users
 
 
-def evaluation_results(version) -> list[dict[str, Any]]:
+def evaluation_results(version: ModelVersion) -> list[dict[str, Any]]:
     return [
         result
         for provider in plugins.contributions(EvaluationResultsProvider)
@@ -122,7 +125,7 @@ def transition_problem(from_stage: str, to_stage: str) -> str | None:
     return None
 
 
-def active_waivers(version: ModelVersion, *, now=None) -> dict[str, CheckWaiver]:
+def active_waivers(version: ModelVersion, *, now: datetime | None = None) -> dict[str, CheckWaiver]:
     now = now or timezone.now()
     waivers = CheckWaiver.objects.filter(
         version=version,
@@ -134,7 +137,9 @@ def active_waivers(version: ModelVersion, *, now=None) -> dict[str, CheckWaiver]
     return {waiver.check_name: waiver for waiver in waivers}
 
 
-def _run_check(name: str, check, context: GateContext) -> CheckResult:
+def _run_check(
+    name: str, check: Callable[[GateContext], CheckResult], context: GateContext
+) -> CheckResult:
     try:
         return check(context)
     except Exception as error:  # a broken check must fail closed, never crash the gate
@@ -148,7 +153,7 @@ def gate_evaluate(
     stage: str,
     use: str = "commercial",
     distribution: str = "hosted",
-    actor=None,
+    actor: Reader | None = None,
 ) -> GateEvaluation:
     """Run every registered gate check for `version` entering `stage`; writes nothing."""
     policy = (
@@ -156,7 +161,7 @@ def gate_evaluate(
         .values("allowed", "required_checks", "approvals_required", "revision")
         .first()
     )
-    policy_data = (
+    policy_data: dict[str, Any] = (
         {"stage": stage, "risk_tier": version.risk_tier, **policy}
         if policy
         else {

@@ -195,7 +195,6 @@ class ModelVersion(models.Model):
         return f"{self.model.name}@{self.version}"
 
 
-
 class ArtefactUpload(models.Model):
     """Files streamed to the artefact store, inspected, and waiting to become one version."""
 
@@ -240,6 +239,7 @@ class ArtefactUpload(models.Model):
                 "The artefacts storage is remote; read the files with registry.storage.local_copy."
             )
         return local
+
 
 class Dataset(models.Model):
     name = models.CharField(max_length=193, unique=True, validators=[name_validator])

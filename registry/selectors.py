@@ -1,9 +1,10 @@
 """Reads of the catalogue, always restricted to what the user may see."""
 
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from registry.models import (
@@ -17,16 +18,23 @@ from registry.models import (
     Team,
     Visibility,
 )
+from registry.types import Actor, Reader
+
+# What a request asks again and again is cached on its user object, under these names
+# (through getattr/setattr, which reach the user behind a request's lazy `user`).
+_COMPLIANCE_CACHE = "_pedigree_is_compliance"
+_TEAM_IDS_CACHE = "_pedigree_team_ids"
 
 
-def is_compliance(user) -> bool:
+def is_compliance(user: Reader) -> bool:
     """Compliance staff (and superusers) see and act on everything. Cached on the user object."""
-    if not getattr(user, "is_authenticated", False):
+    if not user.is_authenticated:
         return False
-    if not hasattr(user, "_pedigree_is_compliance"):
+    if not hasattr(user, _COMPLIANCE_CACHE):
         in_group = user.groups.filter(name=COMPLIANCE_GROUP).exists()
         remember_compliance(user, in_compliance_group=in_group)
-    return user._pedigree_is_compliance
+    answer: bool = getattr(user, _COMPLIANCE_CACHE)
+    return answer
 
 
 def compliance_group_member() -> Exists:
@@ -34,71 +42,75 @@ def compliance_group_member() -> Exists:
     return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef("user_id")))
 
 
-def remember_compliance(user, *, in_compliance_group: bool) -> None:
+def remember_compliance(user: Actor, *, in_compliance_group: bool) -> None:
     """Cache what `is_compliance` answers, when a query already read the group membership."""
-    user._pedigree_is_compliance = user.is_superuser or in_compliance_group
+    setattr(user, _COMPLIANCE_CACHE, user.is_superuser or in_compliance_group)
 
 
-def team_ids_of(user) -> frozenset[int]:
-    if not getattr(user, "is_authenticated", False):
+def team_ids_of(user: Reader) -> frozenset[int]:
+    if not user.is_authenticated:
         return frozenset()
-    if not hasattr(user, "_pedigree_team_ids"):
-        user._pedigree_team_ids = frozenset(user.teams.values_list("id", flat=True))
-    return user._pedigree_team_ids
+    if not hasattr(user, _TEAM_IDS_CACHE):
+        setattr(user, _TEAM_IDS_CACHE, frozenset(user.teams.values_list("id", flat=True)))
+    team_ids: frozenset[int] = getattr(user, _TEAM_IDS_CACHE)
+    return team_ids
 
 
-def is_team_member(user, team_id: int) -> bool:
+def is_team_member(user: Reader, team_id: int) -> bool:
     return team_id in team_ids_of(user)
 
 
-def _my_team_ids(user) -> QuerySet:
+def _my_team_ids(user: Reader) -> QuerySet[Model, int]:
     """The user's team ids as a subquery: filtering by it costs no query of its own."""
-    return Team.members.through.objects.filter(user_id=user.pk).values("team_id")
+    memberships = Team.members.through.objects
+    if not user.is_authenticated:
+        return memberships.none().values_list("team_id", flat=True)
+    return memberships.filter(user_id=user.pk).values_list("team_id", flat=True)
 
 
-def teams_visible_to(user) -> QuerySet[Team]:
+def teams_visible_to(user: Reader) -> QuerySet[Team]:
     teams = Team.objects.all()
     if is_compliance(user):
         return teams
     return teams.filter(id__in=_my_team_ids(user))
 
 
-def owned_or_shared(user, team_field: str, visibility_field: str) -> Q:
+def owned_or_shared(user: Reader, team_field: str, visibility_field: str) -> Q:
     """Rows of the user's teams, or shared with every team (`internal`)."""
     return Q(**{f"{team_field}__in": _my_team_ids(user)}) | Q(
         **{visibility_field: Visibility.INTERNAL}
     )
 
 
-def models_visible_to(user) -> QuerySet[RegisteredModel]:
+def models_visible_to(user: Reader) -> QuerySet[RegisteredModel]:
     models = RegisteredModel.objects.select_related("team", "created_by")
     if is_compliance(user):
         return models
     return models.filter(owned_or_shared(user, "team_id", "visibility"))
 
 
-def versions_visible_to(user) -> QuerySet[ModelVersion]:
+def versions_visible_to(user: Reader) -> QuerySet[ModelVersion]:
     versions = ModelVersion.objects.select_related("model", "model__team", "registered_by")
     if is_compliance(user):
         return versions
     return versions.filter(owned_or_shared(user, "model__team_id", "model__visibility"))
 
 
-def datasets_visible_to(user) -> QuerySet[Dataset]:
+def datasets_visible_to(user: Reader) -> QuerySet[Dataset]:
     datasets = Dataset.objects.select_related("team", "created_by")
     if is_compliance(user):
         return datasets
     return datasets.filter(owned_or_shared(user, "team_id", "visibility"))
 
 
-def dataset_versions_visible_to(user) -> QuerySet[DatasetVersion]:
+def dataset_versions_visible_to(user: Reader) -> QuerySet[DatasetVersion]:
     versions = DatasetVersion.objects.select_related("dataset", "dataset__team", "registered_by")
     if is_compliance(user):
         return versions
     return versions.filter(owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
 
 
-def version_by_ref(user, ref: str) -> ModelVersion | None:
+def version_by_ref(user: Reader, ref: str) -> ModelVersion | None:
     """Resolve `MODEL@VERSION` (or a numeric id) among the versions the user can see."""
     versions = versions_visible_to(user)
     if ref.isdigit():
@@ -109,20 +121,20 @@ def version_by_ref(user, ref: str) -> ModelVersion | None:
     return versions.filter(model__name=name, version=label).first()
 
 
-def uploads_of(user) -> QuerySet[ArtefactUpload]:
+def uploads_of(user: Reader) -> QuerySet[ArtefactUpload]:
     """An upload belongs to its uploader alone until it becomes a version."""
     return ArtefactUpload.objects.filter(created_by_id=user.pk).select_related(
         "created_by", "consumed_by", "consumed_by__model"
     )
 
 
-def hub_datasets_of(user, version: ModelVersion) -> QuerySet[Dataset]:
+def hub_datasets_of(user: Reader, version: ModelVersion) -> QuerySet[Dataset]:
     """The dataset records of the Hub datasets an imported version's model card names
     (`version.hub_card["datasets"]` holds their Hub ids; `Dataset.hub_id` matches them)."""
     return datasets_visible_to(user).filter(hub_id__in=version.hub_card.get("datasets") or [])
 
 
-def hub_bases_of(user, version: ModelVersion) -> list[dict[str, Any]]:
+def hub_bases_of(user: Reader, version: ModelVersion) -> list[dict[str, Any]]:
     """Each base model an imported version's card names, with the newest registered version of
     it the user can see (None when it is not registered), in one query."""
     bases = version.hub_card.get("base_models") or []
@@ -141,7 +153,9 @@ def hub_bases_of(user, version: ModelVersion) -> list[dict[str, Any]]:
     ]
 
 
-def valid_approvals(version: ModelVersion, stage: str, *, now=None) -> list[Approval]:
+def valid_approvals(
+    version: ModelVersion, stage: str, *, now: datetime | None = None
+) -> list[Approval]:
     """Unexpired approvals and rejections of exactly these weights for `stage`."""
     now = now or timezone.now()
     return list(

@@ -4,6 +4,7 @@ downloaded to be hashed. Weights are never downloaded."""
 
 import json
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlparse
@@ -15,6 +16,7 @@ from pedigree_client.artefacts import (
     CONVERT_HINT,
     ArtefactFile,
     ArtefactProgress,
+    SafetensorsInfo,
     classify_file,
     manifest_from_files,
     read_adapter_config,
@@ -95,7 +97,7 @@ def read_remote(
             header = _call_hub(
                 repo_id,
                 sha,
-                lambda name=name: api.parse_safetensors_file_metadata(repo_id, name, revision=sha),
+                partial(api.parse_safetensors_file_metadata, repo_id, name, revision=sha),
             )
             safetensors = _remote_header(header, file_size=size, label=name)
         files.append(
@@ -191,7 +193,7 @@ def _load_small_json(path: Path, *, repo_id: str, name: str) -> Any:
         ) from None
 
 
-def _remote_header(metadata: Any, *, file_size: int, label: str):
+def _remote_header(metadata: Any, *, file_size: int, label: str) -> SafetensorsInfo:
     """Validate a header read by huggingface_hub like a local one. The header's own length is
     not exposed, so it is taken as what the file holds besides the tensor data."""
     header: dict[str, Any] = {

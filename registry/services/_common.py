@@ -13,6 +13,7 @@ from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_f
 from registry.models import ModelVersion, RegisteredModel, Team
 from registry.plugins import LicenceValidator, plugins
 from registry.selectors import is_team_member
+from registry.types import Actor
 
 # Licence expressions are validated and normalised to canonical SPDX text on every write by
 # the `LicenceValidator`s other apps register (licensing; the registry does not import it).
@@ -32,7 +33,7 @@ def snapshot(obj: dj_models.Model) -> dict[str, Any]:
     return model_to_dict(obj, exclude=["members", "artefact_manifest", "hub_card"])
 
 
-def require_team_write(actor, team: Team) -> None:
+def require_team_write(actor: Actor, team: Team) -> None:
     if not is_team_member(actor, team.pk):
         raise PermissionRefused(
             f"You are not a member of team '{team.slug}', so you cannot write its objects. "

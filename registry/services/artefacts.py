@@ -24,6 +24,7 @@ from registry.errors import Conflict, InvalidInput
 from registry.models import ArtefactUpload, ModelVersion, RegisteredModel
 from registry.services._common import artefact_invalid, refuse_taken_label, require_team_write
 from registry.services.catalogue import version_create
+from registry.types import Actor
 
 UPLOADS_FOLDER = "uploads"
 # Read from the files when there are files, so a caller cannot state them as well.
@@ -96,7 +97,7 @@ def artefact_upload_discard(upload_id: uuid.UUID) -> None:
 
 
 def artefact_upload_finish(
-    *, actor, upload_id: uuid.UUID, progress: ArtefactProgress | None = None
+    *, actor: Actor, upload_id: uuid.UUID, progress: ArtefactProgress | None = None
 ) -> ArtefactUpload:
     """Inspect the files received for an upload, save them in the artefact storage and record
     them.
@@ -137,7 +138,7 @@ def artefact_upload_finish(
     return upload
 
 
-def _own_upload(actor, ref: "ArtefactUpload | uuid.UUID | str") -> ArtefactUpload:
+def _own_upload(actor: Actor, ref: "ArtefactUpload | uuid.UUID | str") -> ArtefactUpload:
     if isinstance(ref, ArtefactUpload):
         ref = ref.pk
     try:
@@ -170,7 +171,7 @@ def _inspected_fields(manifest: dict[str, Any], *, uri: str) -> dict[str, Any]:
 
 def version_register(
     *,
-    actor,
+    actor: Actor,
     model: RegisteredModel,
     version: str,
     artefact_path: str | None = None,
@@ -209,10 +210,10 @@ def version_register(
     require_team_write(actor, model.team)
     refuse_taken_label(model, version)
     upload = None
-    if artefact_path not in (None, ""):
+    if artefact_path:
         resolved, manifest = artefact_inspect(path=artefact_path, progress=progress)
         fields = _inspected_fields(manifest.to_dict(), uri=resolved.as_uri())
-    elif artefact_upload not in (None, ""):
+    elif artefact_upload:
         upload = _own_upload(actor, artefact_upload)
         fields = _inspected_fields(upload.manifest, uri=storage.artefact_uri(upload.store_path))
     else:

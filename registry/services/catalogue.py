@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from registry.audit import audit_record
@@ -16,6 +17,7 @@ from registry.services._common import (
     save_new,
     snapshot,
 )
+from registry.types import Actor
 
 MODEL_UPDATABLE = {"task", "description", "visibility", "allow_multiple_production"}
 VERSION_UPDATABLE = {
@@ -43,7 +45,7 @@ DATASET_VERSION_UPDATABLE = {
 
 
 @transaction.atomic
-def team_create(*, actor, slug: str, name: str, description: str = "") -> Team:
+def team_create(*, actor: Actor, slug: str, name: str, description: str = "") -> Team:
     if not (is_compliance(actor) or actor.is_staff):
         raise PermissionRefused("Only compliance staff or administrators can create teams.")
     if Team.objects.filter(slug=slug).exists():
@@ -55,7 +57,7 @@ def team_create(*, actor, slug: str, name: str, description: str = "") -> Team:
 
 
 @transaction.atomic
-def team_update(*, actor, team: Team, changes: dict[str, Any]) -> Team:
+def team_update(*, actor: Actor, team: Team, changes: dict[str, Any]) -> Team:
     if not (is_compliance(actor) or actor.is_staff):
         require_team_write(actor, team)
     before = apply_changes(team, changes, {"name", "description"})
@@ -64,7 +66,9 @@ def team_update(*, actor, team: Team, changes: dict[str, Any]) -> Team:
     return team
 
 
-def team_members_set_audit(*, actor, team: Team, before: list[str], after: list[str]) -> None:
+def team_members_set_audit(
+    *, actor: Actor, team: Team, before: list[str], after: list[str]
+) -> None:
     """Audit a membership change the admin's many-to-many widget already saved."""
     if not (is_compliance(actor) or actor.is_staff):
         raise PermissionRefused("Only compliance staff or administrators can change team members.")
@@ -78,7 +82,7 @@ def team_members_set_audit(*, actor, team: Team, before: list[str], after: list[
 
 
 @transaction.atomic
-def team_member_add(*, actor, team: Team, user) -> None:
+def team_member_add(*, actor: Actor, team: Team, user: User) -> None:
     if not (is_compliance(actor) or actor.is_staff):
         raise PermissionRefused("Only compliance staff or administrators can change team members.")
     team.members.add(user)
@@ -89,7 +93,7 @@ def team_member_add(*, actor, team: Team, user) -> None:
 @transaction.atomic
 def model_create(
     *,
-    actor,
+    actor: Actor,
     name: str,
     kind: str,
     team: Team,
@@ -119,7 +123,9 @@ def model_create(
 
 
 @transaction.atomic
-def model_update(*, actor, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
+def model_update(
+    *, actor: Actor, model: RegisteredModel, changes: dict[str, Any]
+) -> RegisteredModel:
     require_team_write(actor, model.team)
     before = apply_changes(model, changes, MODEL_UPDATABLE)
     model.save()
@@ -131,7 +137,7 @@ def model_update(*, actor, model: RegisteredModel, changes: dict[str, Any]) -> R
 
 @transaction.atomic
 def version_create(
-    *, actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
+    *, actor: Actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
 ) -> ModelVersion:
     require_team_write(actor, model.team)
     if "licence_concluded" in attributes and not is_compliance(actor):
@@ -155,7 +161,7 @@ def version_create(
 
 
 @transaction.atomic
-def version_update(*, actor, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
+def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
     compliance_fields = set(changes) & COMPLIANCE_ONLY_FIELDS
     if compliance_fields and not is_compliance(actor):
         raise PermissionRefused.for_field(
@@ -174,7 +180,7 @@ def version_update(*, actor, version: ModelVersion, changes: dict[str, Any]) -> 
 @transaction.atomic
 def dataset_create(
     *,
-    actor,
+    actor: Actor,
     name: str,
     team: Team,
     visibility: str = "team",
@@ -200,7 +206,7 @@ def dataset_create(
 
 
 @transaction.atomic
-def dataset_update(*, actor, dataset: Dataset, changes: dict[str, Any]) -> Dataset:
+def dataset_update(*, actor: Actor, dataset: Dataset, changes: dict[str, Any]) -> Dataset:
     require_team_write(actor, dataset.team)
     before = apply_changes(dataset, changes, DATASET_UPDATABLE)
     dataset.save()
@@ -212,7 +218,7 @@ def dataset_update(*, actor, dataset: Dataset, changes: dict[str, Any]) -> Datas
 
 @transaction.atomic
 def dataset_version_create(
-    *, actor, dataset: Dataset, version: str, sha256: str, size_bytes: int, **attributes: Any
+    *, actor: Actor, dataset: Dataset, version: str, sha256: str, size_bytes: int, **attributes: Any
 ) -> DatasetVersion:
     require_team_write(actor, dataset.team)
     if attributes.get("licence_concluded") and not is_compliance(actor):
@@ -245,7 +251,7 @@ def dataset_version_create(
 
 @transaction.atomic
 def dataset_version_update(
-    *, actor, dataset_version: DatasetVersion, changes: dict[str, Any]
+    *, actor: Actor, dataset_version: DatasetVersion, changes: dict[str, Any]
 ) -> DatasetVersion:
     if set(changes) & COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         raise PermissionRefused.for_field(

@@ -1,8 +1,8 @@
 """Events: the outbox of signed webhook deliveries, and the webhook endpoints they go to."""
 
+from functools import partial
 from typing import Any
 
-from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.utils import timezone
 
@@ -11,6 +11,7 @@ from registry.errors import InvalidInput, PermissionRefused
 from registry.models import EventDelivery, WebhookEndpoint
 from registry.selectors import is_compliance
 from registry.services._common import apply_changes, save_new, snapshot
+from registry.types import Actor
 
 WEBHOOK_ENDPOINT_UPDATABLE = {"name", "url", "secret", "events", "active"}
 
@@ -29,7 +30,7 @@ def event_publish(*, kind: str, payload: dict[str, Any]) -> list[EventDelivery]:
         if not endpoint.events or kind in endpoint.events
     ]
     for delivery in deliveries:
-        transaction.on_commit(lambda pk=delivery.pk: deliver_event.delay(pk))
+        transaction.on_commit(partial(deliver_event.delay, delivery.pk))
     return deliveries
 
 
@@ -49,7 +50,7 @@ def webhook_events_validate(events: object) -> list[str]:
     return list(events)
 
 
-def _require_webhook_admin(actor: AbstractUser) -> None:
+def _require_webhook_admin(actor: Actor) -> None:
     # Every team's governance events go to every endpoint, so no single team may manage them.
     if not (is_compliance(actor) or actor.is_staff):
         raise PermissionRefused(
@@ -67,7 +68,7 @@ def _audited(endpoint: WebhookEndpoint) -> dict[str, Any]:
 @transaction.atomic
 def webhook_endpoint_create(
     *,
-    actor: AbstractUser,
+    actor: Actor,
     name: str,
     url: str,
     secret: str,
@@ -91,7 +92,7 @@ def webhook_endpoint_create(
 
 @transaction.atomic
 def webhook_endpoint_update(
-    *, actor: AbstractUser, endpoint: WebhookEndpoint, changes: dict[str, Any]
+    *, actor: Actor, endpoint: WebhookEndpoint, changes: dict[str, Any]
 ) -> WebhookEndpoint:
     _require_webhook_admin(actor)
     if "events" in changes:
@@ -109,7 +110,7 @@ def webhook_endpoint_update(
 
 
 @transaction.atomic
-def webhook_endpoint_delete(*, actor: AbstractUser, endpoint: WebhookEndpoint) -> None:
+def webhook_endpoint_delete(*, actor: Actor, endpoint: WebhookEndpoint) -> None:
     """Delete an endpoint with its delivery history; governance events stop going to it."""
     _require_webhook_admin(actor)
     audit_record(

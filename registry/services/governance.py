@@ -31,9 +31,10 @@ from registry.models import (
 from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes, snapshot
 from registry.services.events import event_publish
+from registry.types import Actor
 
 
-def _require_compliance(actor, what: str) -> None:
+def _require_compliance(actor: Actor, what: str) -> None:
     if not is_compliance(actor):
         raise PermissionRefused(f"Only compliance staff can {what}.")
 
@@ -41,7 +42,7 @@ def _require_compliance(actor, what: str) -> None:
 @transaction.atomic
 def approval_record(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     stage: str,
     decision: str = "approve",
@@ -96,7 +97,7 @@ def approval_record(
 
 @transaction.atomic
 def check_waiver_grant(
-    *, actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
+    *, actor: Actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
 ) -> CheckWaiver:
     _require_compliance(actor, "waive gate checks")
     if not reason.strip():
@@ -140,7 +141,7 @@ def check_waiver_grant(
 
 
 @transaction.atomic
-def check_waiver_revoke(*, actor, waiver: CheckWaiver) -> CheckWaiver:
+def check_waiver_revoke(*, actor: Actor, waiver: CheckWaiver) -> CheckWaiver:
     _require_compliance(actor, "revoke waivers")
     if waiver.revoked_at is None:
         waiver.revoked_at = timezone.now()
@@ -178,7 +179,7 @@ class _Verdict:
 @transaction.atomic
 def version_promote(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     stage: str,
     justification: str = "",
@@ -241,7 +242,7 @@ def _lock_for_promotion(version: ModelVersion) -> ModelVersion:
     )
 
 
-def _require_promoter(actor, version: ModelVersion) -> None:
+def _require_promoter(actor: Actor, version: ModelVersion) -> None:
     if not (is_compliance(actor) or is_team_member(actor, version.model.team_id)):
         raise PermissionRefused(
             f"Only members of team '{version.model.team.slug}' or compliance staff can promote "
@@ -251,7 +252,7 @@ def _require_promoter(actor, version: ModelVersion) -> None:
 
 def _judge(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     stage: str,
     use: str,
@@ -292,7 +293,7 @@ def _single_production_failure(displaced: list[ModelVersion]) -> dict[str, Any]:
 
 
 def _decision_record(
-    *, actor, version: ModelVersion, verdict: _Verdict, justification: str
+    *, actor: Actor, version: ModelVersion, verdict: _Verdict, justification: str
 ) -> GateDecision:
     evaluation = verdict.evaluation
     return GateDecision.objects.create(
@@ -312,7 +313,7 @@ def _decision_record(
 
 def _stage_move(
     *,
-    actor,
+    actor: Actor,
     version: ModelVersion,
     verdict: _Verdict,
     decision: GateDecision,
@@ -344,7 +345,7 @@ def _stage_move(
 
 
 def _refusal_audit(
-    *, actor, version: ModelVersion, verdict: _Verdict, decision: GateDecision
+    *, actor: Actor, version: ModelVersion, verdict: _Verdict, decision: GateDecision
 ) -> None:
     audit_record(
         actor=actor,
@@ -359,7 +360,7 @@ def _refusal_audit(
 
 
 def _promotion_publish(
-    *, actor, version: ModelVersion, verdict: _Verdict, decision: GateDecision
+    *, actor: Actor, version: ModelVersion, verdict: _Verdict, decision: GateDecision
 ) -> None:
     event_publish(
         kind="version.promoted" if verdict.passed else "version.promotion_refused",
@@ -375,7 +376,9 @@ def _promotion_publish(
 
 
 @transaction.atomic
-def stage_policy_update(*, actor, policy: StagePolicy, changes: dict[str, Any]) -> StagePolicy:
+def stage_policy_update(
+    *, actor: Actor, policy: StagePolicy, changes: dict[str, Any]
+) -> StagePolicy:
     _require_compliance(actor, "change stage policies")
     unknown_checks = sorted(set(changes.get("required_checks", [])) - set(registered_checks()))
     if unknown_checks:

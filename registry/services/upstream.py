@@ -26,6 +26,7 @@ from registry.models import Dataset, ModelKind, ModelVersion, RegisteredModel, T
 from registry.selectors import versions_visible_to
 from registry.services._common import artefact_invalid, require_team_write
 from registry.services.catalogue import dataset_create, model_create, version_create
+from registry.types import Actor
 
 _HUB_ERROR_STATUS = {
     "invalid": InvalidInput,
@@ -48,7 +49,7 @@ def _hub_error(error: hub.HubError) -> ServiceError:
     return _HUB_ERROR_STATUS[error.kind].for_field(field, error.message, code=error.code)
 
 
-def _imported_version(actor, repo_id: str, revision: str) -> ModelVersion | None:
+def _imported_version(actor: Actor, repo_id: str, revision: str) -> ModelVersion | None:
     found = (
         ModelVersion.objects.filter(hub_repo_id=repo_id, hub_revision=revision)
         .select_related("model", "model__team", "registered_by")
@@ -85,7 +86,7 @@ def _snapshot_folder(raw: str, *, confine: bool) -> Path:
     return folder
 
 
-def _hub_datasets(*, actor, team: Team, hub_ids: list[str]) -> list[Dataset]:
+def _hub_datasets(*, actor: Actor, team: Team, hub_ids: list[str]) -> list[Dataset]:
     """The dataset record of each Hub dataset id, created (visible org-wide) where missing."""
     existing = list(
         Dataset.objects.filter(dj_models.Q(hub_id__in=hub_ids) | dj_models.Q(name__in=hub_ids))
@@ -115,7 +116,7 @@ def _hub_datasets(*, actor, team: Team, hub_ids: list[str]) -> list[Dataset]:
 
 
 def _upstream_record(
-    *, actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
+    *, actor: Actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
 ) -> ModelVersion:
     card = upstream.card
     model = RegisteredModel.objects.filter(name=upstream.repo_id).select_related("team").first()
@@ -185,7 +186,7 @@ def _upstream_record(
 
 def upstream_import(
     *,
-    actor,
+    actor: Actor,
     team: Team,
     repo_id: str,
     revision: str | None = None,
@@ -209,7 +210,7 @@ def upstream_import(
         if existing is not None:
             return existing, False
     folder = None
-    if snapshot_dir not in (None, ""):
+    if snapshot_dir:
         folder = _snapshot_folder(snapshot_dir, confine=confine_snapshot)
     try:
         upstream = hub.read_snapshot(
