@@ -70,7 +70,7 @@ class Workers:
                 "-m",
                 "celery",
                 "-A",
-                "registry",
+                "config",
                 "worker",
                 "-Q",
                 QUEUE,
