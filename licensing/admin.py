@@ -31,14 +31,12 @@ from registry.models import ModelVersion, Stage
 
 class LicenceTermInline(ReadOnlyInline):
     model = LicenceTerm
-    fields = ["type", "clause", "text", "value", "carries_through", "note"]
-    readonly_fields = fields
+    fields = readonly_fields = ("type", "clause", "text", "value", "carries_through", "note")
 
 
 class HubIdInline(ReadOnlyInline):
     model = HubLicenceMapping
-    fields = ["hub_id", "review_required", "reason"]
-    readonly_fields = fields
+    fields = readonly_fields = ("hub_id", "review_required", "reason")
 
 
 @admin.register(Licence)
@@ -120,15 +118,21 @@ class HubLicenceMappingAdmin(ReadOnlyAdmin):
 
 class RevisionInline(ReadOnlyInline):
     model = LicencePolicyRevision
-    fields = ["revision", "change", "changed_by", "changed_at"]
-    readonly_fields = fields
+    fields = readonly_fields = ("revision", "change", "changed_by", "changed_at")
     ordering = ["-revision"]
 
 
 class RuleInline(ReadOnlyInline):
     model = LicenceRule
-    fields = ["position", "name", "enabled", "condition", "severity", "stages", "uses"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "position",
+        "name",
+        "enabled",
+        "condition",
+        "severity",
+        "stages",
+        "uses",
+    )
     show_change_link = True
 
 
@@ -168,7 +172,9 @@ class LicenceRuleForm(forms.ModelForm):
         fields = ["policy", *RULE_FIELDS]
 
     def clean(self):
-        cleaned = super().clean()
+        # ModelForm.clean returns `cleaned_data` itself; only overrides may return None.
+        super().clean()
+        cleaned = self.cleaned_data
         policy = cleaned.get("policy") or getattr(self.instance, "policy", None)
         if self.errors or policy is None:
             return cleaned
@@ -243,7 +249,8 @@ class LicenceWaiverForm(forms.ModelForm):
         fields = ["version", "rule_name", "licence_id", "reason", "approver", "expires_at"]
 
     def clean(self):
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if self.errors:
             return cleaned
         try:

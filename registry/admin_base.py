@@ -57,11 +57,13 @@ class ServiceFormAdmin(admin.ModelAdmin):
         refusal: ServiceError | None = getattr(request, _REFUSAL, None)
         if refusal is None:
             return form_class
+        # Named again: mypy's narrowing does not reach into the class below.
+        error = refusal
 
         class RefusedForm(form_class):  # type: ignore[valid-type, misc]
             def clean(self) -> dict[str, Any]:
                 cleaned = super().clean()
-                form_errors(self, refusal)
+                form_errors(self, error)
                 return cleaned
 
         return RefusedForm

@@ -5,16 +5,9 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from registry.gates import failing_checks
 from registry.models import GateDecision, ModelVersion, Stage
 from registry.plugins import DashboardPanel, plugins
-
-
-def _failing(decision: GateDecision) -> list[dict[str, Any]]:
-    return [
-        result
-        for result in decision.results
-        if result["required"] and not result["passed"] and not result.get("waiver")
-    ]
 
 
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
@@ -26,7 +19,7 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     for decision in recent:
         latest.setdefault(decision.version_id, decision)
     blocked: list[dict[str, Any]] = [
-        {"decision": d, "version": d.version, "failing": _failing(d)}
+        {"decision": d, "version": d.version, "failing": failing_checks(d.results)}
         for d in latest.values()
         if not d.passed and d.version.stage == d.from_stage
     ]

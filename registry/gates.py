@@ -3,7 +3,7 @@ registry (`registry.plugins`) and builds the verdict; the apps that provide chec
 them from `AppConfig.ready()`, so the core never imports them."""
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
@@ -83,6 +83,14 @@ logger = logging.getLogger(__name__)
 STAGE_ORDER = ["development", "staging", "production", "archived"]
 
 
+def failing_checks(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The check rows of a gate's answer (`GateDecision.results`, the gate endpoint's `checks`)
+    that refuse it: required, failed and not waived."""
+    return [
+        row for row in results if row["required"] and not row["passed"] and not row.get("waiver")
+    ]
+
+
 @dataclass(frozen=True)
 class GateEvaluation:
     version_id: int
@@ -98,7 +106,7 @@ class GateEvaluation:
 
     @property
     def failures(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["required"] and not r["passed"] and not r["waiver"]]
+        return failing_checks(self.results)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -223,7 +231,7 @@ def gate_evaluate(
             else None
         )
         rows.append(row)
-    passed = all(row["passed"] or row["waiver"] or not row["required"] for row in rows)
+    passed = not failing_checks(rows)
     return GateEvaluation(
         version_id=version.pk,
         ref=str(version),

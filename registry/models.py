@@ -1,9 +1,7 @@
 """The catalogue: teams, models, versions, datasets, and the append-only audit log."""
 
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
@@ -398,14 +396,6 @@ class GateDecision(models.Model):
     def __str__(self) -> str:
         outcome = "passed" if self.passed else "refused"
         return f"{self.version} → {self.to_stage}: {outcome}"
-
-
-def failing_checks(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The check rows of a gate's answer (`GateDecision.results`, the gate endpoint's `checks`)
-    that refuse it: required, failed and not waived."""
-    return [
-        row for row in results if row["required"] and not row["passed"] and not row.get("waiver")
-    ]
 
 
 class ApprovalDecision(models.TextChoices):

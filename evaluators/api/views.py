@@ -1,3 +1,5 @@
+from typing import Any
+
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -7,7 +9,9 @@ from rest_framework.response import Response
 from evaluators import services
 from evaluators.api import serializers
 from evaluators.filters import EvaluationRunFilter, EvaluationSuiteFilter
+from evaluators.models import EvaluationSuite
 from evaluators.selectors import runs_visible_to, suite_by_ref, suites_visible_to
+from registry.api.base import acting_user
 from registry.api.views import CatalogueViewSet
 from registry.errors import InvalidInput
 from registry.selectors import version_by_ref
@@ -23,11 +27,13 @@ class EvaluationSuiteViewSet(CatalogueViewSet):
     search_fields = ["name", "description"]
     ordering_fields = ["name", "created_at", "updated_at"]
 
-    def create_object(self, data):
-        return services.suite_create(actor=self.request.user, **data)
+    def create_object(self, data: dict[str, Any]) -> EvaluationSuite:
+        return services.suite_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance, changes):
-        return services.suite_update(actor=self.request.user, suite=instance, changes=changes)
+    def update_object(self, instance: EvaluationSuite, changes: dict[str, Any]) -> EvaluationSuite:
+        return services.suite_update(
+            actor=acting_user(self.request), suite=instance, changes=changes
+        )
 
 
 class EvaluationRunViewSet(
@@ -61,7 +67,7 @@ class EvaluationRunViewSet(
         cuda; cuda goes to the GPU workers). With no broker it runs before the answer."""
         data = serializers.EvaluationRunRequestSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = request.user
+        user = acting_user(request)
         version = version_by_ref(user, data.validated_data["version"].strip())
         if version is None:
             raise InvalidInput.for_field(
@@ -89,5 +95,5 @@ class EvaluationRunViewSet(
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def cancel(self, request, pk=None):
         """Cancel a queued or running evaluation (409 once it has finished)."""
-        run = services.run_cancel(actor=request.user, run=self.get_object())
+        run = services.run_cancel(actor=acting_user(request), run=self.get_object())
         return Response(self.get_serializer(self.get_queryset().get(pk=run.pk)).data)

@@ -23,7 +23,7 @@ from licensing.api.serializers import (
 from licensing.exports import FORMATS, version_export
 from licensing.filters import LicenceFilter, LicenceWaiverFilter
 from licensing.models import LicencePolicyRevision
-from registry.api.base import parsed_query, visible_version
+from registry.api.base import acting_user, parsed_query, visible_version
 from registry.errors import InvalidInput, NotFound
 from registry.selectors import version_by_ref
 
@@ -132,7 +132,7 @@ class LicenceWaiverViewSet(
                 "version", f"No version '{data['version']}' that you can see."
             )
         waiver = services.licence_waiver_grant(
-            actor=request.user,
+            actor=acting_user(request),
             version=version,
             rule_name=data["rule"],
             licence_id=data["licence"],
@@ -145,7 +145,9 @@ class LicenceWaiverViewSet(
     @extend_schema(request=None, responses={200: LicenceWaiverSerializer})
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        waiver = services.licence_waiver_revoke(actor=request.user, waiver=self.get_object())
+        waiver = services.licence_waiver_revoke(
+            actor=acting_user(request), waiver=self.get_object()
+        )
         return Response(LicenceWaiverSerializer(waiver).data)
 
 

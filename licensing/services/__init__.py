@@ -6,7 +6,6 @@ change bumps the policy's revision and stores the rule set as that revision.
 
 from licensing.services.catalogue import LICENCE_EDITABLE, licence_update, licences_sync
 from licensing.services.policy import (
-    RULE_FIELDS,
     licence_rule_create,
     licence_rule_delete,
     licence_rule_update,
@@ -22,7 +21,6 @@ from licensing.services.waivers import (
 
 __all__ = [
     "LICENCE_EDITABLE",
-    "RULE_FIELDS",
     "WaiverRequest",
     "licence_rule_create",
     "licence_rule_delete",

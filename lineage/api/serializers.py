@@ -57,7 +57,9 @@ class ParentInputSerializer(StrictMixin, serializers.Serializer):
 
 
 class ParentsInputSerializer(StrictMixin, serializers.Serializer):
-    parents = ParentInputSerializer(many=True, min_length=1, max_length=MAX_PARENTS)
+    parents = serializers.ListSerializer(
+        child=ParentInputSerializer(), min_length=1, max_length=MAX_PARENTS
+    )
 
 
 class DatasetUseInputSerializer(StrictMixin, serializers.Serializer):
@@ -79,7 +81,9 @@ class TrainingRunInputSerializer(StrictMixin, serializers.Serializer):
     method = serializers.ChoiceField(choices=Method.choices)
     # Shape and types are checked by the service against the method's JSON Schema.
     hyperparameters = serializers.JSONField(required=False)
-    datasets = DatasetUseInputSerializer(many=True, required=False, max_length=MAX_DATASETS)
+    datasets = serializers.ListSerializer(
+        child=DatasetUseInputSerializer(), required=False, max_length=MAX_DATASETS
+    )
     code_repository = serializers.CharField(max_length=512, required=False, allow_blank=True)
     code_revision = serializers.CharField(max_length=64, required=False, allow_blank=True)
     framework_versions = serializers.JSONField(required=False)
@@ -112,7 +116,9 @@ class RegistrationSerializer(StrictMixin, serializers.Serializer):
     artefact_upload = serializers.CharField(max_length=64, required=False)
     artefact_path = serializers.CharField(max_length=4096, required=False)
     artefact_digest = serializers.CharField(max_length=64, required=False)
-    parents = ParentInputSerializer(many=True, required=False, max_length=MAX_PARENTS)
+    parents = serializers.ListSerializer(
+        child=ParentInputSerializer(), required=False, max_length=MAX_PARENTS
+    )
     training_run = TrainingRunInputSerializer(required=False)
     # Version attributes, validated by the version service.
     description = serializers.CharField(required=False, allow_blank=True)

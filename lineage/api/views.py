@@ -1,5 +1,8 @@
 """Lineage endpoints. Thin: parse, call one service or selector, present."""
 
+from collections.abc import Callable
+
+from django.db.models import QuerySet
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -28,7 +31,7 @@ from lineage.api.serializers import (
 )
 from lineage.filters import HoldFilter
 from lineage.models import DatasetRole
-from registry.api.base import parsed_query, visible_version
+from registry.api.base import acting_user, parsed_query, visible_version
 from registry.api.serializers import VersionSerializer
 from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion
@@ -53,7 +56,9 @@ class RegistrationView(APIView):
     def post(self, request):
         serializer = RegistrationSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        version = services.registration_create(actor=request.user, **serializer.validated_data)
+        version = services.registration_create(
+            actor=acting_user(request), **serializer.validated_data
+        )
         return Response(registration_result(request, version), status=status.HTTP_201_CREATED)
 
 
@@ -84,7 +89,8 @@ class RelativesView(generics.ListAPIView):
     permission_classes = [IsAuthenticated]
     serializer_class = VersionSerializer
     filter_backends: list = []
-    relatives = None
+    # The selector of the version's relatives: (reader, version, *, max_depth) -> versions.
+    relatives: Callable[..., QuerySet[ModelVersion]]
 
     @extend_schema(parameters=[DepthQuerySerializer])
     def get(self, request, *args, **kwargs):
@@ -164,7 +170,7 @@ class ParentsView(APIView):
         serializer = ParentsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.edges_create(
-            actor=request.user, child=version, parents=serializer.validated_data["parents"]
+            actor=acting_user(request), child=version, parents=serializer.validated_data["parents"]
         )
         edges = EdgeSerializer(selectors.parent_edges(version), many=True).data
         return Response(edges, status=status.HTTP_201_CREATED)
@@ -189,7 +195,7 @@ class TrainingRunView(APIView):
         serializer = TrainingRunInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.training_run_record(
-            actor=request.user, version=version, **serializer.validated_data
+            actor=acting_user(request), version=version, **serializer.validated_data
         )
         run = selectors.training_run_of(version)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
@@ -288,7 +294,7 @@ class HoldViewSet(
         version = version_by_ref(request.user, ref)
         if version is None:
             raise InvalidInput.for_field("version", f"No version '{ref}' that you can see.")
-        hold = services.hold_place(actor=request.user, version=version, **data)
+        hold = services.hold_place(actor=acting_user(request), version=version, **data)
         return Response(self._detail(hold), status=status.HTTP_201_CREATED)
 
     def retrieve(self, request, *args, **kwargs):
@@ -301,7 +307,7 @@ class HoldViewSet(
         serializer = HoldLiftSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         hold = services.hold_lift(
-            actor=request.user, hold=hold, reason=serializer.validated_data["reason"]
+            actor=acting_user(request), hold=hold, reason=serializer.validated_data["reason"]
         )
         return Response(self._detail(hold))
 

@@ -51,8 +51,14 @@ class TeamAdmin(ServiceAdmin):
 
 class VersionInline(admin.TabularInline):
     model = ModelVersion
-    fields = ["version", "stage", "risk_tier", "licence_declared", "registered_by", "registered_at"]
-    readonly_fields = fields
+    fields = readonly_fields = (
+        "version",
+        "stage",
+        "risk_tier",
+        "licence_declared",
+        "registered_by",
+        "registered_at",
+    )
     extra = 0
     can_delete = False
     show_change_link = True
@@ -280,7 +286,7 @@ class ArtefactUploadAdmin(ReadOnlyAdmin):
     list_display = ["id", "created_by", "created_at", "digest", "size", "consumed_by"]
     list_select_related = ["created_by", "consumed_by", "consumed_by__model"]
     search_fields = ["id", "digest", "created_by__username"]
-    fields = [
+    fields = readonly_fields = (
         "id",
         "created_by",
         "created_at",
@@ -289,8 +295,7 @@ class ArtefactUploadAdmin(ReadOnlyAdmin):
         "size",
         "consumed_by",
         "files",
-    ]
-    readonly_fields = fields
+    )
 
     @admin.display(description="Files")
     def files(self, obj: ArtefactUpload):

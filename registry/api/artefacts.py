@@ -1,7 +1,9 @@
 """Artefact endpoints: streamed uploads, inspection of a path inside the roots, Hub import."""
 
 from pathlib import Path
+from typing import BinaryIO
 
+from django.contrib.auth.models import User
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
@@ -16,10 +18,10 @@ from rest_framework.views import APIView
 from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.api.authentication import TokenAuthentication
-from registry.api.base import StrictFieldsMixin
+from registry.api.base import StrictFieldsMixin, acting_user
 from registry.api.serializers import VersionSerializer, VisibleSlugField
 from registry.errors import InvalidInput
-from registry.models import ArtefactUpload
+from registry.models import ArtefactUpload, ModelVersion
 from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of
 
 UPLOAD_CHUNK_SIZE = 1024 * 1024
@@ -47,7 +49,7 @@ class ArtefactUploadHandler(FileUploadHandler):
         super().__init__(request)
         self.folder = folder
         self.received: list[str] = []
-        self._stream = None
+        self._stream: BinaryIO | None = None
 
     def new_file(self, field_name, *args, **kwargs):
         super().new_file(field_name, *args, **kwargs)
@@ -70,7 +72,8 @@ class ArtefactUploadHandler(FileUploadHandler):
             ) from None
         self.received.append(str(relpath))
 
-    def receive_data_chunk(self, raw_data, start):
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
+        assert self._stream is not None  # new_file opened it
         self._stream.write(raw_data)
         return None
 
@@ -88,8 +91,12 @@ class ArtefactUploadHandler(FileUploadHandler):
 
 
 class ArtefactUploadSerializer(serializers.ModelSerializer):
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    consumed_by = serializers.StringRelatedField(read_only=True)
+    created_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    consumed_by: serializers.StringRelatedField[ModelVersion] = serializers.StringRelatedField(
+        read_only=True
+    )
     format = serializers.SerializerMethodField()
     parameter_count = serializers.SerializerMethodField()
 
@@ -178,7 +185,7 @@ class ArtefactUploadViewSet(
             handler.close()
             services.artefact_upload_discard(upload_id)
             raise
-        upload = services.artefact_upload_finish(actor=request.user, upload_id=upload_id)
+        upload = services.artefact_upload_finish(actor=acting_user(request), upload_id=upload_id)
         return Response(self.get_serializer(upload).data, status=201)
 
 
@@ -234,7 +241,9 @@ class HubImportView(APIView):
     def post(self, request):
         data = HubImportInput(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
-        version, created = services.upstream_import(actor=request.user, **data.validated_data)
+        version, created = services.upstream_import(
+            actor=acting_user(request), **data.validated_data
+        )
         card = version.hub_card
         names = {d.hub_id: d.name for d in hub_datasets_of(request.user, version)}
         return Response(

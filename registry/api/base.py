@@ -3,15 +3,18 @@ looked up only among those the caller may see."""
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.http import Http404
 from rest_framework import serializers
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 
 from registry.models import ModelVersion
 from registry.selectors import versions_visible_to
+from registry.types import Actor
 
 
-class StrictFieldsMixin:
+class StrictFieldsMixin(serializers.Serializer):
     """Refuses fields it does not know, instead of silently ignoring a typo."""
 
     # What each refused key is told; `{fields}` lists the writable ones.
@@ -29,6 +32,13 @@ class StrictFieldsMixin:
 
 class StrictSerializer(StrictFieldsMixin, serializers.ModelSerializer):
     pass
+
+
+def acting_user(request: Request) -> Actor:
+    """Who performs a write: the authenticated caller (writes require authentication)."""
+    if not isinstance(request.user, User):
+        raise NotAuthenticated
+    return request.user
 
 
 def parsed_query(serializer_class: type[serializers.Serializer], request: Request) -> dict:

@@ -1,21 +1,29 @@
+from collections.abc import Callable
+from typing import Any
+
+from django.db.models import Model, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
+from rest_framework.serializers import BaseSerializer
 
 from registry import services
 from registry.api import serializers
-from registry.api.base import parsed_query
+from registry.api.base import acting_user, parsed_query
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
-from registry.gates import gate_evaluate
+from registry.gates import failing_checks, gate_evaluate
 from registry.models import (
     Approval,
     CheckWaiver,
+    Dataset,
+    DatasetVersion,
     GateDecision,
     ModelVersion,
+    RegisteredModel,
     StagePolicy,
-    failing_checks,
+    Team,
 )
 from registry.selectors import (
     dataset_versions_visible_to,
@@ -25,6 +33,7 @@ from registry.selectors import (
     teams_visible_to,
     versions_visible_to,
 )
+from registry.types import Reader
 
 
 class CatalogueViewSet(
@@ -38,8 +47,9 @@ class CatalogueViewSet(
 
     permission_classes = [IsAuthenticated]
     http_method_names = ["get", "post", "patch", "head", "options"]
-    update_serializer_class = None
-    visible = None
+    update_serializer_class: type[BaseSerializer[Any]]
+    # The selector of the rows the caller may see.
+    visible: Callable[[Reader], QuerySet[Any]]
 
     def get_queryset(self):
         return type(self).visible(self.request.user)
@@ -49,7 +59,12 @@ class CatalogueViewSet(
             return self.update_serializer_class
         return self.serializer_class
 
-    # Subclasses define create_object(data) and update_object(instance, changes).
+    def create_object(self, data: dict[str, Any]) -> Model:
+        raise NotImplementedError
+
+    def update_object(self, instance: Any, changes: dict[str, Any]) -> Model:
+        raise NotImplementedError
+
     def perform_create(self, serializer):
         serializer.instance = self.create_object(dict(serializer.validated_data))
 
@@ -66,11 +81,11 @@ class TeamViewSet(CatalogueViewSet):
     search_fields = ["slug", "name"]
     ordering_fields = ["slug", "name", "created_at"]
 
-    def create_object(self, data):
-        return services.team_create(actor=self.request.user, **data)
+    def create_object(self, data: dict[str, Any]) -> Team:
+        return services.team_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance, changes):
-        return services.team_update(actor=self.request.user, team=instance, changes=changes)
+    def update_object(self, instance: Team, changes: dict[str, Any]) -> Team:
+        return services.team_update(actor=acting_user(self.request), team=instance, changes=changes)
 
 
 class ModelViewSet(CatalogueViewSet):
@@ -81,11 +96,13 @@ class ModelViewSet(CatalogueViewSet):
     search_fields = ["name", "description", "task"]
     ordering_fields = ["name", "created_at", "updated_at", "kind"]
 
-    def create_object(self, data):
-        return services.model_create(actor=self.request.user, **data)
+    def create_object(self, data: dict[str, Any]) -> RegisteredModel:
+        return services.model_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance, changes):
-        return services.model_update(actor=self.request.user, model=instance, changes=changes)
+    def update_object(self, instance: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
+        return services.model_update(
+            actor=acting_user(self.request), model=instance, changes=changes
+        )
 
 
 class VersionViewSet(CatalogueViewSet):
@@ -96,11 +113,13 @@ class VersionViewSet(CatalogueViewSet):
     search_fields = ["version", "model__name", "description"]
     ordering_fields = ["registered_at", "updated_at", "version", "stage", "risk_tier"]
 
-    def create_object(self, data):
-        return services.version_create(actor=self.request.user, **data)
+    def create_object(self, data: dict[str, Any]) -> ModelVersion:
+        return services.version_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance, changes):
-        return services.version_update(actor=self.request.user, version=instance, changes=changes)
+    def update_object(self, instance: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
+        return services.version_update(
+            actor=acting_user(self.request), version=instance, changes=changes
+        )
 
     def get_queryset(self):
         versions = super().get_queryset()
@@ -133,7 +152,7 @@ class VersionViewSet(CatalogueViewSet):
         data = serializers.PromoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         decision = services.version_promote(
-            actor=request.user, version=self._version(), **data.validated_data
+            actor=acting_user(request), version=self._version(), **data.validated_data
         )
         body = serializers.GateDecisionSerializer(decision).data
         if decision.passed:
@@ -171,7 +190,7 @@ class VersionViewSet(CatalogueViewSet):
         data = serializers.ApprovalInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         approval = services.approval_record(
-            actor=request.user, version=version, **data.validated_data
+            actor=acting_user(request), version=version, **data.validated_data
         )
         return Response(serializers.ApprovalSerializer(approval).data, status=201)
 
@@ -188,7 +207,7 @@ class VersionViewSet(CatalogueViewSet):
         data = serializers.WaiverInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         waiver = services.check_waiver_grant(
-            actor=request.user,
+            actor=acting_user(request),
             version=version,
             check_name=data.validated_data["check"],
             reason=data.validated_data["reason"],
@@ -214,11 +233,13 @@ class DatasetViewSet(CatalogueViewSet):
     search_fields = ["name", "description", "hub_id"]
     ordering_fields = ["name", "created_at", "updated_at"]
 
-    def create_object(self, data):
-        return services.dataset_create(actor=self.request.user, **data)
+    def create_object(self, data: dict[str, Any]) -> Dataset:
+        return services.dataset_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance, changes):
-        return services.dataset_update(actor=self.request.user, dataset=instance, changes=changes)
+    def update_object(self, instance: Dataset, changes: dict[str, Any]) -> Dataset:
+        return services.dataset_update(
+            actor=acting_user(self.request), dataset=instance, changes=changes
+        )
 
 
 class DatasetVersionViewSet(CatalogueViewSet):
@@ -229,12 +250,12 @@ class DatasetVersionViewSet(CatalogueViewSet):
     search_fields = ["version", "dataset__name"]
     ordering_fields = ["registered_at", "version", "size_bytes"]
 
-    def create_object(self, data):
-        return services.dataset_version_create(actor=self.request.user, **data)
+    def create_object(self, data: dict[str, Any]) -> DatasetVersion:
+        return services.dataset_version_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance, changes):
+    def update_object(self, instance: DatasetVersion, changes: dict[str, Any]) -> DatasetVersion:
         return services.dataset_version_update(
-            actor=self.request.user, dataset_version=instance, changes=changes
+            actor=acting_user(self.request), dataset_version=instance, changes=changes
         )
 
 

@@ -14,6 +14,7 @@ from registry.gates import (
     DISTRIBUTIONS,
     USES,
     GateEvaluation,
+    failing_checks,
     gate_evaluate,
     involved_user_ids,
     registered_checks,
@@ -169,11 +170,7 @@ class _Verdict:
 
     @property
     def failed_checks(self) -> list[str]:
-        return [
-            r["check"]
-            for r in self.results
-            if r["required"] and not r["passed"] and not r["waiver"]
-        ]
+        return [row["check"] for row in failing_checks(self.results)]
 
 
 @transaction.atomic
