@@ -6,8 +6,9 @@ Exit codes: 0 success, 1 a check failed (e.g. `pedigree gate`), 2 usage or conne
 import argparse
 import sys
 
-from pedigree_client.api import ApiClient, CliError
+from pedigree_client.api import ApiClient
 from pedigree_client.cli import artefacts, catalogue, evaluate, gate, licensing, lineage, register
+from pedigree_client.errors import CliError
 
 # Each command module adds its sub-commands to the parser.
 COMMAND_MODULES = [catalogue, gate, lineage, register, artefacts, licensing, evaluate]
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         client = ApiClient(args.url, args.token) if getattr(args, "needs_server", True) else None
         return int(args.handler(client, args) or 0)
     except CliError as error:
-        print(f"pedigree: error: {error.message}", file=sys.stderr)
+        print(f"pedigree: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("pedigree: interrupted", file=sys.stderr)

@@ -14,7 +14,8 @@ import time
 
 from tqdm import tqdm
 
-from pedigree_client.api import JSON, ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.errors import CliError
 
 FINISHED = ("succeeded", "failed", "cancelled")
 

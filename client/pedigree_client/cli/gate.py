@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import cast
 from xml.etree import ElementTree as ET
 
-from pedigree_client.api import JSON, ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.errors import CliError, PromotionRefused
 
 STAGES = ["staging", "production", "archived"]
 USES = ["commercial", "internal", "research"]
@@ -108,19 +109,18 @@ def promote(client: ApiClient, args: argparse.Namespace) -> int:
         "justification": args.justification,
         "replace_production": args.replace_production,
     }
-    body = client.request("POST", f"versions/{version['id']}/promote/", json=payload, allow=(409,))
-    if "error" not in body:
-        print(f"Promoted {version['ref']} to {args.stage} (decision #{body['id']}).")
-        return 0
-    if "decision" not in body["error"]:
-        raise CliError(body["error"]["message"])
-    decision = body["error"]["decision"]
-    print(f"Refused: {version['ref']} → {args.stage} (decision #{decision['id']})")
-    for check in decision["results"]:
-        if check["required"] and not check["passed"] and not check["waiver"]:
-            for reason in check["reasons"]:
-                print(f"  [FAIL] {check['check']}: {reason}")
-    return 1
+    try:
+        body = client.post(f"versions/{version['id']}/promote/", payload)
+    except PromotionRefused as refusal:
+        decision = refusal.decision
+        print(f"Refused: {version['ref']} → {args.stage} (decision #{decision.id})")
+        for check in decision.results:
+            if check.blocking:
+                for reason in check.reasons:
+                    print(f"  [FAIL] {check.check}: {reason}")
+        return 1
+    print(f"Promoted {version['ref']} to {args.stage} (decision #{body['id']}).")
+    return 0
 
 
 def approve(client: ApiClient, args: argparse.Namespace) -> int:

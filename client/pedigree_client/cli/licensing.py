@@ -7,7 +7,8 @@ from pathlib import Path
 
 import requests
 
-from pedigree_client.api import JSON, ApiClient, CliError, _error_message
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.errors import CliError, error_from_response
 
 STAGES = ["development", "staging", "production"]
 USES = ["commercial", "internal", "research"]
@@ -69,7 +70,7 @@ def _fetch_text(client: ApiClient, path: str) -> bytes:
             "PEDIGREE_URL right?"
         ) from None
     if response.status_code >= 400:
-        raise CliError(_error_message(response))
+        raise error_from_response(response)
     return response.content
 
 

@@ -1,12 +1,15 @@
 """`pedigree register PATH --model NAME --version V ...`: upload the artefact, then register the
-version with its parents, training run and datasets in ONE call (`POST /registrations/`)."""
+version with its parents, training run and datasets in ONE call (`POST /registrations/`,
+validated first by a dry run where the server offers one, so nothing is uploaded for a
+registration it would refuse)."""
 
 import argparse
 import json
 from pathlib import Path
 
-from pedigree_client.api import JSON, ApiClient, CliError
-from pedigree_client.cli.artefacts import upload_artefact
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.client import submit_registration
+from pedigree_client.errors import CliError
 
 RELATIONS = ["finetune", "adapter", "quantized", "merge", "distillation", "continued_pretraining"]
 METHODS = [
@@ -93,8 +96,9 @@ def _training_run(args: argparse.Namespace) -> JSON | None:
     return run
 
 
-def _artefact(client: ApiClient, args: argparse.Namespace) -> JSON:
-    """Exactly one source: PATH (uploaded here), --server-path or --digest."""
+def _artefact(args: argparse.Namespace) -> tuple[JSON, Path | None]:
+    """Exactly one source: PATH (uploaded by `submit_registration`), --server-path or
+    --digest."""
     given = [bool(args.path), bool(args.server_path), bool(args.digest)]
     if sum(given) != 1:
         raise CliError(
@@ -102,13 +106,10 @@ def _artefact(client: ApiClient, args: argparse.Namespace) -> JSON:
             "server's artefact roots, or --digest for weights Pedigree does not hold."
         )
     if args.server_path:
-        return {"artefact_path": args.server_path}
+        return {"artefact_path": args.server_path}, None
     if args.digest:
-        return {"artefact_digest": args.digest}
-    path = Path(args.path)
-    if not path.exists():
-        raise CliError(f"Nothing exists at {path}; give the artefact file or folder.")
-    return {"artefact_upload": upload_artefact(client, path)}
+        return {"artefact_digest": args.digest}, None
+    return {}, Path(args.path)
 
 
 def register(client: ApiClient, args: argparse.Namespace) -> int:
@@ -129,9 +130,8 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
     ):
         if getattr(args, key):
             payload[field] = getattr(args, key)
-    # Validate everything local before a possibly long upload.
-    payload |= _artefact(client, args)
-    result = client.post("registrations/", payload)
+    source, upload = _artefact(args)
+    result = submit_registration(client, payload | source, upload=upload)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
