@@ -7,14 +7,11 @@ computes can be checked against the one computed here.
 import argparse
 import json
 import secrets
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, cast
-
-from tqdm import tqdm
 
 from pedigree_client.api import JSON, ApiClient, CliError
 from pedigree_client.artefacts import (
@@ -23,37 +20,23 @@ from pedigree_client.artefacts import (
     inspect_artefact,
     weight_parameters,
 )
+from pedigree_client.cli.common import Commands, add_command, add_group, default_team
+from pedigree_client.cli.output import Progress
 
 # Hashing a large upload on the server takes a while after the last byte is sent.
 UPLOAD_READ_TIMEOUT = 3600
 IMPORT_READ_TIMEOUT = 3600
 
 
-def _bar(desc: str, total: int | None = None, unit: str = "B") -> tqdm:
-    # disable=None: bars only on a terminal, so logs and pipes stay clean.
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        disable=None,
-        leave=False,
-    )
-
-
 def inspect_locally(path: Path) -> ArtefactManifest:
     """Validate and hash an artefact on this machine, showing hashing progress."""
-    with _bar(f"Hashing {path.name}") as bar:
+    with Progress(f"Hashing {path.name}") as progress:
 
-        def progress(relpath: str, done: int, total: int) -> None:
-            bar.total = total
-            bar.set_postfix_str(relpath, refresh=False)
-            bar.update(done - bar.n)
+        def report(relpath: str, done: int, total: int) -> None:
+            progress.update(done, total=total)
 
         try:
-            return inspect_artefact(path, progress=progress)
+            return inspect_artefact(path, progress=report)
         except ArtefactError as error:
             raise CliError(f"{path}: {error.message}") from None
 
@@ -122,9 +105,9 @@ def upload_artefact(client: ApiClient, path: Path) -> str:
     manifest = inspect_locally(path)
     base = path if path.is_dir() else path.parent
     files = [(file.path, base / file.path) for file in manifest.files]
-    with _bar(f"Uploading {path.name}") as bar:
-        body = MultipartBody(files, on_read=bar.update)
-        bar.total = len(body)
+    with Progress(f"Uploading {path.name}") as progress:
+        body = MultipartBody(files, on_read=progress.advance)
+        progress.total = len(body)
         upload = client.request(
             "POST",
             "artefacts/uploads/",
@@ -184,13 +167,13 @@ def artefacts_upload(client: ApiClient, args: argparse.Namespace) -> int:
 
 @contextmanager
 def _waiting(desc: str) -> Iterator[None]:
-    """An elapsed-time line while the server works on a request it cannot report progress of."""
-    with tqdm(desc=desc, bar_format="{desc} {elapsed}", file=sys.stderr, disable=None) as bar:
+    """Elapsed time while the server works on a request it cannot report progress of."""
+    with Progress(desc, unit=None) as progress:
         done = threading.Event()
 
         def tick() -> None:
             while not done.wait(0.5):
-                bar.refresh()
+                progress.tick()
 
         ticker = threading.Thread(target=tick, daemon=True)
         ticker.start()
@@ -201,18 +184,8 @@ def _waiting(desc: str) -> Iterator[None]:
             ticker.join()
 
 
-def _default_team(client: ApiClient) -> str:
-    teams = client.get("me/")["teams"]
-    if len(teams) != 1:
-        raise CliError(
-            "Name the team that imports the model with --team "
-            f"(yours: {', '.join(teams) or 'none'})."
-        )
-    return cast(str, teams[0])
-
-
 def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
-    payload = {"repo_id": args.repo_id, "team": args.team or _default_team(client)}
+    payload = {"repo_id": args.repo_id, "team": args.team or default_team(client)}
     if args.revision:
         payload["revision"] = args.revision
     if args.snapshot_dir:
@@ -241,32 +214,48 @@ def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    artefacts = commands.add_parser(
-        "artefacts", help="inspect or upload model artefacts"
-    ).add_subparsers(dest="artefacts_command", required=True, metavar="ACTION")
-    parser = artefacts.add_parser(
+def add_commands(commands: Commands) -> None:
+    artefacts = add_group(
+        commands,
+        "artefacts",
+        help="inspect or upload model artefacts",
+        examples=["pedigree artefacts inspect ./out/intent-v2"],
+    )
+    parser = add_command(
+        artefacts,
         "inspect",
         help="validate and hash an artefact on this machine (no server needed)",
         description="Validate safetensors headers, refuse pickle files, hash every file and "
         "print the manifest Pedigree would record.",
+        examples=[
+            "pedigree artefacts inspect ./out/intent-v2",
+            "pedigree artefacts inspect model.safetensors --json",
+        ],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
     parser.set_defaults(handler=artefacts_inspect, needs_server=False)
-    parser = artefacts.add_parser(
-        "upload", help="hash an artefact locally, then stream it to the server"
+    parser = add_command(
+        artefacts,
+        "upload",
+        help="hash an artefact locally, then stream it to the server",
+        examples=["pedigree artefacts upload ./out/intent-v2"],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the upload as JSON")
     parser.set_defaults(handler=artefacts_upload)
 
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "import-hf",
         help="import a Hugging Face Hub model revision as an upstream version",
         description="Read the model card (licence, datasets, base models), pin the revision "
         "SHA and read the safetensors headers. With HF_HUB_OFFLINE=1 on the server, reads the "
         "server's HF cache; --snapshot-dir names a folder inside the server's artefact roots.",
+        examples=[
+            "pedigree import-hf sentence-transformers/all-MiniLM-L6-v2 "
+            "--revision c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+        ],
     )
     parser.add_argument(
         "repo_id", metavar="REPO_ID", help="e.g. sentence-transformers/all-MiniLM-L6-v2"
