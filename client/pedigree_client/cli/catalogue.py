@@ -84,7 +84,9 @@ def versions_show(client: ApiClient, args: argparse.Namespace) -> int:
     for key, title in VERSION_SUMMARY:
         value = version.get(key)
         if value not in (None, ""):
-            print(f"{title.ljust(width)}  {value}")
+            # Multi-line texts (limitations, intended use) stay in the value column.
+            indented = str(value).replace("\n", "\n" + " " * (width + 2))
+            print(f"{title.ljust(width)}  {indented}")
     return 0
 
 

@@ -9,9 +9,7 @@ import os
 import sys
 import time
 from types import TracebackType
-from typing import TextIO
-
-from tqdm import tqdm
+from typing import Any, TextIO
 
 GREEN = "\x1b[32m"
 RED = "\x1b[31m"
@@ -26,10 +24,26 @@ def paint(text: str, colour: str, *, enabled: bool) -> str:
     return f"{colour}{text}{RESET}" if enabled else text
 
 
-def _amount(count: int, unit: str | None) -> str:
-    if unit == "B":
-        return str(tqdm.format_sizeof(count, "B", 1024))
-    return f"{count:,} {unit}s"
+def _size(count: float) -> str:
+    """1536 -> "1.5 KiB"."""
+    unit = "B"
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if count < 1024 or unit == "TiB":
+            break
+        count /= 1024
+    return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+
+
+def _amount(done: int, total: int | None, unit: str | None) -> str:
+    """How much is done: "1.5 MiB of 3.0 MiB (50%)", "20 of 43 samples (46%)" or "20 samples"."""
+
+    def count(number: int) -> str:
+        return _size(number) if unit == "B" else f"{number:,}"
+
+    units = "" if unit == "B" else f" {unit}s"
+    if not total:
+        return f"{count(done)}{units}"
+    return f"{count(done)} of {count(total)}{units} ({done * 100 // total}%)"
 
 
 class Progress:
@@ -44,9 +58,12 @@ class Progress:
         self.status = ""
         self._stream = sys.stderr
         self._started = time.monotonic()
-        self._bar: tqdm | None = None
+        self._bar: Any = None
         self._printed: tuple[str, int] | None = None
         if self._stream.isatty():
+            # Imported only for a terminal: it is a third of `pedigree`'s start-up time.
+            from tqdm import tqdm
+
             self._bar = tqdm(
                 total=total,
                 desc=desc,
@@ -88,17 +105,12 @@ class Progress:
         parts = [f"{self.desc}:"]
         if self.status:
             parts.append(self.status)
-        if self.total:
-            parts.append(
-                f"{_amount(self.done, self.unit)} of {_amount(self.total, self.unit)} "
-                f"({self.done * 100 // self.total}%)"
-            )
-        elif self.done:
-            parts.append(_amount(self.done, self.unit))
+        if self.total or self.done:
+            parts.append(_amount(self.done, self.total, self.unit))
         print(" ".join(parts), file=self._stream, flush=True)
 
     def __enter__(self) -> "Progress":
-        if self._bar is None:
+        if self._bar is None and self.unit is None:  # no updates will say it started
             print(f"{self.desc}…", file=self._stream, flush=True)
         return self
 
