@@ -116,7 +116,7 @@ def add_commands(commands: Commands) -> None:
             "pedigree datasets register data/train.csv --name acme/tickets --version 2024-06 "
             "--licence CC-BY-4.0",
             "pedigree datasets register eval.parquet --name acme/tickets-eval --version v1 \\",
-            "    --licence CC-BY-4.0 --uri s3://datasets/tickets-eval/v1.parquet \\",
+            "    --licence CC-BY-4.0 --uri file:///srv/datasets/tickets-eval-v1.parquet \\",
             "    --personal-data --sensitive-attribute region",
         ],
     )
@@ -126,7 +126,9 @@ def add_commands(commands: Commands) -> None:
     parser.add_argument("--licence", required=True, help="declared licence (SPDX expression)")
     parser.add_argument("--team", metavar="SLUG", help="team of a new dataset (default: yours)")
     parser.add_argument(
-        "--uri", help="where the server (and evaluations) read the file, e.g. s3://… or file://…"
+        "--uri",
+        help="where the file lives, e.g. file:///srv/data/tickets.csv (evaluation suites read "
+        "it there, inside the server's artefact roots)",
     )
     parser.add_argument("--rows", dest="row_count", type=int, help="number of rows")
     parser.add_argument("--personal-data", action="store_true", help="the data holds personal data")

@@ -140,8 +140,12 @@ def evaluate(client: ApiClient, args: argparse.Namespace) -> int:
     suites = args.suite or _attached_suites(client, args.ref)
     runs = []
     for suite in suites:
-        run = client.post(
-            "evaluation-runs/", {"version": args.ref, "suite": suite, "device": args.device}
+        run = client.request(
+            "POST",
+            "evaluation-runs/",
+            json={"version": args.ref, "suite": suite, "device": args.device},
+            # A server without a broker may run the evaluation before it answers.
+            timeout=(client.timeout, args.timeout),
         )
         if not args.json and run["status"] not in FINISHED:
             print(

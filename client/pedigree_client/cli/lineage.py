@@ -84,7 +84,7 @@ def hold_place(client: ApiClient, args: argparse.Namespace) -> int:
         return 0
     print(
         f"Placed hold #{hold['id']} ({hold['category']}) on {hold['version_ref']}: "
-        f"{hold['held_versions']} version(s) held, it and its descendants."
+        f"{hold['held_versions']} version(s) held, counting its descendants."
     )
     print(f"Lift it with `pedigree hold lift {hold['id']} --reason ...` (compliance staff).")
     return 0
