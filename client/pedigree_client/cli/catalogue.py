@@ -5,6 +5,7 @@ import json
 
 from pedigree_client.api import ApiClient, CliError
 from pedigree_client.cli.common import (
+    RISK_TIERS,
     Commands,
     add_command,
     add_group,
@@ -13,7 +14,6 @@ from pedigree_client.cli.common import (
     text_or_file,
 )
 
-RISK_TIERS = ["minimal", "limited", "high", "unacceptable"]
 # The version fields `versions update` sets (PATCH), by option.
 UPDATABLE = {
     "intended_use": "--intended-use",

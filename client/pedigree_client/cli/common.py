@@ -8,6 +8,7 @@ from typing import TypeAlias, cast
 from pedigree_client.api import JSON, ApiClient, CliError
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+RISK_TIERS = ["minimal", "limited", "high", "unacceptable"]
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

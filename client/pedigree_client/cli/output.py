@@ -26,7 +26,6 @@ def paint(text: str, colour: str, *, enabled: bool) -> str:
 
 def _size(count: float) -> str:
     """1536 -> "1.5 KiB"."""
-    unit = "B"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if count < 1024 or unit == "TiB":
             break
@@ -77,16 +76,17 @@ class Progress:
 
     def update(self, done: int, *, total: int | None = None, status: str = "") -> None:
         """Record that `done` units of `total` are done, in `status` (e.g. "running")."""
+        changed = bool(status) and status != self.status
         self.done = done
         self.total = total or self.total
         self.status = status or self.status
         if self._bar is not None:
             if self.total and self._bar.total != self.total:
                 self._bar.reset(total=self.total)
-            self._bar.n = done
-            if self.status:
-                self._bar.set_postfix_str(self.status, refresh=False)
-            self._bar.refresh()
+            if changed:
+                self._bar.set_postfix_str(self.status)
+            # tqdm redraws at most every mininterval, however often work reports.
+            self._bar.update(done - self._bar.n)
             return
         tenth = done * 10 // self.total if self.total else 0
         if self._printed != (self.status, tenth):

@@ -7,8 +7,7 @@ from pathlib import Path
 
 from pedigree_client.api import JSON, ApiClient, CliError
 from pedigree_client.cli.artefacts import upload_artefact
-from pedigree_client.cli.catalogue import RISK_TIERS
-from pedigree_client.cli.common import Commands, add_command, text_or_file
+from pedigree_client.cli.common import RISK_TIERS, Commands, add_command, text_or_file
 
 RELATIONS = ["finetune", "adapter", "quantized", "merge", "distillation", "continued_pretraining"]
 METHODS = [
