@@ -3,16 +3,15 @@ local inspection, uploads (`pedigree_client.uploads`) and Hub import."""
 
 import argparse
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.artefacts import weight_parameters
+from pedigree_client.cli.common import Commands, add_command, add_group
+from pedigree_client.cli.output import Progress
 from pedigree_client.client import default_team, hub_import
 from pedigree_client.uploads import inspect_locally, upload_artefact
 
@@ -60,13 +59,13 @@ def artefacts_upload(client: ApiClient, args: argparse.Namespace) -> int:
 
 @contextmanager
 def _waiting(desc: str) -> Iterator[None]:
-    """An elapsed-time line while the server works on a request it cannot report progress of."""
-    with tqdm(desc=desc, bar_format="{desc} {elapsed}", file=sys.stderr, disable=None) as bar:
+    """Elapsed time while the server works on a request it cannot report progress of."""
+    with Progress(desc, unit=None) as progress:
         done = threading.Event()
 
         def tick() -> None:
             while not done.wait(0.5):
-                bar.refresh()
+                progress.tick()
 
         ticker = threading.Thread(target=tick, daemon=True)
         ticker.start()
@@ -107,32 +106,48 @@ def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    artefacts = commands.add_parser(
-        "artefacts", help="inspect or upload model artefacts"
-    ).add_subparsers(dest="artefacts_command", required=True, metavar="ACTION")
-    parser = artefacts.add_parser(
+def add_commands(commands: Commands) -> None:
+    artefacts = add_group(
+        commands,
+        "artefacts",
+        help="inspect or upload model artefacts",
+        examples=["pedigree artefacts inspect ./out/intent-v2"],
+    )
+    parser = add_command(
+        artefacts,
         "inspect",
         help="validate and hash an artefact on this machine (no server needed)",
         description="Validate safetensors headers, refuse pickle files, hash every file and "
         "print the manifest Pedigree would record.",
+        examples=[
+            "pedigree artefacts inspect ./out/intent-v2",
+            "pedigree artefacts inspect model.safetensors --json",
+        ],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
     parser.set_defaults(handler=artefacts_inspect, needs_server=False)
-    parser = artefacts.add_parser(
-        "upload", help="hash an artefact locally, then stream it to the server"
+    parser = add_command(
+        artefacts,
+        "upload",
+        help="hash an artefact locally, then stream it to the server",
+        examples=["pedigree artefacts upload ./out/intent-v2"],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the upload as JSON")
     parser.set_defaults(handler=artefacts_upload)
 
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "import-hf",
         help="import a Hugging Face Hub model revision as an upstream version",
         description="Read the model card (licence, datasets, base models), pin the revision "
         "SHA and read the safetensors headers. With HF_HUB_OFFLINE=1 on the server, reads the "
         "server's HF cache; --snapshot-dir names a folder inside the server's artefact roots.",
+        examples=[
+            "pedigree import-hf sentence-transformers/all-MiniLM-L6-v2 "
+            "--revision c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+        ],
     )
     parser.add_argument(
         "repo_id", metavar="REPO_ID", help="e.g. sentence-transformers/all-MiniLM-L6-v2"

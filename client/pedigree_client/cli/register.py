@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from pedigree_client.api import JSON, ApiClient
+from pedigree_client.cli.common import RISK_TIERS, Commands, add_command, text_or_file
 from pedigree_client.client import submit_registration
 from pedigree_client.errors import CliError
 
@@ -126,6 +127,7 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
         ("licence", "licence_declared"),
         ("risk_tier", "risk_tier"),
         ("intended_use", "intended_use"),
+        ("known_limitations", "known_limitations"),
         ("description", "description"),
     ):
         if getattr(args, key):
@@ -149,12 +151,22 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser(
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands,
         "register",
         help="register a version with its parents, training run and datasets",
         description="Upload PATH, then register it as MODEL@VERSION with its lineage in one "
-        "atomic call: nothing is recorded if anything is wrong.",
+        "atomic call: nothing is recorded if anything is wrong. Give the metadata the release "
+        "gate asks for (--licence, --intended-use, --known-limitations, --risk-tier) here or "
+        "later with `pedigree versions update`.",
+        examples=[
+            "pedigree register ./out/intent-v2 --model acme/support-intent --version v2 \\",
+            "    --base acme/support-intent@v1 --relation finetune --method lora \\",
+            "    --hyperparameters @hp.json --dataset train=acme/tickets@2024-06 \\",
+            '    --licence Apache-2.0 --risk-tier limited --intended-use "Ticket routing" \\',
+            '    --known-limitations "English tickets only"',
+        ],
     )
     parser.add_argument("path", metavar="PATH", nargs="?", help="artefact file or folder")
     parser.add_argument("--model", required=True, help="model name, e.g. acme/support-intent")
@@ -172,7 +184,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "--relation",
         choices=RELATIONS,
         default="finetune",
-        help="how the version was made from --base (default: finetune)",
+        help="how the version was made from --base",
     )
     lineage.add_argument(
         "--parent",
@@ -209,8 +221,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     run.add_argument("--run-by", metavar="USERNAME", help="who ran it (default: you)")
     meta = parser.add_argument_group("version")
     meta.add_argument("--licence", help="declared licence (SPDX expression)")
-    meta.add_argument("--risk-tier", choices=["minimal", "limited", "high", "unacceptable"])
-    meta.add_argument("--intended-use")
-    meta.add_argument("--description")
+    meta.add_argument("--risk-tier", choices=RISK_TIERS)
+    meta.add_argument("--intended-use", metavar="TEXT|@FILE", type=text_or_file)
+    meta.add_argument("--known-limitations", metavar="TEXT|@FILE", type=text_or_file)
+    meta.add_argument("--description", metavar="TEXT|@FILE", type=text_or_file)
     parser.add_argument("--json", action="store_true", help="print the JSON response")
     parser.set_defaults(handler=register)
