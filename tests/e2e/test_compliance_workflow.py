@@ -4,7 +4,8 @@ promote → dashboard."""
 import pytest
 from django.contrib.auth.models import Permission
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from registry import services
 from registry.models import StagePolicy
@@ -56,13 +57,13 @@ def test_compliance_workflow_in_the_admin(live_server, browser, screenshot, offi
     approve = browser.find_element(By.ID, "approve-form")
     Select(approve.find_element(By.NAME, "stage")).select_by_value("production")
     approve.find_element(By.NAME, "comment").send_keys("Evidence reviewed")
-    approve.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    submit(browser, approve)
     assert "Approval recorded." in browser.find_element(By.CLASS_NAME, "messagelist").text
 
     promote = browser.find_element(By.ID, "promote-form")
     Select(promote.find_element(By.NAME, "stage")).select_by_value("production")
     promote.find_element(By.NAME, "justification").send_keys("Release 2026.11")
-    promote.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    submit(browser, promote)
     assert "promoted to production" in browser.find_element(By.CLASS_NAME, "messagelist").text
     screenshot("03-governance-promoted")
 
@@ -72,3 +73,10 @@ def test_compliance_workflow_in_the_admin(live_server, browser, screenshot, offi
     screenshot("04-dashboard-after")
     blocked.refresh_from_db()
     assert blocked.stage == "production"
+
+
+def submit(browser, form) -> None:
+    """Submit `form` and wait for the answer page: reading it earlier can find the old page's
+    messages, gone by the time they are read."""
+    form.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    WebDriverWait(browser, 30).until(expected_conditions.staleness_of(form))
