@@ -20,6 +20,7 @@ from pedigree_client.artefacts import ArtefactError, ArtefactFile, manifest_from
 from pedigree_client.artefacts.hashing import hash_file
 from pedigree_client.artefacts.paths import list_files
 from pedigree_client.errors import InvalidInput, NotFound
+from pedigree_client.output import Progress
 from pedigree_client.results import (
     DatasetVersion,
     Decision,
@@ -29,7 +30,7 @@ from pedigree_client.results import (
     Version,
     from_json,
 )
-from pedigree_client.uploads import inspect_locally, progress_bar, upload_artefact
+from pedigree_client.uploads import inspect_locally, upload_artefact
 
 # Importing from the Hub reads the card and hashes the snapshot before answering.
 IMPORT_READ_TIMEOUT = 3600
@@ -116,8 +117,8 @@ def describe_dataset(path: Path) -> tuple[str, int, int | None]:
             )
         manifest = manifest_from_files(files, adapter=None)
         return manifest.digest, manifest.total_size, None
-    with progress_bar(f"Hashing {path.name}", total=path.stat().st_size) as bar:
-        digest, size = hash_file(path, progress=lambda done: bar.update(done - bar.n))
+    with Progress(f"Hashing {path.name}", total=path.stat().st_size) as bar:
+        digest, size = hash_file(path, progress=bar.update)
     return digest, size, _row_count(path, size)
 
 

@@ -1,44 +1,26 @@
-"""Artefact uploads: files are validated and hashed here first (with a progress bar), then
-streamed to the server, which must compute the same digest."""
+"""Artefact uploads: files are validated and hashed here first, then streamed to the server,
+which must compute the same digest. Progress is a bar on a terminal, plain lines elsewhere."""
 
 import secrets
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO, cast
 
-from tqdm import tqdm
-
 from pedigree_client.api import ApiClient
 from pedigree_client.artefacts import ArtefactError, ArtefactManifest, inspect_artefact
 from pedigree_client.errors import InvalidInput, PedigreeError
+from pedigree_client.output import Progress
 
 # Hashing a large upload on the server takes a while after the last byte is sent.
 UPLOAD_READ_TIMEOUT = 3600
 
 
-def progress_bar(desc: str, total: int | None = None, unit: str = "B") -> tqdm:
-    # disable=None: bars only on a terminal, so logs and pipes stay clean.
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        disable=None,
-        leave=False,
-    )
-
-
 def inspect_locally(path: Path) -> ArtefactManifest:
     """Validate and hash an artefact on this machine, showing hashing progress."""
-    with progress_bar(f"Hashing {path.name}") as bar:
+    with Progress(f"Hashing {path.name}") as bar:
 
         def progress(relpath: str, done: int, total: int) -> None:
-            bar.total = total
-            bar.set_postfix_str(relpath, refresh=False)
-            bar.update(done - bar.n)
+            bar.update(done, total=total)
 
         try:
             return inspect_artefact(path, progress=progress)
@@ -127,8 +109,8 @@ def upload_artefact(
     manifest = manifest or inspect_locally(path)
     base = path if path.is_dir() else path.parent
     files = [(file.path, base / file.path) for file in manifest.files]
-    with progress_bar(f"Uploading {path.name}") as bar:
-        body = MultipartBody(files, on_read=bar.update)
+    with Progress(f"Uploading {path.name}") as bar:
+        body = MultipartBody(files, on_read=bar.advance)
         bar.total = len(body)
         upload = client.request(
             "POST",

@@ -11,8 +11,8 @@ from pathlib import Path
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.artefacts import weight_parameters
 from pedigree_client.cli.common import Commands, add_command, add_group
-from pedigree_client.cli.output import Progress
 from pedigree_client.client import default_team, hub_import
+from pedigree_client.output import Progress
 from pedigree_client.uploads import inspect_locally, upload_artefact
 
 

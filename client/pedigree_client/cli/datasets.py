@@ -19,8 +19,8 @@ from pedigree_client.cli.common import (
     default_team,
     text_or_file,
 )
-from pedigree_client.cli.output import Progress
 from pedigree_client.errors import CliError
+from pedigree_client.output import Progress
 
 
 def hash_dataset(path: Path) -> tuple[str, int]:

@@ -15,8 +15,8 @@ import time
 
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version, table
-from pedigree_client.cli.output import Progress
 from pedigree_client.errors import CliError
+from pedigree_client.output import Progress
 
 FINISHED = ("succeeded", "failed", "cancelled")
 # Long enough for an evaluation on a CPU worker behind a short queue; CI jobs can raise it.

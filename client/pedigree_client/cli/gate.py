@@ -9,8 +9,8 @@ from xml.etree import ElementTree as ET
 
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, resolve_version
-from pedigree_client.cli.output import GREEN, RED, paint, wants_colour
 from pedigree_client.errors import CliError, PromotionRefused
+from pedigree_client.output import GREEN, RED, paint, wants_colour
 
 STAGES = ["staging", "production", "archived"]
 USES = ["commercial", "internal", "research"]
