@@ -6,7 +6,7 @@ import pytest
 from rest_framework.authtoken.models import Token
 
 from lineage import services
-from lineage.models import LineageEdge, TrainingRun
+from lineage.models import Hold, LineageEdge, TrainingRun
 from pedigree_client.cli import main
 from registry.models import ModelVersion
 from tests.conftest import digest
@@ -165,3 +165,89 @@ def test_bad_registrations_say_why_and_write_nothing(cli, capsys, base, argument
 def test_register_needs_exactly_one_artefact(cli, capsys):
     assert cli(["register", "--model", "acme/x", "--version", "v1"]) == 2
     assert "Give exactly one artefact" in capsys.readouterr().err
+
+
+def test_register_records_the_metadata_the_gate_needs(cli, capsys, base):
+    code = cli(
+        [
+            "register",
+            "--digest",
+            digest("meta"),
+            "--model",
+            "acme/meta",
+            "--version",
+            "v1",
+            "--team",
+            "acme",
+            "--base",
+            str(base),
+            "--licence",
+            "Apache-2.0",
+            "--risk-tier",
+            "limited",
+            "--intended-use",
+            "Routing support tickets",
+            "--known-limitations",
+            "English only",
+        ]
+    )
+    assert code == 0, capsys.readouterr().err
+    version = ModelVersion.objects.get(model__name="acme/meta")
+    assert (version.intended_use, version.known_limitations, version.risk_tier) == (
+        "Routing support tickets",
+        "English only",
+        "limited",
+    )
+
+
+def test_hold_place_and_lift(cli, capsys, base, derive, compliance_user):
+    child = derive(base)
+    assert (
+        cli(
+            [
+                "hold",
+                "place",
+                str(child),
+                "--reason",
+                "training data withdrawn",
+                "--category",
+                "data",
+                "--reference",
+                "LEGAL-7",
+            ]
+        )
+        == 0
+    )
+    out = capsys.readouterr().out
+    hold = Hold.objects.get()
+    assert f"Placed hold #{hold.pk} (data) on {child}: 1 version(s) held" in out
+    assert f"pedigree hold lift {hold.pk}" in out
+    assert (hold.reason, hold.reference, hold.placed_by.username) == (
+        "training data withdrawn",
+        "LEGAL-7",
+        "alice",
+    )
+
+    # Only compliance staff lift holds.
+    assert cli(["hold", "lift", str(hold.pk), "--reason", "fine"]) == 2
+    assert "HTTP 403" in capsys.readouterr().err
+    carol = Token.objects.create(user=compliance_user).key
+    lift = ["--token", carol, "hold", "lift", str(hold.pk), "--reason", "data restored"]
+    assert cli([*lift, "--json"]) == 0
+    lifted = json.loads(capsys.readouterr().out)
+    assert lifted["active"] is False and lifted["lift_reason"] == "data restored"
+    assert cli(lift) == 2  # already lifted
+    assert "pedigree: error:" in capsys.readouterr().err
+
+
+def test_hold_failures(cli, capsys, base):
+    assert cli(["hold", "place", "acme/ghost@v1", "--reason", "x"]) == 2
+    assert "No version 'acme/ghost@v1' that you can see" in capsys.readouterr().err
+    assert cli(["hold", "lift", "999", "--reason", "x"]) == 2
+    assert "HTTP 404" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli(["hold", "place", str(base), "--reason", "x", "--category", "vibes"])
+    assert usage.value.code == 2
+    with pytest.raises(SystemExit):
+        cli(["hold", "place", str(base)])  # --reason is required
+    assert not Hold.objects.exists()

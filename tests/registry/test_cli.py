@@ -1,11 +1,13 @@
 """The `pedigree` client against a live server, authenticated with real tokens."""
 
+import hashlib
 import json
 
 import pytest
 from rest_framework.authtoken.models import Token
 
 from pedigree_client.cli import main
+from registry.models import DatasetVersion
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -53,3 +55,126 @@ def test_bad_token_is_reported(cli, capsys):
 def test_whoami(cli, capsys):
     assert cli(["whoami"]) == 0
     assert "alice (engineer); teams: acme" in capsys.readouterr().out
+
+
+def test_datasets_register_hashes_here_and_is_idempotent(cli, capsys, tmp_path):
+    data = tmp_path / "train.csv"
+    data.write_text("text,label\nrefund please,billing\n" * 1000)
+    arguments = [
+        "datasets",
+        "register",
+        str(data),
+        "--name",
+        "acme/tickets",
+        "--version",
+        "2024-06",
+        "--licence",
+        "CC-BY-4.0",
+        "--sensitive-attribute",
+        "region",
+        "--rows",
+        "1000",
+    ]
+
+    assert cli(arguments) == 0
+    out, err = capsys.readouterr()
+    assert "Registered dataset acme/tickets@2024-06" in out
+    assert "created dataset acme/tickets in team acme" in out
+    assert "Hashing train.csv: " in err and "(100%)" in err  # plain lines off a terminal
+    assert "\r" not in err  # no progress bar
+    registered = DatasetVersion.objects.get(dataset__name="acme/tickets")
+    assert registered.sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert registered.size_bytes == data.stat().st_size
+    assert registered.licence_declared == "CC-BY-4.0"
+    assert registered.sensitive_attributes == ["region"] and registered.row_count == 1000
+    assert registered.dataset.team.slug == "acme"
+
+    assert cli([*arguments, "--json"]) == 0  # the same bytes again: nothing changes
+    assert json.loads(capsys.readouterr().out)["id"] == registered.pk
+    assert DatasetVersion.objects.count() == 1
+
+    next_month = [*arguments[:6], "2024-07", *arguments[7:]]
+    assert cli(next_month) == 0  # a new version of the existing dataset
+    assert "created dataset" not in capsys.readouterr().out
+    assert DatasetVersion.objects.filter(dataset=registered.dataset).count() == 2
+
+    data.write_text("text,label\nchanged,billing\n")
+    assert cli(arguments) == 2
+    assert "already registered with sha256" in capsys.readouterr().err
+    assert DatasetVersion.objects.count() == 2
+
+
+def test_datasets_register_refuses_what_it_cannot_hash_or_register(
+    cli, capsys, tmp_path, make_dataset_version, other_team, outsider
+):
+    common = ["--name", "acme/d", "--version", "v1", "--licence", "MIT"]
+    assert cli(["datasets", "register", str(tmp_path / "absent.csv"), *common]) == 2
+    assert "Nothing exists at" in capsys.readouterr().err
+    assert cli(["datasets", "register", str(tmp_path), *common]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    make_dataset_version("globex/secret", actor=outsider, owner=other_team)
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    assert cli(["datasets", "register", str(data), *common[:1], "globex/secret", *common[2:]]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert cli(["datasets", "register", str(data), *common, "--team", "globex"]) == 2
+    assert "team" in capsys.readouterr().err
+    assert not DatasetVersion.objects.filter(dataset__name="acme/d").exists()
+
+
+def test_versions_update_fills_in_the_gate_metadata(cli, capsys, tmp_path, make_version):
+    version = make_version(version="v1")
+    limitations = tmp_path / "limitations.md"
+    limitations.write_text("English tickets only.\nNot for legal advice.\n")
+
+    ref = str(version)
+    assert (
+        cli(
+            [
+                "versions",
+                "update",
+                ref,
+                "--intended-use",
+                "Routing support tickets",
+                "--known-limitations",
+                f"@{limitations}",
+                "--risk-tier",
+                "limited",
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out.strip() == (
+        f"Updated {ref}: --intended-use, --known-limitations, --risk-tier"
+    )
+    version.refresh_from_db()
+    assert version.intended_use == "Routing support tickets"
+    assert version.known_limitations == "English tickets only.\nNot for legal advice."
+    assert version.risk_tier == "limited"
+
+    assert cli(["versions", "update", str(version.pk), "--description", "v1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["description"] == "v1"
+    assert cli(["versions", "show", ref]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(shown) if line.startswith("Known limitations "))
+    assert shown[at].endswith("  English tickets only.")
+    assert shown[at + 1] == " " * shown[at].index("English") + "Not for legal advice."
+
+
+def test_versions_update_failures(cli, capsys, make_version, outsider, other_team, make_model):
+    version = make_version(version="v1")
+    assert cli(["versions", "update", str(version)]) == 2
+    assert "Nothing to update" in capsys.readouterr().err
+    assert cli(["versions", "update", "acme/nothing@v1", "--risk-tier", "high"]) == 2
+    assert "No version acme/nothing@v1" in capsys.readouterr().err
+    assert cli(["versions", "update", str(version), "--licence", "not a licence ("]) == 2
+    assert "licence" in capsys.readouterr().err.lower()
+    theirs = make_version(
+        make_model("globex/open", actor=outsider, owner=other_team, visibility="internal"),
+        actor=outsider,
+    )
+    assert cli(["versions", "update", str(theirs), "--risk-tier", "high"]) == 2
+    assert "HTTP 403" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        cli(["versions", "update", str(version), "--risk-tier", "extreme"])
+    assert usage.value.code == 2

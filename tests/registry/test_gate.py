@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import sys
 import threading
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -262,9 +263,7 @@ def test_a_crashing_check_fails_closed(complete, policy, monkeypatch):
     policy.required_checks = ["broken"]
     policy.approvals_required = 0
     policy.save()
-    result = check_of(
-        gates.gate_evaluate(version=complete, stage="production").to_dict(), "broken"
-    )
+    result = check_of(gates.gate_evaluate(version=complete, stage="production").to_dict(), "broken")
     assert result["passed"] is False and "could not run: boom" in result["reasons"][0]
 
 
@@ -432,3 +431,48 @@ def test_cli_gate_exit_codes_junit_and_json(
     assert cli_main(["promote", ref, "--stage", "production"]) == 0
     complete.refresh_from_db()
     assert complete.stage == "production"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cli_gate_marks_informational_checks_and_links_the_governance_page(
+    live_server, monkeypatch, tmp_path, capsys, engineer, complete, policy
+):
+    monkeypatch.setenv("PEDIGREE_URL", live_server.url)
+    monkeypatch.setenv("PEDIGREE_TOKEN", Token.objects.create(user=engineer).key)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    link = f"{live_server.url}/admin/registry/modelversion/{complete.pk}/governance/"
+    ref, junit = str(complete), tmp_path / "report.xml"
+
+    assert cli_main(["gate", ref, "--stage", "production", "--junit", str(junit)]) == 1
+    out = capsys.readouterr().out
+    assert "\x1b[" not in out  # not a terminal: no colour
+    assert "  [ok  ] transition\n" in out
+    informational = [line for line in out.splitlines() if "(informational" in line]
+    assert informational, out
+    assert all("not required for production by the stage policy" in line for line in informational)
+    assert out.rstrip().endswith(f"Governance page: {link}")
+    suite = ET.parse(junit).getroot()  # noqa: S314 (our own output)
+    assert suite.find("properties/property[@name='governance_url']").get("value") == link
+    cases = {case.get("name"): case for case in suite.iter("testcase")}
+    assert link in cases["approvals"].find("failure").text
+    skipped = [case.find("skipped") for case in cases.values() if case.find("skipped") is not None]
+    assert len(skipped) == int(suite.get("skipped")) == len(informational)
+    assert all(s.get("message").startswith("informational, ") for s in skipped)
+
+    assert cli_main(["gate", ref, "--stage", "production", "--json", "-"]) == 1
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["governance_url"] == link
+    assert answer["passed"] is False
+
+    # On a terminal, as in a developer's shell: red and green, unless NO_COLOR is set.
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
+    assert cli_main(["gate", ref, "--stage", "production"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"\x1b[31mFAIL\x1b[0m: {ref} → production")
+    assert "[\x1b[32mok  \x1b[0m] transition" in out
+    assert "[\x1b[31mFAIL\x1b[0m] approvals" in out
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert cli_main(["gate", ref, "--stage", "production"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith(f"FAIL: {ref} → production")
+    assert "\x1b[" not in out

@@ -10,10 +10,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.authtoken.models import Token
 
-from pedigree_client.api import ApiClient, CliError
+from pedigree_client.api import ApiClient
 from pedigree_client.artefacts import inspect_artefact
 from pedigree_client.cli import main
-from pedigree_client.cli.artefacts import MultipartBody, upload_artefact
+from pedigree_client.errors import CliError
+from pedigree_client.uploads import MultipartBody, upload_artefact
 from registry.models import ArtefactUpload, AuditEntry
 from tests.registry.test_artefacts import MALFORMED, build_full_model, save_small_model, write
 

@@ -6,17 +6,39 @@ Exit codes: 0 success, 1 a check failed (e.g. `pedigree gate`), 2 usage or conne
 import argparse
 import sys
 
-from pedigree_client.api import ApiClient, CliError
-from pedigree_client.cli import artefacts, catalogue, evaluate, gate, licensing, lineage, register
+from pedigree_client.api import ApiClient
+from pedigree_client.cli import (
+    artefacts,
+    catalogue,
+    datasets,
+    evaluate,
+    gate,
+    licensing,
+    lineage,
+    register,
+)
+from pedigree_client.cli.common import HelpFormatter
+from pedigree_client.errors import CliError
 
 # Each command module adds its sub-commands to the parser.
-COMMAND_MODULES = [catalogue, gate, lineage, register, artefacts, licensing, evaluate]
+COMMAND_MODULES = [catalogue, datasets, gate, lineage, register, artefacts, licensing, evaluate]
+
+EXAMPLES = """\
+examples:
+  export PEDIGREE_URL=https://pedigree.example.com PEDIGREE_TOKEN=…
+  pedigree datasets register train.csv --name acme/tickets --version 2024-06 --licence CC-BY-4.0
+  pedigree register ./out --model acme/intent --version 1.1 --base acme/intent@1.0 --method lora
+  pedigree evaluate acme/intent@1.1
+  pedigree gate acme/intent@1.1 --stage production --junit report.xml"""
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pedigree",
-        description="Pedigree model registry client. Set PEDIGREE_URL and PEDIGREE_TOKEN.",
+        description="Pedigree model registry client. Set PEDIGREE_URL and PEDIGREE_TOKEN. "
+        "Exit codes: 0 success, 1 a check failed, 2 usage or connection error.",
+        epilog=EXAMPLES,
+        formatter_class=HelpFormatter,
     )
     parser.add_argument(
         "--url", help="server URL (default: $PEDIGREE_URL or http://127.0.0.1:8000)"
@@ -36,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         client = ApiClient(args.url, args.token) if getattr(args, "needs_server", True) else None
         return int(args.handler(client, args) or 0)
     except CliError as error:
-        print(f"pedigree: error: {error.message}", file=sys.stderr)
+        print(f"pedigree: error: {error}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:
         print("pedigree: interrupted", file=sys.stderr)

@@ -1,144 +1,19 @@
-"""`pedigree artefacts inspect|upload` and `pedigree import-hf`.
-
-Files are hashed locally with a progress bar before an upload, so the digest the server
-computes can be checked against the one computed here.
-"""
+"""`pedigree artefacts inspect|upload` and `pedigree import-hf`, on the client library's
+local inspection, uploads (`pedigree_client.uploads`) and Hub import."""
 
 import argparse
 import json
-import secrets
-import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, cast
 
-from tqdm import tqdm
-
-from pedigree_client.api import JSON, ApiClient, CliError
-from pedigree_client.artefacts import (
-    ArtefactError,
-    ArtefactManifest,
-    inspect_artefact,
-    weight_parameters,
-)
-
-# Hashing a large upload on the server takes a while after the last byte is sent.
-UPLOAD_READ_TIMEOUT = 3600
-IMPORT_READ_TIMEOUT = 3600
-
-
-def _bar(desc: str, total: int | None = None, unit: str = "B") -> tqdm:
-    # disable=None: bars only on a terminal, so logs and pipes stay clean.
-    return tqdm(
-        total=total,
-        desc=desc,
-        unit=unit,
-        unit_scale=True,
-        unit_divisor=1024,
-        file=sys.stderr,
-        disable=None,
-        leave=False,
-    )
-
-
-def inspect_locally(path: Path) -> ArtefactManifest:
-    """Validate and hash an artefact on this machine, showing hashing progress."""
-    with _bar(f"Hashing {path.name}") as bar:
-
-        def progress(relpath: str, done: int, total: int) -> None:
-            bar.total = total
-            bar.set_postfix_str(relpath, refresh=False)
-            bar.update(done - bar.n)
-
-        try:
-            return inspect_artefact(path, progress=progress)
-        except ArtefactError as error:
-            raise CliError(f"{path}: {error.message}") from None
-
-
-class MultipartBody:
-    """A multipart/form-data body read from the files while it is sent: memory stays flat
-    whatever their size. Each part is named by the file's path relative to the artefact."""
-
-    def __init__(self, files: list[tuple[str, Path]], *, on_read: Callable[[int], None]):
-        boundary = secrets.token_hex(16)
-        self.content_type = f"multipart/form-data; boundary={boundary}"
-        self._parts: list[bytes | Path] = []
-        for name, file in files:
-            if any(char in name for char in '"\r\n\\'):
-                raise CliError(f"Cannot upload {name!r}: rename it without quotes or backslashes.")
-            head = (
-                f"--{boundary}\r\n"
-                f'Content-Disposition: form-data; name="{name}"; filename="{file.name}"\r\n'
-                "Content-Type: application/octet-stream\r\n\r\n"
-            )
-            self._parts += [head.encode(), file, b"\r\n"]
-        self._parts.append(f"--{boundary}--\r\n".encode())
-        self._length = sum(
-            len(part) if isinstance(part, bytes) else part.stat().st_size for part in self._parts
-        )
-        self._chunks = self._iterate()
-        self._chunk = b""
-        self._offset = 0
-        self._on_read = on_read
-
-    def __len__(self) -> int:
-        return self._length
-
-    def _iterate(self) -> Iterator[bytes]:
-        for part in self._parts:
-            if isinstance(part, bytes):
-                yield part
-                continue
-            stream: BinaryIO
-            with part.open("rb") as stream:
-                while chunk := stream.read(1024 * 1024):
-                    yield chunk
-
-    def read(self, size: int = -1) -> bytes:
-        pieces = []
-        wanted = size
-        while wanted != 0:
-            if self._offset == len(self._chunk):
-                self._chunk, self._offset = next(self._chunks, b""), 0
-                if not self._chunk:
-                    break
-            end = len(self._chunk) if wanted < 0 else min(len(self._chunk), self._offset + wanted)
-            # Only the bytes handed out are copied, never the rest of the chunk.
-            pieces.append(self._chunk[self._offset : end])
-            wanted = wanted if wanted < 0 else wanted - (end - self._offset)
-            self._offset = end
-        data = b"".join(pieces)
-        self._on_read(len(data))
-        return data
-
-
-def upload_artefact(client: ApiClient, path: Path) -> str:
-    """Hash `path` (a file or a folder) locally, stream it to the server and check that both
-    sides computed the same digest. Returns the upload id to register a version from."""
-    path = Path(path)
-    manifest = inspect_locally(path)
-    base = path if path.is_dir() else path.parent
-    files = [(file.path, base / file.path) for file in manifest.files]
-    with _bar(f"Uploading {path.name}") as bar:
-        body = MultipartBody(files, on_read=bar.update)
-        bar.total = len(body)
-        upload = client.request(
-            "POST",
-            "artefacts/uploads/",
-            data=body,
-            headers={"Content-Type": body.content_type},
-            timeout=(client.timeout, UPLOAD_READ_TIMEOUT),
-        )
-    if upload["digest"] != manifest.digest:
-        raise CliError(
-            f"The server computed digest {upload['digest']} for upload {upload['id']}, but the "
-            f"files here hash to {manifest.digest}: they changed during the upload or were "
-            "corrupted on the way; upload again."
-        )
-    return cast(str, upload["id"])
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.artefacts import weight_parameters
+from pedigree_client.cli.common import Commands, add_command, add_group
+from pedigree_client.client import default_team, hub_import
+from pedigree_client.output import Progress
+from pedigree_client.uploads import inspect_locally, upload_artefact
 
 
 def print_manifest(manifest: JSON) -> None:
@@ -184,13 +59,13 @@ def artefacts_upload(client: ApiClient, args: argparse.Namespace) -> int:
 
 @contextmanager
 def _waiting(desc: str) -> Iterator[None]:
-    """An elapsed-time line while the server works on a request it cannot report progress of."""
-    with tqdm(desc=desc, bar_format="{desc} {elapsed}", file=sys.stderr, disable=None) as bar:
+    """Elapsed time while the server works on a request it cannot report progress of."""
+    with Progress(desc, unit=None) as progress:
         done = threading.Event()
 
         def tick() -> None:
             while not done.wait(0.5):
-                bar.refresh()
+                progress.tick()
 
         ticker = threading.Thread(target=tick, daemon=True)
         ticker.start()
@@ -201,25 +76,15 @@ def _waiting(desc: str) -> Iterator[None]:
             ticker.join()
 
 
-def _default_team(client: ApiClient) -> str:
-    teams = client.get("me/")["teams"]
-    if len(teams) != 1:
-        raise CliError(
-            "Name the team that imports the model with --team "
-            f"(yours: {', '.join(teams) or 'none'})."
-        )
-    return cast(str, teams[0])
-
-
 def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
-    payload = {"repo_id": args.repo_id, "team": args.team or _default_team(client)}
-    if args.revision:
-        payload["revision"] = args.revision
-    if args.snapshot_dir:
-        payload["snapshot_dir"] = args.snapshot_dir
+    team = args.team or default_team(client)
     with _waiting(f"Importing {args.repo_id} (card, safetensors headers, hashes)"):
-        result = client.request(
-            "POST", "imports/hf/", json=payload, timeout=(client.timeout, IMPORT_READ_TIMEOUT)
+        result = hub_import(
+            client,
+            args.repo_id,
+            team=team,
+            revision=args.revision,
+            snapshot_dir=args.snapshot_dir,
         )
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -241,32 +106,48 @@ def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    artefacts = commands.add_parser(
-        "artefacts", help="inspect or upload model artefacts"
-    ).add_subparsers(dest="artefacts_command", required=True, metavar="ACTION")
-    parser = artefacts.add_parser(
+def add_commands(commands: Commands) -> None:
+    artefacts = add_group(
+        commands,
+        "artefacts",
+        help="inspect or upload model artefacts",
+        examples=["pedigree artefacts inspect ./out/intent-v2"],
+    )
+    parser = add_command(
+        artefacts,
         "inspect",
         help="validate and hash an artefact on this machine (no server needed)",
         description="Validate safetensors headers, refuse pickle files, hash every file and "
         "print the manifest Pedigree would record.",
+        examples=[
+            "pedigree artefacts inspect ./out/intent-v2",
+            "pedigree artefacts inspect model.safetensors --json",
+        ],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
     parser.set_defaults(handler=artefacts_inspect, needs_server=False)
-    parser = artefacts.add_parser(
-        "upload", help="hash an artefact locally, then stream it to the server"
+    parser = add_command(
+        artefacts,
+        "upload",
+        help="hash an artefact locally, then stream it to the server",
+        examples=["pedigree artefacts upload ./out/intent-v2"],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the upload as JSON")
     parser.set_defaults(handler=artefacts_upload)
 
-    parser = commands.add_parser(
+    parser = add_command(
+        commands,
         "import-hf",
         help="import a Hugging Face Hub model revision as an upstream version",
         description="Read the model card (licence, datasets, base models), pin the revision "
         "SHA and read the safetensors headers. With HF_HUB_OFFLINE=1 on the server, reads the "
         "server's HF cache; --snapshot-dir names a folder inside the server's artefact roots.",
+        examples=[
+            "pedigree import-hf sentence-transformers/all-MiniLM-L6-v2 "
+            "--revision c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+        ],
     )
     parser.add_argument(
         "repo_id", metavar="REPO_ID", help="e.g. sentence-transformers/all-MiniLM-L6-v2"

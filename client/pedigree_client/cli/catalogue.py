@@ -1,26 +1,29 @@
-"""`pedigree whoami`, `pedigree models list`, `pedigree versions show`."""
+"""`pedigree whoami`, `pedigree models list`, `pedigree versions show|list|update`."""
 
 import argparse
 import json
 
-from pedigree_client.api import JSON, ApiClient
+from pedigree_client.api import ApiClient
+from pedigree_client.cli.common import (
+    RISK_TIERS,
+    Commands,
+    add_command,
+    add_group,
+    resolve_version,
+    table,
+    text_or_file,
+)
+from pedigree_client.errors import CliError
 
-
-def _table(rows: list[JSON], columns: list[tuple[str, str]]) -> str:
-    widths = [
-        max([len(title)] + [len(str(row.get(key) or "")) for row in rows]) for key, title in columns
-    ]
-    lines = [
-        "  ".join(title.ljust(width) for (_, title), width in zip(columns, widths, strict=True))
-    ]
-    for row in rows:
-        lines.append(
-            "  ".join(
-                str(row.get(key) or "").ljust(width)
-                for (key, _), width in zip(columns, widths, strict=True)
-            )
-        )
-    return "\n".join(line.rstrip() for line in lines)
+# The version fields `versions update` sets (PATCH), by option.
+UPDATABLE = {
+    "intended_use": "--intended-use",
+    "known_limitations": "--known-limitations",
+    "out_of_scope_uses": "--out-of-scope-uses",
+    "risk_tier": "--risk-tier",
+    "licence_declared": "--licence",
+    "description": "--description",
+}
 
 
 def whoami(client: ApiClient, args: argparse.Namespace) -> int:
@@ -42,7 +45,7 @@ def models_list(client: ApiClient, args: argparse.Namespace) -> int:
         print("No models you can see.")
         return 0
     print(
-        _table(
+        table(
             models,
             [
                 ("name", "NAME"),
@@ -67,13 +70,14 @@ VERSION_SUMMARY = [
     ("hub_repo_id", "Hub repo"),
     ("hub_revision", "Hub revision"),
     ("intended_use", "Intended use"),
+    ("known_limitations", "Known limitations"),
     ("registered_by", "Registered by"),
     ("registered_at", "Registered at"),
 ]
 
 
 def versions_show(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     if args.json:
         print(json.dumps(version, indent=2))
         return 0
@@ -81,7 +85,9 @@ def versions_show(client: ApiClient, args: argparse.Namespace) -> int:
     for key, title in VERSION_SUMMARY:
         value = version.get(key)
         if value not in (None, ""):
-            print(f"{title.ljust(width)}  {value}")
+            # Multi-line texts (limitations, intended use) stay in the value column.
+            indented = str(value).replace("\n", "\n" + " " * (width + 2))
+            print(f"{title.ljust(width)}  {indented}")
     return 0
 
 
@@ -91,7 +97,7 @@ def versions_list(client: ApiClient, args: argparse.Namespace) -> int:
         print(json.dumps(versions, indent=2))
         return 0
     print(
-        _table(
+        table(
             versions,
             [
                 ("ref", "VERSION"),
@@ -104,29 +110,84 @@ def versions_list(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser("whoami", help="show who the token belongs to")
+def versions_update(client: ApiClient, args: argparse.Namespace) -> int:
+    changes = {
+        field: getattr(args, field) for field in UPDATABLE if getattr(args, field) is not None
+    }
+    if not changes:
+        raise CliError(f"Nothing to update: give at least one of {', '.join(UPDATABLE.values())}.")
+    version = resolve_version(client, args.ref)
+    updated = client.request("PATCH", f"versions/{version['id']}/", json=changes)
+    if args.json:
+        print(json.dumps(updated, indent=2))
+    else:
+        print(f"Updated {updated['ref']}: {', '.join(UPDATABLE[field] for field in changes)}")
+    return 0
+
+
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands, "whoami", help="show who the token belongs to", examples=["pedigree whoami"]
+    )
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=whoami)
 
-    models = commands.add_parser("models", help="list models").add_subparsers(
-        dest="models_command", required=True, metavar="ACTION"
+    models = add_group(
+        commands, "models", help="list models", examples=["pedigree models list --kind derived"]
     )
-    parser = models.add_parser("list", help="list the models you can see")
+    parser = add_command(
+        models,
+        "list",
+        help="list the models you can see",
+        examples=["pedigree models list", "pedigree models list --kind upstream --json"],
+    )
     parser.add_argument("--kind", choices=["upstream", "derived"])
     parser.add_argument("--team", help="team slug")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=models_list)
 
-    versions = commands.add_parser("versions", help="show model versions").add_subparsers(
-        dest="versions_command", required=True, metavar="ACTION"
+    versions = add_group(
+        commands,
+        "versions",
+        help="show, list and update model versions",
+        examples=["pedigree versions show acme/support-intent@v1"],
     )
-    parser = versions.add_parser("show", help="show one version")
-    parser.add_argument("ref", metavar="MODEL@VERSION", help="e.g. acme/support-intent@v1")
+    parser = add_command(
+        versions,
+        "show",
+        help="show one version",
+        examples=["pedigree versions show acme/support-intent@v1", "pedigree versions show 42"],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=versions_show)
-    parser = versions.add_parser("list", help="list versions")
+    parser = add_command(
+        versions,
+        "list",
+        help="list versions",
+        examples=["pedigree versions list --model acme/support-intent --stage production"],
+    )
     parser.add_argument("--model", help="model name")
     parser.add_argument("--stage", choices=["development", "staging", "production", "archived"])
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=versions_list)
+    parser = add_command(
+        versions,
+        "update",
+        help="fill in a version's intended use, known limitations, risk tier, licence",
+        description="Change a version's descriptive fields (the gate's metadata check needs "
+        "intended use, known limitations and a declared licence). Only the fields given change.",
+        examples=[
+            'pedigree versions update acme/support-intent@v2 --known-limitations "English only"',
+            "pedigree versions update 42 --risk-tier limited --intended-use @use.md",
+        ],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
+    parser.add_argument("--intended-use", metavar="TEXT|@FILE", type=text_or_file)
+    parser.add_argument("--known-limitations", metavar="TEXT|@FILE", type=text_or_file)
+    parser.add_argument("--out-of-scope-uses", metavar="TEXT|@FILE", type=text_or_file)
+    parser.add_argument("--risk-tier", choices=RISK_TIERS)
+    parser.add_argument("--licence", dest="licence_declared", help="declared licence (SPDX)")
+    parser.add_argument("--description", metavar="TEXT|@FILE", type=text_or_file)
+    parser.add_argument("--json", action="store_true", help="print the updated version as JSON")
+    parser.set_defaults(handler=versions_update)

@@ -1,10 +1,11 @@
-"""`pedigree evaluate VERSION --suite S [--device auto|cpu|cuda] [--wait]` and
-`pedigree evaluation RUN [--wait]`: request an evaluation, follow it with a progress bar, and
-print overall, per-group and fairness results with every limit they break.
+"""`pedigree evaluate VERSION [--suite S ...] [--no-wait]`, `pedigree evaluation RUN [--wait]`
+and `pedigree suites list`: request evaluations (by default on every suite attached to the
+model), follow them until they finish, and print overall, per-group and fairness results with
+every limit they break.
 
-Exit codes: 0 the evaluation succeeded and meets its suite's limits (or was queued without
---wait); 1 it failed, was cancelled, or breaks a limit; 2 usage or connection errors, or
---timeout ran out while it was still running.
+Exit codes: 0 every evaluation succeeded and meets its suite's limits (or was queued, with
+--no-wait); 1 one failed, was cancelled, or breaks a limit; 2 usage or connection errors, or
+--timeout ran out while one was still running.
 """
 
 import argparse
@@ -12,11 +13,14 @@ import json
 import sys
 import time
 
-from tqdm import tqdm
-
-from pedigree_client.api import JSON, ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version, table
+from pedigree_client.errors import CliError
+from pedigree_client.output import Progress
 
 FINISHED = ("succeeded", "failed", "cancelled")
+# Long enough for an evaluation on a CPU worker behind a short queue; CI jobs can raise it.
+DEFAULT_TIMEOUT = 1800.0
 
 
 def _number(value: float | None) -> str:
@@ -91,89 +95,177 @@ def render(run: JSON) -> str:
     return "\n".join(lines)
 
 
-def _follow(client: ApiClient, run: JSON, *, interval: float, timeout: float | None) -> JSON:
-    """Poll the run until it finishes, showing its progress (bar hidden when not a terminal)."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with tqdm(
-        total=run["progress"]["total"] or None,
-        desc=f"evaluation #{run['id']}",
-        unit="sample",
-        file=sys.stderr,
-        disable=None,
-    ) as bar:
+def _follow(client: ApiClient, run: JSON, *, interval: float, deadline: float) -> JSON:
+    """Poll the run until it finishes, showing its progress."""
+    with Progress(f"Evaluation #{run['id']}", unit="sample") as progress:
         while True:
-            progress = run["progress"]
-            if progress["total"] and bar.total != progress["total"]:
-                bar.reset(total=progress["total"])
-            bar.n = progress["done"]
-            bar.set_postfix_str(run["status"])
+            progress.update(
+                run["progress"]["done"], total=run["progress"]["total"], status=run["status"]
+            )
             if run["status"] in FINISHED:
                 return run
-            if deadline is not None and time.monotonic() >= deadline:
+            if time.monotonic() >= deadline:
                 raise CliError(
-                    f"Evaluation #{run['id']} is still {run['status']} after {timeout:g} s; "
+                    f"Evaluation #{run['id']} is still {run['status']} after the --timeout; "
                     f"follow it with `pedigree evaluation {run['id']} --wait`."
                 )
             time.sleep(interval)
             run = client.get(f"evaluation-runs/{run['id']}/")
 
 
-def _finish(client: ApiClient, run: JSON, args: argparse.Namespace) -> int:
+def _finish(client: ApiClient, runs: list[JSON], args: argparse.Namespace, *, many: bool) -> int:
+    """Follow the runs (all under one --timeout), print them, and judge them together."""
     if args.wait:
-        run = _follow(client, run, interval=args.interval, timeout=args.timeout)
+        deadline = time.monotonic() + args.timeout
+        runs = [_follow(client, run, interval=args.interval, deadline=deadline) for run in runs]
     if args.json:
-        print(json.dumps(run, indent=2, sort_keys=True))
+        print(json.dumps(runs if many else runs[0], indent=2, sort_keys=True))
     else:
-        print(render(run))
-    if run["status"] in ("failed", "cancelled") or run["findings"]:
-        return 1
-    return 0
+        print("\n".join(render(run) for run in runs))
+    broken = [run for run in runs if run["status"] in ("failed", "cancelled") or run["findings"]]
+    return 1 if broken else 0
+
+
+def _attached_suites(client: ApiClient, ref: str) -> list[str]:
+    model = resolve_version(client, ref)["model"]
+    suites = [str(suite["id"]) for suite in client.list_all("evaluation-suites/", model=model)]
+    if not suites:
+        raise CliError(
+            f"No evaluation suite is attached to {model}; name one with --suite "
+            "(`pedigree suites list` shows them)."
+        )
+    return suites
 
 
 def evaluate(client: ApiClient, args: argparse.Namespace) -> int:
-    run = client.post(
-        "evaluation-runs/", {"version": args.ref, "suite": args.suite, "device": args.device}
-    )
-    if not args.json and run["status"] not in FINISHED:
-        print(
-            f"Evaluation #{run['id']} of {run['version']} on {run['suite']} is {run['status']} "
-            f"(queue {run['queue']}).",
-            file=sys.stderr,
+    suites = args.suite or _attached_suites(client, args.ref)
+    runs = []
+    for suite in suites:
+        run = client.request(
+            "POST",
+            "evaluation-runs/",
+            json={"version": args.ref, "suite": suite, "device": args.device},
+            # A server without a broker may run the evaluation before it answers.
+            timeout=(client.timeout, args.timeout),
         )
-    return _finish(client, run, args)
+        if not args.json and run["status"] not in FINISHED:
+            print(
+                f"Evaluation #{run['id']} of {run['version']} on {run['suite']} is "
+                f"{run['status']} (queue {run['queue']}).",
+                file=sys.stderr,
+            )
+        runs.append(run)
+    return _finish(client, runs, args, many=len(args.suite) != 1)
 
 
 def evaluation_show(client: ApiClient, args: argparse.Namespace) -> int:
-    return _finish(client, client.get(f"evaluation-runs/{args.run}/"), args)
+    return _finish(client, [client.get(f"evaluation-runs/{args.run}/")], args, many=False)
 
 
-def _follow_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--wait", action="store_true", help="follow it until it finishes")
+def suites_list(client: ApiClient, args: argparse.Namespace) -> int:
+    suites = client.list_all("evaluation-suites/", model=args.model, team=args.team)
+    if args.json:
+        print(json.dumps(suites, indent=2))
+        return 0
+    if not suites:
+        print("No evaluation suites you can see" + (f" for {args.model}." if args.model else "."))
+        return 0
+    rows = [suite | {"models": ", ".join(suite["models"]) or "(none attached)"} for suite in suites]
+    print(
+        table(
+            rows,
+            [
+                ("id", "ID"),
+                ("name", "NAME"),
+                ("task", "TASK"),
+                ("dataset_version", "DATASET"),
+                ("team", "TEAM"),
+                ("models", "MODELS"),
+            ],
+        )
+    )
+    return 0
+
+
+def _follow_options(parser: argparse.ArgumentParser, *, wait: bool) -> None:
     parser.add_argument(
-        "--timeout", type=float, help="with --wait: give up after this many seconds"
+        "--wait",
+        action=argparse.BooleanOptionalAction,
+        default=wait,
+        help="follow the run until it finishes, showing its progress",
     )
     parser.add_argument(
-        "--interval", type=float, default=2.0, help="with --wait: seconds between polls"
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help="with --wait: give up (exit 2) after this long; the run carries on",
+    )
+    parser.add_argument(
+        "--interval", type=float, default=2.0, metavar="SECONDS", help="seconds between polls"
     )
     parser.add_argument("--json", action="store_true", help="print the run as JSON")
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser(
-        "evaluate", help="evaluate a version on an evaluation suite (quality and fairness)"
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands,
+        "evaluate",
+        help="evaluate a version on evaluation suites (quality and fairness)",
+        description="Request an evaluation of the version on each --suite (default: every "
+        "suite attached to its model) and follow the runs until they finish. Exit 0 when "
+        "every run succeeded within its suite's limits (or, with --no-wait, was queued), 1 "
+        "when one failed or breaks a limit, 2 on errors or when --timeout runs out.",
+        examples=[
+            "pedigree evaluate acme/support-intent@v2",
+            "pedigree evaluate acme/support-intent@v2 --suite tickets-fairness --device cuda",
+            "pedigree evaluate acme/support-intent@v2 --no-wait --json",
+        ],
     )
     parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
-    parser.add_argument("--suite", required=True, help="the evaluation suite's name or id")
+    parser.add_argument(
+        "--suite",
+        action="append",
+        default=[],
+        metavar="SUITE",
+        help="an evaluation suite's name or id (repeatable; default: the model's suites); "
+        "with exactly one, --json prints the run, otherwise a list of runs",
+    )
     parser.add_argument(
         "--device",
         choices=["auto", "cpu", "cuda"],
         default="auto",
-        help="cuda sends it to the GPU workers (default: auto)",
+        help="cuda sends it to the GPU workers",
     )
-    _follow_options(parser)
+    _follow_options(parser, wait=True)
     parser.set_defaults(handler=evaluate)
 
-    show = commands.add_parser("evaluation", help="show an evaluation run and its results")
+    show = add_command(
+        commands,
+        "evaluation",
+        help="show an evaluation run and its results",
+        examples=["pedigree evaluation 12", "pedigree evaluation 12 --wait --timeout 600"],
+    )
     show.add_argument("run", type=int, metavar="RUN", help="the run's id")
-    _follow_options(show)
+    _follow_options(show, wait=False)
     show.set_defaults(handler=evaluation_show)
+
+    suites = add_group(
+        commands,
+        "suites",
+        help="list evaluation suites",
+        examples=["pedigree suites list --model acme/support-intent"],
+    )
+    parser = add_command(
+        suites,
+        "list",
+        help="list the evaluation suites you can see",
+        examples=[
+            "pedigree suites list",
+            "pedigree suites list --model acme/support-intent --json",
+        ],
+    )
+    parser.add_argument("--model", help="only the suites attached to this model")
+    parser.add_argument("--team", metavar="SLUG", help="only this team's suites")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(handler=suites_list)

@@ -7,36 +7,57 @@ from pathlib import Path
 from typing import cast
 from xml.etree import ElementTree as ET
 
-from pedigree_client.api import JSON, ApiClient, CliError
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.cli.common import Commands, add_command, resolve_version
+from pedigree_client.errors import CliError, PromotionRefused
+from pedigree_client.output import GREEN, RED, paint, wants_colour
 
 STAGES = ["staging", "production", "archived"]
 USES = ["commercial", "internal", "research"]
 DISTRIBUTIONS = ["hosted", "shipped_weights"]
 
 
+def governance_url(client: ApiClient, version_id: int) -> str:
+    """The version's governance page in the admin: gate, approvals, waivers, promotion."""
+    return f"{client.base_url}/admin/registry/modelversion/{version_id}/governance/"
+
+
+def _informational(check: JSON, stage: str) -> str:
+    outcome = "passed" if check["passed"] else "failed"
+    return f"informational, {outcome}: not required for {stage} by the stage policy"
+
+
 def junit_xml(evaluation: JSON) -> bytes:
-    """One test case per check; a failing required check is a failure, a waived one is noted."""
+    """One test case per check; a failing required check is a failure, a waived one is noted,
+    an informational (not required) one is skipped. The governance page is a property of the
+    suite and ends each failure's text."""
     checks = evaluation["checks"]
+    stage = evaluation["stage"]
+    link = evaluation["governance_url"]
     failed = [c for c in checks if c["required"] and not c["passed"] and not c["waiver"]]
     suite = ET.Element(
         "testsuite",
-        name=f"pedigree gate {evaluation['version']} → {evaluation['stage']}",
+        name=f"pedigree gate {evaluation['version']} → {stage}",
         tests=str(len(checks)),
         failures=str(len(failed)),
         errors="0",
         skipped=str(sum(1 for c in checks if not c["required"])),
+        # Report viewers (dorny/test-reporter, GitLab) read a time on every suite and case.
+        time="0",
     )
+    properties = ET.SubElement(suite, "properties")
+    ET.SubElement(properties, "property", name="governance_url", value=link)
     for check in checks:
         case = ET.SubElement(
-            suite, "testcase", classname=f"pedigree.gate.{evaluation['stage']}", name=check["check"]
+            suite, "testcase", classname=f"pedigree.gate.{stage}", name=check["check"], time="0"
         )
         reasons = "\n".join(check["reasons"])
         if check in failed:
-            ET.SubElement(case, "failure", message=reasons[:500] or "failed").text = reasons
-        elif not check["required"]:
             ET.SubElement(
-                case, "skipped", message="not required by the stage policy"
-            ).text = reasons
+                case, "failure", message=reasons[:500] or "failed"
+            ).text = f"{reasons}\nReview it on the governance page: {link}".lstrip()
+        elif not check["required"]:
+            ET.SubElement(case, "skipped", message=_informational(check, stage)).text = reasons
         elif check["waiver"]:
             waiver = check["waiver"]
             ET.SubElement(
@@ -48,27 +69,31 @@ def junit_xml(evaluation: JSON) -> bytes:
     return cast(bytes, ET.tostring(suite, encoding="utf-8", xml_declaration=True))
 
 
-def summary(evaluation: JSON) -> str:
-    verdict = "PASS" if evaluation["passed"] else "FAIL"
+def summary(evaluation: JSON, *, colour: bool = False) -> str:
+    """Each check with its reasons; informational checks say so. Green and red on request."""
+    stage = evaluation["stage"]
+    verdict, verdict_colour = ("PASS", GREEN) if evaluation["passed"] else ("FAIL", RED)
     lines = [
-        f"{verdict}: {evaluation['version']} → {evaluation['stage']} "
+        f"{paint(verdict, verdict_colour, enabled=colour)}: {evaluation['version']} → {stage} "
         f"(use {evaluation['use']}, {evaluation['distribution']}; "
         f"digest {evaluation['artefact_digest'][:12]}…)"
     ]
     for check in evaluation["checks"]:
         if check["passed"]:
-            mark = "ok  "
+            mark = paint("ok  ", GREEN, enabled=colour)
         elif check["waiver"]:
             mark = "WAIV"
         elif check["required"]:
-            mark = "FAIL"
+            mark = paint("FAIL", RED, enabled=colour)
         else:
             mark = "info"
-        lines.append(f"  [{mark}] {check['check']}")
+        note = "" if check["required"] else f" ({_informational(check, stage)})"
+        lines.append(f"  [{mark}] {check['check']}{note}")
         lines.extend(f"         - {reason}" for reason in check["reasons"])
         if check["waiver"] and not check["passed"]:
             waiver = check["waiver"]
             lines.append(f"         waived by {waiver['granted_by']}: {waiver['reason']}")
+    lines.append(f"Governance page: {evaluation['governance_url']}")
     return "\n".join(lines)
 
 
@@ -83,24 +108,25 @@ def _write(target: str, data: bytes) -> None:
 
 
 def gate(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     evaluation = client.get(
         f"versions/{version['id']}/gate/",
         stage=args.stage,
         use=args.use,
         distribution=args.distribution,
     )
+    evaluation["governance_url"] = governance_url(client, version["id"])
     if args.junit:
         _write(args.junit, junit_xml(evaluation))
     if args.json:
         _write(args.json, json.dumps(evaluation, indent=2).encode())
     if args.json != "-":
-        print(summary(evaluation))
+        print(summary(evaluation, colour=wants_colour(sys.stdout)))
     return 0 if evaluation["passed"] else 1
 
 
 def promote(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     payload = {
         "stage": args.stage,
         "use": args.use,
@@ -108,23 +134,23 @@ def promote(client: ApiClient, args: argparse.Namespace) -> int:
         "justification": args.justification,
         "replace_production": args.replace_production,
     }
-    body = client.request("POST", f"versions/{version['id']}/promote/", json=payload, allow=(409,))
-    if "error" not in body:
-        print(f"Promoted {version['ref']} to {args.stage} (decision #{body['id']}).")
-        return 0
-    if "decision" not in body["error"]:
-        raise CliError(body["error"]["message"])
-    decision = body["error"]["decision"]
-    print(f"Refused: {version['ref']} → {args.stage} (decision #{decision['id']})")
-    for check in decision["results"]:
-        if check["required"] and not check["passed"] and not check["waiver"]:
-            for reason in check["reasons"]:
-                print(f"  [FAIL] {check['check']}: {reason}")
-    return 1
+    try:
+        body = client.post(f"versions/{version['id']}/promote/", payload)
+    except PromotionRefused as refusal:
+        decision = refusal.decision
+        print(f"Refused: {version['ref']} → {args.stage} (decision #{decision.id})")
+        for check in decision.results:
+            if check.blocking:
+                for reason in check.reasons:
+                    print(f"  [FAIL] {check.check}: {reason}")
+        print(f"Governance page: {governance_url(client, version['id'])}")
+        return 1
+    print(f"Promoted {version['ref']} to {args.stage} (decision #{body['id']}).")
+    return 0
 
 
 def approve(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     payload = {"stage": args.stage, "decision": args.decision, "comment": args.comment}
     approval = client.post(f"versions/{version['id']}/approvals/", payload)
     print(
@@ -135,15 +161,29 @@ def approve(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def _gate_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("ref", metavar="MODEL@VERSION")
-    parser.add_argument("--stage", required=True, choices=STAGES)
-    parser.add_argument("--use", default="commercial", choices=USES)
-    parser.add_argument("--distribution", default="hosted", choices=DISTRIBUTIONS)
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
+    parser.add_argument("--stage", required=True, choices=STAGES, help="the stage to enter")
+    parser.add_argument("--use", default="commercial", choices=USES, help="the intended use")
+    parser.add_argument(
+        "--distribution",
+        default="hosted",
+        choices=DISTRIBUTIONS,
+        help="served by you, or weights handed to others",
+    )
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser(
-        "gate", help="may this version enter a stage? exit 0 pass, 1 fail, 2 error"
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands,
+        "gate",
+        help="may this version enter a stage? exit 0 pass, 1 fail, 2 error",
+        description="Ask the release gate whether the version may enter the stage: every "
+        "check with its reasons (informational ones marked), and a link to the version's "
+        "governance page. Changes nothing.",
+        examples=[
+            "pedigree gate acme/support-intent@v2 --stage production --junit report.xml",
+            "pedigree gate acme/support-intent@v2 --stage staging --use internal --json -",
+        ],
     )
     _gate_options(parser)
     parser.add_argument("--junit", metavar="FILE", help="write JUnit XML, one test case per check")
@@ -152,7 +192,15 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     )
     parser.set_defaults(handler=gate)
 
-    parser = commands.add_parser("promote", help="promote a version (runs the gate)")
+    parser = add_command(
+        commands,
+        "promote",
+        help="promote a version (runs the gate)",
+        examples=[
+            "pedigree promote acme/support-intent@v2 --stage production "
+            '--justification "2026.11 release" --replace-production',
+        ],
+    )
     _gate_options(parser)
     parser.add_argument("--justification", default="")
     parser.add_argument(
@@ -162,9 +210,20 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     )
     parser.set_defaults(handler=promote)
 
-    parser = commands.add_parser("approve", help="approve or reject a version (compliance)")
-    parser.add_argument("ref", metavar="MODEL@VERSION")
+    parser = add_command(
+        commands,
+        "approve",
+        help="approve or reject a version (compliance)",
+        examples=[
+            'pedigree approve acme/support-intent@v2 --stage production --comment "reviewed"',
+            "pedigree approve acme/support-intent@v2 --stage production --decision reject "
+            '--comment "fairness evidence missing"',
+        ],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
     parser.add_argument("--stage", required=True, choices=["staging", "production"])
-    parser.add_argument("--decision", default="approve", choices=["approve", "reject"])
+    parser.add_argument(
+        "--decision", default="approve", choices=["approve", "reject"], help="your decision"
+    )
     parser.add_argument("--comment", default="")
     parser.set_defaults(handler=approve)

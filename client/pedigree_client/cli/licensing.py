@@ -7,7 +7,9 @@ from pathlib import Path
 
 import requests
 
-from pedigree_client.api import JSON, ApiClient, CliError, _error_message
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.cli.common import Commands, add_command, resolve_version
+from pedigree_client.errors import CliError, error_from_response
 
 STAGES = ["development", "staging", "production"]
 USES = ["commercial", "internal", "research"]
@@ -44,7 +46,7 @@ def licence_summary(check: JSON) -> str:
 
 
 def licence_check(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     check = client.get(
         f"versions/{version['id']}/licence-check/",
         stage=args.stage,
@@ -69,12 +71,12 @@ def _fetch_text(client: ApiClient, path: str) -> bytes:
             "PEDIGREE_URL right?"
         ) from None
     if response.status_code >= 400:
-        raise CliError(_error_message(response))
+        raise error_from_response(response)
     return response.content
 
 
 def export(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     data = _fetch_text(client, f"versions/{version['id']}/export/{args.format}/")
     if args.output in (None, "-"):
         sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
@@ -87,22 +89,40 @@ def export(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser(
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands,
         "licence-check",
         help="does the version's licensing allow this use? exit 0 pass, 1 fail, 2 error",
+        examples=[
+            "pedigree licence-check acme/support-intent@v3",
+            "pedigree licence-check acme/support-intent@v3 --use research --stage staging --json",
+        ],
     )
-    parser.add_argument("ref", metavar="MODEL@VERSION")
-    parser.add_argument("--use", default="commercial", choices=USES)
-    parser.add_argument("--stage", default="production", choices=STAGES)
-    parser.add_argument("--distribution", default="hosted", choices=DISTRIBUTIONS)
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
+    parser.add_argument("--use", default="commercial", choices=USES, help="the intended use")
+    parser.add_argument(
+        "--stage", default="production", choices=STAGES, help="the stage the policy applies to"
+    )
+    parser.add_argument(
+        "--distribution",
+        default="hosted",
+        choices=DISTRIBUTIONS,
+        help="served by you, or weights handed to others",
+    )
     parser.add_argument("--json", action="store_true", help="print the full answer as JSON")
     parser.set_defaults(handler=licence_check)
 
-    parser = commands.add_parser(
-        "export", help="export a version and its lineage (SPDX 2.3, SPDX 3.0, model card)"
+    parser = add_command(
+        commands,
+        "export",
+        help="export a version and its lineage (SPDX 2.3, SPDX 3.0, model card)",
+        examples=[
+            "pedigree export acme/support-intent@v3 --format spdx-2.3 -o sbom.spdx.json",
+            "pedigree export acme/support-intent@v3 --format model-card > MODEL_CARD.md",
+        ],
     )
-    parser.add_argument("ref", metavar="MODEL@VERSION")
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
     parser.add_argument("--format", required=True, choices=EXPORT_FORMATS)
     parser.add_argument("-o", "--output", metavar="FILE", help="write here (default: stdout)")
     parser.set_defaults(handler=export)

@@ -1,10 +1,14 @@
-"""`pedigree lineage VERSION [--descendants] [--depth N] [--format tree|json]`."""
+"""`pedigree lineage VERSION [--descendants] [--depth N] [--format tree|json]` and
+`pedigree hold place|lift`."""
 
 import argparse
 import json
 from collections import defaultdict
 
 from pedigree_client.api import JSON, ApiClient
+from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version
+
+HOLD_CATEGORIES = ["licence", "security", "safety", "legal", "data", "quality", "other"]
 
 
 def _label(node: JSON) -> str:
@@ -57,7 +61,7 @@ def render_tree(graph: JSON, *, descendants: bool) -> str:
 
 
 def lineage_show(client: ApiClient, args: argparse.Namespace) -> int:
-    version = client.version(args.ref)
+    version = resolve_version(client, args.ref)
     graph = client.get(
         f"versions/{version['id']}/lineage/",
         direction="descendants" if args.descendants else "ancestors",
@@ -70,14 +74,83 @@ def lineage_show(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser(
-        "lineage", help="show what a version was derived from (or what derives from it)"
+def hold_place(client: ApiClient, args: argparse.Namespace) -> int:
+    payload = {"version": args.ref, "reason": args.reason, "category": args.category}
+    if args.reference:
+        payload["reference"] = args.reference
+    hold = client.post("holds/", payload)
+    if args.json:
+        print(json.dumps(hold, indent=2, sort_keys=True))
+        return 0
+    print(
+        f"Placed hold #{hold['id']} ({hold['category']}) on {hold['version_ref']}: "
+        f"{hold['held_versions']} version(s) held, counting its descendants."
+    )
+    print(f"Lift it with `pedigree hold lift {hold['id']} --reason ...` (compliance staff).")
+    return 0
+
+
+def hold_lift(client: ApiClient, args: argparse.Namespace) -> int:
+    hold = client.post(f"holds/{args.hold}/lift/", {"reason": args.reason})
+    if args.json:
+        print(json.dumps(hold, indent=2, sort_keys=True))
+    else:
+        print(f"Lifted hold #{hold['id']} on {hold['version_ref']}: {hold['lift_reason']}")
+    return 0
+
+
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands,
+        "lineage",
+        help="show what a version was derived from (or what derives from it)",
+        examples=[
+            "pedigree lineage acme/support-intent@v2",
+            "pedigree lineage sentence-transformers/all-MiniLM-L6-v2@main --descendants --depth 2",
+        ],
     )
     parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
     parser.add_argument(
         "--descendants", action="store_true", help="show descendants instead of ancestors"
     )
     parser.add_argument("--depth", type=int, help="at most this many generations")
-    parser.add_argument("--format", choices=["tree", "json"], default="tree")
+    parser.add_argument(
+        "--format", choices=["tree", "json"], default="tree", help="an indented tree, or JSON"
+    )
     parser.set_defaults(handler=lineage_show)
+
+    holds = add_group(
+        commands,
+        "hold",
+        help="place or lift a hold that blocks a version and its descendants",
+        examples=['pedigree hold place acme/support-intent@v1 --reason "licence withdrawn"'],
+    )
+    parser = add_command(
+        holds,
+        "place",
+        help="hold a version: it and every version derived from it cannot be promoted",
+        description="Place a hold on a version (compliance staff, or the owning team): it and "
+        "every descendant are blocked from promotion until compliance staff lift it.",
+        examples=[
+            'pedigree hold place acme/support-intent@v1 --reason "upstream licence withdrawn" '
+            "--category licence --reference LEGAL-1234",
+        ],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
+    parser.add_argument("--reason", required=True, help="why, for the people it blocks")
+    parser.add_argument(
+        "--category", choices=HOLD_CATEGORIES, default="other", help="what kind of problem"
+    )
+    parser.add_argument("--reference", help="a ticket or document, e.g. LEGAL-1234")
+    parser.add_argument("--json", action="store_true", help="print the hold as JSON")
+    parser.set_defaults(handler=hold_place)
+    parser = add_command(
+        holds,
+        "lift",
+        help="lift a hold (compliance staff)",
+        examples=['pedigree hold lift 7 --reason "licence clarified with the vendor"'],
+    )
+    parser.add_argument("hold", type=int, metavar="HOLD_ID", help="the hold's id")
+    parser.add_argument("--reason", required=True, help="why it no longer applies")
+    parser.add_argument("--json", action="store_true", help="print the hold as JSON")
+    parser.set_defaults(handler=hold_lift)

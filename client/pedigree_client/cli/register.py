@@ -1,12 +1,16 @@
 """`pedigree register PATH --model NAME --version V ...`: upload the artefact, then register the
-version with its parents, training run and datasets in ONE call (`POST /registrations/`)."""
+version with its parents, training run and datasets in ONE call (`POST /registrations/`,
+validated first by a dry run where the server offers one, so nothing is uploaded for a
+registration it would refuse)."""
 
 import argparse
 import json
 from pathlib import Path
 
-from pedigree_client.api import JSON, ApiClient, CliError
-from pedigree_client.cli.artefacts import upload_artefact
+from pedigree_client.api import JSON, ApiClient
+from pedigree_client.cli.common import RISK_TIERS, Commands, add_command, text_or_file
+from pedigree_client.client import submit_registration
+from pedigree_client.errors import CliError
 
 RELATIONS = ["finetune", "adapter", "quantized", "merge", "distillation", "continued_pretraining"]
 METHODS = [
@@ -93,8 +97,9 @@ def _training_run(args: argparse.Namespace) -> JSON | None:
     return run
 
 
-def _artefact(client: ApiClient, args: argparse.Namespace) -> JSON:
-    """Exactly one source: PATH (uploaded here), --server-path or --digest."""
+def _artefact(args: argparse.Namespace) -> tuple[JSON, Path | None]:
+    """Exactly one source: PATH (uploaded by `submit_registration`), --server-path or
+    --digest."""
     given = [bool(args.path), bool(args.server_path), bool(args.digest)]
     if sum(given) != 1:
         raise CliError(
@@ -102,13 +107,10 @@ def _artefact(client: ApiClient, args: argparse.Namespace) -> JSON:
             "server's artefact roots, or --digest for weights Pedigree does not hold."
         )
     if args.server_path:
-        return {"artefact_path": args.server_path}
+        return {"artefact_path": args.server_path}, None
     if args.digest:
-        return {"artefact_digest": args.digest}
-    path = Path(args.path)
-    if not path.exists():
-        raise CliError(f"Nothing exists at {path}; give the artefact file or folder.")
-    return {"artefact_upload": upload_artefact(client, path)}
+        return {"artefact_digest": args.digest}, None
+    return {}, Path(args.path)
 
 
 def register(client: ApiClient, args: argparse.Namespace) -> int:
@@ -125,13 +127,13 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
         ("licence", "licence_declared"),
         ("risk_tier", "risk_tier"),
         ("intended_use", "intended_use"),
+        ("known_limitations", "known_limitations"),
         ("description", "description"),
     ):
         if getattr(args, key):
             payload[field] = getattr(args, key)
-    # Validate everything local before a possibly long upload.
-    payload |= _artefact(client, args)
-    result = client.post("registrations/", payload)
+    source, upload = _artefact(args)
+    result = submit_registration(client, payload | source, upload=upload)
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return 0
@@ -149,12 +151,22 @@ def register(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    parser = commands.add_parser(
+def add_commands(commands: Commands) -> None:
+    parser = add_command(
+        commands,
         "register",
         help="register a version with its parents, training run and datasets",
         description="Upload PATH, then register it as MODEL@VERSION with its lineage in one "
-        "atomic call: nothing is recorded if anything is wrong.",
+        "atomic call: nothing is recorded if anything is wrong. Give the metadata the release "
+        "gate asks for (--licence, --intended-use, --known-limitations, --risk-tier) here or "
+        "later with `pedigree versions update`.",
+        examples=[
+            "pedigree register ./out/intent-v2 --model acme/support-intent --version v2 \\",
+            "    --base acme/support-intent@v1 --relation finetune --method lora \\",
+            "    --hyperparameters @hp.json --dataset train=acme/tickets@2024-06 \\",
+            '    --licence Apache-2.0 --risk-tier limited --intended-use "Ticket routing" \\',
+            '    --known-limitations "English tickets only"',
+        ],
     )
     parser.add_argument("path", metavar="PATH", nargs="?", help="artefact file or folder")
     parser.add_argument("--model", required=True, help="model name, e.g. acme/support-intent")
@@ -172,7 +184,7 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
         "--relation",
         choices=RELATIONS,
         default="finetune",
-        help="how the version was made from --base (default: finetune)",
+        help="how the version was made from --base",
     )
     lineage.add_argument(
         "--parent",
@@ -209,8 +221,9 @@ def add_commands(commands: "argparse._SubParsersAction[argparse.ArgumentParser]"
     run.add_argument("--run-by", metavar="USERNAME", help="who ran it (default: you)")
     meta = parser.add_argument_group("version")
     meta.add_argument("--licence", help="declared licence (SPDX expression)")
-    meta.add_argument("--risk-tier", choices=["minimal", "limited", "high", "unacceptable"])
-    meta.add_argument("--intended-use")
-    meta.add_argument("--description")
+    meta.add_argument("--risk-tier", choices=RISK_TIERS)
+    meta.add_argument("--intended-use", metavar="TEXT|@FILE", type=text_or_file)
+    meta.add_argument("--known-limitations", metavar="TEXT|@FILE", type=text_or_file)
+    meta.add_argument("--description", metavar="TEXT|@FILE", type=text_or_file)
     parser.add_argument("--json", action="store_true", help="print the JSON response")
     parser.set_defaults(handler=register)
