@@ -9,11 +9,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from pedigree_client.api import JSON, ApiClient
-from pedigree_client.artefacts import weight_parameters
+from pedigree_client.artefacts import (
+    ArtefactError,
+    ArtefactManifest,
+    inspect_artefact,
+    weight_parameters,
+)
 from pedigree_client.cli.common import Commands, add_command, add_group
 from pedigree_client.cli.output import Progress
 from pedigree_client.client import default_team, hub_import
-from pedigree_client.uploads import inspect_locally, upload_artefact
+from pedigree_client.errors import InvalidInput
+from pedigree_client.uploads import upload_artefact
 
 
 def print_manifest(manifest: JSON) -> None:
@@ -39,8 +45,22 @@ def print_manifest(manifest: JSON) -> None:
         )
 
 
+def inspect_with_progress(path: Path) -> ArtefactManifest:
+    """Validate and hash an artefact here. Unlike the library's bar, which is silent off a
+    terminal, the CLI's progress prints plain lines there (logs, CI)."""
+    with Progress(f"Hashing {path.name}") as progress:
+
+        def report(relpath: str, done: int, total: int) -> None:
+            progress.update(done, total=total)
+
+        try:
+            return inspect_artefact(path, progress=report)
+        except ArtefactError as error:
+            raise InvalidInput(None, error.code, f"{path}: {error.message}") from None
+
+
 def artefacts_inspect(client: ApiClient | None, args: argparse.Namespace) -> int:
-    manifest = inspect_locally(Path(args.path)).to_dict()
+    manifest = inspect_with_progress(Path(args.path)).to_dict()
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
@@ -49,7 +69,8 @@ def artefacts_inspect(client: ApiClient | None, args: argparse.Namespace) -> int
 
 
 def artefacts_upload(client: ApiClient, args: argparse.Namespace) -> int:
-    upload_id = upload_artefact(client, Path(args.path))
+    path = Path(args.path)
+    upload_id = upload_artefact(client, path, manifest=inspect_with_progress(path))
     if args.json:
         print(json.dumps(client.get(f"artefacts/uploads/{upload_id}/"), indent=2))
     else:
