@@ -56,6 +56,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "registry.api.errors.ApiNotFoundMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -157,6 +158,8 @@ if ARTEFACT_STORAGE == "s3":
 else:
     STORAGES["artefacts"] = {"BACKEND": "registry.storage.ArtefactStore"}
 HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
+# An upload no version takes within this many hours expires: the uploads sweep deletes it.
+PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
 
 # Governance: approvals must be renewed (recertification); waivers are short-lived.
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
@@ -220,6 +223,9 @@ PEDIGREE_EVALUATION_STALE_SECONDS = env_int("PEDIGREE_EVALUATION_STALE_SECONDS",
 PEDIGREE_EVALUATION_MAX_ATTEMPTS = env_int("PEDIGREE_EVALUATION_MAX_ATTEMPTS", 3, minimum=1)
 PEDIGREE_EVALUATION_TIME_LIMIT = env_int("PEDIGREE_EVALUATION_TIME_LIMIT", 7200, minimum=1)
 PEDIGREE_EVALUATION_SWEEP_SECONDS = env_int("PEDIGREE_EVALUATION_SWEEP_SECONDS", 60, minimum=1)
+# With no broker an evaluation runs in a thread of the web process, so a request answers at
+# once; true runs it inside the request instead (the tests do, to read results right after).
+PEDIGREE_EVALUATION_INLINE = env_bool("PEDIGREE_EVALUATION_INLINE", False)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int(
         "PEDIGREE_BROKER_VISIBILITY_TIMEOUT", PEDIGREE_EVALUATION_TIME_LIMIT + 600, minimum=1
@@ -229,7 +235,8 @@ CELERY_BEAT_SCHEDULE = {
     "evaluations-sweep": {
         "task": "evaluators.tasks.sweep_evaluation_runs",
         "schedule": float(PEDIGREE_EVALUATION_SWEEP_SECONDS),
-    }
+    },
+    "uploads-sweep": {"task": "registry.tasks.sweep_uploads", "schedule": 3600.0},
 }
 
 LOGGING = {

@@ -1,16 +1,21 @@
 """Thin Celery tasks of the evaluators: take an id, call one service.
 
-`evaluate_run` is sent to the `gpu` or `cpu` queue by `run_request` (apply_async(queue=...)),
+`evaluate_run` is sent to the `gpu` or `cpu` queue by `run_request` (`evaluation_dispatch`),
 after the commit. With `acks_late` and `reject_on_worker_lost` a worker that dies mid-run
 leaves the message to be redelivered; the claim in `run_execute` makes the redelivery (or any
 duplicate) harmless.
 """
 
+import logging
+import threading
+
 from celery import shared_task
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, connections
 
 from evaluators import services
+
+logger = logging.getLogger(__name__)
 
 MAX_RETRIES = 3
 
@@ -40,3 +45,28 @@ def sweep_evaluation_runs() -> dict[str, list[int]]:
     """Periodic (celery beat): re-queue or fail runs whose worker stopped sending heartbeats."""
     report = services.runs_sweep()
     return {"requeued": report.requeued, "failed": report.failed}
+
+
+def evaluation_dispatch(run_id: int, queue: str) -> None:
+    """Send a run's task to its queue. With no broker (tasks run in-process) the evaluation
+    runs in a thread of this process instead, so that the request that asked for it answers at
+    once; `PEDIGREE_EVALUATION_INLINE` runs it here. The thread is not a daemon: a process
+    asked to exit (a reloading development server, a management command) finishes the
+    evaluations it started first, rather than leave them running with no one to run them."""
+    if not evaluate_run.app.conf.task_always_eager or settings.PEDIGREE_EVALUATION_INLINE:
+        evaluate_run.apply_async(args=[run_id], queue=queue)
+        return
+    threading.Thread(
+        target=_evaluate_in_background, args=(run_id, queue), name=f"pedigree-evaluation-{run_id}"
+    ).start()
+
+
+def _evaluate_in_background(run_id: int, queue: str) -> None:
+    try:
+        evaluate_run.apply_async(args=[run_id], queue=queue)
+    except Exception:
+        # `run_execute` records every failure of the evaluation itself on the run; what is
+        # left (the database unreachable) can only be logged from a thread.
+        logger.exception("evaluation #%s could not run in the background", run_id)
+    finally:
+        connections.close_all()

@@ -1,8 +1,11 @@
 """Errors raised by services. Each carries a user-facing message and maps to one HTTP status."""
 
-from typing import Self
+from collections.abc import Callable
+from typing import Self, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+
+T = TypeVar("T")
 
 
 class ServiceError(Exception):
@@ -48,6 +51,53 @@ class Unavailable(ServiceError):
 
     status = 503
     code = "unavailable"
+
+
+class GatheredErrors(InvalidInput):
+    """Several `InvalidInput`s answered as one: the first's message and code, every field."""
+
+    def __init__(self, errors: list[InvalidInput], fields: dict[str, list[str]]) -> None:
+        first, more = errors[0], len(errors) - 1
+        super().__init__(
+            f"{first.message} (and {more} more problem{'s' * (more > 1)}; see fields)",
+            fields=fields,
+            code=first.code,
+        )
+        self.errors = errors
+
+
+class FieldErrors:
+    """Runs independent checks and gathers their `InvalidInput`s, so that one answer names every
+    field to fix instead of the first. Other errors (conflict, permission) still stop at once."""
+
+    def __init__(self) -> None:
+        self.errors: list[InvalidInput] = []
+        self.fields: dict[str, list[str]] = {}
+
+    def add(self, error: InvalidInput) -> None:
+        if isinstance(error, GatheredErrors):
+            for gathered in error.errors:
+                self.add(gathered)
+            return
+        self.errors.append(error)
+        for name, messages in (error.fields or {"non_field_errors": [error.message]}).items():
+            known = self.fields.setdefault(name, [])
+            known.extend(message for message in messages if message not in known)
+
+    def collect(self, check: Callable[[], T]) -> T | None:
+        """`check()`'s result, or None when it raised `InvalidInput` (which is kept)."""
+        try:
+            return check()
+        except InvalidInput as error:
+            self.add(error)
+            return None
+
+    def raise_if_any(self) -> None:
+        """Raise the one error gathered as it is, or all of them as one."""
+        if len(self.errors) == 1:
+            raise self.errors[0]
+        if self.errors:
+            raise GatheredErrors(self.errors, self.fields)
 
 
 def invalid_from_django(error: DjangoValidationError) -> InvalidInput:

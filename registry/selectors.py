@@ -1,8 +1,9 @@
 """Reads of the catalogue, always restricted to what the user may see."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
@@ -110,9 +111,8 @@ def dataset_versions_visible_to(user: Reader) -> QuerySet[DatasetVersion]:
     return versions.filter(owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
 
 
-def version_by_ref(user: Reader, ref: str) -> ModelVersion | None:
-    """Resolve `MODEL@VERSION` (or a numeric id) among the versions the user can see."""
-    versions = versions_visible_to(user)
+def version_in(versions: QuerySet[ModelVersion], ref: str) -> ModelVersion | None:
+    """The version named by `ref`, a numeric id or `MODEL@VERSION`, among `versions`."""
     if ref.isdigit():
         return versions.filter(pk=int(ref)).first()
     name, sep, label = ref.rpartition("@")
@@ -121,10 +121,30 @@ def version_by_ref(user: Reader, ref: str) -> ModelVersion | None:
     return versions.filter(model__name=name, version=label).first()
 
 
+def version_by_ref(user: Reader, ref: str) -> ModelVersion | None:
+    """Resolve `MODEL@VERSION` (or a numeric id) among the versions the user can see."""
+    return version_in(versions_visible_to(user), ref)
+
+
 def uploads_of(user: Reader) -> QuerySet[ArtefactUpload]:
     """An upload belongs to its uploader alone until it becomes a version."""
     return ArtefactUpload.objects.filter(created_by_id=user.pk).select_related(
         "created_by", "consumed_by", "consumed_by__model"
+    )
+
+
+def upload_expiry_cutoff(now: datetime | None = None) -> datetime:
+    """Uploads created before this that no version holds have expired
+    (`PEDIGREE_UPLOAD_TTL_HOURS`): the sweep deletes them and nobody reuses them."""
+    return (now or timezone.now()) - timedelta(hours=settings.PEDIGREE_UPLOAD_TTL_HOURS)
+
+
+def reusable_upload(user: Actor, digest: str) -> ArtefactUpload | None:
+    """The user's newest unexpired upload of exactly these files that no version holds yet."""
+    return (
+        uploads_of(user)
+        .filter(digest=digest, consumed_by__isnull=True, created_at__gte=upload_expiry_cutoff())
+        .first()
     )
 
 

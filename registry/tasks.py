@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
+from registry import services
 from registry.models import DeliveryStatus, EventDelivery
 
 MAX_ATTEMPTS = 5
@@ -62,3 +63,9 @@ def deliver_event(self, delivery_id: int) -> str:
         status=DeliveryStatus.DELIVERED, delivered_at=timezone.now(), last_error=""
     )
     return "delivered"
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def sweep_uploads() -> list[str]:
+    """Periodic (celery beat): delete the uploads no version took in time."""
+    return [str(upload_id) for upload_id in services.uploads_sweep()]

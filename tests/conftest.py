@@ -46,6 +46,13 @@ def _eager_celery(request):
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _inline_evaluations(settings):
+    """In-process evaluations run inside the request that asks for them, so tests read their
+    results right after it (tests of the background thread turn this off)."""
+    settings.PEDIGREE_EVALUATION_INLINE = True
+
+
 @pytest.fixture
 def make_user(django_user_model):
     def make(username: str | None = None, *, teams=(), compliance=False, **flags):

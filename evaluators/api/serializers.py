@@ -217,3 +217,14 @@ class EvaluationRunRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     )
     suite = serializers.CharField(max_length=193, help_text="The suite: its name or id.")
     device = serializers.ChoiceField(choices=Device.choices, default=Device.AUTO)
+
+
+class VersionEvaluationsRequestSerializer(StrictFieldsMixin, serializers.Serializer):
+    suites = serializers.ListField(
+        child=serializers.CharField(max_length=193),
+        required=False,
+        min_length=1,
+        max_length=50,
+        help_text="The suites, by name or id; default: every suite attached to the model.",
+    )
+    device = serializers.ChoiceField(choices=Device.choices, default=Device.AUTO)

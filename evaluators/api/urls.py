@@ -1,3 +1,4 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
 from evaluators.api import views
@@ -6,4 +7,11 @@ router = DefaultRouter()
 router.register("evaluation-suites", views.EvaluationSuiteViewSet, basename="evaluation-suite")
 router.register("evaluation-runs", views.EvaluationRunViewSet, basename="evaluation-run")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "versions/<version:pk>/evaluations/",
+        views.VersionEvaluationsView.as_view(),
+        name="version-evaluations",
+    ),
+    *router.urls,
+]

@@ -11,12 +11,18 @@ claim or a concurrent cancel can never record a second result:
     cancel       queued | running → cancelled (the worker notices at its next heartbeat)
     sweep        running with a stale heartbeat → queued again, or failed after N attempts
 
-`suites` defines suites, `runs` requests, cancels and sweeps runs, `execution` runs them on a
-worker.
+`suites` defines suites, `runs` requests (one or several at once), cancels and sweeps runs,
+`execution` runs them on a worker.
 """
 
 from evaluators.services.execution import run_execute, worker_name
-from evaluators.services.runs import SweepReport, run_cancel, run_request, runs_sweep
+from evaluators.services.runs import (
+    SweepReport,
+    run_cancel,
+    run_request,
+    runs_request,
+    runs_sweep,
+)
 from evaluators.services.suites import SUITE_UPDATABLE, suite_create, suite_update
 
 __all__ = [
@@ -25,6 +31,7 @@ __all__ = [
     "run_cancel",
     "run_execute",
     "run_request",
+    "runs_request",
     "runs_sweep",
     "suite_create",
     "suite_update",

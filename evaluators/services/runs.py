@@ -5,8 +5,10 @@ base digest) and enqueues its task after the commit; the sweep re-queues runs wh
 vanished, or fails them after too many attempts.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -22,10 +24,10 @@ from evaluators.models import (
     RunStatus,
     Task,
 )
-from evaluators.selectors import evaluation_base, evaluator_kind
+from evaluators.selectors import evaluation_base, evaluator_kind, suites_for, suites_visible_to
 from evaluators.sources import SourceError, locate_artefact, locate_dataset
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput, PermissionRefused
+from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, is_team_member
 from registry.types import Actor
@@ -48,11 +50,9 @@ def _require_run_permission(actor: Actor, version: ModelVersion, what: str) -> N
 
 
 def _enqueue(run: EvaluationRun) -> None:
-    from evaluators.tasks import evaluate_run
+    from evaluators.tasks import evaluation_dispatch
 
-    transaction.on_commit(
-        lambda: evaluate_run.apply_async(args=[run.pk], queue=run.queue), robust=True
-    )
+    transaction.on_commit(lambda: evaluation_dispatch(run.pk, run.queue), robust=True)
 
 
 def run_request(
@@ -146,6 +146,49 @@ def run_request(
             raise
         return active, False
     return run, True
+
+
+def _request_on(
+    actor: Actor, version: ModelVersion, suite: EvaluationSuite, device: str, field: str
+) -> tuple[EvaluationRun, bool]:
+    """`run_request`, its problems with the suite reported on `field`."""
+    try:
+        return run_request(actor=actor, version=version, suite=suite, device=device)
+    except InvalidInput as error:
+        raise InvalidInput(
+            error.message,
+            fields={field if name == "suite" else name: m for name, m in error.fields.items()},
+            code=error.code,
+        ) from None
+
+
+@transaction.atomic
+def runs_request(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    suites: Sequence[EvaluationSuite] | None = None,
+    device: str = Device.AUTO,
+) -> list[tuple[EvaluationRun, bool]]:
+    """Ask for evaluations of `version` on several suites at once: by default every suite that
+    applies to it (attached to its model) and that the actor can see. All are queued, or none:
+    every problem is reported at once. Returns each run and whether it was created."""
+    if suites is None:
+        visible = suites_visible_to(actor).values("pk")
+        suites = list(suites_for(version).filter(pk__in=visible))
+        if not suites:
+            raise InvalidInput.for_field(
+                "suites",
+                f"No evaluation suite that you can see applies to {version.model.name}; name "
+                "the suites, or attach the model to one (its `models`).",
+            )
+    errors = FieldErrors()
+    requested = [
+        errors.collect(partial(_request_on, actor, version, suite, device, f"suites[{index}]"))
+        for index, suite in enumerate(suites)
+    ]
+    errors.raise_if_any()
+    return [request for request in requested if request is not None]
 
 
 @transaction.atomic

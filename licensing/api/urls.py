@@ -11,18 +11,18 @@ router.register("licence-waivers", views.LicenceWaiverViewSet, basename="licence
 urlpatterns = [
     path("licence-policy/", views.LicencePolicyView.as_view(), name="licence-policy"),
     path(
-        "versions/<int:pk>/licence-check/",
+        "versions/<version:pk>/licence-check/",
         views.VersionLicenceCheckView.as_view(),
         name="version-licence-check",
     ),
     path(
-        "versions/<int:pk>/obligations/",
+        "versions/<version:pk>/obligations/",
         views.VersionObligationsView.as_view(),
         name="version-obligations",
     ),
     *[
         path(
-            f"versions/<int:pk>/export/{name}/",
+            f"versions/<version:pk>/export/{name}/",
             views.VersionExportView.as_view(export_format=name),
             name=f"version-export-{name}",
         )

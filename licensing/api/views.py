@@ -158,7 +158,7 @@ class VersionLicenceCheckView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(parameters=[LicenceCheckQuerySerializer], responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         query = parsed_query(LicenceCheckQuerySerializer, request)
         return Response(selectors.licence_check(version=version, **query).to_dict())
@@ -171,7 +171,7 @@ class VersionObligationsView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         return Response(selectors.version_obligations(version).to_dict())
 
@@ -186,7 +186,7 @@ class VersionExportView(APIView):
     @extend_schema(
         responses={200: OpenApiResponse(OpenApiTypes.STR, description="the exported document")}
     )
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         exported = FORMATS[self.export_format]
         text = version_export(user=request.user, version=version, format=exported.name)

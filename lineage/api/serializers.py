@@ -16,7 +16,13 @@ from lineage.models import (
     TrainingRun,
 )
 from lineage.selectors import LineageGraph, LineagePath
-from lineage.services import MAX_DATASETS, MAX_PARENTS, DatasetUse, ParentSpec
+from lineage.services import (
+    MAX_DATASETS,
+    MAX_PARENTS,
+    DatasetUse,
+    ParentSpec,
+    RegistrationPlan,
+)
 from registry.api.base import StrictFieldsMixin
 from registry.models import ModelKind, RiskTier, Visibility
 
@@ -130,6 +136,13 @@ class RegistrationSerializer(StrictMixin, serializers.Serializer):
     known_limitations = serializers.CharField(required=False, allow_blank=True)
     uses_sensitive_personal_data = serializers.BooleanField(required=False)
     domain = serializers.CharField(max_length=128, required=False, allow_blank=True)
+    dry_run = serializers.BooleanField(required=False, help_text="Check it all; write nothing.")
+
+
+class RegistrationQuerySerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Check everything and write nothing (the body may say it too)."
+    )
 
 
 class EdgeSerializer(serializers.ModelSerializer):
@@ -362,4 +375,37 @@ def path_data(path: LineagePath, visible_ids: set[int]) -> dict[str, Any]:
             {"parent": edge.parent_id, "child": edge.child_id, "relation": edge.relation}
             for edge in path.all_edges
         ],
+    }
+
+
+def plan_data(plan: RegistrationPlan) -> dict[str, Any]:
+    """What a dry run found valid: the version and model, the artefact, parents and data."""
+    model = plan.model
+    name = model.name if model is not None else plan.new_model["name"]
+    team = model.team if model is not None else plan.new_model["team"]
+    fields, upload = plan.draft.fields, plan.draft.upload
+    return {
+        "valid": True,
+        "dry_run": True,
+        "version": f"{name}@{plan.draft.version}",
+        "model": {"name": name, "team": team.slug, "created": model is None},
+        "artefact": {
+            "digest": fields["artefact_digest"],
+            "size": fields.get("artefact_size"),
+            "parameter_count": fields.get("parameter_count"),
+            "upload": str(upload.pk) if upload is not None else None,
+        },
+        "parents": [
+            {"version": str(parent), "relation": relation, "parent_digest": parent.artefact_digest}
+            for parent, relation in plan.parents
+        ],
+        "training_run": None
+        if plan.run is None
+        else {
+            "method": plan.run["method"],
+            "datasets": [
+                {"dataset_version": str(used), "role": role, "sha256": used.sha256}
+                for used, role in plan.datasets
+            ],
+        },
     }

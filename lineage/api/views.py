@@ -1,6 +1,6 @@
 """Lineage endpoints. Thin: parse, call one service or selector, present."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from django.db.models import QuerySet
 from django.http import Http404
@@ -22,12 +22,14 @@ from lineage.api.serializers import (
     HoldLiftSerializer,
     HoldSerializer,
     ParentsInputSerializer,
+    RegistrationQuerySerializer,
     RegistrationSerializer,
     TrainingRunInputSerializer,
     TrainingRunSerializer,
     graph_data,
     hold_data,
     path_data,
+    plan_data,
 )
 from lineage.filters import HoldFilter
 from lineage.models import DatasetRole
@@ -48,17 +50,37 @@ def registration_result(request: Request, version: ModelVersion) -> dict:
 
 
 class RegistrationView(APIView):
-    """Register a version with its parents, training run and datasets in one transaction."""
+    """Register a version with its parents, training run and datasets in one transaction.
+
+    A label the model already has is refused first (409); then every problem is answered at
+    once (400, `fields`). `?dry_run=1` (or `"dry_run": true`) checks it all and writes nothing:
+    200 with `"valid": true` and what would be registered.
+    """
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=RegistrationSerializer, responses={201: OpenApiTypes.OBJECT})
+    @extend_schema(
+        parameters=[RegistrationQuerySerializer],
+        request=RegistrationSerializer,
+        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+    )
     def post(self, request):
-        serializer = RegistrationSerializer(data=request.data)
+        dry_run = parsed_query(RegistrationQuerySerializer, request)["dry_run"]
+        body = request.data
+        if isinstance(body, Mapping) and all(
+            isinstance(body.get(name), str) for name in ("model", "version")
+        ):
+            # No other fix makes a taken label registrable, so it is the first thing to say.
+            services.registration_label_check(
+                actor=acting_user(request), model=body["model"], version=body["version"]
+            )
+        serializer = RegistrationSerializer(data=body)
         serializer.is_valid(raise_exception=True)
-        version = services.registration_create(
-            actor=acting_user(request), **serializer.validated_data
-        )
+        registration = dict(serializer.validated_data)
+        if registration.pop("dry_run", False) or dry_run:
+            plan = services.registration_check(actor=acting_user(request), **registration)
+            return Response(plan_data(plan))
+        version = services.registration_create(actor=acting_user(request), **registration)
         return Response(registration_result(request, version), status=status.HTTP_201_CREATED)
 
 
@@ -68,7 +90,7 @@ class VersionLineageView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(parameters=[GraphQuerySerializer], responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         query = parsed_query(GraphQuerySerializer, request)
         direction, depth = query["direction"], query.get("depth")
@@ -135,7 +157,7 @@ class PathView(APIView):
         parameters=[OpenApiParameter("to", str, description="version id or MODEL@VERSION")],
         responses={200: OpenApiTypes.OBJECT},
     )
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         ref = request.query_params.get("to", "")
         other = version_by_ref(request.user, ref) if ref else None
@@ -160,12 +182,12 @@ class ParentsView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: EdgeSerializer(many=True)})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         return Response(EdgeSerializer(selectors.parent_edges(version), many=True).data)
 
     @extend_schema(request=ParentsInputSerializer, responses={201: EdgeSerializer(many=True)})
-    def post(self, request, pk: int):
+    def post(self, request, pk: str):
         version = visible_version(request, pk)
         serializer = ParentsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -182,7 +204,7 @@ class TrainingRunView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: TrainingRunSerializer})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         run = selectors.training_run_of(version)
         if run is None:
@@ -190,7 +212,7 @@ class TrainingRunView(APIView):
         return Response(TrainingRunSerializer(run).data)
 
     @extend_schema(request=TrainingRunInputSerializer, responses={201: TrainingRunSerializer})
-    def post(self, request, pk: int):
+    def post(self, request, pk: str):
         version = visible_version(request, pk)
         serializer = TrainingRunInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -207,7 +229,7 @@ class VersionHoldsView(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
-    def get(self, request, pk: int):
+    def get(self, request, pk: str):
         version = visible_version(request, pk)
         holds = list(selectors.active_holds_on(version.pk))
         visible = set(

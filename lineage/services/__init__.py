@@ -7,7 +7,12 @@ transaction leaves nothing behind.
 
 from lineage.services.edges import MAX_PARENTS, ParentSpec, edge_create, edges_create, main_relation
 from lineage.services.holds import hold_lift, hold_place
-from lineage.services.registration import registration_create
+from lineage.services.registration import (
+    RegistrationPlan,
+    registration_check,
+    registration_create,
+    registration_label_check,
+)
 from lineage.services.shared import LINEAGE_LOCK_KEY, lineage_write_lock
 from lineage.services.training import MAX_DATASETS, DatasetUse, training_run_record
 
@@ -17,12 +22,15 @@ __all__ = [
     "MAX_PARENTS",
     "DatasetUse",
     "ParentSpec",
+    "RegistrationPlan",
     "edge_create",
     "edges_create",
     "hold_lift",
     "hold_place",
     "lineage_write_lock",
     "main_relation",
+    "registration_check",
     "registration_create",
+    "registration_label_check",
     "training_run_record",
 ]

@@ -3,6 +3,7 @@ the holds a new child inherits from its parents."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import IntegrityError, connection, transaction
 
@@ -12,7 +13,7 @@ from lineage.selectors import marks, seed_sql, sql, walk_cte
 from lineage.services.shared import lineage_write_lock
 from registry import services as registry_services
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput, PermissionRefused
+from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
 from registry.types import Actor
@@ -242,12 +243,21 @@ def _require_lineage_write(actor: Actor, child: ModelVersion) -> None:
 def resolve_parents(
     actor: Actor, parents: Sequence[ParentSpec], field: str
 ) -> list[tuple[ModelVersion, str]]:
+    """Each parent a registration names, with its relation; every unknown one at once."""
     if len(parents) > MAX_PARENTS:
         raise InvalidInput.for_field(field, f"Name at most {MAX_PARENTS} parents.")
-    return [
-        (_resolve_version(actor, spec.version, f"{field}[{index}].version"), spec.relation)
+    errors = FieldErrors()
+    resolved = [
+        (
+            errors.collect(
+                partial(_resolve_version, actor, spec.version, f"{field}[{index}].version")
+            ),
+            spec.relation,
+        )
         for index, spec in enumerate(parents)
     ]
+    errors.raise_if_any()
+    return [(version, relation) for version, relation in resolved if version is not None]
 
 
 @transaction.atomic

@@ -1,39 +1,70 @@
-"""One-call registration: a version with its parents, training run and datasets, atomically."""
+"""One-call registration: a version with its parents, training run and datasets, atomically.
 
-import uuid
+Everything is checked before anything is written: a label the model already has first (409),
+then every other problem with the input at once (400, one field each). A dry run checks the
+same, then writes the registration in a transaction it rolls back, so it calls valid exactly
+what the real call would accept.
+"""
+
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
 from lineage.services.edges import ParentSpec, add_parents, check_parent_set, resolve_parents
 from lineage.services.shared import lineage_write_lock
 from lineage.services.training import (
     DatasetUse,
+    check_run_fields,
     record_run,
-    resolve_dataset_version,
+    resolve_dataset_uses,
     resolve_run_by,
     validate_run_input,
 )
 from registry import services as registry_services
-from registry.errors import InvalidInput
-from registry.models import ArtefactUpload, ModelKind, ModelVersion, RegisteredModel
+from registry.errors import FieldErrors, InvalidInput
+from registry.models import (
+    ArtefactUpload,
+    DatasetVersion,
+    ModelKind,
+    ModelVersion,
+    RegisteredModel,
+    name_validator,
+)
 from registry.selectors import models_visible_to, teams_visible_to
 from registry.types import Actor
 
 
-def _model_for_registration(
+@dataclass(frozen=True)
+class RegistrationPlan:
+    """A registration checked against the catalogue, ready to write."""
+
+    model: RegisteredModel | None  # None: `new_model` holds `model_create`'s arguments
+    new_model: Mapping[str, Any]
+    draft: registry_services.VersionDraft
+    parents: list[tuple[ModelVersion, str]]
+    # `record_run`'s arguments other than the version and the datasets; None: no run.
+    run: Mapping[str, Any] | None
+    datasets: list[tuple[DatasetVersion, str]]
+
+
+def _new_model(
     actor: Actor, name: str, create_model: Mapping[str, Any] | None, has_parents: bool
-) -> RegisteredModel:
-    model = models_visible_to(actor).filter(name=name).first()
-    if model is not None:
-        return model
+) -> dict[str, Any]:
+    """`model_create`'s arguments for the model a registration creates."""
     if create_model is None:
         raise InvalidInput.for_field(
             "model",
             f'No model \'{name}\' that you can see. Pass create_model: {{"team": "<slug>"}} '
             "to create it in one of your teams as part of this registration.",
         )
+    try:
+        name_validator(name)
+    except DjangoValidationError as error:
+        raise InvalidInput.for_field("model", error.messages[0]) from None
     options = dict(create_model)
     team_slug = options.pop("team", None)
     team = teams_visible_to(actor).filter(slug=team_slug).first() if team_slug else None
@@ -42,7 +73,100 @@ def _model_for_registration(
             "create_model.team", f"No team '{team_slug}' that you belong to; name one of yours."
         )
     options.setdefault("kind", ModelKind.DERIVED if has_parents else ModelKind.UPSTREAM)
-    return registry_services.model_create(actor=actor, name=name, team=team, **options)
+    return {"name": name, "team": team, **options}
+
+
+def registration_label_check(*, actor: Actor, model: str, version: str) -> None:
+    """Refuse (409) a label that the model named, when the actor can see it, already has."""
+    existing = models_visible_to(actor).filter(name=model).first()
+    if existing is not None:
+        registry_services.refuse_taken_label(existing, version)
+
+
+def _registration_plan(
+    *,
+    actor: Actor,
+    model: str,
+    version: str,
+    parents: Sequence[ParentSpec] = (),
+    training_run: Mapping[str, Any] | None = None,
+    create_model: Mapping[str, Any] | None = None,
+    artefact_path: str | None = None,
+    artefact_upload: ArtefactUpload | UUID | str | None = None,
+    artefact_digest: str | None = None,
+    **attributes: Any,
+) -> RegistrationPlan:
+    """Everything `registration_create` checks, in its order, writing nothing."""
+    existing = models_visible_to(actor).filter(name=model).first()
+    if existing is not None:
+        registry_services.refuse_taken_label(existing, version)
+        registry_services.require_team_write(actor, existing.team)
+    errors = FieldErrors()
+    relations = [spec.relation for spec in parents]
+    errors.collect(lambda: check_parent_set(relations, "parents"))
+    run = dict(training_run or {})
+    uses: Sequence[DatasetUse] = run.pop("datasets", ())
+    run_by = run.pop("run_by", None)
+    if training_run is not None:
+        run.setdefault("hyperparameters", {})
+        run.setdefault("framework_versions", {})
+        errors.collect(
+            lambda: validate_run_input(
+                method=run.get("method", ""),
+                hyperparameters=run["hyperparameters"],
+                framework_versions=run["framework_versions"],
+                started_at=run.get("started_at"),
+                finished_at=run.get("finished_at"),
+                datasets=uses,
+                relations=relations,
+                prefix="training_run",
+            )
+        )
+        errors.collect(lambda: check_run_fields(run, prefix="training_run"))
+    resolved_parents = errors.collect(lambda: resolve_parents(actor, parents, "parents"))
+    datasets = errors.collect(lambda: resolve_dataset_uses(actor, uses, "training_run.datasets"))
+    new_model = (
+        errors.collect(lambda: _new_model(actor, model, create_model, bool(parents)))
+        if existing is None
+        else {}
+    )
+    team = existing.team if existing is not None else (new_model or {}).get("team")
+    if training_run is not None and team is not None:
+        run["run_by"] = errors.collect(
+            lambda: resolve_run_by(team, run_by, actor, "training_run.run_by")
+        )
+    draft = registry_services.version_draft_prepare(
+        actor=actor,
+        model=existing,
+        version=version,
+        errors=errors,
+        artefact_path=artefact_path,
+        artefact_upload=artefact_upload,
+        artefact_digest=artefact_digest,
+        **attributes,
+    )
+    errors.raise_if_any()
+    return RegistrationPlan(
+        model=existing,
+        new_model=new_model or {},
+        draft=draft,
+        parents=resolved_parents or [],
+        run=run if training_run is not None else None,
+        datasets=datasets or [],
+    )
+
+
+def _registration_write(actor: Actor, plan: RegistrationPlan) -> ModelVersion:
+    """Write a checked registration (inside a transaction, lineage lock held)."""
+    model = plan.model or registry_services.model_create(actor=actor, **plan.new_model)
+    created = registry_services.version_draft_save(actor=actor, model=model, draft=plan.draft)
+    if plan.parents:
+        add_parents(actor=actor, child=created, parents=plan.parents, field="parents")
+    if plan.run is not None:
+        record_run(
+            actor=actor, version=created, datasets=plan.datasets, prefix="training_run", **plan.run
+        )
+    return created
 
 
 @transaction.atomic
@@ -55,7 +179,7 @@ def registration_create(
     training_run: Mapping[str, Any] | None = None,
     create_model: Mapping[str, Any] | None = None,
     artefact_path: str | None = None,
-    artefact_upload: ArtefactUpload | uuid.UUID | str | None = None,
+    artefact_upload: ArtefactUpload | UUID | str | None = None,
     artefact_digest: str | None = None,
     **attributes: Any,
 ) -> ModelVersion:
@@ -63,65 +187,38 @@ def registration_create(
 
     `model` is a model name; when it does not exist yet and `create_model` is given
     (`{"team": slug, "kind"?, "visibility"?, "task"?, "description"?}`) it is created too.
-    `training_run` holds the keyword arguments of `training_run_record` (datasets as
-    `DatasetUse`s). The artefact and `attributes` (licence, risk metadata…) go to
-    `registry.services.version_register`, which inspects the files.
-    Anything wrong raises before the transaction commits, so nothing is half-written.
+    `version` is the new label. `parents` are `ParentSpec`s. `training_run` holds the keyword
+    arguments of `training_run_record` (datasets as `DatasetUse`s). Exactly one artefact source
+    (`artefact_path`, `artefact_upload` or `artefact_digest`) and the version's attributes
+    (licence, risk metadata…) go to `registry.services.version_draft_prepare`, which inspects the
+    files. Anything wrong raises before anything is written, every problem at once.
 
-    The lineage lock is taken before the version is created (lock order: lineage, then audit),
-    so files named by `artefact_path` are hashed while holding it; clients should upload first
-    (`artefact_upload`, hashed at upload time), as `pedigree register` does.
+    The files are inspected before the lineage lock is taken: the lock must precede the first
+    audited write, and it is held only while writing.
     """
-    relations = [spec.relation for spec in parents]
-    check_parent_set(relations, "parents")
-    run = dict(training_run or {})
-    run_datasets: Sequence[DatasetUse] = run.pop("datasets", ())
-    if training_run is not None:
-        validate_run_input(
-            method=run.get("method", ""),
-            hyperparameters=run.setdefault("hyperparameters", {}),
-            framework_versions=run.setdefault("framework_versions", {}),
-            started_at=run.get("started_at"),
-            finished_at=run.get("finished_at"),
-            datasets=run_datasets,
-            relations=relations,
-            prefix="training_run",
-        )
-
-    # Reads first, then the lock, then writes: the lock must precede the first audited write.
-    resolved_parents = resolve_parents(actor, parents, "parents")
-    resolved_data = [
-        (
-            resolve_dataset_version(
-                actor, use.dataset_version, f"training_run.datasets[{i}].dataset_version"
-            ),
-            use.role,
-        )
-        for i, use in enumerate(run_datasets)
-    ]
-    lineage_write_lock()
-    registered_model = _model_for_registration(actor, model, create_model, bool(parents))
-    created = registry_services.version_register(
+    plan = _registration_plan(
         actor=actor,
-        model=registered_model,
+        model=model,
         version=version,
+        parents=parents,
+        training_run=training_run,
+        create_model=create_model,
         artefact_path=artefact_path,
         artefact_upload=artefact_upload,
         artefact_digest=artefact_digest,
         **attributes,
     )
-    if resolved_parents:
-        add_parents(actor=actor, child=created, parents=resolved_parents, field="parents")
-    if training_run is not None:
-        method = run.pop("method")
-        record_run(
-            actor=actor,
-            version=created,
-            method=method,
-            hyperparameters=run.pop("hyperparameters"),
-            datasets=resolved_data,
-            run_by=resolve_run_by(created, run.pop("run_by", None), actor, "training_run.run_by"),
-            prefix="training_run",
-            **run,
-        )
-    return created
+    lineage_write_lock()
+    return _registration_write(actor, plan)
+
+
+def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan:
+    """Check a registration (`registration_create`'s arguments) exactly as `registration_create`
+    would, writing nothing: the checks, then the writes themselves in a transaction that is
+    rolled back. Returns what would be registered; raises what the real call would raise."""
+    with transaction.atomic():
+        plan = _registration_plan(actor=actor, **registration)
+        lineage_write_lock()
+        _registration_write(actor, plan)
+        transaction.set_rollback(True)
+    return plan

@@ -3,6 +3,7 @@
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -14,8 +15,8 @@ from lineage.services.edges import check_method_fits
 from lineage.services.shared import clean, lineage_write_lock
 from registry import services as registry_services
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput
-from registry.models import DatasetVersion, ModelVersion
+from registry.errors import Conflict, FieldErrors, InvalidInput
+from registry.models import DatasetVersion, ModelVersion, Team
 from registry.selectors import dataset_versions_visible_to
 from registry.services import snapshot
 from registry.types import Actor
@@ -68,44 +69,88 @@ def validate_run_input(
     relations: Sequence[str],
     prefix: str,
 ) -> None:
-    """Checks on a run's own fields and on how it fits the child's parent `relations`."""
+    """Checks on a run's own fields and on how it fits the child's parent `relations`; every
+    problem is reported at once."""
 
     def name(field: str) -> str:
         return f"{prefix}.{field}" if prefix else field
 
+    errors = FieldErrors()
     if method not in Method.values:
-        raise InvalidInput.for_field(
-            name("method"), f"Unknown method '{method}'; use one of: {', '.join(Method.values)}."
+        errors.add(
+            InvalidInput.for_field(
+                name("method"),
+                f"Unknown method '{method}'; use one of: {', '.join(Method.values)}.",
+            )
         )
-    check_method_fits(method, relations, name("method"))
-    problems = hyperparameter_problems(method, hyperparameters, name("hyperparameters"))
-    problems |= framework_version_problems(framework_versions, name("framework_versions"))
+    else:
+        errors.collect(lambda: check_method_fits(method, relations, name("method")))
+        problems = hyperparameter_problems(method, hyperparameters, name("hyperparameters"))
+        if problems:
+            errors.add(_schema_problems(problems))
+    problems = framework_version_problems(framework_versions, name("framework_versions"))
     if problems:
-        first, messages = next(iter(problems.items()))
-        raise InvalidInput(f"{first}: {messages[0]}", fields=problems)
+        errors.add(_schema_problems(problems))
     if started_at and finished_at and finished_at < started_at:
-        raise InvalidInput.for_field(name("finished_at"), "finished_at is before started_at.")
+        errors.add(InvalidInput.for_field(name("finished_at"), "finished_at is before started_at."))
     if len(datasets) > MAX_DATASETS:
-        raise InvalidInput.for_field(name("datasets"), f"Name at most {MAX_DATASETS} datasets.")
+        errors.add(
+            InvalidInput.for_field(name("datasets"), f"Name at most {MAX_DATASETS} datasets.")
+        )
     for index, use in enumerate(datasets):
         if use.role not in DatasetRole.values:
-            raise InvalidInput.for_field(
-                name(f"datasets[{index}].role"),
-                f"Unknown role '{use.role}'; use one of: {', '.join(DatasetRole.values)}.",
+            errors.add(
+                InvalidInput.for_field(
+                    name(f"datasets[{index}].role"),
+                    f"Unknown role '{use.role}'; use one of: {', '.join(DatasetRole.values)}.",
+                )
             )
+    errors.raise_if_any()
 
 
-def resolve_run_by(version: ModelVersion, username: str | None, actor: Actor, field: str) -> Actor:
+def _schema_problems(problems: dict[str, list[str]]) -> InvalidInput:
+    first, messages = next(iter(problems.items()))
+    return InvalidInput(f"{first}: {messages[0]}", fields=problems)
+
+
+def resolve_dataset_uses(
+    actor: Actor, uses: Sequence[DatasetUse], field: str
+) -> list[tuple[DatasetVersion, str]]:
+    """Each dataset version a run used, with its role; every unknown one is reported at once."""
+    errors = FieldErrors()
+    resolved = [
+        (
+            errors.collect(
+                partial(
+                    resolve_dataset_version,
+                    actor,
+                    use.dataset_version,
+                    f"{field}[{index}].dataset_version",
+                )
+            ),
+            use.role,
+        )
+        for index, use in enumerate(uses)
+    ]
+    errors.raise_if_any()
+    return [(dataset_version, role) for dataset_version, role in resolved if dataset_version]
+
+
+def check_run_fields(run: Mapping[str, Any], *, prefix: str) -> None:
+    """The run's fields (code revision, compute…) as its row will check them, writing nothing.
+    `run` holds `record_run`'s keyword arguments other than the version, people and datasets."""
+    # The method is `validate_run_input`'s to check, with a better message.
+    exclude = ["version", "method", "run_by", "recorded_by"]
+    clean(TrainingRun(**run), prefix=prefix, exclude=exclude)
+
+
+def resolve_run_by(team: Team, username: str | None, actor: Actor, field: str) -> Actor:
     if not username:
         return actor
-    user = (
-        get_user_model()
-        .objects.filter(username=username, is_active=True, teams=version.model.team_id)
-        .first()
-    )
+    user = get_user_model().objects.filter(username=username, is_active=True, teams=team.pk).first()
     if user is None:
         raise InvalidInput.for_field(
-            field, f"No active member of team '{version.model.team.slug}' named '{username}'."
+            field, f"No active member of team '{team.slug}' named '{username}'."
         )
     return user
 
@@ -196,32 +241,31 @@ def training_run_record(
     version = ModelVersion.objects.select_related("model__team").get(pk=version.pk)
     registry_services.require_team_write(actor, version.model.team)
     lineage_write_lock()
-    validate_run_input(
-        method=method,
-        hyperparameters=hyperparameters,
-        framework_versions=framework_versions,
-        started_at=started_at,
-        finished_at=finished_at,
-        datasets=datasets,
-        relations=list(
-            LineageEdge.objects.filter(child=version).values_list("relation", flat=True)
-        ),
-        prefix="",
-    )
-    resolved = [
-        (
-            resolve_dataset_version(actor, use.dataset_version, f"datasets[{i}].dataset_version"),
-            use.role,
+    relations = list(LineageEdge.objects.filter(child=version).values_list("relation", flat=True))
+    errors = FieldErrors()
+    errors.collect(
+        lambda: validate_run_input(
+            method=method,
+            hyperparameters=hyperparameters,
+            framework_versions=framework_versions,
+            started_at=started_at,
+            finished_at=finished_at,
+            datasets=datasets,
+            relations=relations,
+            prefix="",
         )
-        for i, use in enumerate(datasets)
-    ]
+    )
+    resolved = errors.collect(lambda: resolve_dataset_uses(actor, datasets, "datasets"))
+    user = errors.collect(lambda: resolve_run_by(version.model.team, run_by, actor, "run_by"))
+    errors.raise_if_any()
+    assert user is not None  # `collect` gives None only for an error, raised just above
     return record_run(
         actor=actor,
         version=version,
         method=method,
         hyperparameters=hyperparameters,
-        datasets=resolved,
-        run_by=resolve_run_by(version, run_by, actor, "run_by"),
+        datasets=resolved or [],
+        run_by=user,
         prefix="",
         code_repository=code_repository,
         code_revision=code_revision,

@@ -1,8 +1,10 @@
 """Artefact endpoints: streamed uploads, inspection of a path inside the roots, Hub import."""
 
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import UploadedFile
@@ -18,10 +20,10 @@ from rest_framework.views import APIView
 from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.api.authentication import TokenAuthentication
-from registry.api.base import StrictFieldsMixin, acting_user
+from registry.api.base import StrictFieldsMixin, acting_user, parsed_query
 from registry.api.serializers import VersionSerializer, VisibleSlugField
 from registry.errors import InvalidInput
-from registry.models import ArtefactUpload, ModelVersion
+from registry.models import SHA256_PATTERN, ArtefactUpload, ModelVersion
 from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of
 
 UPLOAD_CHUNK_SIZE = 1024 * 1024
@@ -99,6 +101,7 @@ class ArtefactUploadSerializer(serializers.ModelSerializer):
     )
     format = serializers.SerializerMethodField()
     parameter_count = serializers.SerializerMethodField()
+    expires_at = serializers.SerializerMethodField()
 
     class Meta:
         model = ArtefactUpload
@@ -111,6 +114,7 @@ class ArtefactUploadSerializer(serializers.ModelSerializer):
             "format",
             "parameter_count",
             "consumed_by",
+            "expires_at",
             "manifest",
         ]
         read_only_fields = fields
@@ -120,6 +124,25 @@ class ArtefactUploadSerializer(serializers.ModelSerializer):
 
     def get_parameter_count(self, upload: ArtefactUpload) -> int:
         return weight_parameters(upload.manifest["parameters_by_dtype"])
+
+    def get_expires_at(self, upload: ArtefactUpload) -> datetime | None:
+        """When the uploads sweep deletes it unless a version takes it first."""
+        if upload.consumed_by_id is not None:
+            return None
+        return upload.created_at + timedelta(hours=settings.PEDIGREE_UPLOAD_TTL_HOURS)
+
+
+class UploadQuerySerializer(StrictFieldsMixin, serializers.Serializer):
+    digest = serializers.RegexField(
+        SHA256_PATTERN,
+        required=False,
+        help_text="the upload's manifest digest (64 lowercase hexadecimal characters)",
+    )
+    consumed = serializers.BooleanField(
+        required=False, allow_null=True, help_text="whether a version holds it"
+    )
+    limit = serializers.IntegerField(required=False)
+    offset = serializers.IntegerField(required=False)
 
 
 class ArtefactUploadViewSet(
@@ -132,8 +155,12 @@ class ArtefactUploadViewSet(
 
     POST multipart/form-data with one part per file, each part named by the file's path
     relative to the artefact folder (e.g. `1_Pooling/config.json`). The files are inspected
-    once received; a refused upload leaves nothing behind. Token authentication only, so the
-    body is parsed by the streaming handler and never before.
+    once received; a refused upload leaves nothing behind. The same files sent again answer
+    200 with the earlier upload while no version holds it and it has not expired. Token
+    authentication only, so the body is parsed by the streaming handler and never before.
+
+    GET `?digest=` (the manifest digest the client computes) and `?consumed=false` find an
+    upload to register from without sending the files again.
     """
 
     authentication_classes = [TokenAuthentication]
@@ -143,7 +170,19 @@ class ArtefactUploadViewSet(
     filter_backends = []
 
     def get_queryset(self):
-        return uploads_of(self.request.user)
+        uploads = uploads_of(self.request.user)
+        if self.action != "list":
+            return uploads
+        query = parsed_query(UploadQuerySerializer, self.request)
+        if "digest" in query:
+            uploads = uploads.filter(digest=query["digest"])
+        if query.get("consumed") is not None:
+            uploads = uploads.filter(consumed_by__isnull=not query["consumed"])
+        return uploads
+
+    @extend_schema(parameters=[UploadQuerySerializer])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
 
     @extend_schema(
         request={
@@ -152,7 +191,7 @@ class ArtefactUploadViewSet(
                 "additionalProperties": {"type": "string", "format": "binary"},
             }
         },
-        responses={201: ArtefactUploadSerializer},
+        responses={201: ArtefactUploadSerializer, 200: ArtefactUploadSerializer},
     )
     def create(self, request, *args, **kwargs):
         upload_id, folder = services.artefact_upload_start()
@@ -185,8 +224,10 @@ class ArtefactUploadViewSet(
             handler.close()
             services.artefact_upload_discard(upload_id)
             raise
-        upload = services.artefact_upload_finish(actor=acting_user(request), upload_id=upload_id)
-        return Response(self.get_serializer(upload).data, status=201)
+        upload, created = services.artefact_upload_finish(
+            actor=acting_user(request), upload_id=upload_id
+        )
+        return Response(self.get_serializer(upload).data, status=201 if created else 200)
 
 
 class ArtefactInspectInput(StrictFieldsMixin, serializers.Serializer):

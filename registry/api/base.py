@@ -1,5 +1,5 @@
 """Building blocks of every app's API: strict input parsing, query parameters, and versions
-looked up only among those the caller may see."""
+named in URLs, looked up only among those the caller may see."""
 
 from typing import Any
 
@@ -10,24 +10,52 @@ from rest_framework.exceptions import NotAuthenticated
 from rest_framework.request import Request
 
 from registry.models import ModelVersion
-from registry.selectors import versions_visible_to
+from registry.selectors import version_by_ref
 from registry.types import Actor
+
+# A version in a URL path: its numeric id or MODEL@VERSION (a model name holds at most one "/").
+# The server decodes the path before routing, so "acme%2Fintent%401.0" routes like
+# "acme/intent@1.0". Anything else is no route at all: a 404 like an unknown URL.
+VERSION_REF_REGEX = (
+    r"(?:[0-9]+"
+    r"|[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?@[A-Za-z0-9][A-Za-z0-9._+-]*)"
+)
+
+
+class VersionRefConverter:
+    """`<version:pk>` in a URL pattern: the ref as text, resolved by `visible_version`."""
+
+    regex = VERSION_REF_REGEX
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: object) -> str:
+        return str(value)
 
 
 class StrictFieldsMixin(serializers.Serializer):
-    """Refuses fields it does not know, instead of silently ignoring a typo."""
+    """Refuses fields it does not know, instead of silently ignoring a typo, together with
+    every other problem of the input."""
 
     # What each refused key is told; `{fields}` lists the writable ones.
     unknown_field_hint = "Unknown or read-only field. Writable fields: {fields}."
 
     def to_internal_value(self, data: Any) -> Any:
+        refused: dict[str, list[str]] = {}
         if isinstance(data, dict):
             known = {name for name, field in self.fields.items() if not field.read_only}
-            unknown = sorted(set(data) - known)
-            if unknown:
-                hint = self.unknown_field_hint.format(fields=", ".join(sorted(known)))
-                raise serializers.ValidationError({name: [hint] for name in unknown})
-        return super().to_internal_value(data)
+            hint = self.unknown_field_hint.format(fields=", ".join(sorted(known)))
+            refused = {name: [hint] for name in sorted(set(data) - known)}
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as error:
+            if refused and isinstance(error.detail, dict):
+                raise serializers.ValidationError({**refused, **error.detail}) from None
+            raise
+        if refused:
+            raise serializers.ValidationError(refused)
+        return value
 
 
 class StrictSerializer(StrictFieldsMixin, serializers.ModelSerializer):
@@ -48,10 +76,10 @@ def parsed_query(serializer_class: type[serializers.Serializer], request: Reques
     return serializer.validated_data
 
 
-def visible_version(request: Request, pk: int) -> ModelVersion:
-    """The version `pk` if the caller may see it; 404 otherwise, so that another team's private
-    version is indistinguishable from none."""
-    version = versions_visible_to(request.user).filter(pk=pk).first()
+def visible_version(request: Request, ref: int | str) -> ModelVersion:
+    """The version named `ref` (numeric id or MODEL@VERSION) if the caller may see it; 404
+    otherwise, so that another team's private version is indistinguishable from none."""
+    version = version_by_ref(request.user, str(ref))
     if version is None:
         raise Http404
     return version

@@ -3,14 +3,18 @@
 {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 """
 
+from collections.abc import Callable
+
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError
-from django.http import Http404
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from registry.errors import ServiceError
+
+NOT_FOUND = "Not found, or you do not have access to it."
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -52,7 +56,7 @@ def exception_handler(exc, context):
             "it); reload and try again.",
         )
     if isinstance(exc, Http404):
-        exc = exceptions.NotFound("Not found, or you do not have access to it.")
+        exc = exceptions.NotFound(NOT_FOUND)
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
@@ -76,3 +80,27 @@ def exception_handler(exc, context):
     if fields:
         response.data["error"]["fields"] = fields
     return response
+
+
+class ApiNotFoundMiddleware:
+    """A URL under /api/ that no route matches (a malformed version ref included) answers 404 in
+    the envelope too, whatever DEBUG says; other paths keep Django's HTML page."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and request.path.startswith("/api/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            message = (
+                f"{NOT_FOUND} No API endpoint matches {request.path}; versions are named by id "
+                "or MODEL@VERSION, and /api/docs/ lists the endpoints."
+            )
+            return JsonResponse(
+                {"error": {"status": 404, "code": "not_found", "message": message}}, status=404
+            )
+        return response

@@ -2,6 +2,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.db.models import Model, QuerySet
+from django.http import Http404
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
@@ -11,7 +12,7 @@ from rest_framework.serializers import BaseSerializer
 
 from registry import services
 from registry.api import serializers
-from registry.api.base import acting_user, parsed_query
+from registry.api.base import VERSION_REF_REGEX, acting_user, parsed_query
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
 from registry.gates import failing_checks, gate_evaluate
 from registry.models import (
@@ -31,6 +32,7 @@ from registry.selectors import (
     is_compliance,
     models_visible_to,
     teams_visible_to,
+    version_in,
     versions_visible_to,
 )
 from registry.types import Reader
@@ -112,6 +114,8 @@ class VersionViewSet(CatalogueViewSet):
     filterset_class = VersionFilter
     search_fields = ["version", "model__name", "description"]
     ordering_fields = ["registered_at", "updated_at", "version", "stage", "risk_tier"]
+    # Every route names the version by id or MODEL@VERSION (see `registry.api.base`).
+    lookup_value_regex = VERSION_REF_REGEX
 
     def create_object(self, data: dict[str, Any]) -> ModelVersion:
         return services.version_create(actor=acting_user(self.request), **data)
@@ -128,6 +132,13 @@ class VersionViewSet(CatalogueViewSet):
             # the registrant, and not the model card kept from the Hub.
             return versions.select_related(None).select_related("model").defer("hub_card")
         return versions
+
+    def get_object(self) -> ModelVersion:
+        version = version_in(self.filter_queryset(self.get_queryset()), self.kwargs["pk"])
+        if version is None:
+            raise Http404
+        self.check_object_permissions(self.request, version)
+        return version
 
     def _version(self) -> ModelVersion:
         return self.get_object()

@@ -4,15 +4,20 @@ One module per seam; callers use the names re-exported here (`services.version_p
 """
 
 from registry.services._common import (
+    refuse_taken_label,
     require_team_write,
     snapshot,
 )
 from registry.services.artefacts import (
+    VersionDraft,
     artefact_inspect,
     artefact_upload_discard,
     artefact_upload_finish,
     artefact_upload_name_check,
     artefact_upload_start,
+    uploads_sweep,
+    version_draft_prepare,
+    version_draft_save,
     version_register,
 )
 from registry.services.catalogue import (
@@ -52,6 +57,7 @@ __all__ = [
     "DATASET_UPDATABLE",
     "MODEL_UPDATABLE",
     "WEBHOOK_ENDPOINT_UPDATABLE",
+    "VersionDraft",
     "approval_record",
     "artefact_inspect",
     "artefact_upload_discard",
@@ -67,6 +73,7 @@ __all__ = [
     "event_publish",
     "model_create",
     "model_update",
+    "refuse_taken_label",
     "require_team_write",
     "snapshot",
     "stage_policy_update",
@@ -74,8 +81,11 @@ __all__ = [
     "team_member_add",
     "team_members_set_audit",
     "team_update",
+    "uploads_sweep",
     "upstream_import",
     "version_create",
+    "version_draft_prepare",
+    "version_draft_save",
     "version_promote",
     "version_register",
     "version_update",

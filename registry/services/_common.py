@@ -1,6 +1,7 @@
 """Helpers the service modules share: validation, audit snapshots, team write permission and
 licence-expression validation."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -41,11 +42,16 @@ def require_team_write(actor: Actor, team: Team) -> None:
         )
 
 
-def save_new(obj: dj_models.Model, *, unique_message: str, unique_field: str) -> None:
+def validate_fields(obj: dj_models.Model, *, exclude: Iterable[str] = ()) -> None:
+    """Every field and constraint of an unsaved row, except those involving `exclude`."""
     try:
-        obj.full_clean()
+        obj.full_clean(exclude=list(exclude))
     except DjangoValidationError as error:
         raise invalid_from_django(error) from None
+
+
+def save_new(obj: dj_models.Model, *, unique_message: str, unique_field: str) -> None:
+    validate_fields(obj)
     try:
         with transaction.atomic():
             obj.save(force_insert=True)

@@ -2,6 +2,8 @@
 from its files."""
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -20,9 +22,17 @@ from pedigree_client.artefacts import (
 )
 from registry import storage
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput
+from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import ArtefactUpload, ModelVersion, RegisteredModel
-from registry.services._common import artefact_invalid, refuse_taken_label, require_team_write
+from registry.selectors import reusable_upload, upload_expiry_cutoff
+from registry.services._common import (
+    LICENCE_FIELDS,
+    artefact_invalid,
+    normalise_licences,
+    refuse_taken_label,
+    require_team_write,
+    validate_fields,
+)
 from registry.services.catalogue import version_create
 from registry.types import Actor
 
@@ -98,15 +108,21 @@ def artefact_upload_discard(upload_id: uuid.UUID) -> None:
 
 def artefact_upload_finish(
     *, actor: Actor, upload_id: uuid.UUID, progress: ArtefactProgress | None = None
-) -> ArtefactUpload:
+) -> tuple[ArtefactUpload, bool]:
     """Inspect the files received for an upload, save them in the artefact storage and record
-    them.
+    them; returns the upload and whether it is new.
 
-    On any failure the files are deleted: nothing half-uploaded stays behind.
+    The same files sent again while the actor's earlier upload of them is unexpired and
+    unregistered give that upload back, and are not stored twice. On any failure the files are
+    deleted: nothing half-uploaded stays behind.
     """
     store_path = _upload_store_path(upload_id)
     try:
         manifest = inspect_artefact(storage.receiving_folder(store_path), progress=progress)
+        existing = reusable_upload(actor, manifest.digest)
+        if existing is not None:
+            artefact_upload_discard(upload_id)
+            return existing, False
         storage.store_received(store_path, [file.path for file in manifest.files])
         with transaction.atomic():
             upload = ArtefactUpload(
@@ -135,7 +151,39 @@ def artefact_upload_finish(
     except BaseException:
         artefact_upload_discard(upload_id)
         raise
-    return upload
+    return upload, True
+
+
+def uploads_sweep(*, now: datetime | None = None) -> list[uuid.UUID]:
+    """Delete the uploads that no version took within `PEDIGREE_UPLOAD_TTL_HOURS`: each row with
+    its audit entry, then its files through the artefacts storage. Returns their ids."""
+    expired = list(
+        ArtefactUpload.objects.filter(
+            consumed_by__isnull=True, created_at__lt=upload_expiry_cutoff(now)
+        ).values_list("pk", flat=True)
+    )
+    swept: list[uuid.UUID] = []
+    for upload_id in expired:
+        with transaction.atomic():
+            # Locked and checked again: a registration may have taken it meanwhile.
+            upload = (
+                ArtefactUpload.objects.select_for_update()
+                .filter(pk=upload_id, consumed_by__isnull=True)
+                .first()
+            )
+            if upload is None:
+                continue
+            audit_record(
+                actor=None,
+                action="artefact_upload.expire",
+                obj=upload,
+                after={"digest": upload.digest, "size": upload.size},
+            )
+            upload.delete()
+        # After the commit, so that no row ever names files that are gone.
+        storage.discard(upload.store_path)
+        swept.append(upload_id)
+    return swept
 
 
 def _own_upload(actor: Actor, ref: "ArtefactUpload | uuid.UUID | str") -> ArtefactUpload:
@@ -169,24 +217,24 @@ def _inspected_fields(manifest: dict[str, Any], *, uri: str) -> dict[str, Any]:
     }
 
 
-def version_register(
-    *,
-    actor: Actor,
-    model: RegisteredModel,
-    version: str,
-    artefact_path: str | None = None,
-    artefact_upload: "ArtefactUpload | uuid.UUID | str | None" = None,
-    artefact_digest: str | None = None,
-    progress: ArtefactProgress | None = None,
-    **attributes: Any,
-) -> ModelVersion:
-    """Register a version from its files: a path inside the artefact roots or one of the actor's
-    uploads, inspected for digests and parameter counts. `artefact_digest` alone records weights
-    Pedigree does not hold (its manifest stays empty).
+@dataclass(frozen=True)
+class VersionDraft:
+    """A version checked and ready to write: what its files said, and its attributes."""
 
-    Files are inspected before the transaction opens, so hashing holds no database locks; the
-    version, the upload's consumption and their audit entries are then written atomically.
-    """
+    version: str
+    fields: dict[str, Any]
+    upload: ArtefactUpload | None
+
+
+def _artefact_fields(
+    actor: Actor,
+    *,
+    artefact_path: str | None,
+    artefact_upload: "ArtefactUpload | uuid.UUID | str | None",
+    artefact_digest: str | None,
+    attributes: dict[str, Any],
+    progress: ArtefactProgress | None,
+) -> tuple[dict[str, Any], ArtefactUpload | None]:
     sources = {
         "artefact_path": artefact_path,
         "artefact_upload": artefact_upload,
@@ -207,20 +255,71 @@ def version_register(
             f"{', '.join(stated)} come from inspecting the files; leave them out.",
             fields={name: ["Set by inspection."] for name in stated},
         )
-    require_team_write(actor, model.team)
-    refuse_taken_label(model, version)
-    upload = None
     if artefact_path:
         resolved, manifest = artefact_inspect(path=artefact_path, progress=progress)
-        fields = _inspected_fields(manifest.to_dict(), uri=resolved.as_uri())
-    elif artefact_upload:
+        return _inspected_fields(manifest.to_dict(), uri=resolved.as_uri()), None
+    if artefact_upload:
         upload = _own_upload(actor, artefact_upload)
-        fields = _inspected_fields(upload.manifest, uri=storage.artefact_uri(upload.store_path))
-    else:
-        fields = {"artefact_digest": artefact_digest, "artefact_manifest": {}}
+        uri = storage.artefact_uri(upload.store_path)
+        return _inspected_fields(upload.manifest, uri=uri), upload
+    return {"artefact_digest": artefact_digest, "artefact_manifest": {}}, None
+
+
+def version_draft_prepare(
+    *,
+    actor: Actor,
+    model: RegisteredModel | None,
+    version: str,
+    errors: FieldErrors,
+    artefact_path: str | None = None,
+    artefact_upload: "ArtefactUpload | uuid.UUID | str | None" = None,
+    artefact_digest: str | None = None,
+    progress: ArtefactProgress | None = None,
+    **attributes: Any,
+) -> VersionDraft:
+    """Check a version to register from its files, writing nothing: the artefact source (a path
+    inside the artefact roots, inspected; one of the actor's uploads; or `artefact_digest` alone
+    for weights Pedigree does not hold, whose manifest stays empty), the licences and every
+    field. Each problem goes to `errors`; `model` is None when the caller creates it later."""
+    fields = errors.collect(
+        lambda: _artefact_fields(
+            actor,
+            artefact_path=artefact_path,
+            artefact_upload=artefact_upload,
+            artefact_digest=artefact_digest,
+            attributes=attributes,
+            progress=progress,
+        )
+    )
+    inspected, upload = fields or ({}, None)
+    normalised = errors.collect(lambda: normalise_licences(dict(attributes)))
+    # What failed above is reported already; every other field is checked as the row will be.
+    skipped = {"model", "registered_by", *(() if fields else ("artefact_digest",))}
+    if normalised is None:
+        skipped.update(LICENCE_FIELDS)
+    candidate = ModelVersion(
+        version=version,
+        **({"model": model} if model is not None else {}),
+        **{"artefact_digest": "", **(normalised or attributes), **inspected},
+    )
+    errors.collect(lambda: validate_fields(candidate, exclude=skipped))
+    return VersionDraft(version=version, fields={**inspected, **(normalised or {})}, upload=upload)
+
+
+def version_draft_save(
+    *, actor: Actor, model: RegisteredModel, draft: VersionDraft
+) -> ModelVersion:
+    """Write a checked version, consuming its upload, with their audit entries, atomically."""
     with transaction.atomic():
-        if upload is not None:
-            upload = ArtefactUpload.objects.select_for_update().get(pk=upload.pk)
+        upload = None
+        if draft.upload is not None:
+            upload = ArtefactUpload.objects.select_for_update().filter(pk=draft.upload.pk).first()
+            if upload is None:
+                raise InvalidInput.for_field(
+                    "artefact_upload",
+                    f"Upload {draft.upload.pk} expired meanwhile; upload the files again.",
+                    code="upload_not_found",
+                )
             if upload.consumed_by_id is not None:
                 raise Conflict.for_field(
                     "artefact_upload",
@@ -228,7 +327,7 @@ def version_register(
                     "files again to register another version.",
                     code="upload_consumed",
                 )
-        instance = version_create(actor=actor, model=model, version=version, **fields, **attributes)
+        instance = version_create(actor=actor, model=model, version=draft.version, **draft.fields)
         if upload is not None:
             upload.consumed_by = instance
             upload.save(update_fields=["consumed_by"])
@@ -239,3 +338,38 @@ def version_register(
                 after={"version": str(instance), "digest": upload.digest},
             )
     return instance
+
+
+def version_register(
+    *,
+    actor: Actor,
+    model: RegisteredModel,
+    version: str,
+    artefact_path: str | None = None,
+    artefact_upload: "ArtefactUpload | uuid.UUID | str | None" = None,
+    artefact_digest: str | None = None,
+    progress: ArtefactProgress | None = None,
+    **attributes: Any,
+) -> ModelVersion:
+    """Register a version from its files (see `version_draft_prepare`): every problem with the
+    input is reported at once.
+
+    Files are inspected before the transaction opens, so hashing holds no database locks; the
+    version, the upload's consumption and their audit entries are then written atomically.
+    """
+    require_team_write(actor, model.team)
+    refuse_taken_label(model, version)
+    errors = FieldErrors()
+    draft = version_draft_prepare(
+        actor=actor,
+        model=model,
+        version=version,
+        errors=errors,
+        artefact_path=artefact_path,
+        artefact_upload=artefact_upload,
+        artefact_digest=artefact_digest,
+        progress=progress,
+        **attributes,
+    )
+    errors.raise_if_any()
+    return version_draft_save(actor=actor, model=model, draft=draft)

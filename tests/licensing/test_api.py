@@ -224,3 +224,18 @@ def test_export_endpoints(api_for, engineer, minilm, derive, path, content_type)
     assert response["Content-Type"] == content_type
     assert "acme_support-intent" in response["Content-Disposition"]
     assert b"acme/support-intent" in response.content
+
+
+def test_licensing_routes_take_a_ref(api_for, engineer, outsider, derive, minilm):
+    tuned = derive("acme/support-intent", minilm, version="v1")
+    api = api_for(engineer)
+    for ref in (str(tuned), "acme%2Fsupport-intent%40v1"):
+        for what in ("licence-check", "obligations"):
+            response = api.get(f"/api/v1/versions/{ref}/{what}/")
+            assert response.status_code == 200, (ref, what)
+            assert response.json() == api.get(url(tuned, what)).json()
+        for what in ("export/spdx-2.3", "export/spdx-3.0", "export/model-card"):
+            assert api.get(f"/api/v1/versions/{ref}/{what}/").status_code == 200, (ref, what)
+    hidden = api_for(outsider).get(f"/api/v1/versions/{tuned}/obligations/")
+    assert hidden.status_code == 404
+    assert hidden.json()["error"]["message"] == "Not found, or you do not have access to it."

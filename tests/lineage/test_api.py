@@ -1,5 +1,7 @@
 """The lineage API: one-call registration, graph and walk endpoints, holds, version filters."""
 
+import copy
+
 import pytest
 
 from lineage import services
@@ -603,3 +605,210 @@ def test_schema_lists_lineage_endpoints(client):
         "/api/v1/dataset-versions/{id}/trained-models/",
     ):
         assert path in schema
+
+
+@pytest.mark.parametrize("encode", [False, True])
+def test_lineage_routes_take_a_ref(
+    api_for, engineer, base, derive, tickets, make_version_of, encode
+):
+    tuned = derive(base)
+    services.training_run_record(
+        actor=engineer, version=tuned, method="full_finetune", hyperparameters={"learning_rate": 1}
+    )
+    child = derive(tuned, relation="quantized")
+    ref = str(child).replace("/", "%2F").replace("@", "%40") if encode else str(child)
+    tuned_ref = str(tuned).replace("/", "%2F") if encode else str(tuned)
+    api = api_for(engineer)
+    for route in ("lineage", "ancestors", "descendants", "roots", "parents", "holds"):
+        by_id = api.get(f"/api/v1/versions/{child.pk}/{route}/")
+        by_ref = api.get(f"/api/v1/versions/{ref}/{route}/")
+        assert (by_id.status_code, by_ref.status_code) == (200, 200), route
+        assert by_ref.json() == by_id.json(), route
+    path = api.get(f"/api/v1/versions/{ref}/path/", {"to": str(base)})
+    assert path.status_code == 200 and path.json()["length"] == 2
+    run = api.get(f"/api/v1/versions/{tuned_ref}/training-run/")
+    assert run.status_code == 200 and run.json()["version_ref"] == str(tuned)
+    added = api.post(
+        f"/api/v1/versions/{ref}/parents/",
+        {"parents": [{"version": str(base), "relation": "quantized"}]},
+        format="json",
+    )
+    assert added.status_code == 400  # a quantized version has one parent: refused, not 404
+    hidden = make_version_of("globex/secret")
+    for ref_of_hidden in (str(hidden.pk), "globex/secret@v1", "globex%2Fsecret%40v1"):
+        response = api.get(f"/api/v1/versions/{ref_of_hidden}/lineage/")
+        assert response.status_code == 404
+        assert error_of(response) == {
+            "status": 404,
+            "code": "not_found",
+            "message": "Not found, or you do not have access to it.",
+        }
+
+
+# --- dry runs, and every problem at once -------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["query", "body"])
+def test_a_dry_run_checks_everything_and_writes_nothing(
+    api_for, engineer, base, tickets, registration, how
+):
+    api = api_for(engineer)
+    before = row_counts()
+    if how == "query":
+        response = api.post(f"{REGISTRATIONS}?dry_run=1", registration, format="json")
+    else:
+        response = api.post(REGISTRATIONS, {**registration, "dry_run": True}, format="json")
+    assert response.status_code == 200, response.json()
+    assert response.json() == {
+        "valid": True,
+        "dry_run": True,
+        "version": "acme/support-intent@v1",
+        "model": {"name": "acme/support-intent", "team": "acme", "created": True},
+        "artefact": {
+            "digest": digest("head"),
+            "size": None,
+            "parameter_count": None,
+            "upload": None,
+        },
+        "parents": [
+            {"version": str(base), "relation": "adapter", "parent_digest": base.artefact_digest}
+        ],
+        "training_run": {
+            "method": "feature_extraction",
+            "datasets": [
+                {"dataset_version": str(tickets), "role": "train", "sha256": tickets.sha256},
+                {
+                    "dataset_version": "acme/tickets-validation@v1",
+                    "role": "validation",
+                    "sha256": response.json()["training_run"]["datasets"][1]["sha256"],
+                },
+            ],
+        },
+    }
+    assert row_counts() == before
+    created = api.post(REGISTRATIONS, registration, format="json")
+    assert created.status_code == 201, created.json()
+
+
+def _riddled(registration: dict) -> dict:
+    """A registration with one mistake in each of five places the catalogue checks."""
+    registration["parents"][0]["version"] = "acme/nothing@v1"
+    registration["training_run"]["datasets"][0]["dataset_version"] = "acme/tickets@v999"
+    registration["training_run"]["hyperparameters"]["epochs"] = "forty"
+    registration["training_run"]["code_revision"] = "main"
+    registration["licence_declared"] = "Not-A-Licence-1.0"
+    registration["artefact_digest"] = "not-a-digest"
+    return registration
+
+
+RIDDLED_FIELDS = {
+    "parents[0].version",
+    "training_run.datasets[0].dataset_version",
+    "training_run.hyperparameters.epochs",
+    "training_run.code_revision",
+    "licence_declared",
+    "artefact_digest",
+}
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_every_problem_is_answered_at_once(api_for, engineer, registration, dry_run):
+    before = row_counts()
+    response = api_for(engineer).post(
+        f"{REGISTRATIONS}?dry_run={str(dry_run).lower()}", _riddled(registration), format="json"
+    )
+    assert response.status_code == 400
+    error = error_of(response)
+    assert set(error["fields"]) == RIDDLED_FIELDS
+    first, _, more = error["message"].partition(" (and ")
+    assert more == "5 more problems; see fields)"
+    assert any(first.endswith(messages[0]) for messages in error["fields"].values())
+    assert "No dataset version acme/tickets@v999" in " ".join(
+        error["fields"]["training_run.datasets[0].dataset_version"]
+    )
+    assert row_counts() == before
+
+
+def test_a_taken_label_is_reported_before_anything_else(
+    api_for, engineer, make_model, make_version, registration
+):
+    make_version(make_model("acme/support-intent"), version="v1")
+    riddled = _riddled(registration) | {"colour": "blue", "risk_tier": "extreme"}
+    for path in (REGISTRATIONS, f"{REGISTRATIONS}?dry_run=1"):
+        response = api_for(engineer).post(path, riddled, format="json")
+        assert response.status_code == 409
+        assert set(error_of(response)["fields"]) == {"version"}
+        assert "pick a new label" in error_of(response)["message"]
+
+
+def test_shape_errors_come_all_at_once_too(api_for, engineer, registration):
+    registration["risk_tier"] = "extreme"
+    registration["training_run"]["datasets"][1]["role"] = "holdout"
+    registration["colour"] = "blue"
+    response = api_for(engineer).post(f"{REGISTRATIONS}?dry_run=1", registration, format="json")
+    assert response.status_code == 400
+    assert set(error_of(response)["fields"]) == {
+        "risk_tier",
+        "training_run.datasets[1].role",
+        "colour",
+    }
+
+
+def test_a_dry_run_refuses_what_only_the_write_would_refuse(
+    api_for, engineer, make_version_of, registration
+):
+    """A private model of another team holds the name: only creating it can tell."""
+    make_version_of("acme/support-intent")
+    for path in (f"{REGISTRATIONS}?dry_run=1", REGISTRATIONS):
+        response = api_for(engineer).post(path, registration, format="json")
+        assert response.status_code == 409, response.json()
+        assert "already exists" in error_of(response)["message"]
+
+
+def test_a_bad_dry_run_flag_is_400(api_for, engineer, registration):
+    response = api_for(engineer).post(f"{REGISTRATIONS}?dry_run=maybe", registration, format="json")
+    assert response.status_code == 400
+    assert "dry_run" in error_of(response)["fields"]
+
+
+def test_an_upload_survives_a_failed_registration_and_serves_the_next(
+    api_for, engineer, registration, settings, tmp_path
+):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from registry.models import ArtefactUpload
+    from tests.registry.test_artefacts import build_full_model
+
+    settings.ARTEFACT_ROOTS = [tmp_path / "store"]
+    settings.ARTEFACT_STORE = tmp_path / "store"
+    folder = build_full_model(tmp_path / "model")
+    api = api_for(engineer)
+    files = {
+        path.relative_to(folder).as_posix(): SimpleUploadedFile(path.name, path.read_bytes())
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    upload = api.post("/api/v1/artefacts/uploads/", files, format="multipart").json()
+    del registration["artefact_digest"]
+    registration["artefact_upload"] = upload["id"]
+
+    dry = api.post(f"{REGISTRATIONS}?dry_run=1", registration, format="json")
+    assert dry.status_code == 200, dry.json()
+    assert dry.json()["artefact"] == {
+        "digest": upload["digest"],
+        "size": upload["size"],
+        "parameter_count": 16,
+        "upload": upload["id"],
+    }
+    failing = api.post(REGISTRATIONS, _riddled(copy.deepcopy(registration)), format="json")
+    assert failing.status_code == 400
+    assert ArtefactUpload.objects.get(pk=upload["id"]).consumed_by is None
+    reusable = api.get("/api/v1/artefacts/uploads/", {"digest": upload["digest"], "consumed": 0})
+    assert [found["id"] for found in reusable.json()["results"]] == [upload["id"]]
+
+    registered = api.post(REGISTRATIONS, registration, format="json")
+    assert registered.status_code == 201, registered.json()
+    assert (
+        ArtefactUpload.objects.get(pk=upload["id"]).consumed_by_id
+        == (registered.json()["version"]["id"])
+    )

@@ -1,11 +1,13 @@
 """Uploads are written to, and read back from, the `artefacts` storage (`registry.storage`),
 whether it is a folder on this machine or a remote store such as S3."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from pedigree_client.artefacts import inspect_artefact
 from registry import services
@@ -131,3 +133,22 @@ def test_refused_upload_leaves_nothing_in_a_remote_storage(
     assert not ArtefactUpload.objects.exists()
     assert remote.listdir("") == ([], [])
     assert list(staging.iterdir()) == []
+
+
+def test_the_sweep_deletes_expired_uploads_from_a_remote_storage(
+    api_for, engineer, remote, staging, tmp_path
+):
+    def files_under(name: str) -> list[str]:
+        folders, files = remote.listdir(name)
+        return files + [f for folder in folders for f in files_under(f"{name}/{folder}")]
+
+    upload_id = post_folder(api_for(engineer), build_full_model(tmp_path / "model")).json()["id"]
+    assert "model.safetensors" in files_under(f"uploads/{upload_id}")
+    ArtefactUpload.objects.filter(pk=upload_id).update(
+        created_at=timezone.now() - timedelta(days=2)
+    )
+
+    assert [str(swept) for swept in services.uploads_sweep()] == [upload_id]
+
+    assert not ArtefactUpload.objects.exists()
+    assert files_under("uploads") == []  # an in-memory storage keeps empty folders; S3 has none

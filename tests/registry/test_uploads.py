@@ -4,10 +4,13 @@ import json
 import os
 import struct
 import tracemalloc
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from pedigree_client.api import ApiClient
@@ -15,6 +18,8 @@ from pedigree_client.artefacts import inspect_artefact
 from pedigree_client.cli import main
 from pedigree_client.errors import CliError
 from pedigree_client.uploads import MultipartBody, upload_artefact
+from registry import services
+from registry.errors import InvalidInput
 from registry.models import ArtefactUpload, AuditEntry
 from tests.registry.test_artefacts import MALFORMED, build_full_model, save_small_model, write
 
@@ -268,3 +273,139 @@ def test_cli_inspect_reports_bad_files(monkeypatch, capsys, tmp_path):
     assert "model.safetensors is only 3 bytes" in capsys.readouterr().err
     assert main(["artefacts", "inspect", str(tmp_path / "absent")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --- reuse and expiry ------------------------------------------------------------------------
+
+
+def expire(upload_id: str, hours: int = 25) -> None:
+    ArtefactUpload.objects.filter(pk=upload_id).update(
+        created_at=timezone.now() - timedelta(hours=hours)
+    )
+
+
+def test_the_same_files_sent_again_give_the_unregistered_upload_back(
+    api_for, engineer, outsider, make_model, store, tmp_path
+):
+    files = folder_files(build_full_model(tmp_path / "model"))
+    api = api_for(engineer)
+    first = post_files(api, files)
+    again = post_files(api, files)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json() == first.json()
+    assert [path.name for path in (store / "uploads").iterdir()] == [first.json()["id"]]
+    assert AuditEntry.objects.filter(action="artefact_upload.create").count() == 1
+    # Another user's upload of the same files is their own.
+    theirs = post_files(api_for(outsider), files)
+    assert theirs.status_code == 201 and theirs.json()["id"] != first.json()["id"]
+    # Once a version holds it, or once it has expired, the files are stored anew.
+    services.version_register(
+        actor=engineer, model=make_model(), version="v1", artefact_upload=first.json()["id"]
+    )
+    second = post_files(api, files)
+    assert second.status_code == 201 and second.json()["id"] != first.json()["id"]
+    expire(second.json()["id"])
+    assert post_files(api, files).status_code == 201
+
+
+def test_an_upload_is_found_by_its_digest(api_for, engineer, outsider, store, tmp_path, settings):
+    settings.PEDIGREE_UPLOAD_TTL_HOURS = 6
+    folder = build_full_model(tmp_path / "model")
+    upload = post_files(api_for(engineer), folder_files(folder)).json()
+    digest = inspect_artefact(folder).digest
+    created_at = ArtefactUpload.objects.get(pk=upload["id"]).created_at
+
+    def ids(api, **params) -> list[str]:
+        response = api.get(UPLOADS, params)
+        assert response.status_code == 200, response.json()
+        return [found["id"] for found in response.json()["results"]]
+
+    api = api_for(engineer)
+    assert ids(api, digest=digest) == [upload["id"]]
+    assert ids(api, digest=digest, consumed="false") == [upload["id"]]
+    assert ids(api, digest=digest, consumed="true") == []
+    assert ids(api, digest="0" * 64) == []
+    assert ids(api_for(outsider), digest=digest) == []
+    assert upload["expires_at"] == (created_at + timedelta(hours=6)).isoformat().replace(
+        "+00:00", "Z"
+    )
+    for bad in ({"digest": "sha256:abc"}, {"consumed": "perhaps"}, {"colour": "blue"}):
+        response = api.get(UPLOADS, bad)
+        assert response.status_code == 400
+        assert set(error_of(response)["fields"]) == set(bad)
+
+
+def test_the_sweep_deletes_expired_unregistered_uploads(
+    api_for, engineer, make_model, store, tmp_path
+):
+    api = api_for(engineer)
+    uploads = {}
+    for name in ("expired", "fresh", "registered"):
+        folder = build_full_model(tmp_path / name)
+        write(folder / "notes.txt", name.encode())
+        uploads[name] = post_files(api, folder_files(folder)).json()["id"]
+    services.version_register(
+        actor=engineer, model=make_model(), version="v1", artefact_upload=uploads["registered"]
+    )
+    expire(uploads["expired"])
+    expire(uploads["registered"])
+
+    assert services.uploads_sweep() == [uuid.UUID(uploads["expired"])]
+
+    assert set(ArtefactUpload.objects.values_list("pk", flat=True)) == {
+        uuid.UUID(uploads["fresh"]),
+        uuid.UUID(uploads["registered"]),
+    }
+    assert sorted(path.name for path in (store / "uploads").iterdir()) == sorted(
+        [uploads["fresh"], uploads["registered"]]
+    )
+    entry = AuditEntry.objects.get(action="artefact_upload.expire")
+    assert entry.object_id == uploads["expired"] and entry.actor is None
+    assert services.uploads_sweep() == []
+
+
+def test_the_sweep_command_and_task(api_for, engineer, store, tmp_path, capsys, settings):
+    from django.core.management import call_command
+
+    from registry import tasks
+
+    upload_id = post_files(
+        api_for(engineer), folder_files(build_full_model(tmp_path / "model"))
+    ).json()["id"]
+    settings.PEDIGREE_UPLOAD_TTL_HOURS = 48
+    expire(upload_id, hours=47)
+    call_command("uploads_sweep")
+    assert capsys.readouterr().out == "Deleted 0 upload(s) older than 48 h: none.\n"
+    expire(upload_id, hours=49)
+    call_command("uploads_sweep")
+    assert capsys.readouterr().out == f"Deleted 1 upload(s) older than 48 h: {upload_id}.\n"
+    assert nothing_stored(store)
+    assert tasks.sweep_uploads.delay().get() == []
+    assert settings.CELERY_BEAT_SCHEDULE["uploads-sweep"]["task"] == "registry.tasks.sweep_uploads"
+
+
+def test_a_registration_of_an_upload_swept_meanwhile_is_refused(
+    api_for, engineer, make_model, store, tmp_path, monkeypatch
+):
+    """The sweep may delete an upload between a registration's checks and its write."""
+    from registry.services import artefacts
+
+    upload_id = post_files(
+        api_for(engineer), folder_files(build_full_model(tmp_path / "model"))
+    ).json()["id"]
+    prepare = artefacts.version_draft_prepare
+
+    def prepare_then_sweep(**kwargs):
+        draft = prepare(**kwargs)
+        expire(upload_id)
+        services.uploads_sweep()
+        return draft
+
+    monkeypatch.setattr(artefacts, "version_draft_prepare", prepare_then_sweep)
+    with pytest.raises(InvalidInput) as refused:
+        services.version_register(
+            actor=engineer, model=make_model(), version="v1", artefact_upload=upload_id
+        )
+    assert refused.value.code == "upload_not_found"
+    assert "expired meanwhile" in refused.value.message
