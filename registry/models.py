@@ -1,14 +1,11 @@
 """The catalogue: teams, models, versions, datasets, and the append-only audit log."""
 
 import uuid
-from pathlib import Path
 
 from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
-
-from registry.storage import local_path
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 GIT_REVISION_PATTERN = r"^[0-9a-f]{40}$"
@@ -227,16 +224,6 @@ class ArtefactUpload(models.Model):
 
     def __str__(self) -> str:
         return f"upload {self.pk}"
-
-    @property
-    def path(self) -> Path:
-        """The upload's folder on a filesystem artefact storage."""
-        local = local_path(self.store_path)
-        if local is None:
-            raise NotImplementedError(
-                "The artefacts storage is remote; read the files with registry.storage.local_copy."
-            )
-        return local
 
 
 class Dataset(models.Model):

@@ -50,8 +50,10 @@ class CatalogueViewSet(
     permission_classes = [IsAuthenticated]
     http_method_names = ["get", "post", "patch", "head", "options"]
     update_serializer_class: type[BaseSerializer[Any]]
-    # The selector of the rows the caller may see.
+    # The selector of the rows the caller may see, and the services each write calls.
     visible: Callable[[Reader], QuerySet[Any]]
+    create_object: Callable[[dict[str, Any]], Model]
+    update_object: Callable[[Any, dict[str, Any]], Model]
 
     def get_queryset(self):
         return type(self).visible(self.request.user)
@@ -60,12 +62,6 @@ class CatalogueViewSet(
         if self.action == "partial_update":
             return self.update_serializer_class
         return self.serializer_class
-
-    def create_object(self, data: dict[str, Any]) -> Model:
-        raise NotImplementedError
-
-    def update_object(self, instance: Any, changes: dict[str, Any]) -> Model:
-        raise NotImplementedError
 
     def perform_create(self, serializer):
         serializer.instance = self.create_object(dict(serializer.validated_data))

@@ -8,7 +8,7 @@ from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from pedigree_client.artefacts import inspect_artefact, weight_parameters
-from registry import services
+from registry import services, storage
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ArtefactUpload, AuditEntry, ModelVersion
 from registry.services import artefacts
@@ -258,7 +258,7 @@ def test_version_from_an_upload_consumes_it(api_for, engineer, model, roots, tmp
     upload = ArtefactUpload.objects.get(pk=upload_id)
     assert upload.consumed_by == version
     assert version.artefact_digest == upload.digest == inspect_artefact(folder).digest
-    assert version.artefact_uri == upload.path.as_uri()
+    assert version.artefact_uri == storage.local_path(upload.store_path).as_uri()
     assert version.parameter_count == 16
     assert AuditEntry.objects.filter(action="artefact_upload.consume").count() == 1
     assert api_for(engineer).get(f"/api/v1/artefacts/uploads/{upload_id}/").json()[

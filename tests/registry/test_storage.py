@@ -10,7 +10,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
 from pedigree_client.artefacts import inspect_artefact
-from registry import services
+from registry import services, storage
 from registry.models import ArtefactUpload
 from tests.registry.test_artefacts import build_full_model
 
@@ -117,8 +117,7 @@ def test_remote_storage_receives_inspected_files_and_keeps_no_local_copy(
         actor=engineer, model=make_model(), version="v1", artefact_upload=upload_id
     )
     assert version.artefact_uri == f"storage://artefacts/uploads/{upload_id}"
-    with pytest.raises(NotImplementedError):
-        ArtefactUpload.objects.get(pk=upload_id).path  # noqa: B018
+    assert storage.local_path(ArtefactUpload.objects.get(pk=upload_id).store_path) is None
 
 
 def test_refused_upload_leaves_nothing_in_a_remote_storage(

@@ -18,7 +18,7 @@ from pedigree_client.artefacts import inspect_artefact
 from pedigree_client.cli import main
 from pedigree_client.errors import CliError
 from pedigree_client.uploads import MultipartBody, upload_artefact
-from registry import services
+from registry import services, storage
 from registry.errors import InvalidInput
 from registry.models import ArtefactUpload, AuditEntry
 from tests.registry.test_artefacts import MALFORMED, build_full_model, save_small_model, write
@@ -78,8 +78,9 @@ def test_folder_upload_is_streamed_to_the_store_and_inspected(api_for, engineer,
     assert body["created_by"] == "alice" and body["consumed_by"] is None
     assert [f["path"] for f in body["manifest"]["files"]] == [f.path for f in expected.files]
     upload = ArtefactUpload.objects.get(pk=body["id"])
-    assert upload.path == store / "uploads" / body["id"]
-    assert (upload.path / "1_Pooling" / "config.json").read_bytes() == b"{}"
+    stored = storage.local_path(upload.store_path)
+    assert stored == store / "uploads" / body["id"]
+    assert (stored / "1_Pooling" / "config.json").read_bytes() == b"{}"
     entry = AuditEntry.objects.get(action="artefact_upload.create")
     assert entry.after["digest"] == expected.digest and entry.actor == engineer
 
@@ -199,7 +200,7 @@ def test_cli_upload_matches_local_digest(cli, capsys, tmp_path, store):
     upload = json.loads(capsys.readouterr().out)
     assert upload["digest"] == inspect_artefact(folder).digest
     stored = ArtefactUpload.objects.get(pk=upload["id"])
-    assert (stored.path / "1_Pooling" / "config.json").exists()
+    assert (storage.local_path(stored.store_path) / "1_Pooling" / "config.json").exists()
 
 
 @pytest.mark.django_db(transaction=True)
