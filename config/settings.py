@@ -237,6 +237,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(PEDIGREE_EVALUATION_SWEEP_SECONDS),
     },
     "uploads-sweep": {"task": "registry.tasks.sweep_uploads", "schedule": 3600.0},
+    # Seals what a crashed process committed but did not seal; each commit seals its own.
+    "audit-seal": {"task": "registry.tasks.seal_audit_chain", "schedule": 60.0},
 }
 
 LOGGING = {

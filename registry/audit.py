@@ -2,6 +2,11 @@
 
 Each entry's hash is SHA-256 over the previous entry's hash and the entry's own canonical JSON,
 so editing, deleting or inserting a row breaks the chain from that row on (`audit_verify`).
+
+Writers append entries unsealed, inside the transaction of their change and without any lock,
+so audited writes never queue behind each other. Sealing (giving entries their place `seq` in
+the chain and their hashes) happens right after each commit and on a schedule, under the
+chain's lock, in commit order: only the sealer serialises, and only for a few milliseconds.
 """
 
 import hashlib
@@ -20,6 +25,7 @@ from registry.types import Actor
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises appends to the chain.
 _CHAIN_LOCK_KEY = 7_220_431
+_SEAL_BATCH = 1000
 
 
 def _canonical(value: Any) -> Any:
@@ -56,13 +62,9 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append an entry. Must run inside the transaction that makes the change it records."""
+    """Append an unsealed entry; it must run inside the transaction of the change it records."""
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must be called inside the transaction of the change")
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
-    last = AuditEntry.objects.order_by("-id").values_list("hash", flat=True).first()
     entry = AuditEntry(
         at=timezone.now(),
         actor=actor if getattr(actor, "pk", None) else None,
@@ -73,11 +75,39 @@ def audit_record(
         object_repr=str(obj)[:255] if obj is not None else "",
         before=_canonical(before) if before is not None else None,
         after=_canonical(after) if after is not None else None,
-        prev_hash=last or GENESIS_HASH,
     )
-    entry.hash = entry_hash(prev_hash=entry.prev_hash, fields=_hashed_fields(entry))
     entry.save(force_insert=True)
+    transaction.on_commit(audit_seal, robust=True)
     return entry
+
+
+def audit_seal() -> int:
+    """Chain every committed unsealed entry, in id order, after the sealed head; return how many.
+
+    Safe to run concurrently from any number of processes: the chain's lock (an advisory lock on
+    PostgreSQL; the write transaction itself on SQLite) admits one sealer at a time.
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+        pending = list(AuditEntry.objects.filter(seq__isnull=True).order_by("id")[:_SEAL_BATCH])
+        if not pending:
+            return 0
+        head = (
+            AuditEntry.objects.filter(seq__isnull=False)
+            .order_by("-seq")
+            .values_list("seq", "hash")
+            .first()
+        )
+        seq, prev_hash = head if head else (0, GENESIS_HASH)
+        for entry in pending:
+            seq += 1
+            entry.seq, entry.prev_hash = seq, prev_hash
+            entry.hash = entry_hash(prev_hash=prev_hash, fields=_hashed_fields(entry))
+            prev_hash = entry.hash
+        AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"])
+    return len(pending) + (audit_seal() if len(pending) == _SEAL_BATCH else 0)
 
 
 @dataclass(frozen=True)
@@ -85,6 +115,7 @@ class ChainReport:
     checked: int
     first_broken_id: int | None
     problem: str
+    unsealed: int = 0
 
     @property
     def ok(self) -> bool:
@@ -92,10 +123,22 @@ class ChainReport:
 
 
 def audit_verify_chain() -> ChainReport:
-    """Walk the whole chain in id order, streaming rows, and report the first broken entry."""
+    """Walk the sealed chain in order, streaming rows, and report the first broken entry.
+
+    Entries not sealed yet (committed in the last moments, or left by a crashed sealer until the
+    next seal) are counted, not judged.
+    """
     expected_prev = GENESIS_HASH
     checked = 0
-    for entry in AuditEntry.objects.order_by("id").iterator(chunk_size=2000):
+    sealed = AuditEntry.objects.filter(seq__isnull=False).order_by("seq")
+    for entry in sealed.iterator(chunk_size=2000):
+        if entry.seq != checked + 1:
+            return ChainReport(
+                checked,
+                entry.pk,
+                f"it sits at position {entry.seq}, expected {checked + 1} "
+                "(an entry before it was deleted or inserted)",
+            )
         if entry.prev_hash != expected_prev:
             return ChainReport(
                 checked,
@@ -107,4 +150,5 @@ def audit_verify_chain() -> ChainReport:
             return ChainReport(checked, entry.pk, "its content does not match its hash (edited)")
         expected_prev = entry.hash
         checked += 1
-    return ChainReport(checked, None, "")
+    unsealed = AuditEntry.objects.filter(seq__isnull=True).count()
+    return ChainReport(checked, None, "", unsealed=unsealed)

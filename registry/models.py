@@ -304,8 +304,10 @@ class AuditEntry(models.Model):
     object_repr = models.CharField(max_length=255)
     before = models.JSONField(null=True, blank=True)
     after = models.JSONField(null=True, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # Set by the sealer (`registry.audit.audit_seal`) right after the change commits.
+    seq = models.PositiveBigIntegerField(null=True, blank=True, unique=True, editable=False)
+    prev_hash = models.CharField(max_length=64, blank=True)
+    hash = models.CharField(max_length=64, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-id"]
@@ -314,7 +316,9 @@ class AuditEntry(models.Model):
         indexes = [models.Index(fields=["object_type", "object_id"])]
         constraints = [
             models.CheckConstraint(
-                condition=Q(hash__regex=SHA256_PATTERN), name="audit_hash_sha256"
+                condition=Q(hash__isnull=True, seq__isnull=True)
+                | Q(hash__regex=SHA256_PATTERN, seq__isnull=False),
+                name="audit_sealed_entries_have_sha256",
             ),
         ]
 

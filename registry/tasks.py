@@ -11,6 +11,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from registry import services
+from registry.audit import audit_seal
 from registry.models import DeliveryStatus, EventDelivery
 
 MAX_ATTEMPTS = 5
@@ -69,3 +70,9 @@ def deliver_event(self, delivery_id: int) -> str:
 def sweep_uploads() -> list[str]:
     """Periodic (celery beat): delete the uploads no version took in time."""
     return [str(upload_id) for upload_id in services.uploads_sweep()]
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def seal_audit_chain() -> int:
+    """Periodic (celery beat): seal audit entries whose committing process died before sealing."""
+    return audit_seal()

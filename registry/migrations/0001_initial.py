@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,163 +15,517 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Team',
+            name="Team",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('name', models.CharField(max_length=128)),
-                ('description', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('members', models.ManyToManyField(blank=True, related_name='teams', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("name", models.CharField(max_length=128)),
+                ("description", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "members",
+                    models.ManyToManyField(
+                        blank=True, related_name="teams", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['slug'],
+                "ordering": ["slug"],
             },
         ),
         migrations.CreateModel(
-            name='RegisteredModel',
+            name="RegisteredModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=193, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$', "Use letters, digits, '.', '_' or '-', optionally as 'namespace/name' (e.g. 'acme/support-intent').")])),
-                ('kind', models.CharField(choices=[('upstream', 'Upstream (pretrained)'), ('derived', 'Derived')], max_length=16)),
-                ('visibility', models.CharField(choices=[('team', 'Owning team only'), ('internal', 'Everyone in the organisation')], default='team', max_length=16)),
-                ('task', models.CharField(blank=True, max_length=64)),
-                ('description', models.TextField(blank=True)),
-                ('allow_multiple_production', models.BooleanField(default=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='models', to='registry.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=193,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$",
+                                "Use letters, digits, '.', '_' or '-', optionally as 'namespace/name' (e.g. 'acme/support-intent').",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("upstream", "Upstream (pretrained)"), ("derived", "Derived")],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("team", "Owning team only"),
+                            ("internal", "Everyone in the organisation"),
+                        ],
+                        default="team",
+                        max_length=16,
+                    ),
+                ),
+                ("task", models.CharField(blank=True, max_length=64)),
+                ("description", models.TextField(blank=True)),
+                ("allow_multiple_production", models.BooleanField(default=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="models",
+                        to="registry.team",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'model',
-                'ordering': ['name'],
+                "verbose_name": "model",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=193, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$', "Use letters, digits, '.', '_' or '-', optionally as 'namespace/name' (e.g. 'acme/support-intent').")])),
-                ('visibility', models.CharField(choices=[('team', 'Owning team only'), ('internal', 'Everyone in the organisation')], default='team', max_length=16)),
-                ('description', models.TextField(blank=True)),
-                ('source', models.CharField(blank=True, max_length=1024)),
-                ('hub_id', models.CharField(blank=True, max_length=193)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='datasets', to='registry.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=193,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$",
+                                "Use letters, digits, '.', '_' or '-', optionally as 'namespace/name' (e.g. 'acme/support-intent').",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("team", "Owning team only"),
+                            ("internal", "Everyone in the organisation"),
+                        ],
+                        default="team",
+                        max_length=16,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("source", models.CharField(blank=True, max_length=1024)),
+                ("hub_id", models.CharField(blank=True, max_length=193)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="datasets",
+                        to="registry.team",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='AuditEntry',
+            name="AuditEntry",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField()),
-                ('actor_name', models.CharField(max_length=150)),
-                ('action', models.CharField(max_length=64)),
-                ('object_type', models.CharField(max_length=64)),
-                ('object_id', models.CharField(max_length=64)),
-                ('object_repr', models.CharField(max_length=255)),
-                ('before', models.JSONField(blank=True, null=True)),
-                ('after', models.JSONField(blank=True, null=True)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64, unique=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField()),
+                ("actor_name", models.CharField(max_length=150)),
+                ("action", models.CharField(max_length=64)),
+                ("object_type", models.CharField(max_length=64)),
+                ("object_id", models.CharField(max_length=64)),
+                ("object_repr", models.CharField(max_length=255)),
+                ("before", models.JSONField(blank=True, null=True)),
+                ("after", models.JSONField(blank=True, null=True)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64, unique=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'audit entry',
-                'verbose_name_plural': 'audit log',
-                'ordering': ['-id'],
-                'indexes': [models.Index(fields=['object_type', 'object_id'], name='registry_au_object__a639ec_idx')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('hash__regex', '^[0-9a-f]{64}$')), name='audit_hash_sha256')],
+                "verbose_name": "audit entry",
+                "verbose_name_plural": "audit log",
+                "ordering": ["-id"],
+                "indexes": [
+                    models.Index(
+                        fields=["object_type", "object_id"], name="registry_au_object__a639ec_idx"
+                    )
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("hash__regex", "^[0-9a-f]{64}$")),
+                        name="audit_hash_sha256",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='DatasetVersion',
+            name="DatasetVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$', "Use letters, digits, '.', '_', '+' or '-' (e.g. 'v1' or '1.0.2').")])),
-                ('licence_declared', models.CharField(blank=True, max_length=512)),
-                ('licence_concluded', models.CharField(blank=True, max_length=512)),
-                ('sha256', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('size_bytes', models.BigIntegerField(validators=[django.core.validators.MinValueValidator(0)])),
-                ('row_count', models.BigIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0)])),
-                ('uri', models.CharField(blank=True, max_length=1024)),
-                ('contains_personal_data', models.BooleanField(default=False)),
-                ('sensitive_attributes', models.JSONField(blank=True, default=list)),
-                ('known_biases', models.TextField(blank=True)),
-                ('intended_use', models.TextField(blank=True)),
-                ('registered_at', models.DateTimeField(auto_now_add=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='registry.dataset')),
-                ('registered_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$",
+                                "Use letters, digits, '.', '_', '+' or '-' (e.g. 'v1' or '1.0.2').",
+                            )
+                        ],
+                    ),
+                ),
+                ("licence_declared", models.CharField(blank=True, max_length=512)),
+                ("licence_concluded", models.CharField(blank=True, max_length=512)),
+                (
+                    "sha256",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "size_bytes",
+                    models.BigIntegerField(
+                        validators=[django.core.validators.MinValueValidator(0)]
+                    ),
+                ),
+                (
+                    "row_count",
+                    models.BigIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                    ),
+                ),
+                ("uri", models.CharField(blank=True, max_length=1024)),
+                ("contains_personal_data", models.BooleanField(default=False)),
+                ("sensitive_attributes", models.JSONField(blank=True, default=list)),
+                ("known_biases", models.TextField(blank=True)),
+                ("intended_use", models.TextField(blank=True)),
+                ("registered_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="registry.dataset",
+                    ),
+                ),
+                (
+                    "registered_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'dataset version',
-                'ordering': ['dataset__name', '-registered_at'],
-                'constraints': [models.UniqueConstraint(fields=('dataset', 'version'), name='dataset_version_unique_per_dataset'), models.CheckConstraint(condition=models.Q(('version', ''), _negated=True), name='dataset_version_not_empty'), models.CheckConstraint(condition=models.Q(('sha256__regex', '^[0-9a-f]{64}$')), name='dataset_version_sha256'), models.CheckConstraint(condition=models.Q(('size_bytes__gte', 0)), name='dataset_version_size_not_negative')],
+                "verbose_name": "dataset version",
+                "ordering": ["dataset__name", "-registered_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("dataset", "version"), name="dataset_version_unique_per_dataset"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("version", ""), _negated=True),
+                        name="dataset_version_not_empty",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("sha256__regex", "^[0-9a-f]{64}$")),
+                        name="dataset_version_sha256",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("size_bytes__gte", 0)),
+                        name="dataset_version_size_not_negative",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('version', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$', "Use letters, digits, '.', '_', '+' or '-' (e.g. 'v1' or '1.0.2').")])),
-                ('description', models.TextField(blank=True)),
-                ('artefact_uri', models.CharField(blank=True, max_length=1024)),
-                ('artefact_digest', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('artefact_size', models.BigIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0)])),
-                ('parameter_count', models.BigIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0)])),
-                ('artefact_manifest', models.JSONField(blank=True, default=dict)),
-                ('licence_declared', models.CharField(blank=True, max_length=512)),
-                ('licence_concluded', models.CharField(blank=True, max_length=512)),
-                ('risk_tier', models.CharField(choices=[('minimal', 'Minimal'), ('limited', 'Limited'), ('high', 'High'), ('unacceptable', 'Unacceptable')], default='limited', max_length=16)),
-                ('intended_use', models.TextField(blank=True)),
-                ('out_of_scope_uses', models.TextField(blank=True)),
-                ('known_limitations', models.TextField(blank=True)),
-                ('uses_sensitive_personal_data', models.BooleanField(default=False)),
-                ('domain', models.CharField(blank=True, max_length=128)),
-                ('hub_repo_id', models.CharField(blank=True, max_length=193)),
-                ('hub_revision', models.CharField(blank=True, max_length=40, validators=[django.core.validators.RegexValidator('^[0-9a-f]{40}$', 'Give the full 40-character commit SHA of the revision.')])),
-                ('hub_card', models.JSONField(blank=True, default=dict)),
-                ('stage', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production'), ('archived', 'Archived')], default='development', max_length=16)),
-                ('registered_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('registered_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='versions', to='registry.registeredmodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "version",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._+-]{0,63}$",
+                                "Use letters, digits, '.', '_', '+' or '-' (e.g. 'v1' or '1.0.2').",
+                            )
+                        ],
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                ("artefact_uri", models.CharField(blank=True, max_length=1024)),
+                (
+                    "artefact_digest",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "artefact_size",
+                    models.BigIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                    ),
+                ),
+                (
+                    "parameter_count",
+                    models.BigIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(0)],
+                    ),
+                ),
+                ("artefact_manifest", models.JSONField(blank=True, default=dict)),
+                ("licence_declared", models.CharField(blank=True, max_length=512)),
+                ("licence_concluded", models.CharField(blank=True, max_length=512)),
+                (
+                    "risk_tier",
+                    models.CharField(
+                        choices=[
+                            ("minimal", "Minimal"),
+                            ("limited", "Limited"),
+                            ("high", "High"),
+                            ("unacceptable", "Unacceptable"),
+                        ],
+                        default="limited",
+                        max_length=16,
+                    ),
+                ),
+                ("intended_use", models.TextField(blank=True)),
+                ("out_of_scope_uses", models.TextField(blank=True)),
+                ("known_limitations", models.TextField(blank=True)),
+                ("uses_sensitive_personal_data", models.BooleanField(default=False)),
+                ("domain", models.CharField(blank=True, max_length=128)),
+                ("hub_repo_id", models.CharField(blank=True, max_length=193)),
+                (
+                    "hub_revision",
+                    models.CharField(
+                        blank=True,
+                        max_length=40,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{40}$",
+                                "Give the full 40-character commit SHA of the revision.",
+                            )
+                        ],
+                    ),
+                ),
+                ("hub_card", models.JSONField(blank=True, default=dict)),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("development", "Development"),
+                            ("staging", "Staging"),
+                            ("production", "Production"),
+                            ("archived", "Archived"),
+                        ],
+                        default="development",
+                        max_length=16,
+                    ),
+                ),
+                ("registered_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "registered_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="versions",
+                        to="registry.registeredmodel",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'model version',
-                'ordering': ['model__name', '-registered_at'],
-                'indexes': [models.Index(fields=['stage'], name='registry_mo_stage_a99430_idx'), models.Index(fields=['risk_tier'], name='registry_mo_risk_ti_189125_idx')],
-                'constraints': [models.UniqueConstraint(fields=('model', 'version'), name='version_unique_per_model'), models.CheckConstraint(condition=models.Q(('version', ''), _negated=True), name='version_label_not_empty'), models.CheckConstraint(condition=models.Q(('artefact_digest__regex', '^[0-9a-f]{64}$')), name='version_digest_sha256'), models.CheckConstraint(condition=models.Q(('hub_revision', ''), ('hub_revision__regex', '^[0-9a-f]{40}$'), _connector='OR'), name='version_hub_revision_sha'), models.CheckConstraint(condition=models.Q(('hub_revision', ''), models.Q(('hub_repo_id', ''), _negated=True), _connector='OR'), name='version_hub_revision_needs_repo'), models.CheckConstraint(condition=models.Q(('artefact_size__isnull', True), ('artefact_size__gte', 0), _connector='OR'), name='version_size_not_negative'), models.CheckConstraint(condition=models.Q(('parameter_count__isnull', True), ('parameter_count__gte', 0), _connector='OR'), name='version_parameters_not_negative'), models.CheckConstraint(condition=models.Q(('risk_tier__in', ['minimal', 'limited', 'high', 'unacceptable'])), name='version_risk_tier_valid'), models.CheckConstraint(condition=models.Q(('stage__in', ['development', 'staging', 'production', 'archived'])), name='version_stage_valid')],
+                "verbose_name": "model version",
+                "ordering": ["model__name", "-registered_at"],
+                "indexes": [
+                    models.Index(fields=["stage"], name="registry_mo_stage_a99430_idx"),
+                    models.Index(fields=["risk_tier"], name="registry_mo_risk_ti_189125_idx"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("model", "version"), name="version_unique_per_model"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("version", ""), _negated=True),
+                        name="version_label_not_empty",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("artefact_digest__regex", "^[0-9a-f]{64}$")),
+                        name="version_digest_sha256",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("hub_revision", ""),
+                            ("hub_revision__regex", "^[0-9a-f]{40}$"),
+                            _connector="OR",
+                        ),
+                        name="version_hub_revision_sha",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("hub_revision", ""),
+                            models.Q(("hub_repo_id", ""), _negated=True),
+                            _connector="OR",
+                        ),
+                        name="version_hub_revision_needs_repo",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("artefact_size__isnull", True),
+                            ("artefact_size__gte", 0),
+                            _connector="OR",
+                        ),
+                        name="version_size_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("parameter_count__isnull", True),
+                            ("parameter_count__gte", 0),
+                            _connector="OR",
+                        ),
+                        name="version_parameters_not_negative",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("risk_tier__in", ["minimal", "limited", "high", "unacceptable"])
+                        ),
+                        name="version_risk_tier_valid",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("stage__in", ["development", "staging", "production", "archived"])
+                        ),
+                        name="version_stage_valid",
+                    ),
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='team',
-            constraint=models.CheckConstraint(condition=models.Q(('slug', ''), _negated=True), name='team_slug_not_empty'),
+            model_name="team",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("slug", ""), _negated=True), name="team_slug_not_empty"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='registeredmodel',
-            constraint=models.CheckConstraint(condition=models.Q(('name', ''), _negated=True), name='model_name_not_empty'),
+            model_name="registeredmodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("name", ""), _negated=True), name="model_name_not_empty"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='registeredmodel',
-            constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['upstream', 'derived'])), name='model_kind_valid'),
+            model_name="registeredmodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("kind__in", ["upstream", "derived"])), name="model_kind_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='registeredmodel',
-            constraint=models.CheckConstraint(condition=models.Q(('visibility__in', ['team', 'internal'])), name='model_visibility_valid'),
+            model_name="registeredmodel",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("visibility__in", ["team", "internal"])),
+                name="model_visibility_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dataset',
-            constraint=models.CheckConstraint(condition=models.Q(('name', ''), _negated=True), name='dataset_name_not_empty'),
+            model_name="dataset",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("name", ""), _negated=True), name="dataset_name_not_empty"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dataset',
-            constraint=models.CheckConstraint(condition=models.Q(('visibility__in', ['team', 'internal'])), name='dataset_visibility_valid'),
+            model_name="dataset",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("visibility__in", ["team", "internal"])),
+                name="dataset_visibility_valid",
+            ),
         ),
     ]

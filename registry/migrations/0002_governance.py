@@ -7,204 +7,430 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0001_initial'),
+        ("registry", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Approval',
+            name="Approval",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production'), ('archived', 'Archived')], max_length=16)),
-                ('decision', models.CharField(choices=[('approve', 'Approve'), ('reject', 'Reject')], max_length=8)),
-                ('artefact_digest', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('comment', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("development", "Development"),
+                            ("staging", "Staging"),
+                            ("production", "Production"),
+                            ("archived", "Archived"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[("approve", "Approve"), ("reject", "Reject")], max_length=8
+                    ),
+                ),
+                (
+                    "artefact_digest",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                ("comment", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='CheckWaiver',
+            name="CheckWaiver",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('check_name', models.CharField(max_length=64)),
-                ('artefact_digest', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('reason', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('expires_at', models.DateTimeField()),
-                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("check_name", models.CharField(max_length=64)),
+                (
+                    "artefact_digest",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                ("reason", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("expires_at", models.DateTimeField()),
+                ("revoked_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'gate check waiver',
-                'ordering': ['-created_at'],
+                "verbose_name": "gate check waiver",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='EventDelivery',
+            name="EventDelivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('event', models.CharField(max_length=64)),
-                ('payload', models.JSONField()),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('sending', 'Sending'), ('delivered', 'Delivered'), ('failed', 'Failed')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("event", models.CharField(max_length=64)),
+                ("payload", models.JSONField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("sending", "Sending"),
+                            ("delivered", "Delivered"),
+                            ("failed", "Failed"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name_plural': 'event deliveries',
-                'ordering': ['-created_at'],
+                "verbose_name_plural": "event deliveries",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='GateDecision',
+            name="GateDecision",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('from_stage', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production'), ('archived', 'Archived')], max_length=16)),
-                ('to_stage', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production'), ('archived', 'Archived')], max_length=16)),
-                ('use', models.CharField(max_length=16)),
-                ('distribution', models.CharField(max_length=16)),
-                ('passed', models.BooleanField()),
-                ('results', models.JSONField(default=list)),
-                ('artefact_digest', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('policy', models.JSONField(default=dict)),
-                ('justification', models.TextField(blank=True)),
-                ('decided_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "from_stage",
+                    models.CharField(
+                        choices=[
+                            ("development", "Development"),
+                            ("staging", "Staging"),
+                            ("production", "Production"),
+                            ("archived", "Archived"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "to_stage",
+                    models.CharField(
+                        choices=[
+                            ("development", "Development"),
+                            ("staging", "Staging"),
+                            ("production", "Production"),
+                            ("archived", "Archived"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("use", models.CharField(max_length=16)),
+                ("distribution", models.CharField(max_length=16)),
+                ("passed", models.BooleanField()),
+                ("results", models.JSONField(default=list)),
+                (
+                    "artefact_digest",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                ("policy", models.JSONField(default=dict)),
+                ("justification", models.TextField(blank=True)),
+                ("decided_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-decided_at', '-id'],
+                "ordering": ["-decided_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='StagePolicy',
+            name="StagePolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stage', models.CharField(choices=[('development', 'Development'), ('staging', 'Staging'), ('production', 'Production'), ('archived', 'Archived')], max_length=16)),
-                ('risk_tier', models.CharField(choices=[('minimal', 'Minimal'), ('limited', 'Limited'), ('high', 'High'), ('unacceptable', 'Unacceptable')], max_length=16)),
-                ('allowed', models.BooleanField(default=True, help_text='False: no version of this risk tier may ever enter this stage.')),
-                ('required_checks', models.JSONField(blank=True, default=list)),
-                ('approvals_required', models.PositiveSmallIntegerField(default=0)),
-                ('revision', models.PositiveIntegerField(default=1)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        choices=[
+                            ("development", "Development"),
+                            ("staging", "Staging"),
+                            ("production", "Production"),
+                            ("archived", "Archived"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "risk_tier",
+                    models.CharField(
+                        choices=[
+                            ("minimal", "Minimal"),
+                            ("limited", "Limited"),
+                            ("high", "High"),
+                            ("unacceptable", "Unacceptable"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "allowed",
+                    models.BooleanField(
+                        default=True,
+                        help_text="False: no version of this risk tier may ever enter this stage.",
+                    ),
+                ),
+                ("required_checks", models.JSONField(blank=True, default=list)),
+                ("approvals_required", models.PositiveSmallIntegerField(default=0)),
+                ("revision", models.PositiveIntegerField(default=1)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name_plural': 'stage policies',
-                'ordering': ['stage', 'risk_tier'],
+                "verbose_name_plural": "stage policies",
+                "ordering": ["stage", "risk_tier"],
             },
         ),
         migrations.CreateModel(
-            name='WebhookEndpoint',
+            name="WebhookEndpoint",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=128, unique=True)),
-                ('url', models.URLField(max_length=1024)),
-                ('secret', models.CharField(max_length=128)),
-                ('events', models.JSONField(blank=True, default=list, help_text='Event kinds; empty = all.')),
-                ('active', models.BooleanField(default=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=128, unique=True)),
+                ("url", models.URLField(max_length=1024)),
+                ("secret", models.CharField(max_length=128)),
+                (
+                    "events",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Event kinds; empty = all."
+                    ),
+                ),
+                ("active", models.BooleanField(default=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='production_exclusive',
+            model_name="modelversion",
+            name="production_exclusive",
             field=models.BooleanField(default=True, editable=False),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('production_exclusive', True), ('stage', 'production')), fields=('model',), name='one_production_version_per_model', violation_error_message='This model already has a version in production.'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("production_exclusive", True), ("stage", "production")),
+                fields=("model",),
+                name="one_production_version_per_model",
+                violation_error_message="This model already has a version in production.",
+            ),
         ),
         migrations.AddField(
-            model_name='approval',
-            name='approver',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="approval",
+            name="approver",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='approval',
-            name='version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='approvals', to='registry.modelversion'),
+            model_name="approval",
+            name="version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="approvals",
+                to="registry.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='checkwaiver',
-            name='granted_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="checkwaiver",
+            name="granted_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='checkwaiver',
-            name='version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='waivers', to='registry.modelversion'),
+            model_name="checkwaiver",
+            name="version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="waivers",
+                to="registry.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='gatedecision',
-            name='actor',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="gatedecision",
+            name="actor",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='gatedecision',
-            name='version',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='decisions', to='registry.modelversion'),
+            model_name="gatedecision",
+            name="version",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="decisions",
+                to="registry.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='stagepolicy',
-            name='updated_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="stagepolicy",
+            name="updated_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='eventdelivery',
-            name='endpoint',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='registry.webhookendpoint'),
+            model_name="eventdelivery",
+            name="endpoint",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="deliveries",
+                to="registry.webhookendpoint",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.CheckConstraint(condition=models.Q(('stage__in', ['development', 'staging', 'production', 'archived'])), name='approval_stage_valid'),
+            model_name="approval",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("stage__in", ["development", "staging", "production", "archived"])
+                ),
+                name="approval_stage_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.CheckConstraint(condition=models.Q(('decision__in', ['approve', 'reject'])), name='approval_decision_valid'),
+            model_name="approval",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("decision__in", ["approve", "reject"])),
+                name="approval_decision_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.CheckConstraint(condition=models.Q(('artefact_digest__regex', '^[0-9a-f]{64}$')), name='approval_digest'),
+            model_name="approval",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("artefact_digest__regex", "^[0-9a-f]{64}$")),
+                name="approval_digest",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='approval',
-            constraint=models.CheckConstraint(condition=models.Q(('expires_at__gt', models.F('created_at'))), name='approval_expires_later'),
+            model_name="approval",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("expires_at__gt", models.F("created_at"))),
+                name="approval_expires_later",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='checkwaiver',
-            constraint=models.CheckConstraint(condition=models.Q(('reason', ''), _negated=True), name='waiver_reason_not_empty'),
+            model_name="checkwaiver",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("reason", ""), _negated=True), name="waiver_reason_not_empty"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='checkwaiver',
-            constraint=models.CheckConstraint(condition=models.Q(('expires_at__gt', models.F('created_at'))), name='waiver_expires_later'),
+            model_name="checkwaiver",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("expires_at__gt", models.F("created_at"))),
+                name="waiver_expires_later",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='gatedecision',
-            constraint=models.CheckConstraint(condition=models.Q(('to_stage__in', ['development', 'staging', 'production', 'archived'])), name='gate_decision_stage_valid'),
+            model_name="gatedecision",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("to_stage__in", ["development", "staging", "production", "archived"])
+                ),
+                name="gate_decision_stage_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='gatedecision',
-            constraint=models.CheckConstraint(condition=models.Q(('artefact_digest__regex', '^[0-9a-f]{64}$')), name='gate_decision_digest'),
+            model_name="gatedecision",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("artefact_digest__regex", "^[0-9a-f]{64}$")),
+                name="gate_decision_digest",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagepolicy',
-            constraint=models.UniqueConstraint(fields=('stage', 'risk_tier'), name='stage_policy_unique'),
+            model_name="stagepolicy",
+            constraint=models.UniqueConstraint(
+                fields=("stage", "risk_tier"), name="stage_policy_unique"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagepolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('stage__in', ['development', 'staging', 'production', 'archived'])), name='stage_policy_stage_valid'),
+            model_name="stagepolicy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("stage__in", ["development", "staging", "production", "archived"])
+                ),
+                name="stage_policy_stage_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='stagepolicy',
-            constraint=models.CheckConstraint(condition=models.Q(('risk_tier__in', ['minimal', 'limited', 'high', 'unacceptable'])), name='stage_policy_risk_tier_valid'),
+            model_name="stagepolicy",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("risk_tier__in", ["minimal", "limited", "high", "unacceptable"])
+                ),
+                name="stage_policy_risk_tier_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='eventdelivery',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['pending', 'sending', 'delivered', 'failed'])), name='delivery_status_valid'),
+            model_name="eventdelivery",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("status__in", ["pending", "sending", "delivered", "failed"])),
+                name="delivery_status_valid",
+            ),
         ),
     ]

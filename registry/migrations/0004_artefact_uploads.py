@@ -8,48 +8,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('registry', '0003_seed_stage_policies'),
+        ("registry", "0003_seed_stage_policies"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ArtefactUpload',
+            name="ArtefactUpload",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('store_path', models.CharField(max_length=255, unique=True)),
-                ('manifest', models.JSONField(default=dict)),
-                ('digest', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('size', models.BigIntegerField(validators=[django.core.validators.MinValueValidator(0)])),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("store_path", models.CharField(max_length=255, unique=True)),
+                ("manifest", models.JSONField(default=dict)),
+                (
+                    "digest",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "size",
+                    models.BigIntegerField(
+                        validators=[django.core.validators.MinValueValidator(0)]
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'artefact upload',
-                'ordering': ['-created_at'],
+                "verbose_name": "artefact upload",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('hub_revision', ''), _negated=True), fields=('hub_repo_id', 'hub_revision'), name='version_hub_revision_unique', violation_error_message='This revision of the Hub repository is already registered; import it again to get the existing version.'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("hub_revision", ""), _negated=True),
+                fields=("hub_repo_id", "hub_revision"),
+                name="version_hub_revision_unique",
+                violation_error_message="This revision of the Hub repository is already registered; import it again to get the existing version.",
+            ),
         ),
         migrations.AddField(
-            model_name='artefactupload',
-            name='consumed_by',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='artefact_upload', to='registry.modelversion'),
+            model_name="artefactupload",
+            name="consumed_by",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="artefact_upload",
+                to="registry.modelversion",
+            ),
         ),
         migrations.AddField(
-            model_name='artefactupload',
-            name='created_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="artefactupload",
+            name="created_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='artefactupload',
-            constraint=models.CheckConstraint(condition=models.Q(('digest__regex', '^[0-9a-f]{64}$')), name='upload_digest_sha256'),
+            model_name="artefactupload",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("digest__regex", "^[0-9a-f]{64}$")), name="upload_digest_sha256"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='artefactupload',
-            constraint=models.CheckConstraint(condition=models.Q(('size__gte', 0)), name='upload_size_not_negative'),
+            model_name="artefactupload",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("size__gte", 0)), name="upload_size_not_negative"
+            ),
         ),
     ]

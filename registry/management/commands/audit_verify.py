@@ -13,6 +13,7 @@ class Command(BaseCommand):
                 f"Audit chain broken at entry #{report.first_broken_id}: {report.problem}. "
                 f"{report.checked} entries before it verified."
             )
+        pending = f" ({report.unsealed} newest awaiting sealing)" if report.unsealed else ""
         self.stdout.write(
-            self.style.SUCCESS(f"Audit chain intact: {report.checked} entries verified.")
+            self.style.SUCCESS(f"Audit chain intact: {report.checked} entries verified{pending}.")
         )
