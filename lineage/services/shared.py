@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.db import models as dj_models
 
-from registry.errors import InvalidInput, invalid_from_django
+from registry.errors import InvalidInput, full_clean, invalid_from_django
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises lineage writes.
 LINEAGE_LOCK_KEY = 7_220_432
@@ -43,6 +43,6 @@ def _prefixed(error: InvalidInput, prefix: str) -> InvalidInput:
 
 def clean(obj: dj_models.Model, *, prefix: str = "", exclude: Sequence[str] = ()) -> None:
     try:
-        obj.full_clean(exclude=list(exclude), validate_constraints=False)
+        full_clean(obj, exclude=list(exclude), validate_constraints=False)
     except DjangoValidationError as error:
         raise _prefixed(invalid_from_django(error), prefix) from None

@@ -10,7 +10,13 @@ from django.db import models as dj_models
 from django.forms.models import model_to_dict
 
 from pedigree_client.artefacts import ArtefactError
-from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
+from registry.errors import (
+    Conflict,
+    InvalidInput,
+    PermissionRefused,
+    full_clean,
+    invalid_from_django,
+)
 from registry.models import ModelVersion, RegisteredModel, Team
 from registry.plugins import LicenceValidator, plugins
 from registry.selectors import is_team_member
@@ -45,7 +51,7 @@ def require_team_write(actor: Actor, team: Team) -> None:
 def validate_fields(obj: dj_models.Model, *, exclude: Iterable[str] = ()) -> None:
     """Every field and constraint of an unsaved row, except those involving `exclude`."""
     try:
-        obj.full_clean(exclude=list(exclude))
+        full_clean(obj, exclude=list(exclude))
     except DjangoValidationError as error:
         raise invalid_from_django(error) from None
 
@@ -73,7 +79,7 @@ def apply_changes(
     for name, value in normalise_licences(dict(changes)).items():
         setattr(obj, name, value)
     try:
-        obj.full_clean()
+        full_clean(obj)
     except DjangoValidationError as error:
         raise invalid_from_django(error) from None
     return before
