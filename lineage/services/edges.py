@@ -15,6 +15,7 @@ from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
+from registry.retry import retry_transaction
 from registry.selectors import is_compliance, versions_visible_to
 from registry.types import Actor
 
@@ -260,6 +261,7 @@ def resolve_parents(
     return [(version, relation) for version, relation in resolved if version is not None]
 
 
+@retry_transaction
 @transaction.atomic
 def edges_create(
     *, actor: Actor, child: ModelVersion, parents: Sequence[ParentSpec]
