@@ -48,8 +48,10 @@ demo-reset:
 bench: install
 	$(BIN)/python bench/run.py
 
+# One worker on every queue, with celery beat inside it (-B): the outbox relay, the sweeps of
+# lost evaluations and deliveries, audit sealing and upload expiry run with nothing else to start.
 worker: install
-	$(BIN)/celery -A config worker -Q cpu,gpu,events --loglevel=INFO --concurrency=1
+	$(BIN)/celery -A config worker -B -Q cpu,gpu,events --loglevel=INFO --concurrency=1
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -172,6 +172,11 @@ PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
 PEDIGREE_WAIVER_MAX_DAYS = env_int("PEDIGREE_WAIVER_MAX_DAYS", 90, minimum=1)
 PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
+# A delivery `sending` for longer than this lost its worker (it outlasts the delivery task's
+# hard time limit, the webhook timeout + 60 s): a redelivered task or the sweep takes it over.
+PEDIGREE_DELIVERY_STALE_SECONDS = env_int(
+    "PEDIGREE_DELIVERY_STALE_SECONDS", PEDIGREE_WEBHOOK_TIMEOUT + 90, minimum=1
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -217,7 +222,19 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "cpu"
-CELERY_TASK_ROUTES = {"registry.tasks.deliver_event": {"queue": "events"}}
+# Housekeeping shares the events queue with webhook deliveries: short tasks that must not wait
+# behind a long evaluation on the cpu queue.
+CELERY_TASK_ROUTES = {
+    name: {"queue": "events"}
+    for name in (
+        "registry.tasks.deliver_event",
+        "registry.tasks.relay_outbox",
+        "registry.tasks.sweep_deliveries",
+        "registry.tasks.seal_audit_chain",
+        "registry.tasks.sweep_uploads",
+        "evaluators.tasks.sweep_evaluation_runs",
+    )
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -233,11 +250,15 @@ PEDIGREE_EVALUATION_SWEEP_SECONDS = env_int("PEDIGREE_EVALUATION_SWEEP_SECONDS",
 # With no broker an evaluation runs in a thread of the web process, so a request answers at
 # once; true runs it inside the request instead (the tests do, to read results right after).
 PEDIGREE_EVALUATION_INLINE = env_bool("PEDIGREE_EVALUATION_INLINE", False)
+# How often beat (and `manage.py outbox_relay`) relays outbox messages not sent after commit.
+PEDIGREE_OUTBOX_RELAY_SECONDS = env_int("PEDIGREE_OUTBOX_RELAY_SECONDS", 10, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int(
         "PEDIGREE_BROKER_VISIBILITY_TIMEOUT", PEDIGREE_EVALUATION_TIME_LIMIT + 600, minimum=1
     )
 }
+# `make worker` runs beat inside the worker (-B); its schedule state lives with the data.
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "evaluations-sweep": {
         "task": "evaluators.tasks.sweep_evaluation_runs",
@@ -246,6 +267,15 @@ CELERY_BEAT_SCHEDULE = {
     "uploads-sweep": {"task": "registry.tasks.sweep_uploads", "schedule": 3600.0},
     # Seals what a crashed process committed but did not seal; each commit seals its own.
     "audit-seal": {"task": "registry.tasks.seal_audit_chain", "schedule": 60.0},
+    # Sends what the relay after each commit could not (the broker was down).
+    "outbox-relay": {
+        "task": "registry.tasks.relay_outbox",
+        "schedule": float(PEDIGREE_OUTBOX_RELAY_SECONDS),
+    },
+    "deliveries-sweep": {
+        "task": "registry.tasks.sweep_deliveries",
+        "schedule": float(PEDIGREE_EVALUATION_SWEEP_SECONDS),
+    },
 }
 
 LOGGING = {

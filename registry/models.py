@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 GIT_REVISION_PATTERN = r"^[0-9a-f]{40}$"
@@ -486,6 +487,9 @@ class EventDelivery(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # When the current attempt began: one `sending` for longer than the webhook timeout lost
+    # its worker, and a redelivered task or the sweep takes it over.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -495,3 +499,33 @@ class EventDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.endpoint}"
+
+
+class OutboxMessage(models.Model):
+    """A Celery task to send, written in the transaction of the change that needs it (the
+    transactional outbox): the relay publishes it after the commit, and again until the broker
+    takes it, so a broker outage delays work and loses none (`registry.outbox`)."""
+
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    queue = models.CharField(max_length=64)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Not before: a failed publish backs off, and a relay claims a message by moving it ahead
+    # (a lease, so one whose relay died is picked up again).
+    available_at = models.DateTimeField(default=timezone.now)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["available_at"],
+                condition=Q(sent_at__isnull=True),
+                name="outbox_pending_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}{self.args}"

@@ -7,12 +7,13 @@ import json
 import requests
 from celery import shared_task
 from django.conf import settings
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from registry import services
 from registry.audit import audit_seal
 from registry.models import DeliveryStatus, EventDelivery
+from registry.outbox import outbox_relay
 
 MAX_ATTEMPTS = 5
 
@@ -26,17 +27,29 @@ def signature(secret: str, body: bytes) -> str:
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=MAX_ATTEMPTS - 1,
-    soft_time_limit=60,
-    time_limit=90,
+    soft_time_limit=settings.PEDIGREE_WEBHOOK_TIMEOUT + 30,
+    time_limit=settings.PEDIGREE_WEBHOOK_TIMEOUT + 60,
 )
 def deliver_event(self, delivery_id: int) -> str:
     """POST one event, signed with HMAC-SHA256 of the body in `X-Pedigree-Signature`."""
-    # Claim with a conditional UPDATE so a redelivered message cannot send twice at once.
+    # Claim with a conditional UPDATE so a redelivered message cannot send twice at once; a
+    # delivery `sending` for longer than its stale time lost its worker and is taken over.
     claimed = EventDelivery.objects.filter(
-        pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED]
-    ).update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1)
+        Q(status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED])
+        | Q(status=DeliveryStatus.SENDING, claimed_at__lt=services.delivery_stale_before()),
+        pk=delivery_id,
+    ).update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1, claimed_at=timezone.now())
     if not claimed:
-        return "skipped"
+        if (
+            self.request.is_eager
+            or not EventDelivery.objects.filter(
+                pk=delivery_id, status=DeliveryStatus.SENDING
+            ).exists()
+        ):
+            return "skipped"
+        # Another worker is sending it, or died doing so (its pool process was killed and the
+        # broker redelivered at once): look again once that attempt would count as stale.
+        raise self.retry(countdown=settings.PEDIGREE_DELIVERY_STALE_SECONDS, max_retries=None)
     delivery = EventDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     body = json.dumps(delivery.payload, sort_keys=True).encode()
     try:
@@ -76,3 +89,16 @@ def sweep_uploads() -> list[str]:
 def seal_audit_chain() -> int:
     """Periodic (celery beat): seal audit entries whose committing process died before sealing."""
     return audit_seal()
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def relay_outbox() -> list[int]:
+    """Periodic (celery beat): publish the outbox messages no relay sent after their commit
+    (the broker was down, or the committing process died)."""
+    return outbox_relay().sent
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def sweep_deliveries() -> list[int]:
+    """Periodic (celery beat): send again the deliveries whose worker died mid-POST."""
+    return services.deliveries_sweep()

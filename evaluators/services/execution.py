@@ -188,8 +188,9 @@ def _succeed(run: EvaluationRun, token: uuid.UUID, outcome: EvaluationOutcome) -
 def run_execute(*, run_id: int, worker: str = "") -> str:
     """Claim the run, verify the exact bytes, evaluate, and record the outcome once.
 
-    Returns what happened: "succeeded", "failed", "skipped" (not claimable: finished,
-    cancelled or being run by a live worker) or "abandoned" (the claim was lost meanwhile).
+    Returns what happened: "succeeded", "failed", "skipped" (not claimable: finished or
+    cancelled), "busy" (running with a fresh heartbeat: a live worker runs it, or a dead one
+    whose heartbeat is not stale yet) or "abandoned" (the claim was lost meanwhile).
     Database outages propagate (the task retries); everything else fails the run.
     """
     # The heavy imports (torch, transformers) happen before the claim, so a slow start does
@@ -202,7 +203,10 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
 
     token = _claim(run_id, worker or worker_name())
     if token is None:
-        return "skipped"
+        alive = EvaluationRun.objects.filter(
+            pk=run_id, status=RunStatus.RUNNING, last_progress_at__gte=_stale_before()
+        ).exists()
+        return "busy" if alive else "skipped"
     heartbeat = _Heartbeat(run_id, token)
     # Local copies of files from a remote artefact storage, removed once the model has run.
     staged = ExitStack()

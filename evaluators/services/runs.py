@@ -29,6 +29,7 @@ from evaluators.sources import SourceError, locate_artefact, locate_dataset
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
+from registry.outbox import outbox_add
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.types import Actor
@@ -51,9 +52,8 @@ def _require_run_permission(actor: Actor, version: ModelVersion, what: str) -> N
 
 
 def _enqueue(run: EvaluationRun) -> None:
-    from evaluators.tasks import evaluation_dispatch
-
-    transaction.on_commit(lambda: evaluation_dispatch(run.pk, run.queue), robust=True)
+    """Send the run's task after the commit, through the outbox (it survives a broker outage)."""
+    outbox_add(task="evaluators.tasks.evaluate_run", args=[run.pk], queue=run.queue)
 
 
 @retry_transaction

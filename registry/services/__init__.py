@@ -38,6 +38,8 @@ from registry.services.catalogue import (
 )
 from registry.services.events import (
     WEBHOOK_ENDPOINT_UPDATABLE,
+    deliveries_sweep,
+    delivery_stale_before,
     event_publish,
     webhook_endpoint_create,
     webhook_endpoint_delete,
@@ -70,6 +72,8 @@ __all__ = [
     "dataset_update",
     "dataset_version_create",
     "dataset_version_update",
+    "deliveries_sweep",
+    "delivery_stale_before",
     "event_publish",
     "model_create",
     "model_update",

@@ -1,25 +1,28 @@
 """Events: the outbox of signed webhook deliveries, and the webhook endpoints they go to."""
 
-from functools import partial
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from registry.audit import audit_record
 from registry.errors import InvalidInput, PermissionRefused
-from registry.models import EventDelivery, WebhookEndpoint
+from registry.models import DeliveryStatus, EventDelivery, WebhookEndpoint
+from registry.outbox import outbox_add
 from registry.selectors import is_compliance
 from registry.services._common import apply_changes, save_new, snapshot
 from registry.types import Actor
 
+EVENTS_QUEUE = "events"
+SWEEP_BATCH = 100
 WEBHOOK_ENDPOINT_UPDATABLE = {"name", "url", "secret", "events", "active"}
 
 
 def event_publish(*, kind: str, payload: dict[str, Any]) -> list[EventDelivery]:
-    """Queue a signed webhook delivery per interested endpoint, sent after the commit."""
-    from registry.tasks import deliver_event
-
+    """Queue a signed webhook delivery per interested endpoint, in the change's transaction;
+    the outbox sends each after the commit."""
     deliveries = [
         EventDelivery.objects.create(
             endpoint=endpoint,
@@ -30,8 +33,34 @@ def event_publish(*, kind: str, payload: dict[str, Any]) -> list[EventDelivery]:
         if not endpoint.events or kind in endpoint.events
     ]
     for delivery in deliveries:
-        transaction.on_commit(partial(deliver_event.delay, delivery.pk))
+        _send(delivery.pk)
     return deliveries
+
+
+def _send(delivery_id: int) -> None:
+    outbox_add(task="registry.tasks.deliver_event", args=[delivery_id], queue=EVENTS_QUEUE)
+
+
+def delivery_stale_before() -> datetime:
+    """A delivery `sending` since before this lost its worker."""
+    return timezone.now() - timedelta(seconds=settings.PEDIGREE_DELIVERY_STALE_SECONDS)
+
+
+def deliveries_sweep() -> list[int]:
+    """Put back in the outbox every delivery `sending` for longer than its stale time (its
+    worker died mid-POST); returns their ids. The task's claim lets only one attempt send."""
+    swept = []
+    stale = EventDelivery.objects.filter(
+        status=DeliveryStatus.SENDING, claimed_at__lt=delivery_stale_before()
+    )
+    for delivery_id, claimed_at in stale.values_list("pk", "claimed_at")[:SWEEP_BATCH]:
+        with transaction.atomic():
+            if EventDelivery.objects.filter(
+                pk=delivery_id, status=DeliveryStatus.SENDING, claimed_at=claimed_at
+            ).update(status=DeliveryStatus.PENDING, last_error="the worker sending it was lost"):
+                _send(delivery_id)
+                swept.append(delivery_id)
+    return swept
 
 
 def webhook_events_validate(events: object) -> list[str]:

@@ -25,6 +25,8 @@ from lineage.services import ParentSpec, registration_create
 from pedigree_client.artefacts import sha256_file
 from registry import services as registry_services
 from tests.evaluators import modelfactory as mf
+from tests.evaluators.realworkers import broker, worker_env, workers  # noqa: F401 (fixtures)
+from tests.faults.fixtures import broker_down, receiver  # noqa: F401 (fixtures)
 
 LABELS = ["negative", "positive"]
 SUITE_DEFAULTS = {
@@ -125,9 +127,7 @@ def biased_dataset(roots, engineer, team):
     """The dataset file in the store, registered as a dataset version with its SHA-256."""
     (roots / "datasets").mkdir()
     dataset = mf.make_biased_dataset(roots / "datasets" / "tickets.csv")
-    record = registry_services.dataset_create(
-        actor=engineer, name="acme/tickets-eval", team=team
-    )
+    record = registry_services.dataset_create(actor=engineer, name="acme/tickets-eval", team=team)
     version = registry_services.dataset_version_create(
         actor=engineer,
         dataset=record,

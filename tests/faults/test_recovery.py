@@ -1,0 +1,62 @@
+"""Deliveries whose worker died mid-POST are taken over: by a redelivered task once they are
+stale, and by the sweep, which puts them back in the outbox."""
+
+from datetime import timedelta
+
+import pytest
+from django.core.management import call_command
+from django.utils import timezone
+
+from registry import services, tasks
+from registry.models import DeliveryStatus, EventDelivery, OutboxMessage, WebhookEndpoint
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def sending(receiver):
+    """A delivery its worker claimed, then died while sending (no status change since)."""
+    endpoint = WebhookEndpoint.objects.create(name="ops", url=receiver.url, secret="s")
+    return EventDelivery.objects.create(
+        endpoint=endpoint,
+        event="version.held",
+        payload={"event": "version.held"},
+        status=DeliveryStatus.SENDING,
+        attempts=1,
+        claimed_at=timezone.now(),
+    )
+
+
+def age(delivery, seconds):
+    EventDelivery.objects.filter(pk=delivery.pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=seconds)
+    )
+
+
+def test_a_redelivered_task_takes_over_a_stale_delivery_only(sending, receiver, settings):
+    settings.PEDIGREE_DELIVERY_STALE_SECONDS = 30
+    age(sending, 5)  # its worker may still be sending
+    assert tasks.deliver_event.apply(args=[sending.pk]).get() == "skipped"
+    assert receiver.received == []
+
+    age(sending, 31)
+    assert tasks.deliver_event.apply(args=[sending.pk]).get() == "delivered"
+    sending.refresh_from_db()
+    assert (sending.status, sending.attempts) == (DeliveryStatus.DELIVERED, 2)
+    assert [r["delivery"] for r in receiver.received] == [str(sending.pk)]
+
+
+def test_the_sweep_sends_stale_deliveries_again_exactly_once(sending, receiver, settings):
+    settings.PEDIGREE_DELIVERY_STALE_SECONDS = 30
+    age(sending, 5)
+    assert services.deliveries_sweep() == []
+
+    age(sending, 31)
+    assert services.deliveries_sweep() == [sending.pk]  # relayed right after its commit
+    assert services.deliveries_sweep() == []
+    call_command("outbox_relay", "--once")
+
+    sending.refresh_from_db()
+    assert sending.status == DeliveryStatus.DELIVERED
+    assert [r["delivery"] for r in receiver.received] == [str(sending.pk)]
+    assert OutboxMessage.objects.get().sent_at is not None
