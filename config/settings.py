@@ -92,8 +92,15 @@ DATABASES = {
 }
 PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Several web threads and in-process tasks share the file: wait for locks, don't fail.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # Several web processes, their threads and in-process tasks share the file. WAL lets readers
+    # run beside the one writer; IMMEDIATE makes each transaction take the write lock when it
+    # begins, so a writer waits its turn (the busy timeout, in seconds) instead of failing with
+    # "database is locked" when it upgrades a read lock that another writer blocks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=env_int("DATABASE_SQLITE_TIMEOUT", 30, minimum=1),
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 elif PREPARED_STATEMENTS:
     # Prepared statements: PostgreSQL stops planning a query afresh once a connection has run
     # it a few times, and the gate runs the same queries on every call. Turn them off behind

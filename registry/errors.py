@@ -1,9 +1,14 @@
 """Errors raised by services. Each carries a user-facing message and maps to one HTTP status."""
 
-from collections.abc import Callable
-from typing import Self, TypeVar
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, Self, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import DatabaseError
+from django.db import models as dj_models
 
 T = TypeVar("T")
 
@@ -47,7 +52,8 @@ class Conflict(ServiceError):
 
 
 class Unavailable(ServiceError):
-    """A service Pedigree depends on (the Hugging Face Hub) could not be reached."""
+    """A service Pedigree depends on (the Hugging Face Hub) could not be reached; answered 503
+    with Retry-After."""
 
     status = 503
     code = "unavailable"
@@ -110,3 +116,41 @@ def invalid_from_django(error: DjangoValidationError) -> InvalidInput:
         first_field, first_messages = next(iter(fields.items()))
         return InvalidInput(f"{first_field}: {first_messages[0]}", fields=fields)
     return InvalidInput("; ".join(error.messages))
+
+
+class _CheckErrors(logging.Filter):
+    """Catches the database errors Django's constraint validation logs and then swallows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.thread = threading.get_ident()
+        self.errors: list[DatabaseError] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread == self.thread and isinstance(record.args, tuple):
+            self.errors.extend(arg for arg in record.args if isinstance(arg, DatabaseError))
+        return True
+
+
+@contextmanager
+def _database_errors_reraised() -> Iterator[None]:
+    logger = logging.getLogger("django.db.models")
+    caught = _CheckErrors()
+    logger.addFilter(caught)
+    try:
+        yield
+    except DjangoValidationError:
+        if caught.errors:
+            raise caught.errors[0] from None
+        raise
+    finally:
+        logger.removeFilter(caught)
+
+
+def full_clean(obj: dj_models.Model, **options: Any) -> None:
+    """`obj.full_clean(**options)`, except that a database error met while validating a
+    conditional constraint is raised as such. Django's `Q.check()` logs it and reports the
+    constraint as violated, which would answer a transient outage with a false conflict ("this
+    model already has a version in production") instead of a retryable 503."""
+    with _database_errors_reraised():
+        obj.full_clean(**options)

@@ -29,6 +29,7 @@ from evaluators.sources import SourceError, locate_artefact, locate_dataset
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
+from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.types import Actor
 
@@ -55,6 +56,7 @@ def _enqueue(run: EvaluationRun) -> None:
     transaction.on_commit(lambda: evaluation_dispatch(run.pk, run.queue), robust=True)
 
 
+@retry_transaction
 def run_request(
     *, actor: Actor, version: ModelVersion, suite: EvaluationSuite, device: str = Device.AUTO
 ) -> tuple[EvaluationRun, bool]:
@@ -162,6 +164,7 @@ def _request_on(
         ) from None
 
 
+@retry_transaction
 @transaction.atomic
 def runs_request(
     *,

@@ -15,7 +15,13 @@ from evaluators.engine.names import FAIRNESS_METRICS, KNOWN_METRICS, QUALITY_MET
 from evaluators.models import EvaluationSuite, Task
 from evaluators.sources import SourceError, locate_dataset
 from registry.audit import audit_record
-from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
+from registry.errors import (
+    Conflict,
+    InvalidInput,
+    PermissionRefused,
+    full_clean,
+    invalid_from_django,
+)
 from registry.models import DatasetVersion, RegisteredModel, Team
 from registry.selectors import is_compliance, is_team_member, models_visible_to
 from registry.services import require_team_write
@@ -149,7 +155,7 @@ def _require_suite_write(actor: Actor, team: Team) -> None:
 
 def _full_clean(obj: EvaluationSuite) -> None:
     try:
-        obj.full_clean(exclude=["models"])
+        full_clean(obj, exclude=["models"])
     except DjangoValidationError as error:
         raise invalid_from_django(error) from None
 

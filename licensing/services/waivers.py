@@ -15,6 +15,7 @@ from registry.audit import audit_record
 from registry.errors import InvalidInput, PermissionRefused
 from registry.gates import involved_user_ids
 from registry.models import ModelVersion
+from registry.retry import retry_transaction
 from registry.selectors import is_compliance
 from registry.types import Actor
 
@@ -83,6 +84,7 @@ def licence_waiver_validate(
     )
 
 
+@retry_transaction
 @transaction.atomic
 def licence_waiver_grant(
     *,
@@ -148,6 +150,7 @@ def _resolve_approver(approver: Actor | str | None) -> Actor:
     return approver
 
 
+@retry_transaction
 @transaction.atomic
 def licence_waiver_revoke(*, actor: Actor, waiver: LicenceWaiver) -> LicenceWaiver:
     require_compliance(actor, "revoke licence waivers")

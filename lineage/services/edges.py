@@ -17,6 +17,7 @@ from registry import services as registry_services
 from registry.audit import audit_record_many
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
+from registry.retry import retry_transaction
 from registry.selectors import is_compliance, versions_visible_to
 from registry.types import Actor
 
@@ -303,6 +304,7 @@ def resolve_parents(
     return [(version, spec.relation) for version, spec in zip(versions, parents, strict=True)]
 
 
+@retry_transaction
 @transaction.atomic
 def edges_create(
     *, actor: Actor, child: ModelVersion, parents: Sequence[ParentSpec]

@@ -9,11 +9,13 @@ from lineage.services.shared import clean, lineage_write_lock
 from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
+from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.services import event_publish, snapshot
 from registry.types import Actor
 
 
+@retry_transaction
 @transaction.atomic
 def hold_place(
     *,
@@ -82,6 +84,7 @@ def hold_place(
     return hold
 
 
+@retry_transaction
 @transaction.atomic
 def hold_lift(*, actor: Actor, hold: Hold, reason: str) -> Hold:
     """Lift a hold and every hold it passed down (one DELETE). Compliance staff only: a lift

@@ -34,6 +34,7 @@ from registry.models import (
     RegisteredModel,
     name_validator,
 )
+from registry.retry import retry_transaction
 from registry.selectors import models_visible_to, teams_visible_to
 from registry.types import Actor
 
@@ -171,6 +172,7 @@ def _registration_write(actor: Actor, plan: RegistrationPlan) -> ModelVersion:
     return created
 
 
+@retry_transaction
 @transaction.atomic
 def registration_create(
     *,

@@ -20,9 +20,9 @@ def lineage_write_lock() -> None:
     once can close a cycle through existing paths Y…U and V…X without sharing a row. One
     transaction-level advisory lock makes "check reachability, then insert" atomic, and also
     orders hold propagation against new edges so no descendant escapes a hold. Lineage writes
-    are rare, so the contention is negligible. Take it before the transaction's first audited
-    write: the audit chain has its own lock, and taking both in one order rules out deadlock.
-    On SQLite the database file lock already serialises writers.
+    are rare, so the contention is negligible. It comes first in the lock order ("Lock order"
+    in docs/architecture.md): take it before any row lock or write of the transaction. On
+    SQLite the database file lock already serialises writers.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lineage_write_lock must be taken inside a transaction")

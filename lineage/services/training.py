@@ -19,6 +19,7 @@ from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import DatasetVersion, ModelVersion, Team
+from registry.retry import retry_transaction
 from registry.selectors import dataset_versions_visible_to
 from registry.services import snapshot
 from registry.types import Actor
@@ -220,6 +221,7 @@ def record_run(
     return run
 
 
+@retry_transaction
 @transaction.atomic
 def training_run_record(
     *,

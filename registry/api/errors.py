@@ -3,18 +3,29 @@
 {"error": {"status": 400, "code": "invalid", "message": "...", "fields": {"name": ["..."]}}}
 """
 
+import logging
 from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied
-from django.db import IntegrityError
+from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from registry.errors import ServiceError
 
+logger = logging.getLogger(__name__)
+
 NOT_FOUND = "Not found, or you do not have access to it."
+# Seconds a client should wait before retrying a 503: transient faults (a deadlock retried to
+# its limit, a database failover, a broker restart) usually pass within a few.
+RETRY_AFTER_SECONDS = 5
+# Transient: the database unreachable or its connection lost, a lock wait timed out, a deadlock
+# or serialization failure the service's own retries did not overcome (all OperationalError),
+# and the broker unreachable.
+TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
@@ -47,7 +58,17 @@ def error_response(status_code: int, code: str, message: str, fields=None, heade
 
 def exception_handler(exc, context):
     if isinstance(exc, ServiceError):
-        return error_response(exc.status, exc.code, exc.message, exc.fields)
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+        return error_response(exc.status, exc.code, exc.message, exc.fields, headers=headers)
+    if isinstance(exc, TRANSIENT_ERRORS):
+        logger.warning("answered 503 for a transient fault: %r", exc)
+        return error_response(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Pedigree cannot reach its database or broker right now, or the change collided "
+            f"with a concurrent one; nothing was changed. Retry in {RETRY_AFTER_SECONDS} s.",
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
     if isinstance(exc, IntegrityError):
         return error_response(
             status.HTTP_409_CONFLICT,

@@ -15,6 +15,7 @@ from registry.errors import (
     InvalidInput,
     PermissionRefused,
     ServiceError,
+    full_clean,
     invalid_from_django,
 )
 from registry.models import ModelVersion, RegisteredModel, Team
@@ -131,7 +132,7 @@ def apply_changes(
     for name, value in normalise_licences(dict(changes)).items():
         setattr(obj, name, value)
     try:
-        obj.full_clean()
+        full_clean(obj)
     except DjangoValidationError as error:
         raise invalid_from_django(error) from None
     return before

@@ -29,6 +29,7 @@ from registry.models import (
     Stage,
     StagePolicy,
 )
+from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes, snapshot
 from registry.services.events import event_publish
@@ -40,6 +41,7 @@ def _require_compliance(actor: Actor, what: str) -> None:
         raise PermissionRefused(f"Only compliance staff can {what}.")
 
 
+@retry_transaction
 @transaction.atomic
 def approval_record(
     *,
@@ -96,6 +98,7 @@ def approval_record(
     return approval
 
 
+@retry_transaction
 @transaction.atomic
 def check_waiver_grant(
     *, actor: Actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
@@ -141,6 +144,7 @@ def check_waiver_grant(
     return waiver
 
 
+@retry_transaction
 @transaction.atomic
 def check_waiver_revoke(*, actor: Actor, waiver: CheckWaiver) -> CheckWaiver:
     _require_compliance(actor, "revoke waivers")
@@ -173,6 +177,7 @@ class _Verdict:
         return [row["check"] for row in failing_checks(self.results)]
 
 
+@retry_transaction
 @transaction.atomic
 def version_promote(
     *,
@@ -229,11 +234,14 @@ def _refuse_unknown_target(*, stage: str, use: str, distribution: str) -> None:
 
 
 def _lock_for_promotion(version: ModelVersion) -> ModelVersion:
-    """The version re-read under lock, as the gate will judge it."""
-    # Lock the model row first: concurrent promotions of its versions queue up here.
-    RegisteredModel.objects.select_for_update().get(pk=version.model_id)
+    """The version re-read under lock, as the gate will judge it (lock order: see "Lock order"
+    in docs/architecture.md)."""
+    # Lock the model row first: concurrent promotions of its versions queue up here. NO KEY
+    # UPDATE locks leave rows that reference these (holds, approvals, decisions, new versions
+    # and edges) free to be inserted meanwhile: their foreign-key checks only need KEY SHARE.
+    RegisteredModel.objects.select_for_update(no_key=True).get(pk=version.model_id)
     return (
-        ModelVersion.objects.select_for_update(of=("self",))
+        ModelVersion.objects.select_for_update(no_key=True, of=("self",))
         .select_related("model", "model__team", "registered_by")
         .get(pk=version.pk)
     )
