@@ -11,6 +11,7 @@ chain's lock, in commit order: only the sealer serialises, and only for a few mi
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +53,34 @@ def _hashed_fields(entry: AuditEntry) -> dict[str, Any]:
     }
 
 
+def _entry(
+    actor: Actor | None,
+    action: str,
+    obj: Model | None,
+    object_type: str | None,
+    object_id: str | int | None,
+    before: dict[str, Any] | None,
+    after: dict[str, Any] | None,
+) -> AuditEntry:
+    return AuditEntry(
+        at=timezone.now(),
+        actor=actor if getattr(actor, "pk", None) else None,
+        actor_name=getattr(actor, "username", None) or "system",
+        action=action,
+        object_type=object_type or (obj._meta.label_lower if obj is not None else "system"),
+        object_id=str(object_id if object_id is not None else getattr(obj, "pk", "")),
+        object_repr=str(obj)[:255] if obj is not None else "",
+        before=_canonical(before) if before is not None else None,
+        after=_canonical(after) if after is not None else None,
+    )
+
+
+def _seal_after_commit() -> None:
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must be called inside the transaction of the change")
+    transaction.on_commit(audit_seal, robust=True)
+
+
 def audit_record(
     *,
     actor: Actor | None,
@@ -63,22 +92,20 @@ def audit_record(
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
     """Append an unsealed entry; it must run inside the transaction of the change it records."""
-    if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("audit_record must be called inside the transaction of the change")
-    entry = AuditEntry(
-        at=timezone.now(),
-        actor=actor if getattr(actor, "pk", None) else None,
-        actor_name=getattr(actor, "username", None) or "system",
-        action=action,
-        object_type=object_type or (obj._meta.label_lower if obj is not None else "system"),
-        object_id=str(object_id if object_id is not None else getattr(obj, "pk", "")),
-        object_repr=str(obj)[:255] if obj is not None else "",
-        before=_canonical(before) if before is not None else None,
-        after=_canonical(after) if after is not None else None,
-    )
+    _seal_after_commit()
+    entry = _entry(actor, action, obj, object_type, object_id, before, after)
     entry.save(force_insert=True)
-    transaction.on_commit(audit_seal, robust=True)
     return entry
+
+
+def audit_record_many(
+    *, actor: Actor | None, action: str, changes: Sequence[tuple[Model, dict[str, Any] | None]]
+) -> list[AuditEntry]:
+    """`audit_record` for several objects changed the same way, each with its `after`: one
+    INSERT, in the transaction of the changes."""
+    _seal_after_commit()
+    entries = [_entry(actor, action, obj, None, None, None, after) for obj, after in changes]
+    return AuditEntry.objects.bulk_create(entries)
 
 
 def audit_seal() -> int:
@@ -87,6 +114,10 @@ def audit_seal() -> int:
     Safe to run concurrently from any number of processes: the chain's lock (an advisory lock on
     PostgreSQL; the write transaction itself on SQLite) admits one sealer at a time.
     """
+    if not AuditEntry.objects.filter(seq__isnull=True).exists():
+        # A transaction that appended several entries seals once; the later calls (and idle
+        # sweeps) end here, without taking the chain's lock or a write transaction.
+        return 0
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:

@@ -67,15 +67,17 @@ class RegistrationView(APIView):
     def post(self, request):
         dry_run = parsed_query(RegistrationQuerySerializer, request)["dry_run"]
         body = request.data
-        if isinstance(body, Mapping) and all(
-            isinstance(body.get(name), str) for name in ("model", "version")
-        ):
-            # No other fix makes a taken label registrable, so it is the first thing to say.
-            services.registration_label_check(
-                actor=acting_user(request), model=body["model"], version=body["version"]
-            )
         serializer = RegistrationSerializer(data=body)
-        serializer.is_valid(raise_exception=True)
+        if not serializer.is_valid():
+            if isinstance(body, Mapping) and all(
+                isinstance(body.get(name), str) for name in ("model", "version")
+            ):
+                # No other fix makes a taken label registrable, so it is the first thing to say
+                # (a valid body meets the same check first thing in the service).
+                services.registration_label_check(
+                    actor=acting_user(request), model=body["model"], version=body["version"]
+                )
+            raise serializers.ValidationError(serializer.errors)
         registration = dict(serializer.validated_data)
         if registration.pop("dry_run", False) or dry_run:
             plan = services.registration_check(actor=acting_user(request), **registration)

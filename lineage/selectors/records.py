@@ -1,8 +1,8 @@
 """Direct reads of the lineage's records: a version's parent edges, its training run, holds."""
 
-from django.db.models import QuerySet
+from django.db.models import Prefetch, QuerySet
 
-from lineage.models import HeldThrough, Hold, LineageEdge, TrainingRun
+from lineage.models import HeldThrough, Hold, LineageEdge, TrainingDataset, TrainingRun
 from registry.gates import GateContext
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
@@ -12,7 +12,7 @@ from registry.types import Reader
 def parent_edges(version: ModelVersion) -> QuerySet[LineageEdge]:
     return (
         LineageEdge.objects.filter(child=version)
-        .select_related("parent__model__team", "created_by")
+        .select_related("parent__model__team", "child__model", "created_by")
         .order_by("id")
     )
 
@@ -44,7 +44,12 @@ def training_run_of(version: ModelVersion) -> TrainingRun | None:
     return (
         TrainingRun.objects.filter(version=version)
         .select_related("run_by", "recorded_by", "version__model")
-        .prefetch_related("datasets__dataset_version__dataset")
+        .prefetch_related(
+            Prefetch(
+                "datasets",
+                TrainingDataset.objects.select_related("dataset_version__dataset"),
+            )
+        )
         .first()
     )
 

@@ -1,18 +1,20 @@
 """Writes of derivation edges: the rules on a version's set of parents, the cycle check, and
 the holds a new child inherits from its parents."""
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import reduce
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 
 from lineage.models import LineageEdge, Relation, TrainingRun
 from lineage.schemas import METHODS_FOR_RELATION
 from lineage.selectors import marks, seed_sql, sql, walk_cte
 from lineage.services.shared import lineage_write_lock
 from registry import services as registry_services
-from registry.audit import audit_record
+from registry.audit import audit_record_many
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.retry import retry_transaction
@@ -31,34 +33,64 @@ class ParentSpec:
     relation: str
 
 
-def _resolve_version(actor: Actor, ref: ModelVersion | int | str, field: str) -> ModelVersion:
-    versions = versions_visible_to(actor)
-    not_found = InvalidInput.for_field(
-        field,
-        f"No version {ref!s} that you can see. Name a pinned version as MODEL@VERSION "
-        "(or MODEL@<40-character hub revision>, or its numeric id).",
-    )
+def _version_lookup(ref: ModelVersion | int | str) -> Q | None:
+    """What `ref` may match: an id, `MODEL@LABEL` or `MODEL@<40-character hub revision>`."""
     if isinstance(ref, ModelVersion):
-        found = versions.filter(pk=ref.pk).first()
-    elif isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        found = versions.filter(pk=int(ref)).first()
-    elif isinstance(ref, str):
+        return Q(pk=ref.pk)
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        return Q(pk=int(ref))
+    if isinstance(ref, str):
         name, sep, label = ref.strip().rpartition("@")
-        if not sep or not name or not label:
-            raise not_found
-        found = versions.filter(model__name=name, version=label).first()
-        if found is None and len(label) == 40:
-            matches = list(versions.filter(model__name=name, hub_revision=label)[:2])
-            if len(matches) > 1:
-                raise InvalidInput.for_field(
-                    field, f"{ref} matches several versions; name one as MODEL@VERSION."
+        if sep and name and label:
+            by_label = Q(model__name=name, version=label)
+            by_revision = Q(model__name=name, hub_revision=label)
+            return by_label | by_revision if len(label) == 40 else by_label
+    return None
+
+
+def _match_version(
+    ref: ModelVersion | int | str, found: Sequence[ModelVersion]
+) -> list[ModelVersion]:
+    """The versions among `found` that `ref` names (a label wins over a hub revision)."""
+    if isinstance(ref, ModelVersion | int) or ref.isdigit():
+        pk = ref.pk if isinstance(ref, ModelVersion) else int(ref)
+        return [version for version in found if version.pk == pk]
+    name, _, label = ref.strip().rpartition("@")
+    named = [version for version in found if version.model.name == name]
+    by_label = [version for version in named if version.version == label]
+    return by_label or [version for version in named if version.hub_revision == label]
+
+
+def _resolve_versions(
+    actor: Actor, refs: Sequence[ModelVersion | int | str], field: str
+) -> list[ModelVersion]:
+    """The visible version each of `refs` names, in one query; every unknown one at once."""
+    lookups = [_version_lookup(ref) for ref in refs]
+    wanted = [lookup for lookup in lookups if lookup is not None]
+    found = list(versions_visible_to(actor).filter(reduce(operator.or_, wanted))) if wanted else []
+    errors = FieldErrors()
+    resolved = []
+    for index, (ref, lookup) in enumerate(zip(refs, lookups, strict=True)):
+        where = f"{field}[{index}].version"
+        matches = _match_version(ref, found) if lookup is not None else []
+        if len(matches) > 1:
+            errors.add(
+                InvalidInput.for_field(
+                    where, f"{ref} matches several versions; name one as MODEL@VERSION."
                 )
-            found = matches[0] if matches else None
-    else:
-        found = None
-    if found is None:
-        raise not_found
-    return found
+            )
+        elif not matches:
+            errors.add(
+                InvalidInput.for_field(
+                    where,
+                    f"No version {ref!s} that you can see. Name a pinned version as "
+                    "MODEL@VERSION (or MODEL@<40-character hub revision>, or its numeric id).",
+                )
+            )
+        else:
+            resolved.append(matches[0])
+    errors.raise_if_any()
+    return resolved
 
 
 # --- Rules on a version's set of parents ----------------------------------------------------
@@ -168,10 +200,23 @@ def _propagate_holds(child_id: int, parent_ids: Sequence[int]) -> int:
 
 
 def add_parents(
-    *, actor: Actor, child: ModelVersion, parents: Sequence[tuple[ModelVersion, str]], field: str
+    *,
+    actor: Actor,
+    child: ModelVersion,
+    parents: Sequence[tuple[ModelVersion, str]],
+    field: str,
+    new_child: bool = False,
 ) -> list[LineageEdge]:
-    """Record resolved parents of `child` (lock held, permissions checked by the caller)."""
-    existing = dict(LineageEdge.objects.filter(child=child).values_list("parent_id", "relation"))
+    """Record resolved parents of `child` (lock held, permissions checked by the caller).
+
+    `new_child`: `child` was created in this transaction, so it has no parents, training run or
+    descendants yet, and none of them needs reading (nor can a new edge close a cycle).
+    """
+    existing: dict[int, str] = (
+        {}
+        if new_child
+        else dict(LineageEdge.objects.filter(child=child).values_list("parent_id", "relation"))
+    )
     seen: set[int] = set()
     for index, (parent, _) in enumerate(parents):
         where = f"{field}[{index}].version"
@@ -184,10 +229,14 @@ def add_parents(
         seen.add(parent.pk)
     relations = [*existing.values(), *(relation for _, relation in parents)]
     check_parent_set(relations, field)
-    run = TrainingRun.objects.filter(version=child).values_list("method", flat=True).first()
+    run = (
+        None
+        if new_child
+        else TrainingRun.objects.filter(version=child).values_list("method", flat=True).first()
+    )
     if run is not None:
         check_method_fits(run, relations, field)
-    if _would_close_cycle(child.pk, [parent.pk for parent, _ in parents]):
+    if not new_child and _would_close_cycle(child.pk, [parent.pk for parent, _ in parents]):
         names = ", ".join(str(parent) for parent, _ in parents)
         raise InvalidInput.for_field(
             field,
@@ -205,26 +254,30 @@ def add_parents(
         for parent, relation in parents
     ]
     try:
-        with transaction.atomic():
-            LineageEdge.objects.bulk_create(edges)
+        # No savepoint: the Conflict leaves the caller's transaction, which rolls back.
+        LineageEdge.objects.bulk_create(edges)
     except IntegrityError as error:
         raise Conflict.for_field(
             field, f"The parents of {child} changed meanwhile; reload and try again."
         ) from error
     inherited = _propagate_holds(child.pk, [parent.pk for parent, _ in parents])
-    for edge in edges:
-        audit_record(
-            actor=actor,
-            action="lineage_edge.create",
-            obj=edge,
-            after={
-                "child": edge.child_id,
-                "parent": edge.parent_id,
-                "relation": edge.relation,
-                "parent_digest": edge.parent_digest,
-                "holds_inherited": inherited,
-            },
-        )
+    audit_record_many(
+        actor=actor,
+        action="lineage_edge.create",
+        changes=[
+            (
+                edge,
+                {
+                    "child": edge.child_id,
+                    "parent": edge.parent_id,
+                    "relation": edge.relation,
+                    "parent_digest": edge.parent_digest,
+                    "holds_inherited": inherited,
+                },
+            )
+            for edge in edges
+        ],
+    )
     return edges
 
 
@@ -247,18 +300,8 @@ def resolve_parents(
     """Each parent a registration names, with its relation; every unknown one at once."""
     if len(parents) > MAX_PARENTS:
         raise InvalidInput.for_field(field, f"Name at most {MAX_PARENTS} parents.")
-    errors = FieldErrors()
-    resolved = [
-        (
-            errors.collect(
-                partial(_resolve_version, actor, spec.version, f"{field}[{index}].version")
-            ),
-            spec.relation,
-        )
-        for index, spec in enumerate(parents)
-    ]
-    errors.raise_if_any()
-    return [(version, relation) for version, relation in resolved if version is not None]
+    versions = _resolve_versions(actor, [spec.version for spec in parents], field)
+    return [(version, spec.relation) for version, spec in zip(versions, parents, strict=True)]
 
 
 @retry_transaction

@@ -162,7 +162,9 @@ def _registration_write(actor: Actor, plan: RegistrationPlan) -> ModelVersion:
     model = plan.model or registry_services.model_create(actor=actor, **plan.new_model)
     created = registry_services.version_draft_save(actor=actor, model=model, draft=plan.draft)
     if plan.parents:
-        add_parents(actor=actor, child=created, parents=plan.parents, field="parents")
+        add_parents(
+            actor=actor, child=created, parents=plan.parents, field="parents", new_child=True
+        )
     if plan.run is not None:
         record_run(
             actor=actor, version=created, datasets=plan.datasets, prefix="training_run", **plan.run

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import connection, transaction
 from django.db import models as dj_models
 
-from registry.errors import InvalidInput, full_clean, invalid_from_django
+from registry.errors import InvalidInput, invalid_from_django
 
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises lineage writes.
 LINEAGE_LOCK_KEY = 7_220_432
@@ -42,7 +42,12 @@ def _prefixed(error: InvalidInput, prefix: str) -> InvalidInput:
 
 
 def clean(obj: dj_models.Model, *, prefix: str = "", exclude: Sequence[str] = ()) -> None:
+    """The row's own fields, checked in Python; foreign keys (rows the caller holds), unique
+    values and constraints are the INSERT's to refuse."""
+    relations = [field.name for field in obj._meta.concrete_fields if field.is_relation]
     try:
-        full_clean(obj, exclude=list(exclude), validate_constraints=False)
+        obj.full_clean(
+            exclude=[*exclude, *relations], validate_unique=False, validate_constraints=False
+        )
     except DjangoValidationError as error:
         raise _prefixed(invalid_from_django(error), prefix) from None

@@ -1,13 +1,15 @@
 """Writes of training runs: the run that produced a version, with the data it used."""
 
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import reduce
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from lineage.models import DatasetRole, LineageEdge, Method, TrainingDataset, TrainingRun
 from lineage.schemas import framework_version_problems, hyperparameter_problems
@@ -34,26 +36,22 @@ class DatasetUse:
     role: str
 
 
-def resolve_dataset_version(
-    actor: Actor, ref: DatasetVersion | int | str, field: str
-) -> DatasetVersion:
-    versions = dataset_versions_visible_to(actor)
+def _dataset_version_lookup(ref: DatasetVersion | int | str) -> Q | None:
     if isinstance(ref, DatasetVersion):
-        found = versions.filter(pk=ref.pk).first()
-    elif isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        found = versions.filter(pk=int(ref)).first()
-    elif isinstance(ref, str) and "@" in ref:
+        return Q(pk=ref.pk)
+    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
+        return Q(pk=int(ref))
+    if isinstance(ref, str) and "@" in ref:
         name, _, label = ref.strip().rpartition("@")
-        found = versions.filter(dataset__name=name, version=label).first()
-    else:
-        found = None
-    if found is None:
-        raise InvalidInput.for_field(
-            field,
-            f"No dataset version {ref!s} that you can see. Register it first "
-            "(POST /api/v1/dataset-versions/) and name it as DATASET@VERSION or by id.",
-        )
-    return found
+        return Q(dataset__name=name, version=label)
+    return None
+
+
+def _names(ref: DatasetVersion | int | str, version: DatasetVersion) -> bool:
+    if isinstance(ref, DatasetVersion | int) or ref.isdigit():
+        return version.pk == (ref.pk if isinstance(ref, DatasetVersion) else int(ref))
+    name, _, label = ref.strip().rpartition("@")
+    return (version.dataset.name, version.version) == (name, label)
 
 
 # --- Training runs --------------------------------------------------------------------------
@@ -117,24 +115,29 @@ def _schema_problems(problems: dict[str, list[str]]) -> InvalidInput:
 def resolve_dataset_uses(
     actor: Actor, uses: Sequence[DatasetUse], field: str
 ) -> list[tuple[DatasetVersion, str]]:
-    """Each dataset version a run used, with its role; every unknown one is reported at once."""
+    """Each dataset version a run used, with its role, in one query; every unknown one is
+    reported at once."""
+    lookups = [_dataset_version_lookup(use.dataset_version) for use in uses]
+    wanted = [lookup for lookup in lookups if lookup is not None]
+    visible = dataset_versions_visible_to(actor)
+    found = list(visible.filter(reduce(operator.or_, wanted))) if wanted else []
     errors = FieldErrors()
-    resolved = [
-        (
-            errors.collect(
-                partial(
-                    resolve_dataset_version,
-                    actor,
-                    use.dataset_version,
+    resolved = []
+    for index, (use, lookup) in enumerate(zip(uses, lookups, strict=True)):
+        match = next((v for v in found if _names(use.dataset_version, v)), None) if lookup else None
+        if match is None:
+            errors.add(
+                InvalidInput.for_field(
                     f"{field}[{index}].dataset_version",
+                    f"No dataset version {use.dataset_version!s} that you can see. Register it "
+                    "first (POST /api/v1/dataset-versions/) and name it as DATASET@VERSION or by "
+                    "id.",
                 )
-            ),
-            use.role,
-        )
-        for index, use in enumerate(uses)
-    ]
+            )
+        else:
+            resolved.append((match, use.role))
     errors.raise_if_any()
-    return [(dataset_version, role) for dataset_version, role in resolved if dataset_version]
+    return resolved
 
 
 def check_run_fields(run: Mapping[str, Any], *, prefix: str) -> None:
@@ -167,10 +170,6 @@ def record_run(
     prefix: str,
     **details: Any,
 ) -> TrainingRun:
-    if TrainingRun.objects.filter(version=version).exists():
-        raise Conflict.for_field(
-            prefix or "version", f"{version} already has its training run recorded."
-        )
     run = TrainingRun(
         version=version,
         method=method,
@@ -180,7 +179,14 @@ def record_run(
         **details,
     )
     clean(run, prefix=prefix, exclude=["version"])
-    run.save(force_insert=True)
+    try:
+        # The one unique rule of a run is its version's: the INSERT answers "already recorded"
+        # (a failed statement ends the transaction, which the Conflict rolls back).
+        run.save(force_insert=True)
+    except IntegrityError as error:
+        raise Conflict.for_field(
+            prefix or "version", f"{version} already has its training run recorded."
+        ) from error
     links: list[TrainingDataset] = []
     seen: set[tuple[int, str]] = set()
     for index, (dataset_version, role) in enumerate(datasets):

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db import models as dj_models
 from django.forms.models import model_to_dict
 
@@ -14,6 +14,7 @@ from registry.errors import (
     Conflict,
     InvalidInput,
     PermissionRefused,
+    ServiceError,
     full_clean,
     invalid_from_django,
 )
@@ -49,20 +50,72 @@ def require_team_write(actor: Actor, team: Team) -> None:
 
 
 def validate_fields(obj: dj_models.Model, *, exclude: Iterable[str] = ()) -> None:
-    """Every field and constraint of an unsaved row, except those involving `exclude`."""
+    """Every field of an unsaved row, except those in `exclude`, checked in Python only.
+
+    What only the database can answer (uniqueness, constraints, that a foreign key exists) is
+    left to the INSERT, whose `IntegrityError` `save_new` turns into the same answer: asking
+    first would cost a query per constraint and still race a concurrent writer.
+    """
+    relations = [field.name for field in obj._meta.concrete_fields if field.is_relation]
     try:
-        full_clean(obj, exclude=list(exclude))
+        obj.full_clean(
+            exclude=[*exclude, *relations], validate_unique=False, validate_constraints=False
+        )
     except DjangoValidationError as error:
         raise invalid_from_django(error) from None
 
 
+def _rule_broken(
+    obj: dj_models.Model, error: IntegrityError, *, unique_field: str, unique_message: str
+) -> ServiceError | None:
+    """The answer to an INSERT of `obj` that broke one of its table's rules, when `error` names
+    one: 409 for taking a unique value, 400 with the rule's message for a constraint."""
+    meta = obj._meta
+    name = getattr(getattr(error.__cause__, "diag", None), "constraint_name", None)  # PostgreSQL
+    text = str(error)  # SQLite: "UNIQUE constraint failed: t.a, t.b" / "CHECK constraint failed: c"
+    for constraint in meta.constraints:
+        fields: tuple[str, ...] = tuple(getattr(constraint, "fields", ()))
+        if fields:
+            columns = ", ".join(f"{meta.db_table}.{meta.get_field(f).column}" for f in fields)
+            broken = text.endswith(f"UNIQUE constraint failed: {columns}")
+        else:
+            broken = text.endswith(f"CHECK constraint failed: {constraint.name}")
+            condition = getattr(constraint, "condition", None)
+            fields = tuple(sorted(condition.referenced_base_fields)) if condition else ()
+        if name == constraint.name or broken:
+            if unique_field in fields:
+                return Conflict.for_field(unique_field, unique_message)
+            message = str(constraint.get_violation_error_message())
+            return InvalidInput.for_field(fields[0] if fields else unique_field, message)
+    for field in meta.concrete_fields:
+        if field.unique and not field.primary_key:
+            column = field.column
+            by_name = bool(name) and f"_{column}_" in name and name.endswith(("_key", "_uniq"))
+            if by_name or text.endswith(f"UNIQUE constraint failed: {meta.db_table}.{column}"):
+                message = (
+                    unique_message
+                    if field.name == unique_field
+                    else f"Another {meta.verbose_name} has this {field.verbose_name}; pick another."
+                )
+                return Conflict.for_field(field.name, message)
+    return None
+
+
 def save_new(obj: dj_models.Model, *, unique_message: str, unique_field: str) -> None:
+    """Insert a checked row; a rule of its table that it breaks answers 409 (a unique value
+    taken, `unique_message` for `unique_field`) or 400 (a constraint, with its message).
+
+    No savepoint of its own: callers are services whose transaction the answer leaves, which
+    rolls back the failed statement with the rest.
+    """
     validate_fields(obj)
     try:
-        with transaction.atomic():
-            obj.save(force_insert=True)
+        obj.save(force_insert=True)
     except IntegrityError as error:
-        raise Conflict.for_field(unique_field, unique_message) from error
+        answer = _rule_broken(obj, error, unique_field=unique_field, unique_message=unique_message)
+        if answer is None:
+            raise
+        raise answer from error
 
 
 def apply_changes(

@@ -309,34 +309,36 @@ def version_draft_prepare(
 def version_draft_save(
     *, actor: Actor, model: RegisteredModel, draft: VersionDraft
 ) -> ModelVersion:
-    """Write a checked version, consuming its upload, with their audit entries, atomically."""
-    with transaction.atomic():
-        upload = None
-        if draft.upload is not None:
-            upload = ArtefactUpload.objects.select_for_update().filter(pk=draft.upload.pk).first()
-            if upload is None:
-                raise InvalidInput.for_field(
-                    "artefact_upload",
-                    f"Upload {draft.upload.pk} expired meanwhile; upload the files again.",
-                    code="upload_not_found",
-                )
-            if upload.consumed_by_id is not None:
-                raise Conflict.for_field(
-                    "artefact_upload",
-                    f"Upload {upload.pk} already holds version {upload.consumed_by}; upload the "
-                    "files again to register another version.",
-                    code="upload_consumed",
-                )
-        instance = version_create(actor=actor, model=model, version=draft.version, **draft.fields)
-        if upload is not None:
-            upload.consumed_by = instance
-            upload.save(update_fields=["consumed_by"])
-            audit_record(
-                actor=actor,
-                action="artefact_upload.consume",
-                obj=upload,
-                after={"version": str(instance), "digest": upload.digest},
+    """Write a checked version, consuming its upload, with their audit entries, in the caller's
+    transaction (so that they are written together)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("version_draft_save must be called inside a transaction")
+    upload = None
+    if draft.upload is not None:
+        upload = ArtefactUpload.objects.select_for_update().filter(pk=draft.upload.pk).first()
+        if upload is None:
+            raise InvalidInput.for_field(
+                "artefact_upload",
+                f"Upload {draft.upload.pk} expired meanwhile; upload the files again.",
+                code="upload_not_found",
             )
+        if upload.consumed_by_id is not None:
+            raise Conflict.for_field(
+                "artefact_upload",
+                f"Upload {upload.pk} already holds version {upload.consumed_by}; upload the "
+                "files again to register another version.",
+                code="upload_consumed",
+            )
+    instance = version_create(actor=actor, model=model, version=draft.version, **draft.fields)
+    if upload is not None:
+        upload.consumed_by = instance
+        upload.save(update_fields=["consumed_by"])
+        audit_record(
+            actor=actor,
+            action="artefact_upload.consume",
+            obj=upload,
+            after={"version": str(instance), "digest": upload.digest},
+        )
     return instance
 
 
@@ -372,4 +374,5 @@ def version_register(
         **attributes,
     )
     errors.raise_if_any()
-    return version_draft_save(actor=actor, model=model, draft=draft)
+    with transaction.atomic():
+        return version_draft_save(actor=actor, model=model, draft=draft)

@@ -12,7 +12,6 @@ from registry.selectors import is_compliance
 from registry.services._common import (
     apply_changes,
     normalise_licences,
-    refuse_taken_label,
     require_team_write,
     save_new,
     snapshot,
@@ -103,10 +102,6 @@ def model_create(
     allow_multiple_production: bool = False,
 ) -> RegisteredModel:
     require_team_write(actor, team)
-    if RegisteredModel.objects.filter(name=name).exists():
-        raise Conflict.for_field(
-            "name", f"A model named '{name}' already exists; register a new version of it instead."
-        )
     model = RegisteredModel(
         name=name,
         kind=kind,
@@ -117,7 +112,12 @@ def model_create(
         allow_multiple_production=allow_multiple_production,
         created_by=actor,
     )
-    save_new(model, unique_field="name", unique_message=f"Model '{name}' already exists.")
+    save_new(
+        model,
+        unique_field="name",
+        unique_message=f"A model named '{name}' already exists; register a new version of it "
+        "instead.",
+    )
     audit_record(actor=actor, action="model.create", obj=model, after=snapshot(model))
     return model
 
@@ -145,7 +145,6 @@ def version_create(
             "licence_concluded", "Only compliance staff can set the concluded licence."
         )
     attributes = normalise_licences(attributes)
-    refuse_taken_label(model, version)
     instance = ModelVersion(
         model=model,
         version=version,
@@ -154,7 +153,9 @@ def version_create(
         **attributes,
     )
     save_new(
-        instance, unique_field="version", unique_message=f"{model.name}@{version} already exists."
+        instance,
+        unique_field="version",
+        unique_message=f"{model.name} already has a version '{version}'; pick a new label.",
     )
     audit_record(actor=actor, action="version.create", obj=instance, after=snapshot(instance))
     return instance

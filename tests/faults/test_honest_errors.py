@@ -5,8 +5,6 @@ from contextlib import contextmanager
 import pytest
 from django.db import OperationalError, connection
 
-from registry.models import ModelVersion, RegisteredModel
-
 pytestmark = pytest.mark.django_db
 
 
@@ -39,24 +37,20 @@ def test_a_lost_database_answers_503_with_retry_after(api_for, engineer, team):
 
 
 def test_a_database_error_in_constraint_validation_is_not_reported_as_a_conflict(
-    api_for, engineer, team, seeded
+    api_for, engineer, make_version
 ):
     """Django's constraint validation swallows a database error and reports the conditional
-    "one version in production" constraint as violated; the registration must answer 503."""
-    body = {
-        "model": "acme/flaky",
-        "version": "v1",
-        "artefact_digest": "a" * 64,
-        "licence_declared": "Apache-2.0",
-        "create_model": {"team": team.slug},
-    }
+    "one version in production" constraint as violated; the change must answer 503. (A
+    registration no longer asks: its INSERT answers the constraints.)"""
+    version = make_version()
+    url = f"/api/v1/versions/{version.pk}/"
     # Q.check(), which validates conditional constraints, names its probe column "_check".
     with failing_queries('"_check"', "canceling statement due to lock timeout"):
-        response = api_for(engineer).post("/api/v1/registrations/", body, format="json")
+        response = api_for(engineer).patch(url, {"description": "flaky"}, format="json")
 
     assert_unavailable(response)
-    assert not RegisteredModel.objects.filter(name="acme/flaky").exists()
-    assert not ModelVersion.objects.filter(version="v1", model__name="acme/flaky").exists()
-    # The same registration goes through once the database answers again.
-    response = api_for(engineer).post("/api/v1/registrations/", body, format="json")
-    assert response.status_code == 201, response.content
+    version.refresh_from_db()
+    assert version.description == ""
+    # The same change goes through once the database answers again.
+    response = api_for(engineer).patch(url, {"description": "flaky"}, format="json")
+    assert response.status_code == 200, response.content

@@ -1,0 +1,119 @@
+"""Query budgets of the everyday calls: one registration with its model, parents, run, datasets
+and audit entries, and reading versions and the catalogue lists back (`DESIGN.md`: constant
+query counts). Each budget holds whatever the number of parents, datasets or rows."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from registry.models import AuditEntry
+from tests.conftest import digest
+
+pytestmark = pytest.mark.django_db
+
+REGISTRATION_BUDGET = 25
+READ_BUDGET = 3
+
+
+@pytest.fixture
+def register(api_for, engineer, make_version, make_dataset_version):
+    """Register a new model's first version distilled from `parents` teachers, its run trained
+    on `datasets` dataset versions; return the response and the queries it ran."""
+    api = api_for(engineer)
+    made = iter(range(10**6))
+
+    def run(*, parents: int, datasets: int):
+        n = next(made)
+        teachers = [make_version() for _ in range(parents)]
+        data = [make_dataset_version(f"acme/data-{n}-{i}") for i in range(datasets)]
+        body = {
+            "model": f"acme/student-{n}",
+            "version": "v1",
+            "create_model": {"team": "acme"},
+            "artefact_digest": digest(f"student-{n}"),
+            "licence_declared": "Apache-2.0",
+            "parents": [{"version": str(t), "relation": "distillation"} for t in teachers],
+            "training_run": {
+                "method": "distillation",
+                "hyperparameters": {"temperature": 2.0, "learning_rate": 0.001, "epochs": 3},
+                "datasets": [
+                    {"dataset_version": f"{d.dataset.name}@{d.version}", "role": "train"}
+                    for d in data
+                ],
+            },
+        }
+        with CaptureQueriesContext(connection) as queries:
+            response = api.post("/api/v1/registrations/", body, format="json")
+        assert response.status_code == 201, response.json()
+        assert len(response.json()["parents"]) == parents
+        assert len(response.json()["training_run"]["datasets"]) == datasets
+        return len(queries.captured_queries)
+
+    return run
+
+
+def test_a_registration_runs_a_small_constant_number_of_queries(register, make_version):
+    register(parents=1, datasets=1)  # warm the per-process caches (content types, plug-ins)
+    small = register(parents=1, datasets=1)
+    assert small <= REGISTRATION_BUDGET
+    assert register(parents=5, datasets=1) == small
+    assert register(parents=1, datasets=5) == small
+    for _ in range(40):
+        make_version()
+    assert register(parents=5, datasets=5) == small
+
+
+def test_a_registration_appends_one_audit_entry_per_change_in_few_inserts(register):
+    before = AuditEntry.objects.count()
+    register(parents=4, datasets=3)
+    actions = list(AuditEntry.objects.order_by("id").values_list("action", flat=True)[before:])
+    # 4 teacher versions and 3 dataset versions, each with its own entries, then the registration
+    registration = actions[-7:]
+    assert registration == [
+        "model.create",
+        "version.create",
+        *["lineage_edge.create"] * 4,
+        "training_run.create",
+    ]
+
+
+def _reads(api, url: str) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        response = api.get(url)
+    assert response.status_code == 200, response.json()
+    return len(queries.captured_queries)
+
+
+@pytest.mark.parametrize(
+    ("url", "budget"),
+    [
+        ("/api/v1/versions/", READ_BUDGET),
+        ("/api/v1/versions/?stage=development&ordering=-registered_at", READ_BUDGET),
+        ("/api/v1/models/", READ_BUDGET),
+        ("/api/v1/datasets/", READ_BUDGET),
+        ("/api/v1/dataset-versions/", READ_BUDGET),
+        # The token, the page's count, its rows, and their members (one prefetch).
+        ("/api/v1/teams/", READ_BUDGET + 1),
+    ],
+)
+def test_lists_read_in_three_queries_whatever_their_length(
+    api_for, engineer, make_version, make_dataset_version, url, budget
+):
+    api = api_for(engineer)
+    make_version()
+    make_dataset_version()
+    _reads(api, url)
+    small = _reads(api, url)
+    assert small <= budget
+    for _ in range(15):
+        make_version()
+        make_dataset_version()
+    assert _reads(api, url) == small
+
+
+def test_a_version_reads_in_three_queries(api_for, engineer, register, make_version):
+    api = api_for(engineer)
+    version = make_version()
+    for ref in (version.pk, f"{version.model.name}@{version.version}"):
+        _reads(api, f"/api/v1/versions/{ref}/")
+        assert _reads(api, f"/api/v1/versions/{ref}/") <= READ_BUDGET
