@@ -1,7 +1,7 @@
 """The catalogue's own gate checks: metadata completeness and approvals."""
 
 from registry.gates import CheckResult, GateContext, involved_user_ids
-from registry.selectors import valid_approvals
+from registry.selectors import standing_problem, valid_approvals
 
 
 def metadata_complete(context: GateContext) -> CheckResult:
@@ -30,15 +30,26 @@ def approvals_given(context: GateContext) -> CheckResult:
     approved = any(a.decision == "approve" for a in approvals)
     involved = involved_user_ids(version) if approved else set()
     rejections = [a for a in approvals if a.decision == "reject"]
+    lapsed = {
+        a.pk: problem
+        for a in approvals
+        if a.decision == "approve"
+        and (
+            problem := standing_problem(
+                a.approver.username, holds_role=a.holds_role, in_team=a.in_team
+            )
+        )
+    }
     counted = {
         a.approver_id: a
         for a in approvals
-        if a.decision == "approve" and a.approver_id not in involved
+        if a.decision == "approve" and a.approver_id not in involved and a.pk not in lapsed
     }
     reasons = [
         f"rejected by {a.approver.username} on {a.created_at:%Y-%m-%d}: {a.comment or 'no comment'}"
         for a in rejections
     ]
+    reasons += [f"approval #{pk} no longer counts: {problem}" for pk, problem in lapsed.items()]
     needed = context.approvals_required
     if len(counted) < needed:
         reasons.append(

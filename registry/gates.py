@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from registry.models import CheckWaiver, ModelVersion, StagePolicy
 from registry.plugins import EvaluationResultsProvider, GateCheck, InvolvementProvider, plugins
+from registry.selectors import is_team_member, standing_of, standing_problem
 from registry.types import Reader
 
 T = TypeVar("T")
@@ -70,6 +71,18 @@ def involved_user_ids(version: ModelVersion) -> set[int]:
     return users
 
 
+def duty_conflict(user: Reader, version: ModelVersion) -> str | None:
+    """Why `user` may not approve or waive anything on `version`, or None: nobody judges a
+    version they made or their own team's version (separation of duties)."""
+    if user.pk in involved_user_ids(version):
+        return f"{user.username} registered or produced {version}"
+    if is_team_member(user, version.model.team_id):
+        return (
+            f"{user.username} is a member of team '{version.model.team.slug}', which owns {version}"
+        )
+    return None
+
+
 def evaluation_results(version: ModelVersion) -> list[dict[str, Any]]:
     return [
         result
@@ -81,6 +94,9 @@ def evaluation_results(version: ModelVersion) -> list[dict[str, Any]]:
 logger = logging.getLogger(__name__)
 
 STAGE_ORDER = ["development", "staging", "production", "archived"]
+# Checks no waiver covers: the stage rules themselves, and the approvals separation of duties
+# demands (waiving `approvals` would let one officer stand in for the required reviewers).
+UNWAIVABLE = ("transition", "policy", "approvals")
 
 
 def failing_checks(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -142,6 +158,7 @@ def active_waivers(version: ModelVersion, *, now: datetime | None = None) -> dic
         expires_at__gt=now,
     ).select_related("granted_by")
     waivers = waivers.only("check_name", "reason", "expires_at", "granted_by__username")
+    waivers = waivers.annotate(**standing_of("granted_by_id", version.model.team_id))
     return {waiver.check_name: waiver for waiver in waivers}
 
 
@@ -220,6 +237,11 @@ def gate_evaluate(
     for result in results:
         row = result.to_dict()
         waiver = waivers.get(result.check) if not result.passed and result.required else None
+        lapsed = waiver and standing_problem(
+            waiver.granted_by.username, waiver.holds_role, waiver.in_team
+        )
+        if waiver and lapsed:
+            row["reasons"].append(f"waiver #{waiver.pk} no longer applies: {lapsed}")
         row["waiver"] = (
             {
                 "id": waiver.pk,
@@ -227,7 +249,7 @@ def gate_evaluate(
                 "granted_by": waiver.granted_by.username,
                 "expires_at": waiver.expires_at.isoformat(),
             }
-            if waiver and result.check not in ("transition", "policy")
+            if waiver and not lapsed and result.check not in UNWAIVABLE
             else None
         )
         rows.append(row)

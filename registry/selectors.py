@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from registry.models import (
@@ -38,9 +38,36 @@ def is_compliance(user: Reader) -> bool:
     return answer
 
 
-def compliance_group_member() -> Exists:
-    """For annotating a query whose rows have a `user_id`: is that user compliance staff?"""
-    return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef("user_id")))
+def compliance_group_member(user_field: str = "user_id") -> Exists:
+    """For annotating a query whose rows have a `user_id` (or `user_field`): is that user
+    compliance staff?"""
+    return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef(user_field)))
+
+
+def standing_of(user_field: str, team_id: int) -> dict[str, Any]:
+    """Annotations saying, as of now, whether the user in `user_field` still holds the
+    compliance role (`holds_role`) and whether they have joined team `team_id` (`in_team`):
+    approvals and waivers count only while their author may still give them."""
+    user = user_field.removesuffix("_id")
+    return {
+        "holds_role": ExpressionWrapper(
+            Q(**{f"{user}__is_active": True})
+            & (Q(**{f"{user}__is_superuser": True}) | Q(compliance_group_member(user_field))),
+            output_field=BooleanField(),
+        ),
+        "in_team": Exists(
+            Team.members.through.objects.filter(team_id=team_id, user_id=OuterRef(user_field))
+        ),
+    }
+
+
+def standing_problem(username: str, holds_role: bool, in_team: bool) -> str | None:
+    """Why an approval or waiver by `username` no longer counts, or None."""
+    if not holds_role:
+        return f"{username} is no longer compliance staff"
+    if in_team:
+        return f"{username} has since joined the owning team"
+    return None
 
 
 def remember_compliance(user: Actor, *, in_compliance_group: bool) -> None:
@@ -187,4 +214,5 @@ def valid_approvals(
         )
         .select_related("approver")
         .only("decision", "comment", "created_at", "expires_at", "approver__username")
+        .annotate(**standing_of("approver_id", version.model.team_id))
     )

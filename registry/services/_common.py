@@ -86,5 +86,19 @@ def refuse_taken_label(model: RegisteredModel, version: str) -> None:
         )
 
 
+# A version enters a stage only through the gate (`version_promote`); no other writer sets these.
+PROMOTION_ONLY_FIELDS = ("stage", "production_exclusive")
+
+
+def refuse_promotion_fields(values: dict[str, Any]) -> None:
+    given = [name for name in PROMOTION_ONLY_FIELDS if name in values]
+    if given:
+        message = (
+            "A version is registered in development and changes stage only through promotion "
+            "(POST /api/v1/versions/<ref>/promote/, `pedigree promote`), which runs the gate."
+        )
+        raise InvalidInput(message, fields={name: [message] for name in given})
+
+
 def artefact_invalid(field: str, error: ArtefactError) -> InvalidInput:
     return InvalidInput.for_field(field, error.message, code=error.code)

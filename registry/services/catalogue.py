@@ -12,6 +12,7 @@ from registry.selectors import is_compliance
 from registry.services._common import (
     apply_changes,
     normalise_licences,
+    refuse_promotion_fields,
     refuse_taken_label,
     require_team_write,
     save_new,
@@ -139,6 +140,7 @@ def model_update(
 def version_create(
     *, actor: Actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
 ) -> ModelVersion:
+    refuse_promotion_fields(attributes)
     require_team_write(actor, model.team)
     if "licence_concluded" in attributes and not is_compliance(actor):
         raise PermissionRefused.for_field(

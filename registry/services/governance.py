@@ -12,11 +12,12 @@ from registry.audit import audit_record
 from registry.errors import InvalidInput, PermissionRefused
 from registry.gates import (
     DISTRIBUTIONS,
+    UNWAIVABLE,
     USES,
     GateEvaluation,
+    duty_conflict,
     failing_checks,
     gate_evaluate,
-    involved_user_ids,
     registered_checks,
 )
 from registry.models import (
@@ -40,6 +41,15 @@ def _require_compliance(actor: Actor, what: str) -> None:
         raise PermissionRefused(f"Only compliance staff can {what}.")
 
 
+def _refuse_duty_conflict(actor: Actor, version: ModelVersion, what: str) -> None:
+    conflict = duty_conflict(actor, version)
+    if conflict:
+        raise PermissionRefused(
+            f"{conflict}, so cannot {what} (separation of duties); "
+            "a compliance officer outside the owning team must review it."
+        )
+
+
 @transaction.atomic
 def approval_record(
     *,
@@ -51,11 +61,7 @@ def approval_record(
     valid_days: int | None = None,
 ) -> Approval:
     _require_compliance(actor, "approve or reject versions")
-    if actor.pk in involved_user_ids(version):
-        raise PermissionRefused(
-            f"{actor.username} registered or produced {version}, so cannot approve it "
-            "(separation of duties); another compliance officer must review it."
-        )
+    _refuse_duty_conflict(actor, version, "approve it")
     if stage not in Stage.values or stage == Stage.DEVELOPMENT:
         raise InvalidInput.for_field("stage", "Approve for one of: staging, production.")
     if decision not in ApprovalDecision.values:
@@ -101,6 +107,7 @@ def check_waiver_grant(
     *, actor: Actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
 ) -> CheckWaiver:
     _require_compliance(actor, "waive gate checks")
+    _refuse_duty_conflict(actor, version, "waive its checks")
     if not reason.strip():
         raise InvalidInput.for_field("reason", "A waiver needs a reason compliance can stand by.")
     now = timezone.now()
@@ -110,9 +117,14 @@ def check_waiver_grant(
         raise InvalidInput.for_field(
             "expires_at", f"Waivers last at most {settings.PEDIGREE_WAIVER_MAX_DAYS} days."
         )
-    if check_name in ("transition", "policy"):
+    if check_name in UNWAIVABLE:
+        remedy = (
+            "the required compliance approvals must be given"
+            if check_name == "approvals"
+            else "change the stage policy instead"
+        )
         raise InvalidInput.for_field(
-            "check", f"The '{check_name}' check cannot be waived; change the stage policy instead."
+            "check", f"The '{check_name}' check cannot be waived; {remedy}."
         )
     if check_name not in registered_checks():
         raise InvalidInput.for_field(
