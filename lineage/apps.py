@@ -8,10 +8,19 @@ class LineageConfig(AppConfig):
     def ready(self) -> None:
         from lineage import admin, checks
         from lineage.filters import VERSION_FILTERS
-        from registry.plugins import GateCheck, InvolvementProvider, VersionPanel, plugins
+        from registry.plugins import (
+            EvidenceProvider,
+            EvidenceUsers,
+            GateCheck,
+            InvolvementProvider,
+            VersionPanel,
+            plugins,
+        )
 
         plugins.register(
             GateCheck(checks.CHECK_NAME, checks.lineage_health),
+            EvidenceProvider("lineage", checks.lineage_evidence),
+            EvidenceUsers(checks.evidence_users),
             InvolvementProvider(checks.training_run_people),
             VersionPanel("lineage/version_panel.html", admin.version_panel_context),
             *VERSION_FILTERS,

@@ -1,5 +1,6 @@
 """The catalogue's own gate checks: metadata completeness and approvals."""
 
+from registry.evidence import evidence_changes, evidence_snapshot
 from registry.gates import CheckResult, GateContext, involved_user_ids
 from registry.selectors import standing_problem, valid_approvals
 
@@ -40,6 +41,20 @@ def approvals_given(context: GateContext) -> CheckResult:
             )
         )
     }
+    for approval in approvals:
+        if approval.decision == "approve" and approval.evidence and approval.pk not in lapsed:
+            current = context.shared(
+                "registry.evidence",
+                lambda: evidence_snapshot(
+                    version, context.stage, policy_revision=context.policy_revision
+                ),
+            )
+            changed = evidence_changes(approval.evidence, current)
+            if changed:
+                lapsed[approval.pk] = (
+                    f"the evidence it approved changed since {approval.created_at:%Y-%m-%d}: "
+                    + "; ".join(changed)
+                )
     counted = {
         a.approver_id: a
         for a in approvals
@@ -49,7 +64,10 @@ def approvals_given(context: GateContext) -> CheckResult:
         f"rejected by {a.approver.username} on {a.created_at:%Y-%m-%d}: {a.comment or 'no comment'}"
         for a in rejections
     ]
-    reasons += [f"approval #{pk} no longer counts: {problem}" for pk, problem in lapsed.items()]
+    reasons += [
+        f"approval #{pk} no longer counts: {problem}; ask compliance staff to review it again"
+        for pk, problem in lapsed.items()
+    ]
     needed = context.approvals_required
     if len(counted) < needed:
         reasons.append(

@@ -29,6 +29,7 @@ class GateContext:
     distribution: str = "hosted"
     actor: Reader | None = None
     approvals_required: int = 0
+    policy_revision: int = 0
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def shared(self, key: str, read: Callable[[], T]) -> T:
@@ -206,6 +207,7 @@ def gate_evaluate(
         distribution=distribution,
         actor=actor,
         approvals_required=policy_data["approvals_required"],
+        policy_revision=policy_data["revision"],
     )
     results: list[CheckResult] = []
     problem = transition_problem(version.stage, stage)

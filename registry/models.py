@@ -407,6 +407,9 @@ class Approval(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+    # What the approval saw (`registry.evidence.evidence_snapshot`); it stops counting when the
+    # current evidence differs. Empty on approvals given before snapshots were kept.
+    evidence = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

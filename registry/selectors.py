@@ -213,6 +213,6 @@ def valid_approvals(
             expires_at__gt=now,
         )
         .select_related("approver")
-        .only("decision", "comment", "created_at", "expires_at", "approver__username")
+        .only("decision", "comment", "created_at", "expires_at", "evidence", "approver__username")
         .annotate(**standing_of("approver_id", version.model.team_id))
     )

@@ -11,9 +11,10 @@ from django.forms.models import model_to_dict
 
 from pedigree_client.artefacts import ArtefactError
 from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
-from registry.models import ModelVersion, RegisteredModel, Team
+from registry.evidence import evidence_protection, weakening_changes
+from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Team
 from registry.plugins import LicenceValidator, plugins
-from registry.selectors import is_team_member
+from registry.selectors import is_compliance, is_team_member
 from registry.types import Actor
 
 # Licence expressions are validated and normalised to canonical SPDX text on every write by
@@ -98,6 +99,26 @@ def refuse_promotion_fields(values: dict[str, Any]) -> None:
             "(POST /api/v1/versions/<ref>/promote/, `pedigree promote`), which runs the gate."
         )
         raise InvalidInput(message, fields={name: [message] for name in given})
+
+
+def refuse_weakening(
+    actor: Actor, obj: ModelVersion | DatasetVersion, changes: dict[str, Any]
+) -> None:
+    """Once evidence is protected, a change that could weaken a gate check (`changes` with
+    licences normalised) needs compliance staff: anyone else gets a 403 saying why."""
+    if is_compliance(actor):
+        return
+    weakening = weakening_changes(obj, changes)
+    protected = evidence_protection(obj) if weakening else None
+    if protected:
+        message = (
+            f"{obj} is gate evidence and {protected}: {'; '.join(weakening.values())} could "
+            "weaken a gate check, so only compliance staff can make this change. Ask a "
+            "compliance officer to review and make it; the approvals it touches must be renewed."
+        )
+        raise PermissionRefused(
+            message, fields={field: [message] for field in weakening}, code="evidence_protected"
+        )
 
 
 def artefact_invalid(field: str, error: ArtefactError) -> InvalidInput:

@@ -14,6 +14,7 @@ from registry.services._common import (
     normalise_licences,
     refuse_promotion_fields,
     refuse_taken_label,
+    refuse_weakening,
     require_team_write,
     save_new,
     snapshot,
@@ -169,8 +170,11 @@ def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, An
         raise PermissionRefused.for_field(
             "licence_concluded", "Only compliance staff can set the concluded licence."
         )
-    if set(changes) - COMPLIANCE_ONLY_FIELDS:
+    # Compliance staff conclude evidence changes on any team's versions (registry.evidence).
+    if set(changes) - COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         require_team_write(actor, version.model.team)
+    changes = normalise_licences(dict(changes))
+    refuse_weakening(actor, version, changes)
     before = apply_changes(version, changes, VERSION_UPDATABLE | COMPLIANCE_ONLY_FIELDS)
     version.save()
     audit_record(
@@ -259,8 +263,11 @@ def dataset_version_update(
         raise PermissionRefused.for_field(
             "licence_concluded", "Only compliance staff can set the concluded licence."
         )
-    if set(changes) - COMPLIANCE_ONLY_FIELDS:
+    # Compliance staff conclude evidence changes on any team's versions (registry.evidence).
+    if set(changes) - COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         require_team_write(actor, dataset_version.dataset.team)
+    changes = normalise_licences(dict(changes))
+    refuse_weakening(actor, dataset_version, changes)
     before = apply_changes(
         dataset_version, changes, DATASET_VERSION_UPDATABLE | COMPLIANCE_ONLY_FIELDS
     )

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from registry.audit import audit_record
 from registry.errors import InvalidInput, PermissionRefused
+from registry.evidence import evidence_snapshot
 from registry.gates import (
     DISTRIBUTIONS,
     UNWAIVABLE,
@@ -82,6 +83,7 @@ def approval_record(
         artefact_digest=version.artefact_digest,
         approver=actor,
         expires_at=now + timedelta(days=days),
+        evidence=evidence_snapshot(version, stage),
     )
     audit_record(
         actor=actor,
