@@ -118,13 +118,22 @@ def weakening_changes(
     return found
 
 
+def evidence_user_ids(obj: ModelVersion | DatasetVersion) -> list[int]:
+    """The versions whose gate evidence includes `obj` (see `EvidenceUsers`)."""
+    return [
+        version_id
+        for users in plugins.contributions(EvidenceUsers)
+        for version_id in users.version_ids(obj)
+    ]
+
+
 def evidence_protection(obj: ModelVersion | DatasetVersion) -> str | None:
     """Why changes to `obj` that could weaken a check need compliance staff, or None: `obj`
     (a version) or a version whose evidence includes it has an approval or is in staging or
     production."""
-    ids = {obj.pk} if isinstance(obj, ModelVersion) else set()
-    for users in plugins.contributions(EvidenceUsers):
-        ids.update(users.version_ids(obj))
+    ids = set(evidence_user_ids(obj))
+    if isinstance(obj, ModelVersion):
+        ids.add(obj.pk)
     if not ids:
         return None
     protected = (

@@ -141,8 +141,10 @@ class GateEvaluation:
 
 
 def transition_problem(from_stage: str, to_stage: str) -> str | None:
+    """Why the version cannot move from `from_stage` to `to_stage`, or None. Staying where it
+    is is no move: the other checks then say whether it still belongs there."""
     if from_stage == to_stage:
-        return f"the version is already in {to_stage}"
+        return None
     if from_stage == "archived":
         return "archived versions cannot be promoted again; register a new version"
     if STAGE_ORDER.index(to_stage) < STAGE_ORDER.index(from_stage):
@@ -211,7 +213,10 @@ def gate_evaluate(
     )
     results: list[CheckResult] = []
     problem = transition_problem(version.stage, stage)
-    results.append(CheckResult("transition", problem is None, [problem] if problem else []))
+    stays = {"already_in_stage": True} if version.stage == stage else {}
+    results.append(
+        CheckResult("transition", problem is None, [problem] if problem else [], evidence=stays)
+    )
     if not policy_data["allowed"]:
         reason = (
             f"risk tier '{version.risk_tier}' may never enter {stage} (stage policy)"

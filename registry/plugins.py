@@ -58,6 +58,14 @@ class EvidenceUsers:
 
 
 @dataclass(frozen=True)
+class ComplianceHold:
+    """Stops a staged version that fell out of compliance, where its stage policy says so:
+    `place(version, reason)` holds it and returns the hold's id; at most one app provides it."""
+
+    place: Callable[[ModelVersion, str], int]
+
+
+@dataclass(frozen=True)
 class EvaluationResultsProvider:
     """Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's
     model-index): dicts with keys `task`, `dataset` (name), `metric`, `value` and optionally
@@ -135,6 +143,7 @@ Contribution = (
     | InvolvementProvider
     | EvidenceProvider
     | EvidenceUsers
+    | ComplianceHold
     | EvaluationResultsProvider
     | DashboardPanel
     | VersionPanel
@@ -154,7 +163,7 @@ def _identity(contribution: Contribution) -> object:
             return contribution.title
         case VersionPanel():
             return contribution.template
-        case HubLicenceResolution():
+        case HubLicenceResolution() | ComplianceHold():
             return None  # there is only one
         case _:
             return contribution

@@ -16,9 +16,9 @@ from evaluators.models import EvaluationSuite, Task
 from evaluators.sources import SourceError, locate_dataset
 from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
-from registry.models import DatasetVersion, RegisteredModel, Team
+from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Team
 from registry.selectors import is_compliance, is_team_member, models_visible_to
-from registry.services import require_team_write
+from registry.services import compliance_recheck_after_commit, require_team_write
 from registry.types import Actor
 
 SUITE_UPDATABLE = {
@@ -254,6 +254,7 @@ def suite_create(
         obj=suite,
         after=_suite_snapshot(suite, attached),
     )
+    _recheck_models(attached)
     return suite
 
 
@@ -305,4 +306,14 @@ def suite_update(
         before=before,
         after=_suite_snapshot(suite, models),
     )
+    _recheck_models([*models, *before_models])
     return suite
+
+
+def _recheck_models(models: Sequence[RegisteredModel]) -> None:
+    """A suite attached, detached or with new limits changes its models' versions' gates."""
+    compliance_recheck_after_commit(
+        ModelVersion.objects.filter(model__in=list(models))
+        .exclude(stage="archived")
+        .values_list("pk", flat=True)
+    )

@@ -36,6 +36,7 @@ from registry.services.catalogue import (
     version_create,
     version_update,
 )
+from registry.services.compliance import compliance_recheck, compliance_recheck_after_commit
 from registry.services.events import (
     WEBHOOK_ENDPOINT_UPDATABLE,
     event_publish,
@@ -66,6 +67,8 @@ __all__ = [
     "artefact_upload_start",
     "check_waiver_grant",
     "check_waiver_revoke",
+    "compliance_recheck",
+    "compliance_recheck_after_commit",
     "dataset_create",
     "dataset_update",
     "dataset_version_create",

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from registry.audit import audit_record
 from registry.errors import Conflict, PermissionRefused
+from registry.evidence import evidence_user_ids
 from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel, Team
 from registry.selectors import is_compliance
 from registry.services._common import (
@@ -19,6 +20,7 @@ from registry.services._common import (
     save_new,
     snapshot,
 )
+from registry.services.compliance import compliance_recheck_after_commit
 from registry.types import Actor
 
 MODEL_UPDATABLE = {"task", "description", "visibility", "allow_multiple_production"}
@@ -180,6 +182,7 @@ def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, An
     audit_record(
         actor=actor, action="version.update", obj=version, before=before, after=snapshot(version)
     )
+    compliance_recheck_after_commit([version.pk, *evidence_user_ids(version)])
     return version
 
 
@@ -279,4 +282,5 @@ def dataset_version_update(
         before=before,
         after=snapshot(dataset_version),
     )
+    compliance_recheck_after_commit(evidence_user_ids(dataset_version))
     return dataset_version

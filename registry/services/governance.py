@@ -33,6 +33,7 @@ from registry.models import (
 )
 from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes, snapshot
+from registry.services.compliance import compliance_recheck_after_commit
 from registry.services.events import event_publish
 from registry.types import Actor
 
@@ -101,6 +102,7 @@ def approval_record(
         kind=f"version.{'approved' if decision == 'approve' else 'rejected'}",
         payload={"version": str(version), "stage": stage, "by": actor.username, "comment": comment},
     )
+    compliance_recheck_after_commit([version.pk])
     return approval
 
 
@@ -152,6 +154,7 @@ def check_waiver_grant(
             "expires_at": expires_at,
         },
     )
+    compliance_recheck_after_commit([version.pk])
     return waiver
 
 
@@ -167,6 +170,7 @@ def check_waiver_revoke(*, actor: Actor, waiver: CheckWaiver) -> CheckWaiver:
             obj=waiver.version,
             after={"waiver": waiver.pk, "check": waiver.check_name},
         )
+        compliance_recheck_after_commit([waiver.version_id])
     return waiver
 
 
@@ -206,6 +210,15 @@ def version_promote(
     _refuse_unknown_target(stage=stage, use=use, distribution=distribution)
     version = _lock_for_promotion(version)
     _require_promoter(actor, version)
+    if version.stage == stage:
+        # A re-run release job: the decision that brought it here answers, nothing is recorded.
+        arrived = (
+            GateDecision.objects.filter(version=version, to_stage=stage, passed=True)
+            .order_by("-decided_at", "-id")
+            .first()
+        )
+        if arrived is not None:
+            return arrived
     verdict = _judge(
         actor=actor,
         version=version,
@@ -225,6 +238,7 @@ def version_promote(
             decision=decision,
             justification=justification,
         )
+        compliance_recheck_after_commit([version.pk, *(old.pk for old in verdict.displaced)])
     else:
         _refusal_audit(actor=actor, version=version, verdict=verdict, decision=decision)
     _promotion_publish(actor=actor, version=version, verdict=verdict, decision=decision)
@@ -398,11 +412,20 @@ def stage_policy_update(
             f"Unknown check(s): {', '.join(unknown_checks)}; "
             f"known: {', '.join(sorted(registered_checks()))}.",
         )
-    before = apply_changes(policy, changes, {"allowed", "required_checks", "approvals_required"})
+    before = apply_changes(
+        policy,
+        changes,
+        {"allowed", "required_checks", "approvals_required", "hold_when_out_of_compliance"},
+    )
     policy.revision += 1
     policy.updated_by = actor
     policy.save()
     audit_record(
         actor=actor, action="policy.update", obj=policy, before=before, after=snapshot(policy)
+    )
+    compliance_recheck_after_commit(
+        ModelVersion.objects.filter(risk_tier=policy.risk_tier)
+        .exclude(stage=Stage.ARCHIVED)
+        .values_list("pk", flat=True)
     )
     return policy
