@@ -1,5 +1,7 @@
 """Strict parsing of settings from the environment: a bad value stops start-up with a message."""
 
+import base64
+import binascii
 import os
 from pathlib import Path
 
@@ -64,3 +66,20 @@ def env_dirs(name: str, default: list[Path]) -> list[Path]:
     if relative:
         raise ImproperlyConfigured(f"{name} must list absolute paths; got {', '.join(relative)}.")
     return paths
+
+
+def env_key32(name: str) -> bytes | None:
+    """A 32-byte key given as base64 (an Ed25519 private seed or public key)."""
+    value = env_str(name)
+    if value is None:
+        return None
+    try:
+        key = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ImproperlyConfigured(f"{name} is not base64.") from None
+    if len(key) != 32:
+        raise ImproperlyConfigured(
+            f"{name} must encode 32 bytes (an Ed25519 key), not {len(key)}; "
+            "`manage.py audit_checkpoint --new-key` prints a pair."
+        )
+    return key

@@ -7,7 +7,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_dirs, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_dirs, env_int, env_key32, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR") or BASE_DIR / "var").expanduser()
@@ -177,6 +177,18 @@ PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
 PEDIGREE_DELIVERY_STALE_SECONDS = env_int(
     "PEDIGREE_DELIVERY_STALE_SECONDS", PEDIGREE_WEBHOOK_TIMEOUT + 90, minimum=1
 )
+# Signed checkpoints of the audit chain (docs/security.md#audit-checkpoints). The signing key
+# lives only where checkpoints are written; verifiers hold the public key alone, and the file
+# sink should sit where the database's writers cannot rewrite it.
+PEDIGREE_AUDIT_SIGNING_KEY = env_key32("PEDIGREE_AUDIT_SIGNING_KEY")
+PEDIGREE_AUDIT_VERIFY_KEY = env_key32("PEDIGREE_AUDIT_VERIFY_KEY")
+PEDIGREE_AUDIT_CHECKPOINT_FILE = env_str("PEDIGREE_AUDIT_CHECKPOINT_FILE")
+PEDIGREE_AUDIT_CHECKPOINT_SECONDS = env_int("PEDIGREE_AUDIT_CHECKPOINT_SECONDS", 3600, minimum=60)
+# How often every version's compliance is recomputed (celery beat; the embedded default
+# recomputes stale ones when the dashboard is opened, or run `manage.py compliance_recheck`).
+PEDIGREE_COMPLIANCE_RECHECK_SECONDS = env_int(
+    "PEDIGREE_COMPLIANCE_RECHECK_SECONDS", 3600, minimum=60
+)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -275,6 +287,15 @@ CELERY_BEAT_SCHEDULE = {
     "deliveries-sweep": {
         "task": "registry.tasks.sweep_deliveries",
         "schedule": float(PEDIGREE_EVALUATION_SWEEP_SECONDS),
+    },
+    "audit-checkpoint": {
+        "task": "registry.tasks.write_audit_checkpoint",
+        "schedule": float(PEDIGREE_AUDIT_CHECKPOINT_SECONDS),
+    },
+    # Catches what no write triggers: approvals and waivers expiring, evaluations going stale.
+    "compliance-recheck": {
+        "task": "registry.tasks.recheck_compliance",
+        "schedule": float(PEDIGREE_COMPLIANCE_RECHECK_SECONDS),
     },
 }
 

@@ -11,6 +11,7 @@ class EvaluatorsConfig(AppConfig):
         from registry.plugins import (
             DashboardPanel,
             EvaluationResultsProvider,
+            EvidenceProvider,
             GateCheck,
             VersionPanel,
             plugins,
@@ -21,6 +22,7 @@ class EvaluatorsConfig(AppConfig):
             GateCheck("fairness", checks.fairness_within_limits),
             GateCheck("no_negative_transfer", checks.no_negative_transfer),
             EvaluationResultsProvider(exported_results),
+            EvidenceProvider("evaluation_runs", checks.evaluation_evidence_snapshot),
             DashboardPanel(
                 "Evaluations", "evaluators/dashboard_panel.html", admin.dashboard_panel_context
             ),

@@ -23,6 +23,7 @@ from evaluators.selectors import (
 )
 from lineage.selectors import gate_parent_edges
 from registry.gates import CheckResult, GateContext
+from registry.models import ModelVersion
 
 LIMITS = {
     "quality": "min_quality",
@@ -152,3 +153,14 @@ def no_negative_transfer(context: GateContext) -> CheckResult:
         reasons,
         evidence={"suites": rows, "parents": [str(edge.parent) for edge in edges]},
     )
+
+
+def evaluation_evidence_snapshot(version: ModelVersion) -> dict[str, Any]:
+    """What an approval binds to of the evaluations (two queries): for each suite that applies,
+    the id of the version's latest valid run on it (None: none yet)."""
+    suites = list(suites_for(version).select_related(None).only(*GATE_SUITE_FIELDS))
+    runs = latest_valid_runs([version.pk], suites)
+    return {
+        suite.name: (run.pk if (run := runs.get((version.pk, suite.pk))) else None)
+        for suite in suites
+    }

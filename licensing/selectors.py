@@ -38,7 +38,7 @@ from licensing.obligations import (
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
 from lineage.selectors import ancestry
 from registry.models import ModelVersion
-from registry.selectors import is_compliance, versions_visible_to
+from registry.selectors import is_compliance, standing_of, versions_visible_to
 from registry.types import Reader
 
 
@@ -201,6 +201,8 @@ def licence_check(
         )
         return check
     policy, rules = active
+    approver_standing = standing_of("approver_id", version.model.team_id)
+    granter_standing = standing_of("granted_by_id", version.model.team_id)
     waivers = [
         WaiverSpec(*row)
         for row in LicenceWaiver.objects.filter(
@@ -208,6 +210,15 @@ def licence_check(
             artefact_digest=version.artefact_digest,
             revoked_at__isnull=True,
             expires_at__gt=now or timezone.now(),
+        )
+        # A waiver counts only while whoever approved and granted it still may.
+        .alias(**{f"approver_{k}": v for k, v in approver_standing.items()})
+        .alias(**{f"granter_{k}": v for k, v in granter_standing.items()})
+        .filter(
+            approver_holds_role=True,
+            approver_in_team=False,
+            granter_holds_role=True,
+            granter_in_team=False,
         )
         .order_by("-created_at", "-id")
         .values_list(

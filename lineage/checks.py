@@ -1,8 +1,18 @@
 """Gate checks contributed by lineage, registered from `LineageConfig.ready()`."""
 
+from typing import Any
+
 from lineage.models import TrainingRun
-from lineage.selectors import active_holds_on, gate_parent_edges
+from lineage.selectors import (
+    active_holds_on,
+    ancestry,
+    descendant_ids,
+    fetch_ids,
+    gate_parent_edges,
+    trained_on_ids,
+)
 from registry.gates import CheckResult, GateContext
+from registry.models import DatasetVersion
 
 CHECK_NAME = "lineage_health"
 
@@ -75,3 +85,31 @@ def training_run_people(version) -> set[int]:
         .first()
     )
     return set(run) if run else set()
+
+
+def lineage_evidence(version) -> dict[str, Any]:
+    """What an approval binds to of the lineage (one query): the parents and how the version
+    was made of them, the licences of every ancestor, and the licences of the data the version
+    and its ancestors were trained on."""
+    found = ancestry(version.pk)
+
+    def licences(node) -> dict[str, str]:
+        return {"declared": node.licence_declared, "concluded": node.licence_concluded}
+
+    return {
+        "parents": {
+            found.ancestors[edge.parent_id].ref: edge.relation
+            for edge in found.edges
+            if edge.child_id == version.pk
+        },
+        "ancestors": {node.ref: licences(node) for node in found.ancestors.values()},
+        "training_data": {node.ref: licences(node) for node in found.datasets.values()},
+    }
+
+
+def evidence_users(obj) -> list[int]:
+    """The versions whose evidence includes `obj`: a version's descendants, or the versions
+    trained on a dataset version (directly or through an ancestor)."""
+    if isinstance(obj, DatasetVersion):
+        return fetch_ids(trained_on_ids(obj.pk))
+    return fetch_ids(descendant_ids(obj.pk))

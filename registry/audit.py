@@ -25,7 +25,7 @@ from registry.types import Actor
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant naming the PostgreSQL advisory lock that serialises appends to the chain.
-_CHAIN_LOCK_KEY = 7_220_431
+CHAIN_LOCK_KEY = 7_220_431
 _SEAL_BATCH = 1000
 
 
@@ -121,7 +121,7 @@ def audit_seal() -> int:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_CHAIN_LOCK_KEY])
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
         pending = list(AuditEntry.objects.filter(seq__isnull=True).order_by("id")[:_SEAL_BATCH])
         if not pending:
             return 0

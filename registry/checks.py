@@ -1,7 +1,8 @@
 """The catalogue's own gate checks: metadata completeness and approvals."""
 
+from registry.evidence import evidence_changes, evidence_snapshot
 from registry.gates import CheckResult, GateContext, involved_user_ids
-from registry.selectors import valid_approvals
+from registry.selectors import standing_problem, valid_approvals
 
 
 def metadata_complete(context: GateContext) -> CheckResult:
@@ -30,14 +31,42 @@ def approvals_given(context: GateContext) -> CheckResult:
     approved = any(a.decision == "approve" for a in approvals)
     involved = involved_user_ids(version) if approved else set()
     rejections = [a for a in approvals if a.decision == "reject"]
+    lapsed = {
+        a.pk: problem
+        for a in approvals
+        if a.decision == "approve"
+        and (
+            problem := standing_problem(
+                a.approver.username, holds_role=a.holds_role, in_team=a.in_team
+            )
+        )
+    }
+    for approval in approvals:
+        if approval.decision == "approve" and approval.evidence and approval.pk not in lapsed:
+            current = context.shared(
+                "registry.evidence",
+                lambda: evidence_snapshot(
+                    version, context.stage, policy_revision=context.policy_revision
+                ),
+            )
+            changed = evidence_changes(approval.evidence, current)
+            if changed:
+                lapsed[approval.pk] = (
+                    f"the evidence it approved changed since {approval.created_at:%Y-%m-%d}: "
+                    + "; ".join(changed)
+                )
     counted = {
         a.approver_id: a
         for a in approvals
-        if a.decision == "approve" and a.approver_id not in involved
+        if a.decision == "approve" and a.approver_id not in involved and a.pk not in lapsed
     }
     reasons = [
         f"rejected by {a.approver.username} on {a.created_at:%Y-%m-%d}: {a.comment or 'no comment'}"
         for a in rejections
+    ]
+    reasons += [
+        f"approval #{pk} no longer counts: {problem}; ask compliance staff to review it again"
+        for pk, problem in lapsed.items()
     ]
     needed = context.approvals_required
     if len(counted) < needed:

@@ -3,36 +3,35 @@
 from collections import Counter
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
 
-from registry.gates import failing_checks
-from registry.models import GateDecision, ModelVersion, Stage
+from registry.models import ModelVersion, Stage
 from registry.plugins import DashboardPanel, plugins
+from registry.selectors import compliance_overview, compliance_stale_ids
+from registry.services import compliance_recheck
 
 
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
-    """A bounded number of queries whatever the registry size (recent decisions only)."""
-    recent = GateDecision.objects.select_related("version", "version__model").order_by(
-        "-decided_at", "-id"
-    )[:500]
-    latest: dict[int, GateDecision] = {}
-    for decision in recent:
-        latest.setdefault(decision.version_id, decision)
-    blocked: list[dict[str, Any]] = [
-        {"decision": d, "version": d.version, "failing": failing_checks(d.results)}
-        for d in latest.values()
-        if not d.passed and d.version.stage == d.from_stage
-    ]
-    awaiting = [
-        row for row in blocked if any(check["check"] == "approvals" for check in row["failing"])
-    ]
+    """A bounded number of queries whatever the registry size: the lists come from the stored
+    compliance statuses (`registry.selectors.compliance_overview`)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        # The embedded default has no celery beat: what is stale is recomputed on opening.
+        compliance_recheck(version_ids=compliance_stale_ids())
+    overview = compliance_overview()
     production = ModelVersion.objects.filter(stage=Stage.PRODUCTION).values_list(
         "risk_tier", flat=True
     )
     by_tier = Counter(production)
     return {
-        "blocked_versions": blocked,
-        "awaiting_approval": awaiting,
+        **overview,
+        "compliance_lists": [
+            ("Out of compliance", "out-of-compliance", overview["out_of_compliance"]),
+            ("Held", "held", overview["held"]),
+            ("Blocked versions", "blocked-versions", overview["blocked"]),
+            ("Awaiting approval", "awaiting-approval", overview["awaiting_approval"]),
+            ("Never gated", "never-gated", overview["never_gated"]),
+        ],
         "production_by_risk_tier": sorted(by_tier.items()),
         "production_count": sum(by_tier.values()),
         "stage_counts": dict(Counter(ModelVersion.objects.values_list("stage", flat=True))),

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from registry.models import CheckWaiver, ModelVersion, StagePolicy
 from registry.plugins import EvaluationResultsProvider, GateCheck, InvolvementProvider, plugins
+from registry.selectors import is_team_member, standing_of, standing_problem
 from registry.types import Reader
 
 T = TypeVar("T")
@@ -28,6 +29,7 @@ class GateContext:
     distribution: str = "hosted"
     actor: Reader | None = None
     approvals_required: int = 0
+    policy_revision: int = 0
     memo: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def shared(self, key: str, read: Callable[[], T]) -> T:
@@ -70,6 +72,18 @@ def involved_user_ids(version: ModelVersion) -> set[int]:
     return users
 
 
+def duty_conflict(user: Reader, version: ModelVersion) -> str | None:
+    """Why `user` may not approve or waive anything on `version`, or None: nobody judges a
+    version they made or their own team's version (separation of duties)."""
+    if user.pk in involved_user_ids(version):
+        return f"{user.username} registered or produced {version}"
+    if is_team_member(user, version.model.team_id):
+        return (
+            f"{user.username} is a member of team '{version.model.team.slug}', which owns {version}"
+        )
+    return None
+
+
 def evaluation_results(version: ModelVersion) -> list[dict[str, Any]]:
     return [
         result
@@ -81,6 +95,9 @@ def evaluation_results(version: ModelVersion) -> list[dict[str, Any]]:
 logger = logging.getLogger(__name__)
 
 STAGE_ORDER = ["development", "staging", "production", "archived"]
+# Checks no waiver covers: the stage rules themselves, and the approvals separation of duties
+# demands (waiving `approvals` would let one officer stand in for the required reviewers).
+UNWAIVABLE = ("transition", "policy", "approvals")
 
 
 def failing_checks(results: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -124,8 +141,10 @@ class GateEvaluation:
 
 
 def transition_problem(from_stage: str, to_stage: str) -> str | None:
+    """Why the version cannot move from `from_stage` to `to_stage`, or None. Staying where it
+    is is no move: the other checks then say whether it still belongs there."""
     if from_stage == to_stage:
-        return f"the version is already in {to_stage}"
+        return None
     if from_stage == "archived":
         return "archived versions cannot be promoted again; register a new version"
     if STAGE_ORDER.index(to_stage) < STAGE_ORDER.index(from_stage):
@@ -142,6 +161,7 @@ def active_waivers(version: ModelVersion, *, now: datetime | None = None) -> dic
         expires_at__gt=now,
     ).select_related("granted_by")
     waivers = waivers.only("check_name", "reason", "expires_at", "granted_by__username")
+    waivers = waivers.annotate(**standing_of("granted_by_id", version.model.team_id))
     return {waiver.check_name: waiver for waiver in waivers}
 
 
@@ -189,10 +209,14 @@ def gate_evaluate(
         distribution=distribution,
         actor=actor,
         approvals_required=policy_data["approvals_required"],
+        policy_revision=policy_data["revision"],
     )
     results: list[CheckResult] = []
     problem = transition_problem(version.stage, stage)
-    results.append(CheckResult("transition", problem is None, [problem] if problem else []))
+    stays = {"already_in_stage": True} if version.stage == stage else {}
+    results.append(
+        CheckResult("transition", problem is None, [problem] if problem else [], evidence=stays)
+    )
     if not policy_data["allowed"]:
         reason = (
             f"risk tier '{version.risk_tier}' may never enter {stage} (stage policy)"
@@ -220,6 +244,11 @@ def gate_evaluate(
     for result in results:
         row = result.to_dict()
         waiver = waivers.get(result.check) if not result.passed and result.required else None
+        lapsed = waiver and standing_problem(
+            waiver.granted_by.username, waiver.holds_role, waiver.in_team
+        )
+        if waiver and lapsed:
+            row["reasons"].append(f"waiver #{waiver.pk} no longer applies: {lapsed}")
         row["waiver"] = (
             {
                 "id": waiver.pk,
@@ -227,7 +256,7 @@ def gate_evaluate(
                 "granted_by": waiver.granted_by.username,
                 "expires_at": waiver.expires_at.isoformat(),
             }
-            if waiver and result.check not in ("transition", "policy")
+            if waiver and not lapsed and result.check not in UNWAIVABLE
             else None
         )
         rows.append(row)

@@ -327,6 +327,26 @@ class AuditEntry(models.Model):
         return f"#{self.pk} {self.action} {self.object_repr}"
 
 
+class AuditCheckpoint(models.Model):
+    """A signed statement of the audit chain's head: `entry_count` sealed entries ending at
+    `seq` with hash `head_hash`, at `signed_at`. Copies go to sinks outside the database, so
+    deleting the chain's tail or re-hashing it (which needs the private key to re-sign) shows."""
+
+    seq = models.PositiveBigIntegerField()
+    head_hash = models.CharField(max_length=64)
+    entry_count = models.PositiveBigIntegerField()
+    signed_at = models.DateTimeField()
+    key_id = models.CharField(max_length=16)
+    signature = models.CharField(max_length=128)
+
+    class Meta:
+        ordering = ["-seq", "-id"]
+        verbose_name = "audit checkpoint"
+
+    def __str__(self) -> str:
+        return f"checkpoint at #{self.seq}"
+
+
 class StagePolicy(models.Model):
     """Which gate checks and how many approvals a version of a risk tier needs to enter a stage.
 
@@ -341,6 +361,11 @@ class StagePolicy(models.Model):
     )
     required_checks = models.JSONField(default=list, blank=True)
     approvals_required = models.PositiveSmallIntegerField(default=0)
+    hold_when_out_of_compliance = models.BooleanField(
+        default=False,
+        help_text="Place a hold automatically on a version of this tier in this stage that no "
+        "longer passes its gate.",
+    )
     revision = models.PositiveIntegerField(default=1)
     updated_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -408,6 +433,9 @@ class Approval(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
+    # What the approval saw (`registry.evidence.evidence_snapshot`); it stops counting when the
+    # current evidence differs. Empty on approvals given before snapshots were kept.
+    evidence = models.JSONField(default=dict, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]
@@ -452,6 +480,45 @@ class CheckWaiver(models.Model):
 
     def __str__(self) -> str:
         return f"waiver of {self.check_name} on {self.version}"
+
+
+class ComplianceState(models.TextChoices):
+    COMPLIANT = "compliant", "Compliant"
+    READY = "ready", "Ready for its next stage"
+    AWAITING_APPROVAL = "awaiting_approval", "Awaiting approval"
+    BLOCKED = "blocked", "Blocked"
+    HELD = "held", "Held"
+    OUT_OF_COMPLIANCE = "out_of_compliance", "Out of compliance"
+
+
+class ComplianceStatus(models.Model):
+    """A version's current standing, recomputed by `registry.services.compliance` whenever an
+    input of its gate changes and on a schedule: does it still pass the gate of the stage it is
+    in, and would it pass the next one it wants?"""
+
+    version = models.OneToOneField(
+        ModelVersion, primary_key=True, on_delete=models.CASCADE, related_name="compliance"
+    )
+    stage = models.CharField(max_length=16, choices=Stage.choices)
+    state = models.CharField(max_length=24, choices=ComplianceState.choices)
+    # None in development: there is no gate to keep passing.
+    current_passed = models.BooleanField(null=True)
+    target_stage = models.CharField(max_length=16, blank=True)
+    target_passed = models.BooleanField(null=True)
+    # The failing checks: [{"stage", "check", "reasons"}], current stage first.
+    failing = models.JSONField(default=list, blank=True)
+    action = models.TextField(blank=True)
+    gated = models.BooleanField(default=False, help_text="Anyone ever asked to promote it.")
+    out_of_compliance_since = models.DateTimeField(null=True, blank=True)
+    computed_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "compliance statuses"
+        constraints = [choices_check("state", ComplianceState, "compliance_state_valid")]
+        indexes = [models.Index(fields=["state"])]
+
+    def __str__(self) -> str:
+        return f"{self.version_id}: {self.state}"
 
 
 class WebhookEndpoint(models.Model):

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from registry.gates import CheckResult, GateContext
-    from registry.models import ModelVersion
+    from registry.models import DatasetVersion, ModelVersion
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,33 @@ class InvolvementProvider:
     registered it (e.g. who ran its training run). None of them may approve it."""
 
     users: Callable[[ModelVersion], set[int]]
+
+
+@dataclass(frozen=True)
+class EvidenceProvider:
+    """Part of what an approval binds to (`registry.evidence`): plain JSON data about the
+    version (its parents, its ancestors' and training data's licences, the evaluation runs the
+    gate reads). An approval stops counting when any part differs from what it saw."""
+
+    name: str
+    snapshot: Callable[[ModelVersion], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EvidenceUsers:
+    """The ids of the versions whose gate evidence includes a version (its descendants) or a
+    dataset version (the versions trained on it and their descendants): a change to it that
+    could weaken a check is protected when any of them is."""
+
+    version_ids: Callable[[ModelVersion | DatasetVersion], list[int]]
+
+
+@dataclass(frozen=True)
+class ComplianceHold:
+    """Stops a staged version that fell out of compliance, where its stage policy says so:
+    `place(version, reason)` holds it and returns the hold's id; at most one app provides it."""
+
+    place: Callable[[ModelVersion, str], int]
 
 
 @dataclass(frozen=True)
@@ -114,6 +141,9 @@ class HubLicenceResolution:
 Contribution = (
     GateCheck
     | InvolvementProvider
+    | EvidenceProvider
+    | EvidenceUsers
+    | ComplianceHold
     | EvaluationResultsProvider
     | DashboardPanel
     | VersionPanel
@@ -127,13 +157,13 @@ C = TypeVar("C", bound=Contribution)
 def _identity(contribution: Contribution) -> object:
     """What must be unique among contributions of one kind."""
     match contribution:
-        case GateCheck() | VersionListFilter():
+        case GateCheck() | VersionListFilter() | EvidenceProvider():
             return contribution.name
         case DashboardPanel():
             return contribution.title
         case VersionPanel():
             return contribution.template
-        case HubLicenceResolution():
+        case HubLicenceResolution() | ComplianceHold():
             return None  # there is only one
         case _:
             return contribution

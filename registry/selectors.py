@@ -5,17 +5,20 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet
+from django.db.models import BooleanField, Exists, ExpressionWrapper, Model, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from registry.models import (
     COMPLIANCE_GROUP,
     Approval,
     ArtefactUpload,
+    ComplianceState,
+    ComplianceStatus,
     Dataset,
     DatasetVersion,
     ModelVersion,
     RegisteredModel,
+    Stage,
     Team,
     Visibility,
 )
@@ -38,9 +41,36 @@ def is_compliance(user: Reader) -> bool:
     return answer
 
 
-def compliance_group_member() -> Exists:
-    """For annotating a query whose rows have a `user_id`: is that user compliance staff?"""
-    return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef("user_id")))
+def compliance_group_member(user_field: str = "user_id") -> Exists:
+    """For annotating a query whose rows have a `user_id` (or `user_field`): is that user
+    compliance staff?"""
+    return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef(user_field)))
+
+
+def standing_of(user_field: str, team_id: int) -> dict[str, Any]:
+    """Annotations saying, as of now, whether the user in `user_field` still holds the
+    compliance role (`holds_role`) and whether they have joined team `team_id` (`in_team`):
+    approvals and waivers count only while their author may still give them."""
+    user = user_field.removesuffix("_id")
+    return {
+        "holds_role": ExpressionWrapper(
+            Q(**{f"{user}__is_active": True})
+            & (Q(**{f"{user}__is_superuser": True}) | Q(compliance_group_member(user_field))),
+            output_field=BooleanField(),
+        ),
+        "in_team": Exists(
+            Team.members.through.objects.filter(team_id=team_id, user_id=OuterRef(user_field))
+        ),
+    }
+
+
+def standing_problem(username: str, holds_role: bool, in_team: bool) -> str | None:
+    """Why an approval or waiver by `username` no longer counts, or None."""
+    if not holds_role:
+        return f"{username} is no longer compliance staff"
+    if in_team:
+        return f"{username} has since joined the owning team"
+    return None
 
 
 def remember_compliance(user: Actor, *, in_compliance_group: bool) -> None:
@@ -186,5 +216,73 @@ def valid_approvals(
             expires_at__gt=now,
         )
         .select_related("approver")
-        .only("decision", "comment", "created_at", "expires_at", "approver__username")
+        .only("decision", "comment", "created_at", "expires_at", "evidence", "approver__username")
+        .annotate(**standing_of("approver_id", version.model.team_id))
     )
+
+
+# How many rows each list of the compliance overview shows at most.
+OVERVIEW_LIMIT = 200
+
+
+def compliance_stale_ids(*, limit: int = OVERVIEW_LIMIT) -> list[int]:
+    """Versions (not archived) whose compliance was never computed or is older than the
+    recheck period, oldest first."""
+    cutoff = timezone.now() - timedelta(seconds=settings.PEDIGREE_COMPLIANCE_RECHECK_SECONDS)
+    return list(
+        ModelVersion.objects.exclude(stage=Stage.ARCHIVED)
+        .filter(Q(compliance__isnull=True) | Q(compliance__computed_at__lt=cutoff))
+        .order_by("compliance__computed_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
+def _overview_row(status: ComplianceStatus) -> dict[str, Any]:
+    return {
+        "version": status.version,
+        "state": status.state,
+        "state_label": status.get_state_display(),
+        "stage": status.stage,
+        "target": status.target_stage,
+        "failing": status.failing,
+        "why": [
+            f"{row['stage']} · {row['check']}: {reason}"
+            for row in status.failing
+            for reason in row["reasons"] or ["failed"]
+        ],
+        "what_to_do": status.action,
+        "gated": status.gated,
+        "out_of_compliance_since": status.out_of_compliance_since,
+        "computed_at": status.computed_at,
+    }
+
+
+def compliance_overview(*, limit: int = OVERVIEW_LIMIT) -> dict[str, Any]:
+    """The compliance dashboard's truth, from every version's current compliance status
+    (`registry.services.compliance`): what is out of compliance, held, blocked (fails its next
+    gate now), awaiting approval, never gated, each row with why and what to do. Three
+    queries whatever the registry size."""
+    statuses = ComplianceStatus.objects.exclude(stage=Stage.ARCHIVED).select_related(
+        "version__model"
+    )
+    state = ComplianceState
+
+    def rows(queryset: QuerySet[ComplianceStatus]) -> list[dict[str, Any]]:
+        return [_overview_row(status) for status in queryset.order_by("-computed_at")[:limit]]
+
+    flagged = statuses.filter(
+        Q(state__in=[state.OUT_OF_COMPLIANCE, state.HELD])
+        | Q(target_passed=False)
+        | Q(gated=False, stage=Stage.DEVELOPMENT)
+    )
+    every = rows(flagged)
+    return {
+        "out_of_compliance": [r for r in every if r["state"] == state.OUT_OF_COMPLIANCE],
+        "held": [r for r in every if r["state"] == state.HELD],
+        "blocked": [r for r in every if r["state"] in (state.BLOCKED, state.AWAITING_APPROVAL)],
+        "awaiting_approval": [r for r in every if r["state"] == state.AWAITING_APPROVAL],
+        "never_gated": [r for r in every if r["stage"] == Stage.DEVELOPMENT and not r["gated"]],
+        "unassessed": ModelVersion.objects.exclude(stage=Stage.ARCHIVED)
+        .filter(compliance__isnull=True)
+        .count(),
+    }

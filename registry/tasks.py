@@ -3,6 +3,7 @@
 import hashlib
 import hmac
 import json
+import logging
 
 import requests
 from celery import shared_task
@@ -12,10 +13,12 @@ from django.utils import timezone
 
 from registry import services
 from registry.audit import audit_seal
+from registry.checkpoints import CheckpointKeyMissing, audit_checkpoint_write
 from registry.models import DeliveryStatus, EventDelivery
 from registry.outbox import outbox_relay
 
 MAX_ATTEMPTS = 5
+logger = logging.getLogger(__name__)
 
 
 def signature(secret: str, body: bytes) -> str:
@@ -102,3 +105,18 @@ def relay_outbox() -> list[int]:
 def sweep_deliveries() -> list[int]:
     """Periodic (celery beat): send again the deliveries whose worker died mid-POST."""
     return services.deliveries_sweep()
+@shared_task(acks_late=True, soft_time_limit=1800, time_limit=1860)
+def recheck_compliance(version_ids: list[int] | None = None) -> int:
+    """After an input of these versions' gates changed (None: every version), and periodically
+    (celery beat): recompute their compliance; returns how many were assessed."""
+    return len(services.compliance_recheck(version_ids=version_ids))
+
+
+@shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
+def write_audit_checkpoint() -> int | None:
+    """Periodic (celery beat): sign the audit chain's head; None when no signing key is set."""
+    try:
+        return audit_checkpoint_write().pk
+    except CheckpointKeyMissing:
+        logger.warning("no audit checkpoint: PEDIGREE_AUDIT_SIGNING_KEY is not set")
+        return None

@@ -23,6 +23,7 @@ from evaluators.models import EvaluationResult, EvaluationRun, RunStatus
 from evaluators.selectors import comparable_parent_edges, parent_comparisons
 from evaluators.sources import SourceError, verified_artefact_dir, verified_dataset_file
 from registry.audit import audit_record
+from registry.services import compliance_recheck_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def _succeed(run: EvaluationRun, token: uuid.UUID, outcome: EvaluationOutcome) -
             "overall": result.overall,
         },
     )
+    compliance_recheck_after_commit([run.version_id])
     return True
 
 

@@ -22,9 +22,9 @@ from registry.errors import (
     full_clean,
     invalid_from_django,
 )
-from registry.models import DatasetVersion, RegisteredModel, Team
+from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Team
 from registry.selectors import is_compliance, is_team_member, models_visible_to
-from registry.services import require_team_write
+from registry.services import compliance_recheck_after_commit, require_team_write
 from registry.types import Actor
 
 SUITE_UPDATABLE = {
@@ -260,6 +260,7 @@ def suite_create(
         obj=suite,
         after=_suite_snapshot(suite, attached),
     )
+    _recheck_models(attached)
     return suite
 
 
@@ -311,4 +312,14 @@ def suite_update(
         before=before,
         after=_suite_snapshot(suite, models),
     )
+    _recheck_models([*models, *before_models])
     return suite
+
+
+def _recheck_models(models: Sequence[RegisteredModel]) -> None:
+    """A suite attached, detached or with new limits changes its models' versions' gates."""
+    compliance_recheck_after_commit(
+        ModelVersion.objects.filter(model__in=list(models))
+        .exclude(stage="archived")
+        .values_list("pk", flat=True)
+    )

@@ -22,6 +22,7 @@ from licensing.models import (
 )
 from licensing.policy import placeholder_problems
 from licensing.services.shared import require_compliance
+from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, invalid_from_django
 from registry.gates import DISTRIBUTIONS, USES
@@ -162,6 +163,7 @@ def _record_revision(*, actor: Actor, policy: LicencePolicy, change: str) -> Lic
     LicencePolicyRevision.objects.create(
         policy=policy, revision=policy.revision, rules=rules, change=change[:255], changed_by=actor
     )
+    registry_services.compliance_recheck_after_commit()  # every version's licence check
     return policy
 
 

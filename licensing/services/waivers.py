@@ -13,7 +13,7 @@ from licensing.services.policy import active_policy_or_refuse
 from licensing.services.shared import require_compliance
 from registry.audit import audit_record
 from registry.errors import InvalidInput, PermissionRefused
-from registry.gates import involved_user_ids
+from registry.gates import duty_conflict
 from registry.models import ModelVersion
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance
@@ -56,11 +56,12 @@ def licence_waiver_validate(
             "expires_at", f"Waivers last at most {settings.PEDIGREE_WAIVER_MAX_DAYS} days."
         )
     approver = _resolve_approver(approver)
-    if approver.pk in involved_user_ids(version):
+    conflict = duty_conflict(approver, version)
+    if conflict:
         raise PermissionRefused.for_field(
             "approver",
-            f"{approver.username} registered or produced {version}, so cannot approve a waiver "
-            "for it (separation of duties); name another compliance officer.",
+            f"{conflict}, so cannot approve a waiver for it (separation of duties); "
+            "name a compliance officer outside the owning team.",
         )
     policy = active_policy_or_refuse()
     rule = LicenceRule.objects.filter(policy=policy, name=rule_name).first()
@@ -98,6 +99,11 @@ def licence_waiver_grant(
 ) -> LicenceWaiver:
     """Waive the violations of one rule (optionally for one licence) on these exact weights."""
     require_compliance(actor, "waive licence violations")
+    conflict = duty_conflict(actor, version)
+    if conflict:
+        raise PermissionRefused(
+            f"{conflict}, so cannot waive its licence violations (separation of duties)."
+        )
     request = licence_waiver_validate(
         version=version,
         rule_name=rule_name,

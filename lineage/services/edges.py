@@ -16,6 +16,7 @@ from lineage.services.shared import lineage_write_lock
 from registry import services as registry_services
 from registry.audit import audit_record_many
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
+from registry.evidence import evidence_protection
 from registry.models import ModelVersion
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance, versions_visible_to
@@ -291,6 +292,20 @@ def _require_lineage_write(actor: Actor, child: ModelVersion) -> None:
         raise PermissionRefused(
             f"{child} is in {child.stage}; its lineage is frozen once it leaves development. "
             "Ask compliance staff to correct it."
+        )
+    refuse_lineage_change(child)
+
+
+def refuse_lineage_change(version: ModelVersion) -> None:
+    """Parents and training data are gate evidence: once protected, only compliance staff
+    change them (a different parent or dataset can carry a different licence)."""
+    protected = evidence_protection(version)
+    if protected:
+        raise PermissionRefused(
+            f"The lineage of {version} is gate evidence and {protected}: changing its parents "
+            "or training data could weaken a gate check, so only compliance staff can make "
+            "this change.",
+            code="evidence_protected",
         )
 
 

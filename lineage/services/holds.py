@@ -1,17 +1,18 @@
 """Holds: stopping a version and every descendant, and lifting the stop."""
 
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
 from lineage.models import HeldThrough, Hold, HoldCategory
-from lineage.selectors import seed_sql, sql, walk_cte
+from lineage.selectors import descendant_ids, fetch_ids, seed_sql, sql, walk_cte
 from lineage.services.shared import clean, lineage_write_lock
 from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
-from registry.services import event_publish, snapshot
+from registry.services import compliance_recheck_after_commit, event_publish, snapshot
 from registry.types import Actor
 
 
@@ -45,6 +46,14 @@ def hold_place(
             "category",
             f"Unknown category '{category}'; use one of: {', '.join(HoldCategory.values)}.",
         )
+    return _hold_write(
+        actor=actor, version=version, reason=reason, category=category, reference=reference
+    )
+
+
+def _hold_write(
+    *, actor: Actor, version: ModelVersion, reason: str, category: str, reference: str
+) -> Hold:
     lineage_write_lock()
     hold = Hold(
         version=version,
@@ -81,6 +90,7 @@ def hold_place(
             "by": actor.username,
         },
     )
+    compliance_recheck_after_commit(held_ids(hold.pk))
     return hold
 
 
@@ -120,4 +130,29 @@ def hold_lift(*, actor: Actor, hold: Hold, reason: str) -> Hold:
             "by": actor.username,
         },
     )
+    compliance_recheck_after_commit(fetch_ids(descendant_ids(hold.version_id, include_self=True)))
     return hold
+
+
+def held_ids(hold_id: int) -> list[int]:
+    return list(HeldThrough.objects.filter(hold_id=hold_id).values_list("version_id", flat=True))
+
+
+SYSTEM_USERNAME = "pedigree-system"
+
+
+@transaction.atomic
+def compliance_hold_place(version: ModelVersion, reason: str) -> int:
+    """The automatic hold on a staged version that fell out of compliance, where its stage
+    policy asks for one; placed by the inactive system account, lifted by compliance staff."""
+    system, _ = get_user_model().objects.get_or_create(
+        username=SYSTEM_USERNAME, defaults={"is_active": False}
+    )
+    hold = _hold_write(
+        actor=system,
+        version=version,
+        reason=reason[:2000],
+        category=HoldCategory.OTHER,
+        reference="automatic: out of compliance",
+    )
+    return hold.pk

@@ -13,14 +13,14 @@ from django.db.models import Q
 
 from lineage.models import DatasetRole, LineageEdge, Method, TrainingDataset, TrainingRun
 from lineage.schemas import framework_version_problems, hyperparameter_problems
-from lineage.services.edges import check_method_fits
+from lineage.services.edges import check_method_fits, refuse_lineage_change
 from lineage.services.shared import clean, lineage_write_lock
 from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import DatasetVersion, ModelVersion, Team
 from registry.retry import retry_transaction
-from registry.selectors import dataset_versions_visible_to
+from registry.selectors import dataset_versions_visible_to, is_compliance
 from registry.services import snapshot
 from registry.types import Actor
 
@@ -248,6 +248,8 @@ def training_run_record(
     framework_versions = {} if framework_versions is None else framework_versions
     version = ModelVersion.objects.select_related("model__team").get(pk=version.pk)
     registry_services.require_team_write(actor, version.model.team)
+    if not is_compliance(actor):
+        refuse_lineage_change(version)
     lineage_write_lock()
     relations = list(LineageEdge.objects.filter(child=version).values_list("relation", flat=True))
     errors = FieldErrors()

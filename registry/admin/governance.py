@@ -153,6 +153,7 @@ class StagePolicyAdmin(ServiceAdmin):
         "allowed",
         "required_checks",
         "approvals_required",
+        "hold_when_out_of_compliance",
         "revision",
         "updated_by",
         "updated_at",

@@ -9,6 +9,7 @@ from registry.models import (
     Approval,
     ApprovalDecision,
     CheckWaiver,
+    ComplianceStatus,
     Dataset,
     DatasetVersion,
     GateDecision,
@@ -317,8 +318,30 @@ class StagePolicySerializer(serializers.ModelSerializer):
             "allowed",
             "required_checks",
             "approvals_required",
+            "hold_when_out_of_compliance",
             "revision",
             "updated_by",
             "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class ComplianceStatusSerializer(serializers.ModelSerializer):
+    version = serializers.StringRelatedField()
+
+    class Meta:
+        model = ComplianceStatus
+        fields = [
+            "version",
+            "stage",
+            "state",
+            "current_passed",
+            "target_stage",
+            "target_passed",
+            "failing",
+            "action",
+            "gated",
+            "out_of_compliance_since",
+            "computed_at",
         ]
         read_only_fields = fields

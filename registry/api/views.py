@@ -173,6 +173,17 @@ class VersionViewSet(CatalogueViewSet):
             status=409,
         )
 
+    @extend_schema(responses={200: serializers.ComplianceStatusSerializer})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def compliance(self, request, pk=None):
+        """The version's current compliance, recomputed now: does it still pass the gate of its
+        stage (else out of compliance, with the reasons), and the next one it wants?"""
+        version = self._version()
+        status = services.compliance_recheck(version_ids=[version.pk])
+        if not status:
+            return Response({"version": str(version), "stage": version.stage, "state": None})
+        return Response(serializers.ComplianceStatusSerializer(status[0]).data)
+
     @extend_schema(responses={200: serializers.GateDecisionSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def decisions(self, request, pk=None):

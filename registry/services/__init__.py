@@ -36,6 +36,7 @@ from registry.services.catalogue import (
     version_create,
     version_update,
 )
+from registry.services.compliance import compliance_recheck, compliance_recheck_after_commit
 from registry.services.events import (
     WEBHOOK_ENDPOINT_UPDATABLE,
     deliveries_sweep,
@@ -68,6 +69,8 @@ __all__ = [
     "artefact_upload_start",
     "check_waiver_grant",
     "check_waiver_revoke",
+    "compliance_recheck",
+    "compliance_recheck_after_commit",
     "dataset_create",
     "dataset_update",
     "dataset_version_create",

@@ -18,9 +18,10 @@ from registry.errors import (
     full_clean,
     invalid_from_django,
 )
-from registry.models import ModelVersion, RegisteredModel, Team
+from registry.evidence import evidence_protection, weakening_changes
+from registry.models import DatasetVersion, ModelVersion, RegisteredModel, Team
 from registry.plugins import LicenceValidator, plugins
-from registry.selectors import is_team_member
+from registry.selectors import is_compliance, is_team_member
 from registry.types import Actor
 
 # Licence expressions are validated and normalised to canonical SPDX text on every write by
@@ -142,6 +143,40 @@ def refuse_taken_label(model: RegisteredModel, version: str) -> None:
     if ModelVersion.objects.filter(model=model, version=version).exists():
         raise Conflict.for_field(
             "version", f"{model.name} already has a version '{version}'; pick a new label."
+        )
+
+
+# A version enters a stage only through the gate (`version_promote`); no other writer sets these.
+PROMOTION_ONLY_FIELDS = ("stage", "production_exclusive")
+
+
+def refuse_promotion_fields(values: dict[str, Any]) -> None:
+    given = [name for name in PROMOTION_ONLY_FIELDS if name in values]
+    if given:
+        message = (
+            "A version is registered in development and changes stage only through promotion "
+            "(POST /api/v1/versions/<ref>/promote/, `pedigree promote`), which runs the gate."
+        )
+        raise InvalidInput(message, fields={name: [message] for name in given})
+
+
+def refuse_weakening(
+    actor: Actor, obj: ModelVersion | DatasetVersion, changes: dict[str, Any]
+) -> None:
+    """Once evidence is protected, a change that could weaken a gate check (`changes` with
+    licences normalised) needs compliance staff: anyone else gets a 403 saying why."""
+    if is_compliance(actor):
+        return
+    weakening = weakening_changes(obj, changes)
+    protected = evidence_protection(obj) if weakening else None
+    if protected:
+        message = (
+            f"{obj} is gate evidence and {protected}: {'; '.join(weakening.values())} could "
+            "weaken a gate check, so only compliance staff can make this change. Ask a "
+            "compliance officer to review and make it; the approvals it touches must be renewed."
+        )
+        raise PermissionRefused(
+            message, fields={field: [message] for field in weakening}, code="evidence_protected"
         )
 
 

@@ -29,6 +29,7 @@ from registry.services._common import (
     LICENCE_FIELDS,
     artefact_invalid,
     normalise_licences,
+    refuse_promotion_fields,
     refuse_taken_label,
     require_team_write,
     validate_fields,
@@ -281,6 +282,7 @@ def version_draft_prepare(
     inside the artefact roots, inspected; one of the actor's uploads; or `artefact_digest` alone
     for weights Pedigree does not hold, whose manifest stays empty), the licences and every
     field. Each problem goes to `errors`; `model` is None when the caller creates it later."""
+    errors.collect(lambda: refuse_promotion_fields(attributes))
     fields = errors.collect(
         lambda: _artefact_fields(
             actor,

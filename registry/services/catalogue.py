@@ -7,15 +7,19 @@ from django.db import transaction
 
 from registry.audit import audit_record
 from registry.errors import Conflict, PermissionRefused
+from registry.evidence import evidence_user_ids
 from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel, Team
 from registry.selectors import is_compliance
 from registry.services._common import (
     apply_changes,
     normalise_licences,
+    refuse_promotion_fields,
+    refuse_weakening,
     require_team_write,
     save_new,
     snapshot,
 )
+from registry.services.compliance import compliance_recheck_after_commit
 from registry.types import Actor
 
 MODEL_UPDATABLE = {"task", "description", "visibility", "allow_multiple_production"}
@@ -139,6 +143,7 @@ def model_update(
 def version_create(
     *, actor: Actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
 ) -> ModelVersion:
+    refuse_promotion_fields(attributes)
     require_team_write(actor, model.team)
     if "licence_concluded" in attributes and not is_compliance(actor):
         raise PermissionRefused.for_field(
@@ -168,13 +173,17 @@ def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, An
         raise PermissionRefused.for_field(
             "licence_concluded", "Only compliance staff can set the concluded licence."
         )
-    if set(changes) - COMPLIANCE_ONLY_FIELDS:
+    # Compliance staff conclude evidence changes on any team's versions (registry.evidence).
+    if set(changes) - COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         require_team_write(actor, version.model.team)
+    changes = normalise_licences(dict(changes))
+    refuse_weakening(actor, version, changes)
     before = apply_changes(version, changes, VERSION_UPDATABLE | COMPLIANCE_ONLY_FIELDS)
     version.save()
     audit_record(
         actor=actor, action="version.update", obj=version, before=before, after=snapshot(version)
     )
+    compliance_recheck_after_commit([version.pk, *evidence_user_ids(version)])
     return version
 
 
@@ -258,8 +267,11 @@ def dataset_version_update(
         raise PermissionRefused.for_field(
             "licence_concluded", "Only compliance staff can set the concluded licence."
         )
-    if set(changes) - COMPLIANCE_ONLY_FIELDS:
+    # Compliance staff conclude evidence changes on any team's versions (registry.evidence).
+    if set(changes) - COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         require_team_write(actor, dataset_version.dataset.team)
+    changes = normalise_licences(dict(changes))
+    refuse_weakening(actor, dataset_version, changes)
     before = apply_changes(
         dataset_version, changes, DATASET_VERSION_UPDATABLE | COMPLIANCE_ONLY_FIELDS
     )
@@ -271,4 +283,5 @@ def dataset_version_update(
         before=before,
         after=snapshot(dataset_version),
     )
+    compliance_recheck_after_commit(evidence_user_ids(dataset_version))
     return dataset_version

@@ -10,13 +10,15 @@ from django.utils import timezone
 
 from registry.audit import audit_record
 from registry.errors import InvalidInput, PermissionRefused
+from registry.evidence import evidence_snapshot
 from registry.gates import (
     DISTRIBUTIONS,
+    UNWAIVABLE,
     USES,
     GateEvaluation,
+    duty_conflict,
     failing_checks,
     gate_evaluate,
-    involved_user_ids,
     registered_checks,
 )
 from registry.models import (
@@ -32,6 +34,7 @@ from registry.models import (
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes, snapshot
+from registry.services.compliance import compliance_recheck_after_commit
 from registry.services.events import event_publish
 from registry.types import Actor
 
@@ -39,6 +42,15 @@ from registry.types import Actor
 def _require_compliance(actor: Actor, what: str) -> None:
     if not is_compliance(actor):
         raise PermissionRefused(f"Only compliance staff can {what}.")
+
+
+def _refuse_duty_conflict(actor: Actor, version: ModelVersion, what: str) -> None:
+    conflict = duty_conflict(actor, version)
+    if conflict:
+        raise PermissionRefused(
+            f"{conflict}, so cannot {what} (separation of duties); "
+            "a compliance officer outside the owning team must review it."
+        )
 
 
 @retry_transaction
@@ -53,11 +65,7 @@ def approval_record(
     valid_days: int | None = None,
 ) -> Approval:
     _require_compliance(actor, "approve or reject versions")
-    if actor.pk in involved_user_ids(version):
-        raise PermissionRefused(
-            f"{actor.username} registered or produced {version}, so cannot approve it "
-            "(separation of duties); another compliance officer must review it."
-        )
+    _refuse_duty_conflict(actor, version, "approve it")
     if stage not in Stage.values or stage == Stage.DEVELOPMENT:
         raise InvalidInput.for_field("stage", "Approve for one of: staging, production.")
     if decision not in ApprovalDecision.values:
@@ -78,6 +86,7 @@ def approval_record(
         artefact_digest=version.artefact_digest,
         approver=actor,
         expires_at=now + timedelta(days=days),
+        evidence=evidence_snapshot(version, stage),
     )
     audit_record(
         actor=actor,
@@ -95,6 +104,7 @@ def approval_record(
         kind=f"version.{'approved' if decision == 'approve' else 'rejected'}",
         payload={"version": str(version), "stage": stage, "by": actor.username, "comment": comment},
     )
+    compliance_recheck_after_commit([version.pk])
     return approval
 
 
@@ -104,6 +114,7 @@ def check_waiver_grant(
     *, actor: Actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
 ) -> CheckWaiver:
     _require_compliance(actor, "waive gate checks")
+    _refuse_duty_conflict(actor, version, "waive its checks")
     if not reason.strip():
         raise InvalidInput.for_field("reason", "A waiver needs a reason compliance can stand by.")
     now = timezone.now()
@@ -113,9 +124,14 @@ def check_waiver_grant(
         raise InvalidInput.for_field(
             "expires_at", f"Waivers last at most {settings.PEDIGREE_WAIVER_MAX_DAYS} days."
         )
-    if check_name in ("transition", "policy"):
+    if check_name in UNWAIVABLE:
+        remedy = (
+            "the required compliance approvals must be given"
+            if check_name == "approvals"
+            else "change the stage policy instead"
+        )
         raise InvalidInput.for_field(
-            "check", f"The '{check_name}' check cannot be waived; change the stage policy instead."
+            "check", f"The '{check_name}' check cannot be waived; {remedy}."
         )
     if check_name not in registered_checks():
         raise InvalidInput.for_field(
@@ -141,6 +157,7 @@ def check_waiver_grant(
             "expires_at": expires_at,
         },
     )
+    compliance_recheck_after_commit([version.pk])
     return waiver
 
 
@@ -157,6 +174,7 @@ def check_waiver_revoke(*, actor: Actor, waiver: CheckWaiver) -> CheckWaiver:
             obj=waiver.version,
             after={"waiver": waiver.pk, "check": waiver.check_name},
         )
+        compliance_recheck_after_commit([waiver.version_id])
     return waiver
 
 
@@ -197,6 +215,15 @@ def version_promote(
     _refuse_unknown_target(stage=stage, use=use, distribution=distribution)
     version = _lock_for_promotion(version)
     _require_promoter(actor, version)
+    if version.stage == stage:
+        # A re-run release job: the decision that brought it here answers, nothing is recorded.
+        arrived = (
+            GateDecision.objects.filter(version=version, to_stage=stage, passed=True)
+            .order_by("-decided_at", "-id")
+            .first()
+        )
+        if arrived is not None:
+            return arrived
     verdict = _judge(
         actor=actor,
         version=version,
@@ -216,6 +243,7 @@ def version_promote(
             decision=decision,
             justification=justification,
         )
+        compliance_recheck_after_commit([version.pk, *(old.pk for old in verdict.displaced)])
     else:
         _refusal_audit(actor=actor, version=version, verdict=verdict, decision=decision)
     _promotion_publish(actor=actor, version=version, verdict=verdict, decision=decision)
@@ -392,11 +420,20 @@ def stage_policy_update(
             f"Unknown check(s): {', '.join(unknown_checks)}; "
             f"known: {', '.join(sorted(registered_checks()))}.",
         )
-    before = apply_changes(policy, changes, {"allowed", "required_checks", "approvals_required"})
+    before = apply_changes(
+        policy,
+        changes,
+        {"allowed", "required_checks", "approvals_required", "hold_when_out_of_compliance"},
+    )
     policy.revision += 1
     policy.updated_by = actor
     policy.save()
     audit_record(
         actor=actor, action="policy.update", obj=policy, before=before, after=snapshot(policy)
+    )
+    compliance_recheck_after_commit(
+        ModelVersion.objects.filter(risk_tier=policy.risk_tier)
+        .exclude(stage=Stage.ARCHIVED)
+        .values_list("pk", flat=True)
     )
     return policy

@@ -17,71 +17,17 @@ from rest_framework.authtoken.models import Token
 from pedigree_client.cli import main as cli_main
 from registry import gates, services
 from registry.errors import InvalidInput, PermissionRefused
-from registry.gates import CheckResult
 from registry.models import (
     AuditEntry,
     EventDelivery,
     GateDecision,
     ModelVersion,
-    StagePolicy,
     WebhookEndpoint,
 )
 from registry.plugins import GateCheck, plugins
 from tests.conftest import digest
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def policy(db):
-    """Only the catalogue's own checks are required: these tests are about the mechanism.
-
-    (update_or_create: transactional tests flush the seeded policies.)
-    """
-    StagePolicy.objects.update_or_create(
-        stage="staging",
-        risk_tier="limited",
-        defaults={"required_checks": ["metadata"], "approvals_required": 0},
-    )
-    return StagePolicy.objects.update_or_create(
-        stage="production",
-        risk_tier="limited",
-        defaults={"required_checks": ["metadata", "approvals"], "approvals_required": 1},
-    )[0]
-
-
-@pytest.fixture
-def conclude(compliance_user):
-    def conclude(version, licence="Apache-2.0"):
-        return services.version_update(
-            actor=compliance_user, version=version, changes={"licence_concluded": licence}
-        )
-
-    return conclude
-
-
-@pytest.fixture
-def complete(make_version, policy, conclude):
-    return conclude(
-        make_version(
-            risk_tier="limited",
-            intended_use="Routing support tickets",
-            known_limitations="English only",
-        )
-    )
-
-
-@pytest.fixture
-def flaky_check(monkeypatch):
-    """A registered check whose outcome the test controls."""
-    state = {"passed": False}
-
-    def check(context):
-        return CheckResult("flaky", state["passed"], [] if state["passed"] else ["flaky failed"])
-
-    checks = [*plugins.contributions(GateCheck), GateCheck("flaky", check)]
-    monkeypatch.setitem(plugins._contributions, GateCheck, checks)
-    return state
 
 
 def gate(api, version, **params):
@@ -298,14 +244,32 @@ def test_one_production_version_per_model(
     assert first.stage == "archived"
 
 
-def test_backward_moves_are_refused(engineer, complete, policy):
-    services.version_promote(actor=engineer, version=complete, stage="staging")
+def test_backward_moves_are_refused(engineer, compliance_user, complete, policy):
+    services.approval_record(actor=compliance_user, version=complete, stage="production")
+    services.version_promote(actor=engineer, version=complete, stage="production")
     complete.refresh_from_db()
     decision = services.version_promote(actor=engineer, version=complete, stage="staging")
     assert not decision.passed
-    assert (
-        "already in staging" in check_of({"results": decision.results}, "transition")["reasons"][0]
+    assert "forward only" in check_of({"results": decision.results}, "transition")["reasons"][0]
+
+
+def test_asking_for_the_current_stage_again_is_a_harmless_success(
+    api_for, engineer, complete, policy
+):
+    """A re-run release job: the second promote changes nothing and records no refusal."""
+    first = services.version_promote(actor=engineer, version=complete, stage="staging")
+    complete.refresh_from_db()
+    again = services.version_promote(actor=engineer, version=complete, stage="staging")
+    assert again.passed and again.pk == first.pk
+    assert GateDecision.objects.filter(version=complete).count() == 1
+    assert not AuditEntry.objects.filter(action="version.promotion_refused").exists()
+    body = gate(api_for(engineer), complete, stage="staging").json()
+    assert body["passed"] is True
+    assert check_of(body, "transition")["evidence"] == {"already_in_stage": True}
+    response = api_for(engineer).post(
+        f"/api/v1/versions/{complete.pk}/promote/", {"stage": "staging"}, format="json"
     )
+    assert response.status_code == 200
 
 
 def test_only_owning_team_or_compliance_promotes(outsider, complete):
@@ -431,6 +395,11 @@ def test_cli_gate_exit_codes_junit_and_json(
     assert cli_main(["promote", ref, "--stage", "production"]) == 0
     complete.refresh_from_db()
     assert complete.stage == "production"
+    # A re-run release job: asking again for where it already is succeeds and records nothing.
+    decisions = GateDecision.objects.count()
+    assert cli_main(["gate", ref, "--stage", "production"]) == 0
+    assert cli_main(["promote", ref, "--stage", "production"]) == 0
+    assert GateDecision.objects.count() == decisions
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0005_audit_sealed_chain"),
+        ("registry", "0008_audit_checkpoints"),
     ]
 
     operations = [
