@@ -11,20 +11,22 @@ Versions are named by a ref, `MODEL@VERSION`, by numeric id or by a `Version`.
 import csv
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
 
-from pedigree_client.api import JSON, ApiClient, Param
+from pedigree_client.api import JSON, ApiClient, Param, version_path
 from pedigree_client.artefacts import ArtefactError, ArtefactFile, manifest_from_files
 from pedigree_client.artefacts.hashing import hash_file
 from pedigree_client.artefacts.paths import list_files
 from pedigree_client.errors import InvalidInput, NotFound
 from pedigree_client.output import Progress
 from pedigree_client.results import (
+    FINISHED_STATUSES,
     DatasetVersion,
     Decision,
     EvaluationRun,
+    Evaluations,
     GateResult,
     Lineage,
     Version,
@@ -43,12 +45,12 @@ DatasetRef = str | DatasetVersion
 DatasetUses = Mapping[str, DatasetRef | Sequence[DatasetRef]]
 
 
-def default_team(api: ApiClient) -> str:
-    """The caller's team, when they are in exactly one."""
+def default_team(api: ApiClient, *, option: str = "team=") -> str:
+    """The caller's team when they are in exactly one; otherwise ask for it by `option`."""
     teams = api.get("me/")["teams"]
     if len(teams) != 1:
         raise InvalidInput(
-            None, "invalid", f"Name the team that owns it (yours: {', '.join(teams) or 'none'})."
+            None, "invalid", f"Name the team with {option} (yours: {', '.join(teams) or 'none'})."
         )
     return cast(str, teams[0])
 
@@ -69,6 +71,28 @@ def hub_import(
     return api.request(
         "POST", "imports/hf/", json=payload, timeout=(api.timeout, IMPORT_READ_TIMEOUT)
     )
+
+
+def follow_evaluation(
+    api: ApiClient, run: JSON, *, interval: float, deadline: float | None
+) -> JSON:
+    """Poll the evaluation run (as last seen) every `interval` seconds until it has finished,
+    showing its progress; TimeoutError at `deadline` (a time.monotonic()): the run carries on."""
+    if run["status"] in FINISHED_STATUSES:
+        return run
+    with Progress(f"Evaluation #{run['id']}", unit="sample") as progress:
+        while True:
+            progress.update(
+                run["progress"]["done"], total=run["progress"]["total"], status=run["status"]
+            )
+            if run["status"] in FINISHED_STATUSES:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Evaluation #{run['id']} of {run['version']} is still {run['status']}"
+                )
+            time.sleep(interval)
+            run = api.get(f"evaluation-runs/{run['id']}/")
 
 
 def submit_registration(api: ApiClient, payload: JSON, *, upload: Path | None = None) -> JSON:
@@ -211,9 +235,7 @@ class Client:
             return self.api.request(method, f"versions/{ref}/{action}", **kwargs)
         if self._refs_in_paths is not False:
             try:
-                answer = self.api.request(
-                    method, f"versions/{quote(ref, safe='@')}/{action}", **kwargs
-                )
+                answer = self.api.request(method, version_path(ref, action), **kwargs)
             except NotFound:
                 if self._refs_in_paths:
                     raise
@@ -316,45 +338,24 @@ class Client:
         wait: bool = True,
         timeout: float | None = None,
         interval: float = 2.0,
-    ) -> list[EvaluationRun]:
+    ) -> Evaluations:
         """Evaluate the version on `suites` (names or ids; default: every suite attached to
-        its model). With `wait`, poll every `interval` seconds until each run has finished;
-        TimeoutError after `timeout` seconds."""
-        target = self.version(ref)
-        if suites is None:
-            names = [s["name"] for s in self.api.list_all("evaluation-suites/", model=target.model)]
-            if not names:
-                raise NotFound(
-                    None,
-                    "not_found",
-                    f"No evaluation suite is attached to {target.model}; name one in suites=.",
-                )
-        else:
-            names = [suites] if isinstance(suites, str) else list(suites)
-        runs = [
-            from_json(
-                EvaluationRun,
-                self.api.post(
-                    "evaluation-runs/",
-                    {"version": str(target.id), "suite": name, "device": device},
-                ),
-            )
-            for name in names
-        ]
+        its model, as the server decides) in one request the server answers at once. With
+        `wait`, poll every `interval` seconds until each run has finished, showing progress;
+        TimeoutError after `timeout` seconds (the runs carry on)."""
+        payload: JSON = {"device": device}
+        if suites is not None:
+            payload["suites"] = [suites] if isinstance(suites, str) else list(suites)
+        answer = self._on_version("POST", ref, "evaluations/", json=payload)
+        requested = Evaluations.from_json(answer)
         if not wait:
-            return runs
+            return requested
         deadline = None if timeout is None else time.monotonic() + timeout
-        return [self._finished(run, deadline, interval) for run in runs]
-
-    def _finished(
-        self, run: EvaluationRun, deadline: float | None, interval: float
-    ) -> EvaluationRun:
-        while not run.finished:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Evaluation #{run.id} of {run.version} is still {run.status}.")
-            time.sleep(interval)
-            run = self.evaluation(run.id)
-        return run
+        runs = [
+            follow_evaluation(self.api, run, interval=interval, deadline=deadline)
+            for run in answer["runs"]
+        ]
+        return replace(requested, runs=tuple(from_json(EvaluationRun, run) for run in runs))
 
     def evaluation(self, run_id: int) -> EvaluationRun:
         return from_json(EvaluationRun, self.api.get(f"evaluation-runs/{run_id}/"))

@@ -18,6 +18,7 @@ from pedigree_client import (
     Version,
 )
 from pedigree_client.artefacts import inspect_artefact
+from pedigree_client.cli import main
 from registry.models import ArtefactUpload, ModelVersion
 from registry.models import DatasetVersion as DatasetVersionRow
 from tests.conftest import digest
@@ -224,10 +225,17 @@ def test_bad_token_and_unreachable_server(pedigree):
     assert (unreachable.value.status, unreachable.value.code) == (None, "unreachable")
 
 
-def test_a_new_dataset_needs_a_team_when_you_have_several(pedigree, engineer, other_team, tmp_path):
+def test_a_new_dataset_needs_a_team_when_you_have_several(
+    pedigree, engineer, other_team, tmp_path, capsys
+):
     other_team.members.add(engineer)
-    with pytest.raises(InvalidInput, match="Name the team that owns it \\(yours: acme, globex\\)"):
+    with pytest.raises(InvalidInput, match="Name the team with team= \\(yours: acme, globex\\)"):
         pedigree.datasets.register(write(tmp_path / "d.csv", TICKETS), name="acme/d", version="v1")
+    # The command line asks the same question by its own option.
+    server = ["--url", pedigree.api.base_url, "--token", pedigree.api.token]
+    register = ["datasets", "register", str(tmp_path / "d.csv"), "--name", "acme/d"]
+    assert main([*server, *register, "--version", "v1", "--licence", "MIT"]) == 2
+    assert "Name the team with --team (yours: acme, globex)." in capsys.readouterr().err
     assert not DatasetVersionRow.objects.exists()
     made = pedigree.datasets.register(
         tmp_path / "d.csv", name="globex/d", version="v1", team="globex"

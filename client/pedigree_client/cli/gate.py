@@ -176,7 +176,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "gate",
-        help="may this version enter a stage? exit 0 pass, 1 fail, 2 error",
         description="Ask the release gate whether the version may enter the stage: every "
         "check with its reasons (informational ones marked), and a link to the version's "
         "governance page. Changes nothing.",
@@ -195,7 +194,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "promote",
-        help="promote a version (runs the gate)",
         examples=[
             "pedigree promote acme/support-intent@v2 --stage production "
             '--justification "2026.11 release" --replace-production',
@@ -213,7 +211,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "approve",
-        help="approve or reject a version (compliance)",
         examples=[
             'pedigree approve acme/support-intent@v2 --stage production --comment "reviewed"',
             "pedigree approve acme/support-intent@v2 --stage production --decision reject "
