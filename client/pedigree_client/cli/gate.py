@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 from typing import cast
-from xml.etree import ElementTree as ET
 
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, resolve_version
@@ -31,6 +30,8 @@ def junit_xml(evaluation: JSON) -> bytes:
     """One test case per check; a failing required check is a failure, a waived one is noted,
     an informational (not required) one is skipped. The governance page is a property of the
     suite and ends each failure's text."""
+    from xml.etree import ElementTree as ET  # loaded for --junit only
+
     checks = evaluation["checks"]
     stage = evaluation["stage"]
     link = evaluation["governance_url"]
