@@ -14,12 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from pedigree_client.api import JSON, ApiClient, Param, version_path
 from pedigree_client.artefacts import ArtefactError, ArtefactFile, manifest_from_files
 from pedigree_client.artefacts.hashing import hash_file
 from pedigree_client.artefacts.paths import list_files
-from pedigree_client.errors import InvalidInput, NotFound
+from pedigree_client.errors import Conflict, InvalidInput, NotFound
 from pedigree_client.output import Progress
 from pedigree_client.results import (
     FINISHED_STATUSES,
@@ -125,6 +127,20 @@ def _dry_run(api: ApiClient, payload: JSON) -> None:
             raise InvalidInput(error.status, error.code, f"{name}: {messages[0]}", others) from None
 
 
+def _local_path(path_or_uri: str | Path) -> Path:
+    """The file a path or a file:// URI names; other URIs cannot be hashed here."""
+    if isinstance(path_or_uri, Path) or "://" not in path_or_uri:
+        return Path(path_or_uri)
+    parts = urlsplit(path_or_uri)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise InvalidInput(
+            None,
+            "invalid",
+            f"Cannot hash {path_or_uri} here: give a local path or a file:// URI of the data.",
+        )
+    return Path(url2pathname(parts.path))
+
+
 def describe_dataset(path: Path) -> tuple[str, int, int | None]:
     """SHA-256, size and (for CSV, TSV and JSON Lines files up to ROW_COUNT_MAX_BYTES) row
     count of a dataset file. A folder's SHA-256 is its manifest digest, as for artefacts."""
@@ -165,7 +181,7 @@ class Datasets:
 
     def register(
         self,
-        path: str | Path,
+        path_or_uri: str | Path,
         *,
         name: str,
         version: str,
@@ -174,15 +190,32 @@ class Datasets:
         description: str | None = None,
         **attributes: Any,
     ) -> DatasetVersion:
-        """Register the file (or folder) at `path` as `name@version`, with its SHA-256, size
-        and row count computed here; the dataset `name` is created in `team` (default: your
-        only team) when it does not exist. `attributes` are further fields of
+        """Register the file (or folder) at `path_or_uri` (a path or a file:// URI, which
+        becomes the version's `uri`) as `name@version`, with its SHA-256, size and row count
+        computed here; the dataset `name` is created in `team` (default: your only team) when
+        it does not exist. The same bytes under the same label again change nothing and
+        answer the registered version, so a training script can run this every time; other
+        bytes under a taken label raise Conflict. `attributes` are further fields of
         `POST /api/v1/dataset-versions/` (uri, contains_personal_data, sensitive_attributes,
         known_biases, intended_use)."""
-        path = Path(path)
+        if isinstance(path_or_uri, str) and "://" in path_or_uri:
+            attributes.setdefault("uri", path_or_uri)
+        path = _local_path(path_or_uri)
         if not path.exists():
             raise InvalidInput(None, "invalid", f"Nothing exists at {path}; give the data file.")
         sha256, size, rows = describe_dataset(path)
+        page = self.api.get("dataset-versions/", dataset=name, version=version)
+        if page["results"]:
+            found = from_json(DatasetVersion, page["results"][0])
+            if found.sha256 != sha256:
+                raise Conflict(
+                    None,
+                    "conflict",
+                    f"{found.ref} is already registered with sha256 {found.sha256[:12]}…, but "
+                    f"{path} hashes to {sha256[:12]}…: register the changed data under a new "
+                    "version.",
+                )
+            return found
         if not any(found["name"] == name for found in self.api.list_all("datasets/", name=name)):
             dataset: JSON = {"name": name, "team": team or default_team(self.api)}
             if description:

@@ -243,6 +243,23 @@ def test_a_new_dataset_needs_a_team_when_you_have_several(
     assert made.ref == "globex/d@v1"
 
 
+def test_a_dataset_registered_again_is_the_same_and_a_file_uri_becomes_its_uri(pedigree, tmp_path):
+    data = write(tmp_path / "train.csv", TICKETS)
+    first = pedigree.datasets.register(
+        data.as_uri(), name="acme/tickets", version="v1", team="acme"
+    )
+    assert (first.uri, first.sha256) == (data.as_uri(), hashlib.sha256(TICKETS).hexdigest())
+
+    # A training script run again registers nothing new.
+    assert pedigree.datasets.register(data, name="acme/tickets", version="v1") == first
+    write(data, TICKETS + b"more,other\n")
+    with pytest.raises(Conflict, match="acme/tickets@v1 is already registered with sha256"):
+        pedigree.datasets.register(data, name="acme/tickets", version="v1")
+    with pytest.raises(InvalidInput, match=r"Cannot hash s3://bucket/train\.csv here"):
+        pedigree.datasets.register("s3://bucket/train.csv", name="acme/tickets", version="v2")
+    assert DatasetVersionRow.objects.get().pk == first.id
+
+
 def test_import_hf_from_the_servers_hub_cache(pedigree, tmp_path, monkeypatch):
     from huggingface_hub import constants
 
