@@ -3,18 +3,24 @@
     python bench/bench_client.py [--runs 15]
 
 Sizes: the `pedigree_client` package's source files, and the wheel `pip wheel` builds offline
-(with this environment's setuptools). Import times: `import pedigree_client` and
-`import pedigree_client.cli` (what `pedigree` loads before it parses its arguments), each in a
-fresh interpreter, median of --runs, with the modules each pulls in beyond a bare interpreter.
+(with this environment's setuptools). Import times, each in a fresh interpreter, median of
+--runs, with the modules each pulls in beyond a bare interpreter: the Python API
+(`from pedigree_client import Client`), what `pedigree` loads before it parses its arguments
+(`pedigree_client.cli`), and what `pedigree gate` loads in all (its command module and the HTTP
+library). Start-up: the whole `pedigree --help`, and `pedigree gate` up to its first request
+(refused by a closed port), as fresh processes; the interpreter's own start is printed apart.
 """
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
@@ -24,15 +30,28 @@ PACKAGE = CLIENT / "pedigree_client"
 WHEEL_TARGET_KIB = 100
 IMPORT_TARGET_MS = 300
 SERVER_SIDE = {"django", "rest_framework", "torch", "celery", "registry", "lineage", "evaluators"}
+# This checkout's client, whichever one is installed.
+ENV = {**os.environ, "PYTHONPATH": str(CLIENT)}
 
 PROBE = """
 import json, sys, time
 before = set(sys.modules)
 start = time.perf_counter()
-import {module}
+{statement}
 elapsed = time.perf_counter() - start
 print(json.dumps({{"seconds": elapsed, "modules": sorted(set(sys.modules) - before)}}))
 """
+IMPORTS = [
+    ("the Python API", "from pedigree_client import Client"),
+    ("pedigree (before parsing)", "import pedigree_client.cli"),
+    ("pedigree gate", "import pedigree_client.cli.gate, requests"),
+]
+# A port nothing listens on: `pedigree gate` starts, parses, connects and fails at once (exit 2).
+CLOSED = "http://127.0.0.1:9"
+COMMANDS = [
+    ("pedigree --help", ["--help"]),
+    ("pedigree gate", ["--url", CLOSED, "--token", "t", "gate", "a/b@1", "--stage", "staging"]),
+]
 
 
 def source_size() -> tuple[int, int]:
@@ -73,21 +92,39 @@ def wheel_size() -> int | None:
         return wheels[0].stat().st_size
 
 
-def import_probe(module: str, runs: int) -> tuple[float, list[str]]:
-    """Median import time in ms and the modules the import adds, each run a fresh process."""
+def import_probe(statement: str, runs: int) -> tuple[float, list[str]]:
+    """Median time of `statement` in ms and the modules it adds, each run a fresh process."""
     times, modules = [], []
     for _ in range(runs):
         output = subprocess.run(
-            [sys.executable, "-c", PROBE.format(module=module)],
+            [sys.executable, "-c", PROBE.format(statement=statement)],
             capture_output=True,
             text=True,
             check=True,
             cwd=ROOT,
+            env=ENV,
         ).stdout
         probe = json.loads(output)
         times.append(probe["seconds"] * 1000)
         modules = probe["modules"]
     return statistics.median(times), modules
+
+
+def process_ms(arguments: list[str], runs: int) -> tuple[float, float]:
+    """Median wall time and CPU time (user + system) in ms of a fresh interpreter running
+    them. CPU time barely moves with the machine's load; wall time is what people wait."""
+    walls, cpus = [], []
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run(
+            [sys.executable, *arguments], capture_output=True, check=False, cwd=ROOT, env=ENV
+        )
+        walls.append((time.perf_counter() - start) * 1000)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        cpus.append(cpu * 1000)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 def distributions(modules: list[str]) -> list[str]:
@@ -108,17 +145,27 @@ def main() -> None:
     if wheel is not None:
         verdict = "OK" if wheel / 1024 < WHEEL_TARGET_KIB else "over"
         print(f"wheel: {wheel / 1024:.0f} KiB (target < {WHEEL_TARGET_KIB} KiB) {verdict}")
-    for module in ("pedigree_client", "pedigree_client.cli"):
-        median_ms, modules = import_probe(module, options.runs)
+    for what, statement in IMPORTS:
+        median_ms, modules = import_probe(statement, options.runs)
         verdict = "OK" if median_ms < IMPORT_TARGET_MS else "over"
         print(
-            f"import {module}: {median_ms:.1f} ms median of {options.runs} fresh interpreters "
+            f"import for {what}: {median_ms:.1f} ms median of {options.runs} fresh interpreters "
             f"(target < {IMPORT_TARGET_MS} ms) {verdict}; {len(modules)} modules, "
             f"from {', '.join(distributions(modules)) or 'the standard library only'}"
         )
         server = sorted({m.split(".")[0] for m in modules} & SERVER_SIDE)
         if server:
             print(f"  loads server-side packages: {', '.join(server)}")
+    bare_wall, bare_cpu = process_ms(["-c", "pass"], options.runs)
+    print(f"interpreter start-up alone: {bare_wall:.0f} ms wall, {bare_cpu:.0f} ms CPU")
+    for what, argv in COMMANDS:
+        code = f"import sys; from pedigree_client.cli import main; sys.exit(main({argv!r}))"
+        wall, cpu = process_ms(["-c", code], options.runs)
+        verdict = "OK" if cpu < IMPORT_TARGET_MS else "over"
+        print(
+            f"{what}: {wall:.0f} ms wall, {cpu:.0f} ms CPU for the whole process, median of "
+            f"{options.runs} (target < {IMPORT_TARGET_MS} ms CPU) {verdict}"
+        )
 
 
 if __name__ == "__main__":

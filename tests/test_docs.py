@@ -32,6 +32,14 @@ def relative_links(markdown: str) -> list[str]:
     ]
 
 
+def test_the_readme_shows_the_three_line_python_example_first():
+    """Its first example is the Python client, as a training script uses it."""
+    language, *lines = README.read_text(encoding="utf-8").split("```")[1].strip().splitlines()
+    assert language == "python" and len(lines) == 3
+    assert lines[0] == "from pedigree_client import Client"
+    assert lines[2].startswith("client.register(")
+
+
 def test_readme_is_short() -> None:
     lines = README.read_text(encoding="utf-8").splitlines()
     assert len(lines) < 200, f"README.md has {len(lines)} lines; move detail into docs/"

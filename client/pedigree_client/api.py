@@ -4,10 +4,8 @@ retried with exponential back-off that honours Retry-After."""
 
 import os
 import time
-from email.utils import parsedate_to_datetime
-from typing import Any, cast
-
-import requests
+from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import quote
 
 from pedigree_client.errors import (
     InvalidInput,
@@ -16,6 +14,9 @@ from pedigree_client.errors import (
     Unavailable,
     error_from_response,
 )
+
+if TYPE_CHECKING:
+    import requests
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Answers that mean "not now": nothing was done, so asking again is safe for any method.
@@ -54,6 +55,10 @@ class ApiClient:
         self.retries = retries
         self.backoff = backoff
         self.max_delay = max_delay
+        # Imported here, not with the module: a third of `pedigree`'s start-up, which
+        # commands that never reach the server (`--help`, `artefacts inspect`) need not pay.
+        import requests
+
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Token {self.token}"
         self.session.headers["Accept"] = "application/json"
@@ -90,7 +95,9 @@ class ApiClient:
             )
         return answer
 
-    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> requests.Response:
+    def _send(self, method: str, path: str, kwargs: dict[str, Any]) -> "requests.Response":
+        import requests  # loaded already, by __init__
+
         try:
             return self.session.request(method, self.url(path), **kwargs)
         except requests.ConnectionError:
@@ -139,8 +146,15 @@ class ApiClient:
         return cast(JSON, page["results"][0])
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def version_path(ref: str | int, action: str = "") -> str:
+    """The API path of a version named by `MODEL@VERSION` or numeric id (its "/" encoded)."""
+    return f"versions/{quote(str(ref), safe='@')}/{action}"
+
+
+def _retry_after(response: "requests.Response") -> float | None:
     """Retry-After in seconds: a number, or an HTTP date."""
+    from email.utils import parsedate_to_datetime
+
     value = response.headers.get("Retry-After", "").strip()
     if not value:
         return None

@@ -11,20 +11,24 @@ Versions are named by a ref, `MODEL@VERSION`, by numeric id or by a `Version`.
 import csv
 import time
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
-from urllib.parse import quote
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
-from pedigree_client.api import JSON, ApiClient, Param
+from pedigree_client.api import JSON, ApiClient, Param, version_path
 from pedigree_client.artefacts import ArtefactError, ArtefactFile, manifest_from_files
 from pedigree_client.artefacts.hashing import hash_file
 from pedigree_client.artefacts.paths import list_files
-from pedigree_client.errors import InvalidInput, NotFound
+from pedigree_client.errors import Conflict, InvalidInput, NotFound
 from pedigree_client.output import Progress
 from pedigree_client.results import (
+    FINISHED_STATUSES,
     DatasetVersion,
     Decision,
     EvaluationRun,
+    Evaluations,
     GateResult,
     Lineage,
     Version,
@@ -43,12 +47,12 @@ DatasetRef = str | DatasetVersion
 DatasetUses = Mapping[str, DatasetRef | Sequence[DatasetRef]]
 
 
-def default_team(api: ApiClient) -> str:
-    """The caller's team, when they are in exactly one."""
+def default_team(api: ApiClient, *, option: str = "team=") -> str:
+    """The caller's team when they are in exactly one; otherwise ask for it by `option`."""
     teams = api.get("me/")["teams"]
     if len(teams) != 1:
         raise InvalidInput(
-            None, "invalid", f"Name the team that owns it (yours: {', '.join(teams) or 'none'})."
+            None, "invalid", f"Name the team with {option} (yours: {', '.join(teams) or 'none'})."
         )
     return cast(str, teams[0])
 
@@ -69,6 +73,28 @@ def hub_import(
     return api.request(
         "POST", "imports/hf/", json=payload, timeout=(api.timeout, IMPORT_READ_TIMEOUT)
     )
+
+
+def follow_evaluation(
+    api: ApiClient, run: JSON, *, interval: float, deadline: float | None
+) -> JSON:
+    """Poll the evaluation run (as last seen) every `interval` seconds until it has finished,
+    showing its progress; TimeoutError at `deadline` (a time.monotonic()): the run carries on."""
+    if run["status"] in FINISHED_STATUSES:
+        return run
+    with Progress(f"Evaluation #{run['id']}", unit="sample") as progress:
+        while True:
+            progress.update(
+                run["progress"]["done"], total=run["progress"]["total"], status=run["status"]
+            )
+            if run["status"] in FINISHED_STATUSES:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"Evaluation #{run['id']} of {run['version']} is still {run['status']}"
+                )
+            time.sleep(interval)
+            run = api.get(f"evaluation-runs/{run['id']}/")
 
 
 def submit_registration(api: ApiClient, payload: JSON, *, upload: Path | None = None) -> JSON:
@@ -99,6 +125,20 @@ def _dry_run(api: ApiClient, payload: JSON) -> None:
         if others:
             name, messages = next(iter(others.items()))
             raise InvalidInput(error.status, error.code, f"{name}: {messages[0]}", others) from None
+
+
+def _local_path(path_or_uri: str | Path) -> Path:
+    """The file a path or a file:// URI names; other URIs cannot be hashed here."""
+    if isinstance(path_or_uri, Path) or "://" not in path_or_uri:
+        return Path(path_or_uri)
+    parts = urlsplit(path_or_uri)
+    if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+        raise InvalidInput(
+            None,
+            "invalid",
+            f"Cannot hash {path_or_uri} here: give a local path or a file:// URI of the data.",
+        )
+    return Path(url2pathname(parts.path))
 
 
 def describe_dataset(path: Path) -> tuple[str, int, int | None]:
@@ -141,7 +181,7 @@ class Datasets:
 
     def register(
         self,
-        path: str | Path,
+        path_or_uri: str | Path,
         *,
         name: str,
         version: str,
@@ -150,15 +190,32 @@ class Datasets:
         description: str | None = None,
         **attributes: Any,
     ) -> DatasetVersion:
-        """Register the file (or folder) at `path` as `name@version`, with its SHA-256, size
-        and row count computed here; the dataset `name` is created in `team` (default: your
-        only team) when it does not exist. `attributes` are further fields of
+        """Register the file (or folder) at `path_or_uri` (a path or a file:// URI, which
+        becomes the version's `uri`) as `name@version`, with its SHA-256, size and row count
+        computed here; the dataset `name` is created in `team` (default: your only team) when
+        it does not exist. The same bytes under the same label again change nothing and
+        answer the registered version, so a training script can run this every time; other
+        bytes under a taken label raise Conflict. `attributes` are further fields of
         `POST /api/v1/dataset-versions/` (uri, contains_personal_data, sensitive_attributes,
         known_biases, intended_use)."""
-        path = Path(path)
+        if isinstance(path_or_uri, str) and "://" in path_or_uri:
+            attributes.setdefault("uri", path_or_uri)
+        path = _local_path(path_or_uri)
         if not path.exists():
             raise InvalidInput(None, "invalid", f"Nothing exists at {path}; give the data file.")
         sha256, size, rows = describe_dataset(path)
+        page = self.api.get("dataset-versions/", dataset=name, version=version)
+        if page["results"]:
+            found = from_json(DatasetVersion, page["results"][0])
+            if found.sha256 != sha256:
+                raise Conflict(
+                    None,
+                    "conflict",
+                    f"{found.ref} is already registered with sha256 {found.sha256[:12]}…, but "
+                    f"{path} hashes to {sha256[:12]}…: register the changed data under a new "
+                    "version.",
+                )
+            return found
         if not any(found["name"] == name for found in self.api.list_all("datasets/", name=name)):
             dataset: JSON = {"name": name, "team": team or default_team(self.api)}
             if description:
@@ -211,9 +268,7 @@ class Client:
             return self.api.request(method, f"versions/{ref}/{action}", **kwargs)
         if self._refs_in_paths is not False:
             try:
-                answer = self.api.request(
-                    method, f"versions/{quote(ref, safe='@')}/{action}", **kwargs
-                )
+                answer = self.api.request(method, version_path(ref, action), **kwargs)
             except NotFound:
                 if self._refs_in_paths:
                     raise
@@ -316,45 +371,24 @@ class Client:
         wait: bool = True,
         timeout: float | None = None,
         interval: float = 2.0,
-    ) -> list[EvaluationRun]:
+    ) -> Evaluations:
         """Evaluate the version on `suites` (names or ids; default: every suite attached to
-        its model). With `wait`, poll every `interval` seconds until each run has finished;
-        TimeoutError after `timeout` seconds."""
-        target = self.version(ref)
-        if suites is None:
-            names = [s["name"] for s in self.api.list_all("evaluation-suites/", model=target.model)]
-            if not names:
-                raise NotFound(
-                    None,
-                    "not_found",
-                    f"No evaluation suite is attached to {target.model}; name one in suites=.",
-                )
-        else:
-            names = [suites] if isinstance(suites, str) else list(suites)
-        runs = [
-            from_json(
-                EvaluationRun,
-                self.api.post(
-                    "evaluation-runs/",
-                    {"version": str(target.id), "suite": name, "device": device},
-                ),
-            )
-            for name in names
-        ]
+        its model, as the server decides) in one request the server answers at once. With
+        `wait`, poll every `interval` seconds until each run has finished, showing progress;
+        TimeoutError after `timeout` seconds (the runs carry on)."""
+        payload: JSON = {"device": device}
+        if suites is not None:
+            payload["suites"] = [suites] if isinstance(suites, str) else list(suites)
+        answer = self._on_version("POST", ref, "evaluations/", json=payload)
+        requested = Evaluations.from_json(answer)
         if not wait:
-            return runs
+            return requested
         deadline = None if timeout is None else time.monotonic() + timeout
-        return [self._finished(run, deadline, interval) for run in runs]
-
-    def _finished(
-        self, run: EvaluationRun, deadline: float | None, interval: float
-    ) -> EvaluationRun:
-        while not run.finished:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(f"Evaluation #{run.id} of {run.version} is still {run.status}.")
-            time.sleep(interval)
-            run = self.evaluation(run.id)
-        return run
+        runs = [
+            follow_evaluation(self.api, run, interval=interval, deadline=deadline)
+            for run in answer["runs"]
+        ]
+        return replace(requested, runs=tuple(from_json(EvaluationRun, run) for run in runs))
 
     def evaluation(self, run_id: int) -> EvaluationRun:
         return from_json(EvaluationRun, self.api.get(f"evaluation-runs/{run_id}/"))

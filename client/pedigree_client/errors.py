@@ -6,11 +6,12 @@ itself (no token, a server it cannot reach) carry `status` None.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
-from pedigree_client.results import Decision
+    from pedigree_client.results import Decision
 
 
 class CliError(Exception):
@@ -82,7 +83,9 @@ class PromotionRefused(Conflict):
     """409 from a promotion the gate refused; `decision` is the recorded refusal."""
 
     @property
-    def decision(self) -> Decision:
+    def decision(self) -> "Decision":
+        from pedigree_client.results import Decision
+
         return Decision.from_json(self.envelope["decision"])
 
 
@@ -103,7 +106,7 @@ _BY_CODE: dict[str, type[PedigreeError]] = {"gate_failed": PromotionRefused}
 
 
 def error_from_response(
-    response: requests.Response, *, retry_after: float | None = None
+    response: "requests.Response", *, retry_after: float | None = None
 ) -> PedigreeError:
     """The exception for an error answer: its envelope when it has one (a proxy's or a
     router's page has none)."""

@@ -194,6 +194,34 @@ class EvaluationRun:
 
 
 @dataclass(frozen=True)
+class Evaluations:
+    """Evaluations of one version requested together, as `POST /api/v1/versions/{ref}/
+    evaluations/` answers (202): a run per suite, and the ids of those this request queued
+    (`created`); the others were already queued or running, and are shared."""
+
+    version: str
+    runs: tuple[EvaluationRun, ...]
+    created: tuple[int, ...]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Evaluations":
+        return cls(
+            version=data["version"],
+            runs=tuple(from_json(EvaluationRun, run) for run in data["runs"]),
+            created=tuple(run["id"] for run in data["runs"] if run["created"]),
+        )
+
+    @property
+    def finished(self) -> bool:
+        return all(run.finished for run in self.runs)
+
+    @property
+    def passed(self) -> bool:
+        """Every run succeeded and meets every limit of its suite."""
+        return all(run.passed for run in self.runs)
+
+
+@dataclass(frozen=True)
 class Lineage:
     """The lineage graph around a version (`focus`): version and dataset nodes, derivation
     and training-data edges, and the holds on any of them."""

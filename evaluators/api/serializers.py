@@ -219,6 +219,23 @@ class EvaluationRunRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     device = serializers.ChoiceField(choices=Device.choices, default=Device.AUTO)
 
 
+class RequestedRunSerializer(EvaluationRunSerializer):
+    created = serializers.BooleanField(
+        help_text="True when this request queued the run; false when a run of this version on "
+        "this suite was already queued or running, and is shared."
+    )
+
+    class Meta(EvaluationRunSerializer.Meta):
+        fields = [*EvaluationRunSerializer.Meta.fields, "created"]
+
+
+class VersionEvaluationsSerializer(serializers.Serializer):
+    """The answer (202) of `POST /api/v1/versions/{ref}/evaluations/`."""
+
+    version = serializers.CharField(help_text="The version evaluated, MODEL@VERSION.")
+    runs = RequestedRunSerializer(many=True, help_text="A run per suite, in the suites' order.")
+
+
 class VersionEvaluationsRequestSerializer(StrictFieldsMixin, serializers.Serializer):
     suites = serializers.ListField(
         child=serializers.CharField(max_length=193),

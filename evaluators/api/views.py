@@ -1,6 +1,5 @@
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -111,7 +110,7 @@ class VersionEvaluationsView(APIView):
 
     @extend_schema(
         request=serializers.VersionEvaluationsRequestSerializer,
-        responses={202: OpenApiTypes.OBJECT},
+        responses={202: serializers.VersionEvaluationsSerializer},
     )
     def post(self, request, pk: str):
         version = visible_version(request, pk)

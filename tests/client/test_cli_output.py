@@ -1,12 +1,19 @@
 """How `pedigree` talks to people and to CI logs: every --help has an example and shows its
-defaults; progress is a bar on a terminal and plain lines elsewhere."""
+defaults; progress is a bar on a terminal and plain lines elsewhere; it loads only the command
+it runs."""
 
 import argparse
+import importlib
+import json
+import os
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from pedigree_client.cli import build_parser, main
+from pedigree_client.cli.common import COMMANDS as COMMAND_MODULES
 from tests.registry.test_artefacts import save_small_model
 
 
@@ -68,3 +75,41 @@ def test_progress_is_plain_lines_off_a_terminal_and_a_bar_on_one(tmp_path, capsy
     err = capsys.readouterr().err
     assert "\r" in err and "Hashing model.safetensors" in err  # tqdm redraws its line
     assert "done in" not in err
+
+
+def test_each_module_adds_the_commands_listed_for_it():
+    for module in {module for module, _ in COMMAND_MODULES.values()}:
+        commands = argparse.ArgumentParser().add_subparsers()
+        importlib.import_module(f"pedigree_client.cli.{module}").add_commands(commands)
+        assert set(commands.choices) == {n for n, (m, _) in COMMAND_MODULES.items() if m == module}
+
+
+LOADED = """
+import json, sys
+from pedigree_client.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def _loaded(*argv: str) -> set[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "client")}
+    result = subprocess.run(
+        [sys.executable, "-c", LOADED, *argv], capture_output=True, text=True, env=env, check=True
+    )
+    assert "usage: pedigree" in result.stdout
+    return set(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_only_the_command_run_is_imported():
+    heavy = {"requests", "tqdm", "safetensors", "numpy", "pedigree_client.client"}
+    commands = {f"pedigree_client.cli.{module}" for module, _ in COMMAND_MODULES.values()}
+
+    loaded = _loaded("--help")
+    assert not (heavy | commands) & loaded
+
+    loaded = _loaded("--url", "http://127.0.0.1:9", "gate", "--help")
+    assert (heavy | commands) & loaded == {"pedigree_client.cli.gate"}

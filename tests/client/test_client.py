@@ -18,6 +18,7 @@ from pedigree_client import (
     Version,
 )
 from pedigree_client.artefacts import inspect_artefact
+from pedigree_client.cli import main
 from registry.models import ArtefactUpload, ModelVersion
 from registry.models import DatasetVersion as DatasetVersionRow
 from tests.conftest import digest
@@ -224,15 +225,39 @@ def test_bad_token_and_unreachable_server(pedigree):
     assert (unreachable.value.status, unreachable.value.code) == (None, "unreachable")
 
 
-def test_a_new_dataset_needs_a_team_when_you_have_several(pedigree, engineer, other_team, tmp_path):
+def test_a_new_dataset_needs_a_team_when_you_have_several(
+    pedigree, engineer, other_team, tmp_path, capsys
+):
     other_team.members.add(engineer)
-    with pytest.raises(InvalidInput, match="Name the team that owns it \\(yours: acme, globex\\)"):
+    with pytest.raises(InvalidInput, match="Name the team with team= \\(yours: acme, globex\\)"):
         pedigree.datasets.register(write(tmp_path / "d.csv", TICKETS), name="acme/d", version="v1")
+    # The command line asks the same question by its own option.
+    server = ["--url", pedigree.api.base_url, "--token", pedigree.api.token]
+    register = ["datasets", "register", str(tmp_path / "d.csv"), "--name", "acme/d"]
+    assert main([*server, *register, "--version", "v1", "--licence", "MIT"]) == 2
+    assert "Name the team with --team (yours: acme, globex)." in capsys.readouterr().err
     assert not DatasetVersionRow.objects.exists()
     made = pedigree.datasets.register(
         tmp_path / "d.csv", name="globex/d", version="v1", team="globex"
     )
     assert made.ref == "globex/d@v1"
+
+
+def test_a_dataset_registered_again_is_the_same_and_a_file_uri_becomes_its_uri(pedigree, tmp_path):
+    data = write(tmp_path / "train.csv", TICKETS)
+    first = pedigree.datasets.register(
+        data.as_uri(), name="acme/tickets", version="v1", team="acme"
+    )
+    assert (first.uri, first.sha256) == (data.as_uri(), hashlib.sha256(TICKETS).hexdigest())
+
+    # A training script run again registers nothing new.
+    assert pedigree.datasets.register(data, name="acme/tickets", version="v1") == first
+    write(data, TICKETS + b"more,other\n")
+    with pytest.raises(Conflict, match="acme/tickets@v1 is already registered with sha256"):
+        pedigree.datasets.register(data, name="acme/tickets", version="v1")
+    with pytest.raises(InvalidInput, match=r"Cannot hash s3://bucket/train\.csv here"):
+        pedigree.datasets.register("s3://bucket/train.csv", name="acme/tickets", version="v2")
+    assert DatasetVersionRow.objects.get().pk == first.id
 
 
 def test_import_hf_from_the_servers_hub_cache(pedigree, tmp_path, monkeypatch):

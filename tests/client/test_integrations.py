@@ -176,7 +176,10 @@ def test_trainer_callback_registers_the_fine_tune_then_it_is_evaluated(
         },
     )
 
-    [finished] = pedigree.evaluate("acme/intent@1.1", timeout=120, interval=0.2)
+    evaluations = pedigree.evaluate("acme/intent@1.1", timeout=120, interval=0.2)
+
+    [finished] = evaluations.runs
+    assert evaluations.created == (finished.id,)
 
     assert finished.status == "succeeded", finished.error
     assert finished.finished and finished.suite == "tickets"

@@ -9,7 +9,7 @@ from typing import get_type_hints
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
-from pedigree_client import DatasetVersion, Decision, EvaluationRun, Version
+from pedigree_client import DatasetVersion, Decision, EvaluationRun, Evaluations, Version
 
 COMPONENTS = [
     (Version, "Version"),
@@ -41,3 +41,15 @@ def test_every_field_is_in_the_schema_with_its_nullability(components, cls, comp
         if _nullable(hints[field.name]) != bool(properties[field.name].get("nullable"))
     ]
     assert not mismatched, f"{cls.__name__} fields whose nullability differs: {mismatched}"
+
+
+def test_evaluations_read_the_answer_of_the_evaluations_endpoint(components):
+    """`Evaluations` is the 202 answer of POST /versions/{ref}/evaluations/: its `version`,
+    its `runs` as `EvaluationRun`s, and `created` from each run's flag."""
+    answer = components["VersionEvaluations"]["properties"]
+    assert answer["version"]["type"] == "string"
+    assert answer["runs"]["items"]["$ref"] == "#/components/schemas/RequestedRun"
+    run = components["RequestedRun"]["properties"]
+    assert run["created"]["type"] == "boolean" and not run["created"].get("nullable")
+    assert {field.name for field in fields(EvaluationRun)} <= set(run)
+    assert [field.name for field in fields(Evaluations)] == ["version", "runs", "created"]

@@ -1,17 +1,19 @@
-"""`pedigree evaluate` and `pedigree evaluation` against a live server (evaluations run
-in-process there, after each request's commit)."""
+"""`pedigree evaluate`, `pedigree evaluation` and `Client.evaluate` against a live server
+(evaluations run in-process there, after each request's commit, unless a test keeps them
+queued)."""
 
 import json
-import threading
 import time
+import types
 
 import pytest
-from django.db import connection
 from rest_framework.authtoken.models import Token
 
+import pedigree_client.client
 from evaluators import services
-from evaluators.models import EvaluationRun
+from evaluators.models import EvaluationRun, RunStatus
 from evaluators.services import runs
+from pedigree_client import Client, Evaluations
 from pedigree_client.cli import main
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -72,45 +74,76 @@ def no_worker(monkeypatch):
     monkeypatch.setattr(runs, "_enqueue", lambda run: None)
 
 
-def _run_when_queued(run_filter: dict) -> EvaluationRun:
-    """Act as the worker: wait for the requested run, then execute it."""
-    deadline = time.monotonic() + 30
-    while not (run := EvaluationRun.objects.filter(**run_filter).first()):
-        assert time.monotonic() < deadline, "the CLI never requested the evaluation"
-        time.sleep(0.05)
-    services.run_execute(run_id=run.pk, worker="test-worker")
-    return run
+@pytest.fixture
+def worker_between_polls(no_worker, monkeypatch):
+    """The test is the worker: whenever the client waits between two polls, it runs every
+    queued run. The client never reads while the worker writes, so this runs on SQLite's
+    shared in-memory test database (which fails a racing read at once, 'table is locked') as
+    on PostgreSQL."""
+
+    def run_queued(seconds: float) -> None:
+        for run in EvaluationRun.objects.filter(status=RunStatus.QUEUED):
+            services.run_execute(run_id=run.pk, worker="test-worker")
+
+    clock = types.SimpleNamespace(monotonic=time.monotonic, sleep=run_queued)
+    monkeypatch.setattr(pedigree_client.client, "time", clock)
 
 
-@pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="the CLI polls the live server while the test writes the runs: SQLite's in-memory "
-    "test database fails a racing read at once ('table is locked') instead of waiting",
-)
 def test_evaluate_defaults_to_the_models_suites_and_follows_queued_runs(
-    cli, capsys, make_suite, models, no_worker
+    cli, capsys, make_suite, models, worker_between_polls
 ):
     make_suite(models=["acme/fair-head"])
     make_suite("tickets-quality", models=["acme/fair-head"], max_fairness_gaps={})
-    codes = []
-    client = threading.Thread(
-        target=lambda: codes.append(cli(["evaluate", "acme/fair-head@v1", "--interval", "0.1"]))
-    )
-    client.start()
-    try:
-        _run_when_queued({"suite__name": "tickets-fairness"})
-        _run_when_queued({"suite__name": "tickets-quality"})
-    finally:
-        client.join(timeout=120)
+
+    assert cli(["evaluate", "acme/fair-head@v1", "--interval", "0.1"]) == 0
+
     out, err = capsys.readouterr()
-    assert codes == [0], err
     runs_ = {run.suite.name: run for run in EvaluationRun.objects.all()}
     assert set(runs_) == {"tickets-fairness", "tickets-quality"}
     for name, run in runs_.items():
-        assert f"Evaluation #{run.pk} of acme/fair-head@v1 on {name} is queued" in err
+        assert f"Evaluation #{run.pk} of acme/fair-head@v1 on {name} is queued (queue cpu)" in err
         assert f"Evaluation #{run.pk}: queued\n" in err  # plain progress lines, no bar
         assert f"Evaluation #{run.pk}: succeeded 43 of 43 samples (100%)" in err
         assert f"Evaluation #{run.pk} of acme/fair-head@v1 on suite {name}: succeeded" in out
+
+
+def test_the_python_client_requests_then_follows_the_runs(
+    live_server, engineer, make_suite, models, worker_between_polls
+):
+    make_suite(models=["acme/fair-head"])
+    make_suite("tickets-quality", models=["acme/fair-head"], max_fairness_gaps={})
+    client = Client(live_server.url, Token.objects.create(user=engineer).key)
+
+    queued = client.evaluate("acme/fair-head@v1", wait=False)
+
+    assert isinstance(queued, Evaluations) and queued.version == "acme/fair-head@v1"
+    assert [(run.suite, run.status) for run in queued.runs] == [
+        ("tickets-fairness", "queued"),
+        ("tickets-quality", "queued"),
+    ]
+    assert queued.created == tuple(run.id for run in queued.runs)
+    assert not queued.finished and not queued.passed
+    # The same suites again while queued: the same runs, none created.
+    again = client.evaluate("acme/fair-head@v1", suites="tickets-quality", wait=False)
+    assert ([run.id for run in again.runs], again.created) == ([queued.runs[1].id], ())
+
+    finished = client.evaluate("acme/fair-head@v1", interval=0.01)
+
+    assert finished.finished and finished.passed, [run.findings for run in finished.runs]
+    assert [run.id for run in finished.runs] == [run.id for run in queued.runs]
+    assert finished.created == () and finished.runs[0].samples == 43
+    assert EvaluationRun.objects.filter(status=RunStatus.SUCCEEDED).count() == 2
+
+
+def test_the_python_client_times_out_and_the_run_carries_on(
+    live_server, engineer, suite, no_worker
+):
+    client = Client(live_server.url, Token.objects.create(user=engineer).key)
+
+    with pytest.raises(TimeoutError, match=r"Evaluation #\d+ of acme/biased@v1 is still queued"):
+        client.evaluate("acme/biased@v1", timeout=0.2, interval=0.05)
+
+    assert EvaluationRun.objects.get().status == RunStatus.QUEUED
 
 
 def test_evaluate_without_waiting_then_time_out_following(cli, capsys, suite, no_worker):
@@ -120,12 +153,16 @@ def test_evaluate_without_waiting_then_time_out_following(cli, capsys, suite, no
     assert (
         out.strip() == f"Evaluation #{run.pk} of acme/biased@v1 on suite tickets-fairness: queued"
     )
-    assert "is queued (queue cpu)" in err
+    assert "is queued (queue cpu)." in err
+    # Asked again while it is queued: the same run, not another.
+    assert cli(["evaluate", "acme/biased@v1", "--suite", "tickets-fairness", "--no-wait"]) == 0
+    assert "is queued (queue cpu, requested before)." in capsys.readouterr().err
+    assert EvaluationRun.objects.get() == run
 
     follow = ["evaluation", str(run.pk), "--wait", "--timeout", "0.3", "--interval", "0.1"]
     assert cli(follow) == 2
     err = capsys.readouterr().err
-    assert f"Evaluation #{run.pk} is still queued after the --timeout" in err
+    assert f"Evaluation #{run.pk} of acme/biased@v1 is still queued after the --timeout" in err
     assert f"`pedigree evaluation {run.pk} --wait`" in err
 
     services.run_execute(run_id=run.pk, worker="test-worker")
@@ -155,7 +192,9 @@ def test_evaluate_with_several_suites_prints_a_json_list(cli, capsys, make_suite
 def test_evaluate_needs_a_suite_when_none_is_attached(cli, capsys, make_suite, models):
     make_suite(models=["acme/fair-head"])
     assert cli(["evaluate", "acme/biased@v1"]) == 2
-    assert "No evaluation suite is attached to acme/biased" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "No evaluation suite that you can see applies to acme/biased" in err
+    assert "`pedigree suites list` shows the suites; name them with --suite." in err
     assert cli(["evaluate", "acme/nothing@v1"]) == 2
     assert "No version acme/nothing@v1" in capsys.readouterr().err
     assert not EvaluationRun.objects.exists()

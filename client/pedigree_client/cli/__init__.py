@@ -4,24 +4,13 @@ Exit codes: 0 success, 1 a check failed (e.g. `pedigree gate`), 2 usage or conne
 """
 
 import argparse
+import importlib
 import sys
+from collections.abc import Sequence
 
 from pedigree_client.api import ApiClient
-from pedigree_client.cli import (
-    artefacts,
-    catalogue,
-    datasets,
-    evaluate,
-    gate,
-    licensing,
-    lineage,
-    register,
-)
-from pedigree_client.cli.common import HelpFormatter
+from pedigree_client.cli.common import COMMANDS, HelpFormatter
 from pedigree_client.errors import CliError
-
-# Each command module adds its sub-commands to the parser.
-COMMAND_MODULES = [catalogue, datasets, gate, lineage, register, artefacts, licensing, evaluate]
 
 EXAMPLES = """\
 examples:
@@ -32,7 +21,21 @@ examples:
   pedigree gate acme/intent@1.1 --stage production --junit report.xml"""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _command_named(argv: Sequence[str]) -> str | None:
+    """The command in `argv`: its first word that is not an option or an option's value."""
+    words = iter(argv)
+    for word in words:
+        if word in ("--url", "--token"):
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of `pedigree`. Only the module of the command named in `argv` is imported
+    and adds its arguments; the other commands are listed with their help. Without `argv`,
+    every command is complete."""
     parser = argparse.ArgumentParser(
         prog="pedigree",
         description="Pedigree model registry client. Set PEDIGREE_URL and PEDIGREE_TOKEN. "
@@ -45,14 +48,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--token", help="API token (default: $PEDIGREE_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMAND_MODULES:
-        module.add_commands(commands)
+    named = None if argv is None else COMMANDS.get(_command_named(argv) or "", ("", ""))[0]
+    for name, (module, help) in COMMANDS.items():
+        if name in commands.choices:  # added with an earlier command of its module
+            continue
+        if named is None or module == named:
+            importlib.import_module(f"pedigree_client.cli.{module}").add_commands(commands)
+        else:
+            commands.add_parser(name, help=help)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     try:
         # Local commands (`artefacts inspect`) run without a server or a token.
         client = ApiClient(args.url, args.token) if getattr(args, "needs_server", True) else None

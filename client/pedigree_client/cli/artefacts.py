@@ -77,7 +77,7 @@ def _waiting(desc: str) -> Iterator[None]:
 
 
 def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
-    team = args.team or default_team(client)
+    team = args.team or default_team(client, option="--team")
     with _waiting(f"Importing {args.repo_id} (card, safetensors headers, hashes)"):
         result = hub_import(
             client,
@@ -110,7 +110,6 @@ def add_commands(commands: Commands) -> None:
     artefacts = add_group(
         commands,
         "artefacts",
-        help="inspect or upload model artefacts",
         examples=["pedigree artefacts inspect ./out/intent-v2"],
     )
     parser = add_command(
@@ -140,7 +139,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "import-hf",
-        help="import a Hugging Face Hub model revision as an upstream version",
         description="Read the model card (licence, datasets, base models), pin the revision "
         "SHA and read the safetensors headers. With HF_HUB_OFFLINE=1 on the server, reads the "
         "server's HF cache; --snapshot-dir names a folder inside the server's artefact roots.",

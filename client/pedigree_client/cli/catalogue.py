@@ -126,15 +126,11 @@ def versions_update(client: ApiClient, args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: Commands) -> None:
-    parser = add_command(
-        commands, "whoami", help="show who the token belongs to", examples=["pedigree whoami"]
-    )
+    parser = add_command(commands, "whoami", examples=["pedigree whoami"])
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.set_defaults(handler=whoami)
 
-    models = add_group(
-        commands, "models", help="list models", examples=["pedigree models list --kind derived"]
-    )
+    models = add_group(commands, "models", examples=["pedigree models list --kind derived"])
     parser = add_command(
         models,
         "list",
@@ -149,7 +145,6 @@ def add_commands(commands: Commands) -> None:
     versions = add_group(
         commands,
         "versions",
-        help="show, list and update model versions",
         examples=["pedigree versions show acme/support-intent@v1"],
     )
     parser = add_command(

@@ -3,13 +3,40 @@
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeAlias, cast
+from typing import TypeAlias
 
 from pedigree_client.api import JSON, ApiClient
-from pedigree_client.errors import CliError
 
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 RISK_TIERS = ["minimal", "limited", "high", "unacceptable"]
+
+# Every command: the module of pedigree_client.cli that defines it, and its help, which
+# `pedigree --help` lists without importing the modules of commands not run.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "whoami": ("catalogue", "show who the token belongs to"),
+    "models": ("catalogue", "list models"),
+    "versions": ("catalogue", "show, list and update model versions"),
+    "datasets": ("datasets", "register datasets"),
+    "register": ("register", "register a version with its parents, training run and datasets"),
+    "artefacts": ("artefacts", "inspect or upload model artefacts"),
+    "import-hf": (
+        "artefacts",
+        "import a Hugging Face Hub model revision as an upstream version",
+    ),
+    "suites": ("evaluate", "list evaluation suites"),
+    "evaluate": ("evaluate", "evaluate a version on evaluation suites (quality and fairness)"),
+    "evaluation": ("evaluate", "show an evaluation run and its results"),
+    "gate": ("gate", "may this version enter a stage? exit 0 pass, 1 fail, 2 error"),
+    "promote": ("gate", "promote a version (runs the gate)"),
+    "approve": ("gate", "approve or reject a version (compliance)"),
+    "licence-check": (
+        "licensing",
+        "does the version's licensing allow this use? exit 0 pass, 1 fail, 2 error",
+    ),
+    "export": ("licensing", "export a version and its lineage (SPDX 2.3, SPDX 3.0, model card)"),
+    "lineage": ("lineage", "show what a version was derived from (or what derives from it)"),
+    "hold": ("lineage", "place or lift a hold that blocks a version and its descendants"),
+}
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -47,11 +74,13 @@ def add_command(
     commands: Commands,
     name: str,
     *,
-    help: str,
     examples: Sequence[str],
+    help: str | None = None,
     description: str | None = None,
 ) -> argparse.ArgumentParser:
-    """A sub-command whose --help shows its defaults and ends with examples."""
+    """A sub-command whose --help shows its defaults and ends with examples; a command's
+    `help` (an action's must be given) is in COMMANDS."""
+    help = help or COMMANDS[name][1]
     return commands.add_parser(
         name,
         help=help,
@@ -61,9 +90,9 @@ def add_command(
     )
 
 
-def add_group(commands: Commands, name: str, *, help: str, examples: Sequence[str]) -> Commands:
+def add_group(commands: Commands, name: str, *, examples: Sequence[str]) -> Commands:
     """A command made of actions (`pedigree versions show|list|update`)."""
-    parser = add_command(commands, name, help=help, examples=examples)
+    parser = add_command(commands, name, examples=examples)
     return parser.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
 
 
@@ -90,11 +119,3 @@ def resolve_version(api: ApiClient, ref: str) -> JSON:
     while the server's version routes take numeric ids only; every command names versions
     through here, so a server answering refs in paths is one change away."""
     return api.version(ref)
-
-
-def default_team(api: ApiClient) -> str:
-    """The caller's team when they belong to exactly one; otherwise ask for --team."""
-    teams = api.get("me/")["teams"]
-    if len(teams) != 1:
-        raise CliError(f"Name the team with --team (yours: {', '.join(teams) or 'none'}).")
-    return cast(str, teams[0])

@@ -12,13 +12,8 @@ from pathlib import Path
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.artefacts import ArtefactError
 from pedigree_client.artefacts.hashing import hash_file
-from pedigree_client.cli.common import (
-    Commands,
-    add_command,
-    add_group,
-    default_team,
-    text_or_file,
-)
+from pedigree_client.cli.common import Commands, add_command, add_group, text_or_file
+from pedigree_client.client import default_team
 from pedigree_client.errors import CliError
 from pedigree_client.output import Progress
 
@@ -60,7 +55,8 @@ def datasets_register(client: ApiClient, args: argparse.Namespace) -> int:
         return _report(found, args, note="already registered with this sha256; nothing changed")
     created_dataset = ""
     if _find_dataset(client, args.name) is None:
-        dataset: JSON = {"name": args.name, "team": args.team or default_team(client)}
+        team = args.team or default_team(client, option="--team")
+        dataset: JSON = {"name": args.name, "team": team}
         if args.description:
             dataset["description"] = args.description
         if args.source:
@@ -100,7 +96,6 @@ def add_commands(commands: Commands) -> None:
     datasets = add_group(
         commands,
         "datasets",
-        help="register datasets",
         examples=[
             "pedigree datasets register data/train.csv --name acme/tickets --version 2024-06 "
             "--licence CC-BY-4.0",

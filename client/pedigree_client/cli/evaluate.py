@@ -1,7 +1,7 @@
 """`pedigree evaluate VERSION [--suite S ...] [--no-wait]`, `pedigree evaluation RUN [--wait]`
-and `pedigree suites list`: request evaluations (by default on every suite attached to the
-model), follow them until they finish, and print overall, per-group and fairness results with
-every limit they break.
+and `pedigree suites list`: request evaluations in one request the server answers at once (by
+default on every suite attached to the model), poll the queued runs until they finish, and
+print overall, per-group and fairness results with every limit they break.
 
 Exit codes: 0 every evaluation succeeded and meets its suite's limits (or was queued, with
 --no-wait); 1 one failed, was cancelled, or breaks a limit; 2 usage or connection errors, or
@@ -13,12 +13,12 @@ import json
 import sys
 import time
 
-from pedigree_client.api import JSON, ApiClient
-from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version, table
-from pedigree_client.errors import CliError
-from pedigree_client.output import Progress
+from pedigree_client.api import JSON, ApiClient, version_path
+from pedigree_client.cli.common import Commands, add_command, add_group, table
+from pedigree_client.client import follow_evaluation
+from pedigree_client.errors import CliError, InvalidInput, NotFound
+from pedigree_client.results import FINISHED_STATUSES
 
-FINISHED = ("succeeded", "failed", "cancelled")
 # Long enough for an evaluation on a CPU worker behind a short queue; CI jobs can raise it.
 DEFAULT_TIMEOUT = 1800.0
 
@@ -95,29 +95,22 @@ def render(run: JSON) -> str:
     return "\n".join(lines)
 
 
-def _follow(client: ApiClient, run: JSON, *, interval: float, deadline: float) -> JSON:
-    """Poll the run until it finishes, showing its progress."""
-    with Progress(f"Evaluation #{run['id']}", unit="sample") as progress:
-        while True:
-            progress.update(
-                run["progress"]["done"], total=run["progress"]["total"], status=run["status"]
-            )
-            if run["status"] in FINISHED:
-                return run
-            if time.monotonic() >= deadline:
-                raise CliError(
-                    f"Evaluation #{run['id']} is still {run['status']} after the --timeout; "
-                    f"follow it with `pedigree evaluation {run['id']} --wait`."
-                )
-            time.sleep(interval)
-            run = client.get(f"evaluation-runs/{run['id']}/")
-
-
 def _finish(client: ApiClient, runs: list[JSON], args: argparse.Namespace, *, many: bool) -> int:
     """Follow the runs (all under one --timeout), print them, and judge them together."""
     if args.wait:
         deadline = time.monotonic() + args.timeout
-        runs = [_follow(client, run, interval=args.interval, deadline=deadline) for run in runs]
+        followed = []
+        for run in runs:
+            try:
+                followed.append(
+                    follow_evaluation(client, run, interval=args.interval, deadline=deadline)
+                )
+            except TimeoutError as error:
+                raise CliError(
+                    f"{error} after the --timeout; follow it with "
+                    f"`pedigree evaluation {run['id']} --wait`."
+                ) from None
+        runs = followed
     if args.json:
         print(json.dumps(runs if many else runs[0], indent=2, sort_keys=True))
     else:
@@ -126,36 +119,30 @@ def _finish(client: ApiClient, runs: list[JSON], args: argparse.Namespace, *, ma
     return 1 if broken else 0
 
 
-def _attached_suites(client: ApiClient, ref: str) -> list[str]:
-    model = resolve_version(client, ref)["model"]
-    suites = [str(suite["id"]) for suite in client.list_all("evaluation-suites/", model=model)]
-    if not suites:
-        raise CliError(
-            f"No evaluation suite is attached to {model}; name one with --suite "
-            "(`pedigree suites list` shows them)."
-        )
-    return suites
-
-
 def evaluate(client: ApiClient, args: argparse.Namespace) -> int:
-    suites = args.suite or _attached_suites(client, args.ref)
-    runs = []
-    for suite in suites:
-        run = client.request(
-            "POST",
-            "evaluation-runs/",
-            json={"version": args.ref, "suite": suite, "device": args.device},
-            # A server without a broker may run the evaluation before it answers.
-            timeout=(client.timeout, args.timeout),
-        )
-        if not args.json and run["status"] not in FINISHED:
+    payload: JSON = {"device": args.device}
+    if args.suite:
+        payload["suites"] = args.suite
+    try:
+        answer = client.post(version_path(args.ref, "evaluations/"), payload)
+    except NotFound:
+        raise CliError(f"No version {args.ref} that you can see.") from None
+    except InvalidInput as error:
+        if args.suite or "suites" not in error.fields:
+            raise
+        raise CliError(
+            f"{error.fields['suites'][0]} `pedigree suites list` shows the suites; name them "
+            "with --suite."
+        ) from None
+    for run in answer["runs"]:
+        if not args.json and run["status"] not in FINISHED_STATUSES:
+            again = "" if run["created"] else ", requested before"
             print(
                 f"Evaluation #{run['id']} of {run['version']} on {run['suite']} is "
-                f"{run['status']} (queue {run['queue']}).",
+                f"{run['status']} (queue {run['queue']}{again}).",
                 file=sys.stderr,
             )
-        runs.append(run)
-    return _finish(client, runs, args, many=len(args.suite) != 1)
+    return _finish(client, answer["runs"], args, many=len(args.suite) != 1)
 
 
 def evaluation_show(client: ApiClient, args: argparse.Namespace) -> int:
@@ -211,7 +198,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "evaluate",
-        help="evaluate a version on evaluation suites (quality and fairness)",
         description="Request an evaluation of the version on each --suite (default: every "
         "suite attached to its model) and follow the runs until they finish. Exit 0 when "
         "every run succeeded within its suite's limits (or, with --no-wait, was queued), 1 "
@@ -243,7 +229,6 @@ def add_commands(commands: Commands) -> None:
     show = add_command(
         commands,
         "evaluation",
-        help="show an evaluation run and its results",
         examples=["pedigree evaluation 12", "pedigree evaluation 12 --wait --timeout 600"],
     )
     show.add_argument("run", type=int, metavar="RUN", help="the run's id")
@@ -253,7 +238,6 @@ def add_commands(commands: Commands) -> None:
     suites = add_group(
         commands,
         "suites",
-        help="list evaluation suites",
         examples=["pedigree suites list --model acme/support-intent"],
     )
     parser = add_command(

@@ -5,7 +5,6 @@ import json
 import sys
 from pathlib import Path
 from typing import cast
-from xml.etree import ElementTree as ET
 
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, resolve_version
@@ -31,6 +30,8 @@ def junit_xml(evaluation: JSON) -> bytes:
     """One test case per check; a failing required check is a failure, a waived one is noted,
     an informational (not required) one is skipped. The governance page is a property of the
     suite and ends each failure's text."""
+    from xml.etree import ElementTree as ET  # loaded for --junit only
+
     checks = evaluation["checks"]
     stage = evaluation["stage"]
     link = evaluation["governance_url"]
@@ -176,7 +177,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "gate",
-        help="may this version enter a stage? exit 0 pass, 1 fail, 2 error",
         description="Ask the release gate whether the version may enter the stage: every "
         "check with its reasons (informational ones marked), and a link to the version's "
         "governance page. Changes nothing.",
@@ -195,7 +195,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "promote",
-        help="promote a version (runs the gate)",
         examples=[
             "pedigree promote acme/support-intent@v2 --stage production "
             '--justification "2026.11 release" --replace-production',
@@ -213,7 +212,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "approve",
-        help="approve or reject a version (compliance)",
         examples=[
             'pedigree approve acme/support-intent@v2 --stage production --comment "reviewed"',
             "pedigree approve acme/support-intent@v2 --stage production --decision reject "

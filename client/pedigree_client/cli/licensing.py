@@ -93,7 +93,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "licence-check",
-        help="does the version's licensing allow this use? exit 0 pass, 1 fail, 2 error",
         examples=[
             "pedigree licence-check acme/support-intent@v3",
             "pedigree licence-check acme/support-intent@v3 --use research --stage staging --json",
@@ -116,7 +115,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "export",
-        help="export a version and its lineage (SPDX 2.3, SPDX 3.0, model card)",
         examples=[
             "pedigree export acme/support-intent@v3 --format spdx-2.3 -o sbom.spdx.json",
             "pedigree export acme/support-intent@v3 --format model-card > MODEL_CARD.md",

@@ -103,7 +103,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "lineage",
-        help="show what a version was derived from (or what derives from it)",
         examples=[
             "pedigree lineage acme/support-intent@v2",
             "pedigree lineage sentence-transformers/all-MiniLM-L6-v2@main --descendants --depth 2",
@@ -122,7 +121,6 @@ def add_commands(commands: Commands) -> None:
     holds = add_group(
         commands,
         "hold",
-        help="place or lift a hold that blocks a version and its descendants",
         examples=['pedigree hold place acme/support-intent@v1 --reason "licence withdrawn"'],
     )
     parser = add_command(

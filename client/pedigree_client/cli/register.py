@@ -155,7 +155,6 @@ def add_commands(commands: Commands) -> None:
     parser = add_command(
         commands,
         "register",
-        help="register a version with its parents, training run and datasets",
         description="Upload PATH, then register it as MODEL@VERSION with its lineage in one "
         "atomic call: nothing is recorded if anything is wrong. Give the metadata the release "
         "gate asks for (--licence, --intended-use, --known-limitations, --risk-tier) here or "
