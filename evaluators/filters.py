@@ -24,9 +24,7 @@ class EvaluationRunFilter(django_filters.FilterSet):
     version = django_filters.CharFilter(method=_by_version_ref)
     model = django_filters.CharFilter(field_name="version__model__name")
     suite = django_filters.CharFilter(method=_by_suite_ref)
-    requested_after = django_filters.IsoDateTimeFilter(
-        field_name="requested_at", lookup_expr="gte"
-    )
+    requested_after = django_filters.IsoDateTimeFilter(field_name="requested_at", lookup_expr="gte")
     finished_after = django_filters.IsoDateTimeFilter(field_name="finished_at", lookup_expr="gte")
 
     class Meta:

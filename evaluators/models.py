@@ -72,9 +72,7 @@ class EvaluationSuite(models.Model):
         DatasetVersion, on_delete=models.PROTECT, related_name="evaluation_suites"
     )
     dataset_sha256 = models.CharField(max_length=64, validators=[sha256_validator])
-    task = models.CharField(
-        max_length=32, choices=Task.choices, default=Task.TEXT_CLASSIFICATION
-    )
+    task = models.CharField(max_length=32, choices=Task.choices, default=Task.TEXT_CLASSIFICATION)
     # Text classification reads one text column; tabular classification numeric columns.
     input_column = models.CharField(max_length=128, blank=True)
     feature_columns = models.JSONField(default=list, blank=True)
@@ -110,9 +108,7 @@ class EvaluationSuite(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Last: from here on `models` in this class body is the field, not django.db.models.
-    models = models.ManyToManyField(
-        RegisteredModel, related_name="evaluation_suites", blank=True
-    )
+    models = models.ManyToManyField(RegisteredModel, related_name="evaluation_suites", blank=True)
 
     class Meta:
         ordering = ["name"]

@@ -159,8 +159,9 @@ def locate_dataset(dataset_version: DatasetVersion) -> Path:
     try:
         path = resolve_inside_roots(local, _roots())
     except ArtefactError as error:
-        raise SourceError(f"The file of dataset {dataset_version} cannot be used: "
-                          f"{error.message}") from None
+        raise SourceError(
+            f"The file of dataset {dataset_version} cannot be used: {error.message}"
+        ) from None
     if not path.is_file():
         raise SourceError(f"The uri of dataset {dataset_version} names a folder, not a file.")
     return path

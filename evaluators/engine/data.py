@@ -171,9 +171,7 @@ def _feature_rows(frame: pd.DataFrame, columns: list[str], source: str) -> list[
                 "categories as numbers or one-hot columns)."
             )
         numbers[column] = converted.astype(float).tolist()
-    return [
-        {column: numbers[column][row] for column in columns} for row in range(len(frame))
-    ]
+    return [{column: numbers[column][row] for column in columns} for row in range(len(frame))]
 
 
 def _as_text(value: object) -> str:

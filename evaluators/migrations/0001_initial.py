@@ -7,189 +7,475 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('registry', '0004_artefact_uploads'),
+        ("registry", "0004_artefact_uploads"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EvaluationRun',
+            name="EvaluationRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('artefact_digest', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('dataset_sha256', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('evaluator', models.CharField(max_length=64)),
-                ('base_digest', models.CharField(blank=True, max_length=64)),
-                ('device_requested', models.CharField(choices=[('auto', 'Any (CUDA when the worker has it)'), ('cpu', 'CPU'), ('cuda', 'CUDA GPU')], default='auto', max_length=8)),
-                ('queue', models.CharField(choices=[('cpu', 'Cpu'), ('gpu', 'Gpu')], default='cpu', max_length=8)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('claim_token', models.UUIDField(blank=True, editable=False, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('progress_done', models.PositiveIntegerField(default=0)),
-                ('progress_total', models.PositiveIntegerField(default=0)),
-                ('requested_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('last_progress_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('worker', models.CharField(blank=True, max_length=255)),
-                ('error', models.TextField(blank=True)),
-                ('device', models.CharField(blank=True, max_length=255)),
-                ('torch_version', models.CharField(blank=True, max_length=64)),
-                ('cuda_version', models.CharField(blank=True, max_length=64)),
-                ('transformers_version', models.CharField(blank=True, max_length=64)),
-                ('peft_version', models.CharField(blank=True, max_length=64)),
-                ('samples', models.PositiveIntegerField(blank=True, null=True)),
-                ('duration_s', models.FloatField(blank=True, null=True)),
-                ('inference_s', models.FloatField(blank=True, null=True)),
-                ('samples_per_second', models.FloatField(blank=True, null=True)),
-                ('base_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_runs_as_base', to='registry.modelversion')),
-                ('requested_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_runs', to='registry.modelversion')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "artefact_digest",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "dataset_sha256",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                ("evaluator", models.CharField(max_length=64)),
+                ("base_digest", models.CharField(blank=True, max_length=64)),
+                (
+                    "device_requested",
+                    models.CharField(
+                        choices=[
+                            ("auto", "Any (CUDA when the worker has it)"),
+                            ("cpu", "CPU"),
+                            ("cuda", "CUDA GPU"),
+                        ],
+                        default="auto",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "queue",
+                    models.CharField(
+                        choices=[("cpu", "Cpu"), ("gpu", "Gpu")], default="cpu", max_length=8
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("claim_token", models.UUIDField(blank=True, editable=False, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("progress_done", models.PositiveIntegerField(default=0)),
+                ("progress_total", models.PositiveIntegerField(default=0)),
+                ("requested_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("last_progress_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                ("worker", models.CharField(blank=True, max_length=255)),
+                ("error", models.TextField(blank=True)),
+                ("device", models.CharField(blank=True, max_length=255)),
+                ("torch_version", models.CharField(blank=True, max_length=64)),
+                ("cuda_version", models.CharField(blank=True, max_length=64)),
+                ("transformers_version", models.CharField(blank=True, max_length=64)),
+                ("peft_version", models.CharField(blank=True, max_length=64)),
+                ("samples", models.PositiveIntegerField(blank=True, null=True)),
+                ("duration_s", models.FloatField(blank=True, null=True)),
+                ("inference_s", models.FloatField(blank=True, null=True)),
+                ("samples_per_second", models.FloatField(blank=True, null=True)),
+                (
+                    "base_version",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_runs_as_base",
+                        to="registry.modelversion",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_runs",
+                        to="registry.modelversion",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'evaluation run',
-                'ordering': ['-requested_at', '-id'],
+                "verbose_name": "evaluation run",
+                "ordering": ["-requested_at", "-id"],
             },
         ),
         migrations.CreateModel(
-            name='EvaluationResult',
+            name="EvaluationResult",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('labels', models.JSONField(default=list)),
-                ('positive_label', models.CharField(blank=True, max_length=128)),
-                ('min_group_size', models.PositiveIntegerField()),
-                ('overall', models.JSONField(default=dict)),
-                ('groups', models.JSONField(default=dict)),
-                ('fairness', models.JSONField(default=dict)),
-                ('comparison', models.JSONField(blank=True, default=list)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('run', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='result', to='evaluators.evaluationrun')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("labels", models.JSONField(default=list)),
+                ("positive_label", models.CharField(blank=True, max_length=128)),
+                ("min_group_size", models.PositiveIntegerField()),
+                ("overall", models.JSONField(default=dict)),
+                ("groups", models.JSONField(default=dict)),
+                ("fairness", models.JSONField(default=dict)),
+                ("comparison", models.JSONField(blank=True, default=list)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "run",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="result",
+                        to="evaluators.evaluationrun",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'evaluation result',
+                "verbose_name": "evaluation result",
             },
         ),
         migrations.CreateModel(
-            name='EvaluationSuite',
+            name="EvaluationSuite",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=193, unique=True, validators=[django.core.validators.RegexValidator('^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$', "Use letters, digits, '.', '_' or '-', optionally as 'namespace/name' (e.g. 'acme/support-intent').")])),
-                ('visibility', models.CharField(choices=[('team', 'Owning team only'), ('internal', 'Everyone in the organisation')], default='team', max_length=16)),
-                ('description', models.TextField(blank=True)),
-                ('dataset_sha256', models.CharField(max_length=64, validators=[django.core.validators.RegexValidator('^[0-9a-f]{64}$', 'Give a SHA-256 digest as 64 lowercase hexadecimal characters.')])),
-                ('task', models.CharField(choices=[('text-classification', 'Text classification'), ('tabular-classification', 'Tabular classification')], default='text-classification', max_length=32)),
-                ('input_column', models.CharField(blank=True, max_length=128)),
-                ('feature_columns', models.JSONField(blank=True, default=list)),
-                ('label_column', models.CharField(max_length=128)),
-                ('sensitive_columns', models.JSONField(blank=True, default=list)),
-                ('positive_label', models.CharField(blank=True, max_length=128)),
-                ('metrics', models.JSONField(blank=True, default=list, help_text='Empty: every known metric.')),
-                ('batch_size', models.PositiveIntegerField(default=32, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(4096)])),
-                ('seed', models.PositiveIntegerField(default=0)),
-                ('min_group_size', models.PositiveIntegerField(default=30, validators=[django.core.validators.MinValueValidator(1)])),
-                ('min_quality', models.JSONField(blank=True, default=dict, help_text='Minimum overall metrics, e.g. {"accuracy": 0.8}.')),
-                ('max_fairness_gaps', models.JSONField(blank=True, default=dict, help_text='Largest allowed gap per sensitive attribute, e.g. {"accuracy_gap": 0.1}; demographic_parity_ratio is a minimum instead.')),
-                ('max_regression', models.JSONField(blank=True, default=dict, help_text='Largest allowed drop against the parent, e.g. {"accuracy": 0.02}.')),
-                ('freshness_days', models.PositiveIntegerField(default=90, help_text='Older evaluations do not count.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('dataset_version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_suites', to='registry.datasetversion')),
-                ('models', models.ManyToManyField(blank=True, related_name='evaluation_suites', to='registry.registeredmodel')),
-                ('team', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='evaluation_suites', to='registry.team')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "name",
+                    models.CharField(
+                        max_length=193,
+                        unique=True,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$",
+                                "Use letters, digits, '.', '_' or '-', optionally as 'namespace/name' (e.g. 'acme/support-intent').",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "visibility",
+                    models.CharField(
+                        choices=[
+                            ("team", "Owning team only"),
+                            ("internal", "Everyone in the organisation"),
+                        ],
+                        default="team",
+                        max_length=16,
+                    ),
+                ),
+                ("description", models.TextField(blank=True)),
+                (
+                    "dataset_sha256",
+                    models.CharField(
+                        max_length=64,
+                        validators=[
+                            django.core.validators.RegexValidator(
+                                "^[0-9a-f]{64}$",
+                                "Give a SHA-256 digest as 64 lowercase hexadecimal characters.",
+                            )
+                        ],
+                    ),
+                ),
+                (
+                    "task",
+                    models.CharField(
+                        choices=[
+                            ("text-classification", "Text classification"),
+                            ("tabular-classification", "Tabular classification"),
+                        ],
+                        default="text-classification",
+                        max_length=32,
+                    ),
+                ),
+                ("input_column", models.CharField(blank=True, max_length=128)),
+                ("feature_columns", models.JSONField(blank=True, default=list)),
+                ("label_column", models.CharField(max_length=128)),
+                ("sensitive_columns", models.JSONField(blank=True, default=list)),
+                ("positive_label", models.CharField(blank=True, max_length=128)),
+                (
+                    "metrics",
+                    models.JSONField(
+                        blank=True, default=list, help_text="Empty: every known metric."
+                    ),
+                ),
+                (
+                    "batch_size",
+                    models.PositiveIntegerField(
+                        default=32,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(4096),
+                        ],
+                    ),
+                ),
+                ("seed", models.PositiveIntegerField(default=0)),
+                (
+                    "min_group_size",
+                    models.PositiveIntegerField(
+                        default=30, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "min_quality",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Minimum overall metrics, e.g. {"accuracy": 0.8}.',
+                    ),
+                ),
+                (
+                    "max_fairness_gaps",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Largest allowed gap per sensitive attribute, e.g. {"accuracy_gap": 0.1}; demographic_parity_ratio is a minimum instead.',
+                    ),
+                ),
+                (
+                    "max_regression",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Largest allowed drop against the parent, e.g. {"accuracy": 0.02}.',
+                    ),
+                ),
+                (
+                    "freshness_days",
+                    models.PositiveIntegerField(
+                        default=90,
+                        help_text="Older evaluations do not count.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "dataset_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_suites",
+                        to="registry.datasetversion",
+                    ),
+                ),
+                (
+                    "models",
+                    models.ManyToManyField(
+                        blank=True, related_name="evaluation_suites", to="registry.registeredmodel"
+                    ),
+                ),
+                (
+                    "team",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="evaluation_suites",
+                        to="registry.team",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'evaluation suite',
-                'ordering': ['name'],
+                "verbose_name": "evaluation suite",
+                "ordering": ["name"],
             },
         ),
         migrations.AddField(
-            model_name='evaluationrun',
-            name='suite',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='runs', to='evaluators.evaluationsuite'),
+            model_name="evaluationrun",
+            name="suite",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="runs",
+                to="evaluators.evaluationsuite",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('name', ''), _negated=True), name='suite_name_not_empty'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("name", ""), _negated=True), name="suite_name_not_empty"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('dataset_sha256__regex', '^[0-9a-f]{64}$')), name='suite_dataset_sha256'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("dataset_sha256__regex", "^[0-9a-f]{64}$")),
+                name="suite_dataset_sha256",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('label_column', ''), _negated=True), name='suite_label_named'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("label_column", ""), _negated=True), name="suite_label_named"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('input_column__gt', ''), ('task', 'text-classification')), models.Q(('input_column', ''), ('task', 'tabular-classification')), _connector='OR'), name='suite_input_fits_task'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("input_column__gt", ""), ("task", "text-classification")),
+                    models.Q(("input_column", ""), ("task", "tabular-classification")),
+                    _connector="OR",
+                ),
+                name="suite_input_fits_task",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('batch_size__gte', 1), ('batch_size__lte', 4096)), name='suite_batch_size_range'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("batch_size__gte", 1), ("batch_size__lte", 4096)),
+                name="suite_batch_size_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('min_group_size__gte', 1)), name='suite_min_group'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("min_group_size__gte", 1)), name="suite_min_group"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('freshness_days__gte', 1)), name='suite_freshness'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("freshness_days__gte", 1)), name="suite_freshness"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('task__in', ['text-classification', 'tabular-classification'])), name='suite_task_valid'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("task__in", ["text-classification", "tabular-classification"])),
+                name="suite_task_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationsuite',
-            constraint=models.CheckConstraint(condition=models.Q(('visibility__in', ['team', 'internal'])), name='suite_visibility_valid'),
+            model_name="evaluationsuite",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("visibility__in", ["team", "internal"])),
+                name="suite_visibility_valid",
+            ),
         ),
         migrations.AddIndex(
-            model_name='evaluationrun',
-            index=models.Index(fields=['version', 'suite', 'status', 'finished_at'], name='evaluators__version_46347d_idx'),
+            model_name="evaluationrun",
+            index=models.Index(
+                fields=["version", "suite", "status", "finished_at"],
+                name="evaluators__version_46347d_idx",
+            ),
         ),
         migrations.AddIndex(
-            model_name='evaluationrun',
-            index=models.Index(fields=['status', 'last_progress_at'], name='evaluators__status_132607_idx'),
+            model_name="evaluationrun",
+            index=models.Index(
+                fields=["status", "last_progress_at"], name="evaluators__status_132607_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('status__in', ['queued', 'running', 'succeeded', 'failed', 'cancelled'])), name='run_status_valid'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("status__in", ["queued", "running", "succeeded", "failed", "cancelled"])
+                ),
+                name="run_status_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('device_requested__in', ['auto', 'cpu', 'cuda'])), name='run_device_valid'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("device_requested__in", ["auto", "cpu", "cuda"])),
+                name="run_device_valid",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('queue__in', ['cpu', 'gpu'])), name='run_queue_valid'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("queue__in", ["cpu", "gpu"])), name="run_queue_valid"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('artefact_digest__regex', '^[0-9a-f]{64}$')), name='run_artefact_digest'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("artefact_digest__regex", "^[0-9a-f]{64}$")),
+                name="run_artefact_digest",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('dataset_sha256__regex', '^[0-9a-f]{64}$')), name='run_dataset_sha256'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("dataset_sha256__regex", "^[0-9a-f]{64}$")),
+                name="run_dataset_sha256",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('base_digest', ''), ('base_version__isnull', True)), models.Q(('base_digest__regex', '^[0-9a-f]{64}$'), ('base_version__isnull', False)), _connector='OR'), name='run_base_pinned'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("base_digest", ""), ("base_version__isnull", True)),
+                    models.Q(
+                        ("base_digest__regex", "^[0-9a-f]{64}$"), ("base_version__isnull", False)
+                    ),
+                    _connector="OR",
+                ),
+                name="run_base_pinned",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('status', 'running'), _negated=True), ('claim_token__isnull', False), _connector='OR'), name='run_running_is_claimed'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("status", "running"), _negated=True),
+                    ("claim_token__isnull", False),
+                    _connector="OR",
+                ),
+                name="run_running_is_claimed",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.CheckConstraint(condition=models.Q(('progress_done__lte', models.F('progress_total'))), name='run_progress_within_total'),
+            model_name="evaluationrun",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("progress_done__lte", models.F("progress_total"))),
+                name="run_progress_within_total",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='evaluationrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ('queued', 'running'))), fields=('version', 'suite'), name='run_one_active_per_version_suite'),
+            model_name="evaluationrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ("queued", "running"))),
+                fields=("version", "suite"),
+                name="run_one_active_per_version_suite",
+            ),
         ),
     ]
