@@ -36,7 +36,7 @@ def _worst(groups: dict[str, dict[str, Any]]) -> str | None:
 def summary_context(request: HttpRequest, version: ModelVersion) -> dict[str, Any]:
     """Per applicable suite: the overall metrics against their minimums, the fairness gaps
     against their maximums, every group with the worst marked, and the findings."""
-    suites = []
+    suites: list[dict[str, Any]] = []
     for item in evaluation_evidence(version):
         if item.run is None:
             suites.append({"suite": item.suite, "run": None, "reason": item.reason})

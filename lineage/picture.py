@@ -393,7 +393,7 @@ def build_picture(
 
     widest = max((len(row) for row in layers.values()), default=1)
     width = max(MARGIN * 2 + widest * NODE_WIDTH + (widest - 1) * GAP_X, LEGEND_MIN_WIDTH)
-    top = MARGIN
+    top: float = MARGIN
     for row in layers.values():
         row_width = len(row) * NODE_WIDTH + (len(row) - 1) * GAP_X
         left = (width - row_width) / 2

@@ -140,7 +140,7 @@ class ServiceAdmin(ServiceFormAdmin):
             obj.pk = self.create_object(request.user, data).pk
 
 
-def _cell(obj: Any, name: str, model_admin: admin.ModelAdmin) -> str:
+def _cell(obj: Any, name: Any, model_admin: admin.ModelAdmin) -> str:
     _, _, value = lookup_field(name, obj, model_admin)
     if value is None:
         return ""

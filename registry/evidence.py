@@ -63,8 +63,14 @@ def version_audit_entries(version: ModelVersion) -> QuerySet[AuditEntry]:
 def _audit_text(entry: AuditEntry) -> str:
     after = entry.after if isinstance(entry.after, dict) else {}
     before = entry.before if isinstance(entry.before, dict) else {}
-    changed = sorted(key for key in after if before and before.get(key) != after.get(key))
-    detail = ", ".join(f"{key}: {before.get(key)!r} → {after[key]!r}" for key in changed[:6])
+    if before:
+        changed = sorted(key for key in after if before.get(key) != after.get(key))
+        detail = ", ".join(f"{key}: {before.get(key)!r} → {after[key]!r}" for key in changed[:6])
+    else:
+        # A new record (an approval, a waiver): what it says, briefly.
+        detail = ", ".join(
+            f"{key}: {str(value)[:80]}" for key, value in list(after.items())[:4] if value
+        )
     return f"{entry.action} by {entry.actor_name}" + (f" ({detail})" if detail else "")
 
 
@@ -200,7 +206,9 @@ def _rows(left: dict[str, Any], right: dict[str, Any]) -> list[ComparedRow]:
         a, b = left.get(label), right.get(label)
         x, y = _number(a), _number(b)
         delta = ""
-        if x is not None and y is not None and not isinstance(a, int | Decimal):
+        if x is not None and y is not None and x == y:
+            pass
+        elif x is not None and y is not None and not isinstance(a, int | Decimal):
             delta = f"{y - x:+.3g}"
         elif x is not None and y is not None:
             delta = f"{y - x:+,.0f}"

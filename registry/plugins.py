@@ -44,7 +44,7 @@ class InvolvementProvider:
 class EvaluationResultsProvider:
     """Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's
     model-index): dicts with keys `task`, `dataset` (name), `metric`, `value` and optionally
-    `dataset_type`, `split`, `source`."""
+    `dataset_type`, `split`, `source` (a name) with `source_url`."""
 
     results: Callable[[ModelVersion], list[dict[str, Any]]]
 

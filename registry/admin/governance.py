@@ -263,7 +263,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
     search_fields = ["object_repr", "actor_name", "action", "hash"]
     list_select_related = ["actor"]
     date_hierarchy = "at"
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "at",
         "actor_name",
         "action",
@@ -272,7 +272,7 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "seq",
         "prev_hash",
         "hash",
-    ]
+    )
 
     def lookup_allowed(self, lookup, value, request=None):
         # The version page's History links to the entries of one object.
@@ -333,7 +333,7 @@ class GateDecisionAdmin(ReadOnlyAdmin):
     search_fields = ["version__model__name", "version__version", "justification"]
     list_select_related = ["version", "version__model", "actor"]
     date_hierarchy = "decided_at"
-    fields = readonly_fields = [
+    fields = readonly_fields = (
         "version",
         "from_stage",
         "to_stage",
@@ -346,7 +346,7 @@ class GateDecisionAdmin(ReadOnlyAdmin):
         "artefact_digest",
         "checks",
         "policy_summary",
-    ]
+    )
 
     @admin.display(description="checks")
     def checks(self, decision: GateDecision):
