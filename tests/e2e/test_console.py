@@ -1,7 +1,8 @@
 """A compliance officer walks the console in headless Chromium on the demo's data: the blocked
 candidate's page opens on its verdict → compare with the version in production → waive the
 failing check from the banner → approve → promote → take the evidence pack away. Screenshots
-go to docs/img/ (the compliance guide shows them), or $PEDIGREE_SCREENSHOTS_DIR."""
+go to test-artifacts/, or $PEDIGREE_SCREENSHOTS_DIR: `PEDIGREE_SCREENSHOTS_DIR=docs/img`
+refreshes the compliance guide's."""
 
 import io
 import os
@@ -22,7 +23,7 @@ from registry.models import ModelVersion
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-DOCS_IMG = Path(__file__).resolve().parents[2] / "docs" / "img"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def click_and_wait(browser, element) -> None:
 
 
 def test_officer_walks_verdict_compare_waive_approve_promote_evidence(demo, live_server, browser):
-    shots = Path(os.environ.get("PEDIGREE_SCREENSHOTS_DIR", DOCS_IMG))
+    shots = Path(os.environ.get("PEDIGREE_SCREENSHOTS_DIR", ARTIFACTS))
     shots.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 1000)
     candidate = ModelVersion.objects.get(model__name="acme/support-intent", version="v2")
