@@ -272,3 +272,26 @@ def test_version_pages_keep_constant_query_counts(client, officer, released, mak
         services.version_promote(actor=officer, version=candidate, stage="production")
         services.approval_record(actor=officer, version=candidate, stage="staging")
     assert count() == before
+
+
+@pytest.mark.parametrize("listed", ["registry/modelversion", "registry/auditentry"])
+def test_csv_export_keeps_a_constant_query_count(client, officer, released, make_version, listed):
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            response = client.post(
+                f"/admin/{listed}/",
+                {
+                    "action": "export_csv",
+                    "select_across": "1",
+                    "index": "0",
+                    "_selected_action": [1],
+                },
+            )
+        assert response.status_code == 200
+        return len(captured)
+
+    client.force_login(officer)
+    before = count()
+    for _ in range(5):
+        make_version(released[0].model, risk_tier="limited")
+    assert count() == before
