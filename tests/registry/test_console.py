@@ -76,6 +76,9 @@ def test_version_page_opens_on_the_verdict_with_its_actions(client, officer, rel
     assert "waive=metadata" in banner and "Approve for production" in banner
     assert "Compare with acme/intent@v1 (production)" in banner
     assert "Promote to production" in banner
+    # "Place a hold…" opens the hold form with the version chosen.
+    hold = client.get(f"/admin/lineage/hold/add/?version={candidate.pk}").content.decode()
+    assert f'<option value="{candidate.pk}" selected>{candidate}</option>' in hold
 
 
 def test_a_released_version_does_not_open_on_already_in_production(client, officer, released):
