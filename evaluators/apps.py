@@ -6,7 +6,7 @@ class EvaluatorsConfig(AppConfig):
     verbose_name = "Evaluations"
 
     def ready(self) -> None:
-        from evaluators import admin, checks
+        from evaluators import admin, checks, console
         from evaluators.selectors import exported_results
         from registry.plugins import (
             DashboardPanel,
@@ -27,4 +27,5 @@ class EvaluatorsConfig(AppConfig):
                 "Evaluations", "evaluators/dashboard_panel.html", admin.dashboard_panel_context
             ),
             VersionPanel("evaluators/version_panel.html", admin.version_panel_context),
+            *console.CONTRIBUTIONS,
         )

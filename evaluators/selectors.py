@@ -13,6 +13,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 from django.db.models.expressions import RawSQL
+from django.urls import reverse
 from django.utils import timezone
 
 from evaluators.engine.names import (
@@ -429,6 +430,7 @@ def exported_results(version: ModelVersion) -> list[dict[str, Any]]:
                         "metric": metric,
                         "value": value,
                         "source": f"Pedigree evaluation run #{item.run.pk} ({item.suite.name})",
+                        "source_url": reverse("evaluation-run-detail", args=[item.run.pk]),
                     }
                 )
     return results

@@ -6,7 +6,7 @@ class LicensingConfig(AppConfig):
     verbose_name = "Licensing"
 
     def ready(self) -> None:
-        from licensing import admin, checks
+        from licensing import admin, checks, console
         from licensing.catalogue import resolve_hub_licence
         from licensing.validation import normalise_licence_field
         from registry.plugins import (
@@ -22,4 +22,5 @@ class LicensingConfig(AppConfig):
             LicenceValidator(normalise_licence_field),
             HubLicenceResolution(resolve_hub_licence),
             VersionPanel("licensing/version_panel.html", admin.version_panel_context),
+            *console.CONTRIBUTIONS,
         )

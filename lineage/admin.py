@@ -13,7 +13,7 @@ from django.urls import path, reverse
 from lineage import services
 from lineage.checks import hold_reason
 from lineage.models import Hold, LineageEdge, TrainingDataset, TrainingRun
-from lineage.picture import NODE_HEIGHT, NODE_WIDTH, version_picture
+from lineage.picture import EDGE_LABEL_HEIGHT, EDGE_LABEL_WIDTH, NODE_WIDTH, version_picture
 from lineage.selectors import active_holds_on, held_count
 from registry.admin_base import ReadOnlyAdmin, ReadOnlyInline, ServiceFormAdmin
 from registry.models import ModelVersion
@@ -45,7 +45,8 @@ class LineageEdgeAdmin(ReadOnlyAdmin):
                 "picture": version_picture(request.user, version),
                 "focus": version,
                 "node_width": NODE_WIDTH,
-                "node_height": NODE_HEIGHT,
+                "edge_label_width": EDGE_LABEL_WIDTH,
+                "edge_label_height": EDGE_LABEL_HEIGHT,
             },
             content_type="image/svg+xml",
         )
@@ -166,7 +167,8 @@ def version_panel_context(request: HttpRequest, version: ModelVersion) -> dict[s
         "focus": version,
         "picture": version_picture(request.user, version),
         "node_width": NODE_WIDTH,
-        "node_height": NODE_HEIGHT,
+        "edge_label_width": EDGE_LABEL_WIDTH,
+        "edge_label_height": EDGE_LABEL_HEIGHT,
         "holds": [
             {"hold": hold, "line": hold_reason(hold, version.pk)}
             for hold in active_holds_on(version.pk)

@@ -6,7 +6,7 @@ class LineageConfig(AppConfig):
     verbose_name = "Lineage"
 
     def ready(self) -> None:
-        from lineage import admin, checks
+        from lineage import admin, checks, console
         from lineage.filters import VERSION_FILTERS
         from lineage.services.holds import compliance_hold_place
         from registry.plugins import (
@@ -27,4 +27,5 @@ class LineageConfig(AppConfig):
             InvolvementProvider(checks.training_run_people),
             VersionPanel("lineage/version_panel.html", admin.version_panel_context),
             *VERSION_FILTERS,
+            *console.CONTRIBUTIONS,
         )

@@ -1,13 +1,17 @@
-"""Admin building blocks for every app: admins that save through services, and read-only admins
-for history and logs."""
+"""Admin building blocks for every app: admins that save through services, read-only admins
+for history and logs, and the CSV export every list offers."""
 
+import csv
 from typing import Any
 
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.utils import label_for_field, lookup_field
 from django.core.exceptions import PermissionDenied
-from django.db.models import Model
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import strip_tags
+from django.utils.text import slugify
 
 from registry.errors import PermissionRefused, ServiceError
 
@@ -134,3 +138,40 @@ class ServiceAdmin(ServiceFormAdmin):
         else:
             data = {name: form.cleaned_data[name] for name in self.create_fields}
             obj.pk = self.create_object(request.user, data).pk
+
+
+def _cell(obj: Any, name: Any, model_admin: admin.ModelAdmin) -> str:
+    _, _, value = lookup_field(name, obj, model_admin)
+    if value is None:
+        return ""
+    return strip_tags(str(value))
+
+
+@admin.action(description="Export the selected rows as CSV")
+def export_csv(model_admin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet) -> Any:
+    """The columns of the list, one row per selected object ("select all" exports every row
+    the filters match). A constant number of queries: the list's own joins are kept."""
+    columns = [name for name in model_admin.get_list_display(request) if name != "action_checkbox"]
+    related = model_admin.list_select_related
+    if related is True:
+        queryset = queryset.select_related()
+    elif related:
+        queryset = queryset.select_related(*related)
+    opts = model_admin.model._meta
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = (
+        f'attachment; filename="{slugify(opts.verbose_name_plural)}.csv"'
+    )
+    writer = csv.writer(response)
+    writer.writerow(
+        [
+            "id",
+            *(
+                strip_tags(str(label_for_field(name, model_admin.model, model_admin)))
+                for name in columns
+            ),
+        ]
+    )
+    for obj in queryset.order_by("pk"):
+        writer.writerow([obj.pk, *(_cell(obj, name, model_admin) for name in columns)])
+    return response

@@ -9,5 +9,12 @@ class PedigreeAdminSite(admin.AdminSite):
     index_title = "Compliance dashboard"
     index_template = "admin/pedigree_index.html"
 
+    def __init__(self, name: str = "admin") -> None:
+        super().__init__(name)
+        # Every list can be taken away as CSV.
+        from registry.admin_base import export_csv
+
+        self.add_action(export_csv, "export_csv")
+
     def index(self, request, extra_context=None):
         return super().index(request, {**dashboard_context(request), **(extra_context or {})})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import django_filters
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from registry.gates import CheckResult, GateContext
     from registry.models import DatasetVersion, ModelVersion
+    from registry.types import Reader
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,7 @@ class ComplianceHold:
 class EvaluationResultsProvider:
     """Evaluation results shown in exports (SPDX 3.0 AI metrics, the model card's
     model-index): dicts with keys `task`, `dataset` (name), `metric`, `value` and optionally
-    `dataset_type`, `split`, `source`."""
+    `dataset_type`, `split`, `source` (a name) with `source_url`."""
 
     results: Callable[[ModelVersion], list[dict[str, Any]]]
 
@@ -91,6 +93,52 @@ class VersionPanel:
 
     template: str
     context: Callable[[HttpRequest, ModelVersion], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """A short summary at the top of a version's admin page, under the verdict (e.g. its
+    evaluation results): `template` rendered with `context(request, version)`."""
+
+    template: str
+    context: Callable[[HttpRequest, ModelVersion], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One dated event of a version's history, for its timeline; `url` opens the object."""
+
+    at: datetime
+    kind: str
+    text: str
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class TimelineProvider:
+    """The events of a version's history an app records (evaluations, holds...), besides the
+    audit entries and gate decisions the core lists itself. A bounded number of queries."""
+
+    name: str
+    events: Callable[[ModelVersion], list[TimelineEvent]]
+
+
+@dataclass(frozen=True)
+class ComparisonSection:
+    """A section of the side-by-side comparison of two versions (and of the evidence pack):
+    `facts(reader, version)` maps row labels to values; numbers get a delta column."""
+
+    title: str
+    facts: Callable[[Reader, ModelVersion], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class EvidenceDocument:
+    """A file of a version's evidence pack (the SPDX document, the model card...):
+    `render(reader, version)` returns its text."""
+
+    filename: str
+    render: Callable[[Reader, ModelVersion], str]
 
 
 @dataclass(frozen=True)
@@ -147,6 +195,10 @@ Contribution = (
     | EvaluationResultsProvider
     | DashboardPanel
     | VersionPanel
+    | VersionSummary
+    | TimelineProvider
+    | ComparisonSection
+    | EvidenceDocument
     | VersionListFilter
     | LicenceValidator
     | HubLicenceResolution
@@ -157,11 +209,13 @@ C = TypeVar("C", bound=Contribution)
 def _identity(contribution: Contribution) -> object:
     """What must be unique among contributions of one kind."""
     match contribution:
-        case GateCheck() | VersionListFilter() | EvidenceProvider():
+        case GateCheck() | VersionListFilter() | EvidenceProvider() | TimelineProvider():
             return contribution.name
-        case DashboardPanel():
+        case EvidenceDocument():
+            return contribution.filename
+        case DashboardPanel() | ComparisonSection():
             return contribution.title
-        case VersionPanel():
+        case VersionPanel() | VersionSummary():
             return contribution.template
         case HubLicenceResolution() | ComplianceHold():
             return None  # there is only one

@@ -129,10 +129,7 @@ def export_bundle(user, version: ModelVersion) -> ExportBundle:
         *(use.dataset_version for use in uses),
     ]
     expressions = [
-        text
-        for obj in licensed
-        for text in (obj.licence_declared, obj.licence_concluded)
-        if text
+        text for obj in licensed for text in (obj.licence_declared, obj.licence_concluded) if text
     ]
     licence_ids = {
         base_licence_id(item)

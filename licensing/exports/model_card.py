@@ -65,7 +65,9 @@ def card_data(bundle: ExportBundle) -> ModelCardData:
             dataset_split=result.get("split"),
             metric_type=result["metric"],
             metric_value=result["value"],
-            source_name=result.get("source"),
+            # The Hub's card format takes a source's name only with its URL.
+            source_name=result.get("source") if result.get("source_url") else None,
+            source_url=result.get("source_url"),
         )
         for result in bundle.results
     ]

@@ -10,8 +10,10 @@ from django.utils.html import format_html, format_html_join
 
 from pedigree_client.artefacts import weight_parameters
 from registry import services
+from registry.admin.console import compare_view, evidence_view, timeline_view
 from registry.admin.governance import governance_view
 from registry.admin_base import ReadOnlyAdmin, ServiceAdmin
+from registry.console import hold_url, production_counterpart, version_verdicts
 from registry.models import (
     ArtefactUpload,
     Dataset,
@@ -20,7 +22,7 @@ from registry.models import (
     RegisteredModel,
     Team,
 )
-from registry.plugins import VersionPanel, plugins
+from registry.plugins import VersionPanel, VersionSummary, plugins
 
 
 @admin.register(Team)
@@ -207,11 +209,32 @@ class ModelVersionAdmin(ServiceAdmin):
         return manifest_table(obj.artefact_manifest)
 
     def get_urls(self):
-        view = self.admin_site.admin_view(partial(governance_view, self))
+        def view(function):
+            return self.admin_site.admin_view(partial(function, self))
+
         return [
-            path("<path:object_id>/governance/", view, name="registry_modelversion_governance"),
+            path(
+                "<path:object_id>/governance/",
+                view(governance_view),
+                name="registry_modelversion_governance",
+            ),
+            path(
+                "<path:object_id>/compare/",
+                view(compare_view),
+                name="registry_modelversion_compare",
+            ),
+            path(
+                "<path:object_id>/evidence/",
+                view(evidence_view),
+                name="registry_modelversion_evidence",
+            ),
             *super().get_urls(),
         ]
+
+    def history_view(self, request, object_id, extra_context=None):
+        # The version's real history is its audit entries and what the apps recorded, not
+        # Django's admin LogEntry (the services write the former).
+        return timeline_view(self, request, object_id)
 
     def has_add_permission(self, request):
         # Versions are registered through the API or `pedigree register`, which inspect weights.
@@ -223,6 +246,13 @@ class ModelVersionAdmin(ServiceAdmin):
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # The panels other apps register for the version page, in registration order.
         if obj is not None:
+            context["verdicts"] = version_verdicts(version=obj, actor=request.user)
+            context["production"] = production_counterpart(request.user, obj)
+            context["hold_url"] = hold_url(obj)
+            context["summaries"] = [
+                render_to_string(panel.template, panel.context(request, obj), request=request)
+                for panel in plugins.contributions(VersionSummary)
+            ]
             context["version_panels"] = [
                 render_to_string(panel.template, panel.context(request, obj), request=request)
                 for panel in plugins.contributions(VersionPanel)

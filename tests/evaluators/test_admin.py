@@ -14,9 +14,9 @@ pytestmark = pytest.mark.django_db
 def officer(make_user):
     user = make_user("olivia", compliance=True, is_staff=True)
     user.user_permissions.add(
-        *Permission.objects.filter(
-            content_type__app_label__in=["registry", "evaluators"]
-        ).exclude(codename__startswith="delete_")
+        *Permission.objects.filter(content_type__app_label__in=["registry", "evaluators"]).exclude(
+            codename__startswith="delete_"
+        )
     )
     return user
 
@@ -75,8 +75,7 @@ def test_suite_limits_are_edited_through_the_service(client, officer, biased_run
     assert page.status_code == 200
     form = page.context["adminform"].form
     data = {
-        name: form[name].value() if form[name].value() is not None else ""
-        for name in form.fields
+        name: form[name].value() if form[name].value() is not None else "" for name in form.fields
     }
     data["models"] = [m.pk for m in suite.models.all()]
     data["min_quality"] = '{"accuracy": 0.7}'
@@ -122,3 +121,35 @@ def test_suite_form_shows_refused_limits_and_writes_nothing(client, officer, bia
     suite.refresh_from_db()
     assert suite.min_quality == before
     assert not AuditEntry.objects.filter(action="evaluation_suite.update").exists()
+
+
+def test_version_page_summarises_evaluations_and_compare_shows_metrics(
+    client, officer, models, make_suite, evaluate
+):
+    suite = make_suite(models=["acme/biased", "acme/biased-lora"])
+    evaluate(models["biased"], suite)
+    evaluate(models["lora"], suite)
+    client.force_login(officer)
+
+    page = client.get(f"/admin/registry/modelversion/{models['biased'].pk}/change/")
+    html = page.content.decode()
+    summary = html[html.index('class="evaluation-summary"') : html.index("</section>")]
+    # The worst group highlighted, fairness against its limit, three significant digits.
+    assert "Worst region: <mark>south</mark>" in summary
+    assert '<tr class="failing"><td>accuracy_gap (region)</td><td>0.5</td><td>≤ ' in summary
+    assert '<tr class="worst"><td>south</td><td>20</td><td>0.3</td>' in summary
+    assert "<details" in summary
+
+    compared = client.get(
+        f"/admin/registry/modelversion/{models['lora'].pk}/compare/",
+        {"with": models["biased"].pk},
+    )
+    sections = {section["title"]: section["rows"] for section in compared.context["sections"]}
+    metrics = {row.label: row for row in sections["Evaluation metrics"]}
+    south = metrics["tickets-fairness · accuracy · region=south"]
+    # The LoRA adapter starts from zero, so it scores as its base: no delta, not marked.
+    assert south.left == south.right == "0.3" and not south.delta and not south.differs
+    assert {row.label for row in sections["Parents"]} == {"acme/biased@v1"}
+
+    history = client.get(f"/admin/registry/modelversion/{models['lora'].pk}/history/")
+    assert "tickets-fairness: succeeded" in history.content.decode()

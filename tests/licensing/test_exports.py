@@ -41,6 +41,9 @@ def results(monkeypatch):
                 "split": "test",
                 "metric": "accuracy",
                 "value": 0.912,
+                # As the evaluators app gives it: the card needs a source's URL with its name.
+                "source": "Pedigree evaluation run #7 (tickets)",
+                "source_url": "/api/v1/evaluation-runs/7/",
             },
             {
                 "task": "text-classification",
