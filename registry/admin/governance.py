@@ -15,8 +15,8 @@ from django.utils.safestring import SafeString
 
 from registry import services
 from registry.admin_base import ReadOnlyAdmin, ServiceAdmin
-from registry.errors import ServiceError
 from registry.console import admin_url, next_stage, stage_verdict
+from registry.errors import ServiceError
 from registry.gates import DISTRIBUTIONS, USES, failing_checks
 from registry.models import (
     Approval,
