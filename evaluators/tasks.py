@@ -27,7 +27,7 @@ class EvaluationTask(Task):
     a management command) finishes the evaluations it started first, rather than leave them
     running with no one to run them."""
 
-    def apply_async(self, args=None, kwargs=None, **options):  # type: ignore[no-untyped-def]
+    def apply_async(self, args=None, kwargs=None, **options):
         if not self.app.conf.task_always_eager or settings.PEDIGREE_EVALUATION_INLINE:
             return super().apply_async(args, kwargs, **options)
         run_id = (args or [None])[0]
@@ -38,7 +38,7 @@ class EvaluationTask(Task):
         ).start()
         return None
 
-    def _in_background(self, args, kwargs, options) -> None:  # type: ignore[no-untyped-def]
+    def _in_background(self, args, kwargs, options) -> None:
         try:
             super().apply_async(args, kwargs, **options)
         except Exception:

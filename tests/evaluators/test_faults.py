@@ -33,7 +33,7 @@ STALE = 3  # seconds without a heartbeat before a run or a delivery counts as lo
 SWEEP = 2  # seconds between sweeps (and outbox relays) in beat
 # Slack for what recovery waits on besides the stale time and the sweep: a new pool process or
 # worker starting, the model loading, the evaluation itself (on a loaded CI machine).
-SLACK = 90
+SLACK = 150
 FINAL = [RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED]
 
 

@@ -40,16 +40,20 @@ def broker_down():
 
 @pytest.fixture
 def receiver():
-    """An HTTP server recording every webhook delivery it receives (by delivery id). Set
-    `hang_first` to a number of seconds to keep the first request waiting that long."""
+    """An HTTP server recording every webhook delivery it acknowledges (by delivery id). Set
+    `hang_first` to a number of seconds to keep the first request waiting that long, then drop
+    it unacknowledged."""
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers["Content-Length"]))
             if server.hang_first and not server.hung:
+                # A POST whose sender dies meanwhile: the receiver never acknowledges it (a
+                # receiver that did would see it twice, and dedupes by X-Pedigree-Delivery).
                 server.hung = True
                 time.sleep(server.hang_first)
+                return
             received.append(
                 {"delivery": self.headers["X-Pedigree-Delivery"], "body": json.loads(body)}
             )
