@@ -100,7 +100,7 @@ def audit_seal() -> int:
             .values_list("seq", "hash")
             .first()
         )
-        seq, prev_hash = head if head else (0, GENESIS_HASH)
+        seq, prev_hash = (head[0] or 0, head[1] or GENESIS_HASH) if head else (0, GENESIS_HASH)
         for entry in pending:
             seq += 1
             entry.seq, entry.prev_hash = seq, prev_hash

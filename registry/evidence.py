@@ -109,9 +109,9 @@ def weakening_changes(
         elif field in ("licence_declared", "licence_concluded") and old and new != old:
             found[field] = f"changing the {label} from {old} to {new or 'nothing'}"
         elif field in ("known_limitations", "out_of_scope_uses") and (old or "").strip():
-            if old.strip() not in (new or ""):
+            if str(old).strip() not in (new or ""):
                 found[field] = f"removing {label} (fewer limitations)"
-        elif field == "intended_use" and (old or "").strip() and (new or "").strip() != old.strip():
+        elif field == "intended_use" and (old or "").strip() != (new or "").strip() and old:
             found[field] = "changing the intended use"
         elif field in _PERSONAL_DATA_FLAGS and old and not new:
             found[field] = f"clearing '{label}'"
