@@ -215,10 +215,12 @@ def licence_check(
         .alias(**{f"approver_{k}": v for k, v in approver_standing.items()})
         .alias(**{f"granter_{k}": v for k, v in granter_standing.items()})
         .filter(
-            approver_holds_role=True,
-            approver_in_team=False,
-            granter_holds_role=True,
-            granter_in_team=False,
+            **{
+                "approver_holds_role": True,
+                "approver_in_team": False,
+                "granter_holds_role": True,
+                "granter_in_team": False,
+            }
         )
         .order_by("-created_at", "-id")
         .values_list(

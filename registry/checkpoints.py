@@ -95,7 +95,7 @@ def audit_checkpoint_write() -> AuditCheckpoint:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])
         sealed = AuditEntry.objects.filter(seq__isnull=False)
         head = sealed.order_by("-seq").values_list("seq", "hash").first()
-        seq, head_hash = head if head else (0, "")
+        seq, head_hash = (int(head[0] or 0), head[1] or "") if head else (0, "")
         count = sealed.count()
         signed_at = timezone.now()
         payload = signed_payload(

@@ -34,12 +34,7 @@ def approvals_given(context: GateContext) -> CheckResult:
     lapsed = {
         a.pk: problem
         for a in approvals
-        if a.decision == "approve"
-        and (
-            problem := standing_problem(
-                a.approver.username, holds_role=a.holds_role, in_team=a.in_team
-            )
-        )
+        if a.decision == "approve" and (problem := standing_problem(a.approver.username, a))
     }
     for approval in approvals:
         if approval.decision == "approve" and approval.evidence and approval.pk not in lapsed:

@@ -3,7 +3,6 @@
 from collections import Counter
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest
 
 from registry.models import ModelVersion, Stage
@@ -15,9 +14,9 @@ from registry.services import compliance_recheck
 def dashboard_context(request: HttpRequest) -> dict[str, Any]:
     """A bounded number of queries whatever the registry size: the lists come from the stored
     compliance statuses (`registry.selectors.compliance_overview`)."""
-    if settings.CELERY_TASK_ALWAYS_EAGER:
-        # The embedded default has no celery beat: what is stale is recomputed on opening.
-        compliance_recheck(version_ids=compliance_stale_ids())
+    # What no write rechecked (a new registration) or beat has not reached yet (the embedded
+    # default has no beat) is recomputed on opening, a bounded number of versions at a time.
+    compliance_recheck(version_ids=compliance_stale_ids())
     overview = compliance_overview()
     production = ModelVersion.objects.filter(stage=Stage.PRODUCTION).values_list(
         "risk_tier", flat=True

@@ -244,9 +244,7 @@ def gate_evaluate(
     for result in results:
         row = result.to_dict()
         waiver = waivers.get(result.check) if not result.passed and result.required else None
-        lapsed = waiver and standing_problem(
-            waiver.granted_by.username, waiver.holds_role, waiver.in_team
-        )
+        lapsed = waiver and standing_problem(waiver.granted_by.username, waiver)
         if waiver and lapsed:
             row["reasons"].append(f"waiver #{waiver.pk} no longer applies: {lapsed}")
         row["waiver"] = (

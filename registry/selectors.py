@@ -64,11 +64,12 @@ def standing_of(user_field: str, team_id: int) -> dict[str, Any]:
     }
 
 
-def standing_problem(username: str, holds_role: bool, in_team: bool) -> str | None:
-    """Why an approval or waiver by `username` no longer counts, or None."""
-    if not holds_role:
+def standing_problem(username: str, row: Any) -> str | None:
+    """Why an approval or waiver by `username` no longer counts, or None; `row` carries the
+    annotations of `standing_of`."""
+    if not row.holds_role:
         return f"{username} is no longer compliance staff"
-    if in_team:
+    if row.in_team:
         return f"{username} has since joined the owning team"
     return None
 

@@ -149,8 +149,9 @@ def _recheck_one(version: ModelVersion) -> ComplianceStatus:
     )
     now = timezone.now()
     out = assessment.state == ComplianceState.OUT_OF_COMPLIANCE
-    was_out = previous is not None and previous.out_of_compliance_since is not None
-    since = (previous.out_of_compliance_since if was_out else now) if out else None
+    flagged_since = previous.out_of_compliance_since if previous is not None else None
+    was_out = flagged_since is not None
+    since = (flagged_since or now) if out else None
     status, _ = ComplianceStatus.objects.update_or_create(
         version=version,
         defaults={

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0008_audit_checkpoints"),
+        ("registry", "0006_gate_evidence_compliance_checkpoints"),
     ]
 
     operations = [

@@ -1,0 +1,250 @@
+"""A state machine drives registrations, edits, approvals, waivers, holds, policy changes, time
+passing and promotions in random order; after every step nothing is in staging or production
+unless its current evidence passes its gate, or it is flagged out of compliance with reasons."""
+
+import itertools
+from datetime import timedelta
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from lineage import services as lineage_services
+from lineage.models import Hold
+from lineage.services import ParentSpec
+from registry import gates, services
+from registry.errors import ServiceError
+from registry.models import Approval, CheckWaiver, ComplianceStatus, ModelVersion, StagePolicy
+from tests.conftest import digest
+
+pytestmark = pytest.mark.django_db
+
+TIERS = ("minimal", "limited", "high")
+LICENCES = ("Apache-2.0", "MIT", "CC-BY-NC-4.0")
+_labels = itertools.count(1)
+
+
+class GateMachine(RuleBasedStateMachine):
+    """One example's world lives in a savepoint rolled back at teardown."""
+
+    world: dict = {}
+
+    @initialize()
+    def setup(self):
+        self.savepoint = transaction.savepoint()
+        world = self.world
+        self.engineer, self.officers = world["engineer"], world["officers"]
+        self.capture = world["capture"]
+        self.model = services.model_create(
+            actor=self.engineer,
+            name=f"acme/machine-{next(_labels)}",
+            kind="derived",
+            team=world["team"],
+            allow_multiple_production=True,
+        )
+        self.versions: list[int] = []
+
+    def teardown(self):
+        transaction.savepoint_rollback(self.savepoint)
+
+    def _do(self, call, *args, **kwargs):
+        """Run a service as a request would: refusals are fine, after-commit work runs."""
+        with self.capture(execute=True):
+            try:
+                with transaction.atomic():
+                    return call(*args, **kwargs)
+            except ServiceError:
+                return None
+
+    def _version(self, index):
+        return ModelVersion.objects.select_related("model__team").get(
+            pk=self.versions[index % len(self.versions)]
+        )
+
+    @rule(tier=st.sampled_from(TIERS), licence=st.sampled_from(LICENCES), parent=st.integers(0, 9))
+    def register(self, tier, licence, parent):
+        version = self._do(
+            services.version_create,
+            actor=self.engineer,
+            model=self.model,
+            version=f"v{next(_labels)}",
+            artefact_digest=digest(next(_labels)),
+            risk_tier=tier,
+            licence_declared=licence,
+            intended_use="Routing support tickets",
+            known_limitations="English only",
+        )
+        if version is None:
+            return
+        if self.versions:
+            self._do(
+                lineage_services.edges_create,
+                actor=self.engineer,
+                child=version,
+                parents=[ParentSpec(self._version(parent), "finetune")],
+            )
+        self.versions.append(version.pk)
+
+    @precondition(lambda self: self.versions)
+    @rule(index=st.integers(0, 9))
+    def conclude(self, index):
+        version = self._version(index)
+        self._do(
+            services.version_update,
+            actor=self.officers[0],
+            version=version,
+            changes={"licence_concluded": version.licence_declared},
+        )
+
+    @precondition(lambda self: self.versions)
+    @rule(
+        index=st.integers(0, 9),
+        officer=st.booleans(),
+        field=st.sampled_from(["risk_tier", "licence_declared", "known_limitations"]),
+        value=st.integers(0, 2),
+    )
+    def edit(self, index, officer, field, value):
+        actor = self.officers[0] if officer else self.engineer
+        new = {
+            "risk_tier": TIERS[value],
+            "licence_declared": LICENCES[value],
+            "known_limitations": ["", "English only", "English only. Not for triage."][value],
+        }[field]
+        self._do(
+            services.version_update, actor=actor, version=self._version(index), changes={field: new}
+        )
+
+    @precondition(lambda self: self.versions)
+    @rule(
+        index=st.integers(0, 9),
+        who=st.integers(0, 1),
+        stage=st.sampled_from(["staging", "production"]),
+    )
+    def approve(self, index, who, stage):
+        self._do(
+            services.approval_record,
+            actor=self.officers[who],
+            version=self._version(index),
+            stage=stage,
+        )
+
+    @precondition(lambda self: self.versions)
+    @rule(index=st.integers(0, 9), check=st.sampled_from(["metadata", "lineage_health", "licence"]))
+    def waive(self, index, check):
+        self._do(
+            services.check_waiver_grant,
+            actor=self.officers[1],
+            version=self._version(index),
+            check_name=check,
+            reason="accepted for the machine",
+            expires_at=timezone.now() + timedelta(days=5),
+        )
+
+    @precondition(lambda self: self.versions)
+    @rule(index=st.integers(0, 9))
+    def hold(self, index):
+        self._do(
+            lineage_services.hold_place,
+            actor=self.officers[0],
+            version=self._version(index),
+            reason="found a problem",
+        )
+
+    @rule()
+    def lift(self):
+        held = Hold.objects.filter(lifted_at__isnull=True, version__model=self.model).first()
+        if held is not None:
+            self._do(lineage_services.hold_lift, actor=self.officers[0], hold=held, reason="fixed")
+
+    @rule(
+        tier=st.sampled_from(TIERS),
+        stage=st.sampled_from(["staging", "production"]),
+        approvals=st.integers(0, 2),
+        hold=st.booleans(),
+    )
+    def change_policy(self, tier, stage, approvals, hold):
+        policy = StagePolicy.objects.get(stage=stage, risk_tier=tier)
+        self._do(
+            services.stage_policy_update,
+            actor=self.officers[0],
+            policy=policy,
+            changes={"approvals_required": approvals, "hold_when_out_of_compliance": hold},
+        )
+
+    @precondition(lambda self: self.versions)
+    @rule()
+    def time_passes(self):
+        """Approvals and waivers expire; only the scheduled recheck can notice."""
+        ids = self.versions
+        past = timezone.now() - timedelta(seconds=1)
+        long_ago = timezone.now() - timedelta(days=400)
+        for model in (Approval, CheckWaiver):
+            model.objects.filter(version_id__in=ids).update(created_at=long_ago, expires_at=past)
+        self._do(services.compliance_recheck, version_ids=ids)
+
+    @precondition(lambda self: self.versions)
+    @rule(index=st.integers(0, 9), stage=st.sampled_from(["staging", "production"]))
+    def promote(self, index, stage):
+        self._do(
+            services.version_promote, actor=self.engineer, version=self._version(index), stage=stage
+        )
+
+    @invariant()
+    def staged_versions_pass_or_are_flagged(self):
+        staged = ModelVersion.objects.filter(
+            pk__in=getattr(self, "versions", []), stage__in=["staging", "production"]
+        ).select_related("model__team")
+        for version in staged:
+            if gates.gate_evaluate(version=version, stage=version.stage).passed:
+                continue
+            status = ComplianceStatus.objects.filter(version=version).first()
+            assert status is not None and status.state == "out_of_compliance", (
+                f"{version} is in {version.stage}, fails its gate and is not flagged"
+            )
+            assert status.failing and all(row["reasons"] for row in status.failing)
+
+
+def test_nothing_is_staged_without_passing_or_being_flagged(
+    engineer, make_user, team, django_capture_on_commit_callbacks
+):
+    for tier in TIERS:
+        StagePolicy.objects.update_or_create(
+            stage="staging",
+            risk_tier=tier,
+            defaults={"required_checks": ["metadata", "lineage_health", "licence"]},
+        )
+        StagePolicy.objects.update_or_create(
+            stage="production",
+            risk_tier=tier,
+            defaults={
+                "required_checks": ["metadata", "approvals", "lineage_health", "licence"],
+                "approvals_required": 1,
+            },
+        )
+    officers = [make_user("carol", compliance=True), make_user("dan", compliance=True)]
+    GateMachine.world = {
+        "engineer": engineer,
+        "officers": officers,
+        "team": team,
+        "capture": django_capture_on_commit_callbacks,
+    }
+    run_state_machine_as_test(
+        GateMachine,
+        settings=settings(
+            max_examples=15,
+            stateful_step_count=12,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+        ),
+    )
