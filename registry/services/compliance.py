@@ -21,8 +21,9 @@ from registry.models import (
     Stage,
     StagePolicy,
 )
+from registry.outbox import outbox_add
 from registry.plugins import ComplianceHold, plugins
-from registry.services.events import event_publish
+from registry.services.events import EVENTS_QUEUE, event_publish
 
 GATED_STAGES = (Stage.STAGING, Stage.PRODUCTION)
 _HOLD_CHECK = "lineage_health"
@@ -176,8 +177,8 @@ def _recheck_one(version: ModelVersion) -> ComplianceStatus:
 
 def compliance_recheck_after_commit(version_ids: Iterable[int] | None = None) -> None:
     """Recheck after the current transaction commits (an input of these versions' gates
-    changed; None: every version), in a task so the writer does not wait for it."""
-    from registry.tasks import recheck_compliance
-
+    changed; None: every version), in a task so the writer does not wait for it. Through the
+    outbox, so a broker outage delays the recheck and never loses it."""
     ids = None if version_ids is None else sorted(set(version_ids))
-    transaction.on_commit(lambda: recheck_compliance.delay(ids), robust=True)
+    with transaction.atomic():
+        outbox_add(task="registry.tasks.recheck_compliance", args=[ids], queue=EVENTS_QUEUE)

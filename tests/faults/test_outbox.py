@@ -54,7 +54,13 @@ def test_changes_committed_while_the_broker_is_down_answer_success_and_are_sent_
     assert [d.event for d in deliveries] == ["version.promoted", "version.held"]
     assert {d.status for d in deliveries} == {DeliveryStatus.PENDING}
     pending = OutboxMessage.objects.filter(sent_at__isnull=True)
-    assert pending.count() == 2
+    # Each change's webhook delivery and compliance recheck wait in the outbox.
+    assert sorted(pending.values_list("task", flat=True)) == [
+        "registry.tasks.deliver_event",
+        "registry.tasks.deliver_event",
+        "registry.tasks.recheck_compliance",
+        "registry.tasks.recheck_compliance",
+    ]
     assert all(message.attempts == 1 and message.last_error for message in pending)
     assert receiver.received == []
 
