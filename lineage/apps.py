@@ -8,11 +8,24 @@ class LineageConfig(AppConfig):
     def ready(self) -> None:
         from lineage import admin, checks
         from lineage.filters import VERSION_FILTERS
-        from registry.plugins import GateCheck, InvolvementProvider, VersionPanel, plugins
+        from lineage.services import lineage_write_lock
+        from lineage.services.upstream import upstream_parents_record, upstream_reference_resolved
+        from registry.plugins import (
+            GateCheck,
+            InvolvementProvider,
+            UpstreamLineage,
+            VersionPanel,
+            plugins,
+        )
 
         plugins.register(
             GateCheck(checks.CHECK_NAME, checks.lineage_health),
             InvolvementProvider(checks.training_run_people),
             VersionPanel("lineage/version_panel.html", admin.version_panel_context),
             *VERSION_FILTERS,
+            UpstreamLineage(
+                lock=lineage_write_lock,
+                record=upstream_parents_record,
+                resolved=upstream_reference_resolved,
+            ),
         )

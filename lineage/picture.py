@@ -150,11 +150,16 @@ def build_picture(graph: LineageGraph, *, version_url) -> Picture:
             f"{hold.reason}"
             for hold in holds
         )
+        if not visible:
+            subtitle = "not visible to you"
+        elif version.unresolved:
+            subtitle = "unresolved reference"
+        else:
+            subtitle = version.stage
         nodes[key] = PictureNode(
             key=key,
             title=_short(str(version)) if visible else "hidden version",
-            subtitle=(version.stage if visible else "not visible to you")
-            + (" · HELD" if holds else ""),
+            subtitle=subtitle + (" · HELD" if holds else ""),
             layer=0,
             fill=STAGE_COLOURS.get(version.stage, "#ffffff") if visible else "#f6f6f6",
             stroke="#c0392b" if holds else ("#1f4e79" if focus else "#7a8796"),
@@ -167,7 +172,9 @@ def build_picture(graph: LineageGraph, *, version_url) -> Picture:
         source, target = f"v{edge.parent_id}", f"v{edge.child_id}"
         parents[target].append(source)
         children[source].append(target)
-        edges.append(PictureEdge(source, target, edge.relation))
+        # An inferred relation nobody confirmed yet is marked, as the Hub marks its guesses.
+        unconfirmed = edge.relation_inferred and edge.relation_confirmed_by_id is None
+        edges.append(PictureEdge(source, target, edge.relation + ("?" if unconfirmed else "")))
 
     version_keys = list(nodes)
     layer_of = _layers(version_keys, parents)

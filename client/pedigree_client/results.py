@@ -63,6 +63,8 @@ class Version:
     registered_by: str
     registered_at: datetime
     updated_at: datetime
+    # An upstream base named by a card but not imported: no artefact, no licence evidence.
+    unresolved: bool = False
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ the holds a new child inherits from its parents."""
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 
@@ -86,6 +87,8 @@ def check_parent_set(relations: Sequence[str], field: str) -> None:
             field,
             f"Unknown relation {', '.join(unknown)}; use one of: {', '.join(Relation.values)}.",
         )
+    if Relation.UNKNOWN in relations:
+        return  # the shape cannot be judged until someone says how the child was made
     listed = ", ".join(relations)
     if Relation.MERGE in relations:
         if any(relation != Relation.MERGE for relation in relations):
@@ -167,9 +170,15 @@ def _propagate_holds(child_id: int, parent_ids: Sequence[int]) -> int:
 
 
 def add_parents(
-    *, actor: Actor, child: ModelVersion, parents: Sequence[tuple[ModelVersion, str]], field: str
+    *,
+    actor: Actor,
+    child: ModelVersion,
+    parents: Sequence[tuple[ModelVersion, str]],
+    field: str,
+    details: Sequence[dict[str, Any]] | None = None,
 ) -> list[LineageEdge]:
-    """Record resolved parents of `child` (lock held, permissions checked by the caller)."""
+    """Record resolved parents of `child` (lock held, permissions checked by the caller);
+    `details` holds further edge fields, one dict per parent (how an import found it)."""
     existing = dict(LineageEdge.objects.filter(child=child).values_list("parent_id", "relation"))
     seen: set[int] = set()
     for index, (parent, _) in enumerate(parents):
@@ -200,8 +209,9 @@ def add_parents(
             relation=relation,
             parent_digest=parent.artefact_digest,
             created_by=actor,
+            **(details[index] if details else {}),
         )
-        for parent, relation in parents
+        for index, (parent, relation) in enumerate(parents)
     ]
     try:
         with transaction.atomic():
@@ -221,6 +231,9 @@ def add_parents(
                 "parent": edge.parent_id,
                 "relation": edge.relation,
                 "parent_digest": edge.parent_digest,
+                "relation_inferred": edge.relation_inferred,
+                "relation_evidence": edge.relation_evidence,
+                "parent_newest": edge.parent_newest,
                 "holds_inherited": inherited,
             },
         )

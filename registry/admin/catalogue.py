@@ -143,10 +143,12 @@ class ModelVersionAdmin(ServiceAdmin):
         "licence_declared",
         "licence_concluded",
         "parameter_count",
+        "unresolved",
         "registered_by",
         "registered_at",
     ]
     list_filter = [
+        "unresolved",
         "stage",
         "risk_tier",
         "model__kind",
@@ -164,6 +166,7 @@ class ModelVersionAdmin(ServiceAdmin):
         "manifest_summary",
         "hub_repo_id",
         "hub_revision",
+        "unresolved",
         "hub_card",
         "stage",
         "registered_by",
@@ -198,7 +201,15 @@ class ModelVersionAdmin(ServiceAdmin):
                 ]
             },
         ),
-        ("Upstream source", {"fields": ["hub_repo_id", "hub_revision", "hub_card"]}),
+        (
+            "Upstream source",
+            {
+                "fields": ["hub_repo_id", "hub_revision", "unresolved", "hub_card"],
+                "description": "An unresolved upstream reference is a base a model card names "
+                "that nobody imported: no artefact, no licence evidence. Importing the Hub "
+                "repository fills it in place.",
+            },
+        ),
         ("Provenance", {"fields": ["registered_by", "registered_at", "updated_at"]}),
     ]
 

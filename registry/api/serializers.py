@@ -103,6 +103,7 @@ VERSION_FIELDS = [
     "domain",
     "hub_repo_id",
     "hub_revision",
+    "unresolved",
     "stage",
     "registered_by",
     "registered_at",

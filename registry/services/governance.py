@@ -32,6 +32,7 @@ from registry.models import (
 from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes, snapshot
 from registry.services.events import event_publish
+from registry.services.upstream_bases import require_resolved
 from registry.types import Actor
 
 
@@ -51,6 +52,7 @@ def approval_record(
     valid_days: int | None = None,
 ) -> Approval:
     _require_compliance(actor, "approve or reject versions")
+    require_resolved(version)
     if actor.pk in involved_user_ids(version):
         raise PermissionRefused(
             f"{actor.username} registered or produced {version}, so cannot approve it "
@@ -101,6 +103,7 @@ def check_waiver_grant(
     *, actor: Actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
 ) -> CheckWaiver:
     _require_compliance(actor, "waive gate checks")
+    require_resolved(version)
     if not reason.strip():
         raise InvalidInput.for_field("reason", "A waiver needs a reason compliance can stand by.")
     now = timezone.now()
@@ -192,6 +195,7 @@ def version_promote(
     _refuse_unknown_target(stage=stage, use=use, distribution=distribution)
     version = _lock_for_promotion(version)
     _require_promoter(actor, version)
+    require_resolved(version)
     verdict = _judge(
         actor=actor,
         version=version,

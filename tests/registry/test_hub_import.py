@@ -413,7 +413,7 @@ def test_registered_base_models_are_reported(api_for, engineer, team, roots, min
 
     assert response.status_code == 201, response.json()
     assert response.json()["base_models"] == [
-        {"repo_id": MINILM, "registered": f"{MINILM}@{MINILM_REVISION[:12]}"}
+        {"repo_id": MINILM, "registered": f"{MINILM}@{MINILM_REVISION[:12]}", "unresolved": False}
     ]
 
 
