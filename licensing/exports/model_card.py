@@ -98,7 +98,11 @@ def card_text(bundle: ExportBundle, obligations: VersionObligations) -> str:
     data = card_data(bundle)
     lineage = "\n".join(
         f"- {edge.relation} of `{bundle.version_label(bundle.versions[edge.parent_id])}` "
-        f"(sha256 `{edge.parent_digest[:16]}…`)"
+        + (
+            f"(sha256 `{edge.parent_digest[:16]}…`)"
+            if edge.parent_digest
+            else "(an unresolved upstream reference: not imported, no licence evidence)"
+        )
         for edge in bundle.parents_of(version.pk)
     )
     training = "\n".join(

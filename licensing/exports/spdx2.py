@@ -33,6 +33,7 @@ from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 from licensing.exports.bundle import (
     TOOL_NAME,
     TOOL_VERSION,
+    UNRESOLVED_NOTE,
     ExportBundle,
     dataset_hub_url,
     hub_url,
@@ -77,12 +78,15 @@ def _model_package(bundle: ExportBundle, version: ModelVersion) -> Package:
         supplier=Actor(ActorType.ORGANIZATION, version.model.team.name) if visible else None,
         files_analyzed=False,
         checksums=(
-            [Checksum(ChecksumAlgorithm.SHA256, version.artefact_digest)] if visible else []
+            [Checksum(ChecksumAlgorithm.SHA256, version.artefact_digest)]
+            if visible and not version.unresolved
+            else []
         ),
         license_concluded=_licence(version.licence_concluded),
         license_declared=_licence(version.licence_declared),
         copyright_text=SpdxNoAssertion(),
-        summary=f"Machine-learning model ({version.model.get_kind_display().lower()})",
+        summary=f"Machine-learning model ({version.model.get_kind_display().lower()})"
+        + (UNRESOLVED_NOTE if version.unresolved else ""),
         description=(version.description or None) if visible else None,
         comment=(
             f"Risk tier: {version.risk_tier}. Intended use: {version.intended_use}"
@@ -153,7 +157,8 @@ def spdx23_document(bundle: ExportBundle) -> Document:
                 model_spdx_id(edge.child_id),
                 RelationshipType.DESCENDANT_OF,
                 model_spdx_id(edge.parent_id),
-                comment=f"{edge.relation}; parent digest sha256:{edge.parent_digest}",
+                comment=f"{edge.relation}; parent digest "
+                + (f"sha256:{edge.parent_digest}" if edge.parent_digest else "none (unresolved)"),
             )
         )
     for use in bundle.uses:

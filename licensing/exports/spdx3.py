@@ -19,6 +19,7 @@ from typing import Any
 
 from licensing.exports.bundle import (
     RISK_TO_SAFETY,
+    UNRESOLVED_NOTE,
     TOOL_NAME,
     TOOL_VERSION,
     ExportBundle,
@@ -225,14 +226,17 @@ class _Builder:
             "software_packageVersion": version.version,
             "suppliedBy": [self.organisation(version.model.team.name)],
             "releaseTime": _timestamp(version.registered_at),
-            "verifiedUsing": [
-                {"type": "Hash", "algorithm": "sha256", "hashValue": version.artefact_digest}
-            ],
             "ai_safetyRiskAssessment": RISK_TO_SAFETY[version.risk_tier],
             "ai_useSensitivePersonalInformation": (
                 "yes" if version.uses_sensitive_personal_data else "no"
             ),
         }
+        if version.unresolved:
+            element["summary"] = "Unresolved upstream reference" + UNRESOLVED_NOTE
+        else:
+            element["verifiedUsing"] = [
+                {"type": "Hash", "algorithm": "sha256", "hashValue": version.artefact_digest}
+            ]
         optional: dict[str, Any] = {
             "description": version.description,
             "software_downloadLocation": hub_url(version),

@@ -11,7 +11,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from huggingface_hub import constants
 from rest_framework.authtoken.models import Token
+from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
+from licensing.exports import version_export
 from lineage.checks import lineage_health
 from lineage.models import LineageEdge
 from pedigree_client.cli import main
@@ -486,3 +489,25 @@ def test_governance_refuses_unresolved_references(engineer, team, roots, complia
         )
     evaluation = gate_evaluate(version=reference, stage="staging")
     assert not evaluation.passed
+
+
+# --- exports -------------------------------------------------------------------------------------
+
+
+def test_exports_show_an_unresolved_reference_as_such(engineer, team, roots):
+    child, _ = import_dir(engineer, team, ADAPTER, ADAPTER_SHA, adapter(roots / "lora"))
+    reference = parents_of(child)[0].parent
+
+    data = json.loads(version_export(user=engineer, version=child, format="spdx-2.3"))
+    document = JsonLikeDictParser().parse(data)
+    assert validate_full_spdx_document(document) == []
+    package = next(p for p in document.packages if p.spdx_id == f"SPDXRef-Model-{reference.pk}")
+    assert package.checksums == [] and "unresolved upstream reference" in package.summary
+    assert any("none (unresolved)" in (r.comment or "") for r in document.relationships)
+
+    graph = json.loads(version_export(user=engineer, version=child, format="spdx-3.0"))["@graph"]
+    node = next(n for n in graph if n.get("name") == LLAMA)
+    assert "verifiedUsing" not in node and "unresolved upstream reference" in node["summary"]
+
+    card = version_export(user=engineer, version=child, format="model-card")
+    assert f"`{LLAMA}@unresolved` (an unresolved upstream reference" in card
