@@ -19,9 +19,9 @@ from typing import Any
 
 from licensing.exports.bundle import (
     RISK_TO_SAFETY,
-    UNRESOLVED_NOTE,
     TOOL_NAME,
     TOOL_VERSION,
+    UNRESOLVED_NOTE,
     ExportBundle,
     dataset_hub_url,
     hub_url,
