@@ -250,8 +250,10 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "missing-licence",
         "missing_licence",
         "error",
-        "{source} declares no licence.",
-        "Declare the licence of {source} as an SPDX expression (e.g. 'Apache-2.0').",
+        "{source} declares no licence: missing licence evidence.",
+        "Declare the licence of {source} as an SPDX expression (e.g. 'Apache-2.0'); for an "
+        "upstream model whose card names none, ask compliance to conclude its licence from the "
+        "publisher's terms; for an unresolved upstream reference, import it.",
     ),
     _rule(
         "use-restrictions-passdown",

@@ -121,6 +121,9 @@ class ModelVersion(models.Model):
 
     licence_declared = models.CharField(max_length=512, blank=True)
     licence_concluded = models.CharField(max_length=512, blank=True)
+    # The declared licence was read from an ambiguous or unrecognised Hub licence id (gpl-3.0:
+    # only or or-later?): it stands until compliance records the concluded licence.
+    licence_review_required = models.BooleanField(default=False, editable=False)
 
     risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, default=RiskTier.LIMITED)
     intended_use = models.TextField(blank=True)

@@ -65,6 +65,8 @@ class Version:
     updated_at: datetime
     # An upstream base named by a card but not imported: no artefact, no licence evidence.
     unresolved: bool = False
+    # The declared licence came from an ambiguous Hub id; compliance must conclude it.
+    licence_review_required: bool = False
 
 
 @dataclass(frozen=True)

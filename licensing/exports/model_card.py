@@ -8,6 +8,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from licensing.exports.bundle import ExportBundle
 from licensing.models import HubLicenceMapping
 from licensing.obligations import VersionObligations, base_licence_id, expression_alternatives
+from licensing.validation import NO_ASSERTION
 
 # The relations the Hub knows for base_model_relation; others are told in the card's text.
 HUB_RELATIONS = {
@@ -22,6 +23,8 @@ HUB_RELATIONS = {
 def hub_licence(bundle: ExportBundle) -> dict[str, str]:
     """`license` (and `license_name`/`license_link` for `other`) for the version's licence."""
     expression = bundle.effective_licence(bundle.version)
+    if expression == NO_ASSERTION:
+        return {}  # as imported from a card without `license:`
     if not expression:
         return {"license": "unknown"}
     if " " not in expression:

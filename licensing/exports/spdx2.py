@@ -38,6 +38,7 @@ from licensing.exports.bundle import (
     dataset_hub_url,
     hub_url,
 )
+from licensing.validation import NO_ASSERTION
 from lineage.models import DatasetRole
 from registry.models import DatasetVersion, ModelVersion
 
@@ -55,7 +56,7 @@ def dataset_spdx_id(dataset_version_id: int) -> str:
 
 
 def _licence(text: str) -> LicenseExpression | SpdxNoAssertion:
-    return spdx_licensing.parse(text) if text else SpdxNoAssertion()
+    return spdx_licensing.parse(text) if text and text != NO_ASSERTION else SpdxNoAssertion()
 
 
 def _model_package(bundle: ExportBundle, version: ModelVersion) -> Package:

@@ -26,6 +26,7 @@ from licensing.exports.bundle import (
     dataset_hub_url,
     hub_url,
 )
+from licensing.validation import NO_ASSERTION
 from lineage.models import DatasetRole
 from registry.models import DatasetVersion, ModelVersion
 
@@ -201,7 +202,8 @@ class _Builder:
         return self.expressions[text]
 
     def licences(self, package: str, obj: ModelVersion | DatasetVersion) -> None:
-        if obj.licence_declared:
+        # NOASSERTION is SPDX 3's absence of the relationship, not an expression.
+        if obj.licence_declared and obj.licence_declared != NO_ASSERTION:
             self.relationship(
                 package, "hasDeclaredLicense", [self.expression(obj.licence_declared)]
             )

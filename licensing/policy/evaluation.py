@@ -146,6 +146,7 @@ class _Evaluator:
             source.upstream,
             source.evidence,
             source.concluded,
+            source.review,
             tuple(alternative),
             tuple(output),
             tuple(id(obligation.term) for obligation in carried),  # terms are shared objects
@@ -206,7 +207,7 @@ class _Evaluator:
             case "unknown_licence":
                 return not source.concluded and licence.category == "unknown"
             case "unreviewed_licence":
-                return not source.concluded and licence.review_required
+                return not source.concluded and (licence.review_required or source.review)
             case "catch_all":
                 return not self._is_covered(licence)
         return False

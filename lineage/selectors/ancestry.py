@@ -41,6 +41,7 @@ class AncestryNode:
     upstream: bool
     evidence: bool
     unresolved: bool = False  # an upstream reference not imported yet
+    review: bool = False  # the declared licence came from an ambiguous Hub id, unconcluded
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,13 @@ WITH RECURSIVE {walk}
 SELECT 0, e.id, e.child_id, e.parent_id, e.relation, m.name, v.version,
        v.licence_declared, v.licence_concluded, m.kind = 'upstream',
        v.hub_revision <> '' AND NOT v.unresolved, v.unresolved,
-       e.relation_inferred AND e.relation_confirmed_by_id IS NULL
+       e.relation_inferred AND e.relation_confirmed_by_id IS NULL, v.licence_review_required
   FROM {edge} e JOIN walk w ON e.child_id = w.id
   JOIN {version} v ON v.id = e.parent_id JOIN {model} m ON m.id = v.model_id
 UNION ALL
 SELECT 1, d.id, r.version_id, d.dataset_version_id, d.role, s.name, dv.version,
        dv.licence_declared, dv.licence_concluded, TRUE,
-       s.hub_id <> '' OR s.source <> '' OR dv.uri <> '', FALSE, FALSE
+       s.hub_id <> '' OR s.source <> '' OR dv.uri <> '', FALSE, FALSE, FALSE
   FROM {run_data} d JOIN {run} r ON r.id = d.run_id JOIN walk w ON r.version_id = w.id
   JOIN {dataset_version} dv ON dv.id = d.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
  WHERE d.role IN ({roles})
@@ -91,9 +92,16 @@ def ancestry(version_id: int, *, roles: Sequence[str] = TRAINED_ON_ROLES) -> Anc
         is_use, _, user_id, target_id, how, name, label, declared, concluded, up, evidence = row[
             :11
         ]
-        unresolved, inferred = bool(row[11]), bool(row[12])
+        unresolved, inferred, review = bool(row[11]), bool(row[12]), bool(row[13])
         node = AncestryNode(
-            target_id, f"{name}@{label}", declared, concluded, bool(up), bool(evidence), unresolved
+            target_id,
+            f"{name}@{label}",
+            declared,
+            concluded,
+            bool(up),
+            bool(evidence),
+            unresolved,
+            review,
         )
         if is_use:
             found.training.append(TrainingUse(target_id, user_id, how))

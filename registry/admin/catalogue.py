@@ -160,6 +160,7 @@ class ModelVersionAdmin(ServiceAdmin):
     readonly_fields = [
         "model",
         "version",
+        "licence_review_required",
         "artefact_digest",
         "artefact_size",
         "parameter_count",
@@ -175,7 +176,10 @@ class ModelVersionAdmin(ServiceAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["model", "version", "description", "stage"]}),
-        ("Licence", {"fields": ["licence_declared", "licence_concluded"]}),
+        (
+            "Licence",
+            {"fields": ["licence_declared", "licence_review_required", "licence_concluded"]},
+        ),
         (
             "Risk",
             {

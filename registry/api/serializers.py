@@ -95,6 +95,7 @@ VERSION_FIELDS = [
     "parameter_count",
     "licence_declared",
     "licence_concluded",
+    "licence_review_required",
     "risk_tier",
     "intended_use",
     "out_of_scope_uses",

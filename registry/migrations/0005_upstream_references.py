@@ -11,6 +11,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.AddField(
+            model_name="modelversion",
+            name="licence_review_required",
+            field=models.BooleanField(default=False, editable=False),
+        ),
         migrations.RemoveConstraint(
             model_name="modelversion",
             name="version_digest_sha256",

@@ -171,6 +171,7 @@ def _upstream_record(
         "artefact_manifest": upstream.manifest.to_dict(),
         "artefact_uri": upstream.url,
         "licence_declared": licence.expression,
+        "licence_review_required": licence.review_required,
         "hub_repo_id": upstream.repo_id,
         "hub_revision": upstream.revision,
         "hub_card": _hub_card(upstream, licence),

@@ -1,0 +1,115 @@
+"""Licence evidence as Hub cards really give it: no licence at all, `license: other` with a
+name, ambiguous ids; judged by the licence check through imports users run."""
+
+# The snapshot fixtures are imported from the lineage tests; pytest passes them by name.
+# ruff: noqa: F811
+
+import json
+
+import pytest
+
+from licensing.exports import version_export
+from licensing.selectors import licence_check
+from registry import services
+from registry.gates import gate_evaluate
+from registry.models import ModelVersion
+from tests.lineage.test_hub_lineage import (  # noqa: F401  (fixtures)
+    ADAPTER,
+    ADAPTER_SHA,
+    IMPORTS,
+    adapter,
+    full_model,
+    hf_cache,
+    no_network,
+    roots,
+)
+
+pytestmark = pytest.mark.django_db
+
+REPO = "acme-labs/some-model"
+SHA = "4" * 40
+
+
+def imported(api_for, engineer, roots, card: str, *, repo_id=REPO):
+    full_model(roots / "snap", card)
+    response = api_for(engineer).post(
+        IMPORTS,
+        {"repo_id": repo_id, "revision": SHA, "snapshot_dir": "snap", "team": "acme"},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    return response.json()
+
+
+def violations(version, stage: str) -> dict[str, tuple[str, str]]:
+    check = licence_check(version=version, stage=stage)
+    return {v.rule: (v.severity, v.message) for v in check.violations}
+
+
+def test_a_card_without_a_licence_imports_as_noassertion_and_fails_the_check(
+    api_for, engineer, roots
+):
+    body = imported(api_for, engineer, roots, "pipeline_tag: text-generation\n")
+
+    assert body["version"]["licence_declared"] == "NOASSERTION"
+    assert body["licence"]["review_required"] is True
+    assert "missing licence evidence" in body["licence"]["reason"]
+    version = ModelVersion.objects.get(pk=body["version"]["id"])
+    found = violations(version, "staging")
+    severity, message = found["missing-licence"]
+    assert severity == "error" and "missing licence evidence" in message
+    check = licence_check(version=version, stage="development")
+    assert not check.passed
+    fix = next(v.how_to_fix for v in check.violations if v.rule == "missing-licence")
+    assert "conclude its licence" in fix
+    # SPDX says NOASSERTION, and the model card names no licence, as imported.
+    document = json.loads(version_export(user=engineer, version=version, format="spdx-2.3"))
+    package = next(p for p in document["packages"] if p["name"] == REPO)
+    assert package["licenseDeclared"] == "NOASSERTION"
+    card = version_export(user=engineer, version=version, format="model-card")
+    assert "license:" not in card.split("---")[1]
+
+
+@pytest.mark.parametrize("hub_id", ["gpl-3.0", "gpl-2.0", "agpl-3.0", "lgpl-3.0", "bsd", "cc"])
+def test_an_ambiguous_hub_id_needs_a_compliance_conclusion(
+    api_for, engineer, roots, compliance_user, hub_id
+):
+    body = imported(api_for, engineer, roots, f"license: {hub_id}\n")
+    assert body["version"]["licence_review_required"] is True
+    version = ModelVersion.objects.get(pk=body["version"]["id"])
+
+    assert violations(version, "production")["unreviewed-licence-production"][0] == "error"
+    assert violations(version, "staging")["unreviewed-licence"][0] == "warning"
+    assert not licence_check(version=version, stage="production").passed
+
+    services.version_update(
+        actor=compliance_user,
+        version=version,
+        changes={"licence_concluded": body["version"]["licence_declared"]},
+    )
+    assert "unreviewed-licence-production" not in violations(version, "production")
+
+
+def test_an_unambiguous_hub_id_needs_no_conclusion(api_for, engineer, roots):
+    body = imported(api_for, engineer, roots, "license: mit\n")
+    version = ModelVersion.objects.get(pk=body["version"]["id"])
+    assert body["version"]["licence_review_required"] is False
+    assert "unreviewed-licence-production" not in violations(version, "production")
+
+
+def test_an_unresolved_ancestor_is_missing_evidence_not_a_clean_bill(engineer, team, roots):
+    child, _ = services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id=ADAPTER,
+        revision=ADAPTER_SHA,
+        snapshot_dir=str(adapter(roots / "lora")),
+    )
+    check = licence_check(version=child, stage="staging")
+    missing = [v for v in check.violations if v.rule == "missing-licence"]
+    assert [v.source.ref for v in missing] == ["meta-llama/Llama-3.1-8B-Instruct@unresolved"]
+    assert not check.passed
+    evaluation = gate_evaluate(version=child, stage="staging")
+    licence = next(r for r in evaluation.results if r["check"] == "licence")
+    assert not licence["passed"]
+    assert any("missing licence evidence" in reason for reason in licence["reasons"])
