@@ -21,6 +21,7 @@ from typing import Any
 
 from licensing.catalogue import TRAINED_ON, UNKNOWN_LICENCE_ID, LicenceError
 from licensing.validation import NO_ASSERTION, parsed
+from lineage.models import Relation
 from lineage.selectors import Ancestry, AncestryEdge, AncestryNode
 
 
@@ -248,7 +249,12 @@ class LineageView:
                 for edge in self.parents.get(node, ()):
                     if edge.parent_id in found:
                         continue
-                    if relations is not None and edge.relation not in relations:
+                    # Nobody knows how an "unknown" child was made: every term may follow it.
+                    if (
+                        relations is not None
+                        and edge.relation not in relations
+                        and edge.relation != Relation.UNKNOWN
+                    ):
                         continue
                     found[edge.parent_id] = (
                         hops + 1,

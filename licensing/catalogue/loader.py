@@ -70,7 +70,11 @@ TRAINED_ON = "trained_on"
 
 CATEGORIES: tuple[str, ...] = tuple(LicenceCategory)
 TERM_TYPES: tuple[str, ...] = tuple(TermType)
-RELATIONS: tuple[str, ...] = (*Relation.values, TRAINED_ON)
+# What a term may name in carries_through; an unknown relation carries every term instead.
+RELATIONS: tuple[str, ...] = (
+    *(relation for relation in Relation.values if relation != Relation.UNKNOWN),
+    TRAINED_ON,
+)
 
 # SPDX 2.3 idstring characters, plus "+" (the or-later operator some deprecated ids carry).
 _SPDX_ALIAS = re.compile(r"[A-Za-z0-9.+\-]+")

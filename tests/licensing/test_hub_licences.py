@@ -113,3 +113,74 @@ def test_an_unresolved_ancestor_is_missing_evidence_not_a_clean_bill(engineer, t
     licence = next(r for r in evaluation.results if r["check"] == "licence")
     assert not licence["passed"]
     assert any("missing licence evidence" in reason for reason in licence["reasons"])
+
+
+# black-forest-labs/FLUX.1-dev, stabilityai/stable-diffusion-3.5-large, Qwen/Qwen2.5-72B-Instruct,
+# Qwen/Qwen2.5-3B-Instruct and deepseek-ai/DeepSeek-V2 declare these in their cards.
+@pytest.mark.parametrize(
+    ("license_name", "expression", "review"),
+    [
+        ("flux-1-dev-non-commercial-license", "LicenseRef-FLUX-1-dev-Non-Commercial", False),
+        ("stabilityai-ai-community", "LicenseRef-Stability-AI-Community", True),
+        ("qwen", "LicenseRef-Qwen", False),
+        ("qwen-research", "LicenseRef-Qwen-Research", False),
+        ("deepseek", "LicenseRef-DeepSeek", False),
+        ("acme-private-weights-licence", "LicenseRef-Other", True),
+    ],
+)
+def test_license_other_resolves_the_name_against_the_catalogue(
+    api_for, engineer, roots, license_name, expression, review
+):
+    body = imported(
+        api_for,
+        engineer,
+        roots,
+        f"license: other\nlicense_name: {license_name}\nlicense_link: LICENSE.md\n",
+    )
+    assert body["version"]["licence_declared"] == expression
+    assert body["licence"]["review_required"] is review
+    assert body["version"]["licence_review_required"] is review
+
+
+def test_flux_dev_is_judged_non_commercial(api_for, engineer, roots):
+    body = imported(
+        api_for,
+        engineer,
+        roots,
+        "license: other\nlicense_name: flux-1-dev-non-commercial-license\n"
+        "license_link: LICENSE.md\n",
+    )
+    version = ModelVersion.objects.get(pk=body["version"]["id"])
+    check = licence_check(version=version, stage="production", use="commercial")
+    assert not check.passed
+    assert any(v.term_type == "non_commercial" and v.severity == "error" for v in check.violations)
+    research = licence_check(version=version, stage="production", use="research")
+    assert not any(v.term_type == "non_commercial" and v.blocking for v in research.violations)
+
+
+def test_terms_follow_an_unknown_relation(engineer, team, roots):
+    """Contradicting signs leave the relation unknown; the Llama terms still reach the child."""
+    config = {"model_type": "llama", "quantization_config": {"quant_method": "awq"}}
+    base, _ = services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id="meta-llama/Llama-3.1-8B-Instruct",
+        revision="5" * 40,
+        snapshot_dir=str(full_model(roots / "llama", "license: llama3.1\n")),
+    )
+    child, _ = services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id=ADAPTER,
+        revision=ADAPTER_SHA,
+        snapshot_dir=str(
+            full_model(
+                roots / "odd",
+                "base_model: meta-llama/Llama-3.1-8B-Instruct\nlibrary_name: peft\nlicense: mit\n",
+                config=config,
+            )
+        ),
+    )
+    check = licence_check(version=child, stage="production")
+    inherited = {o.licence.id for o in check.obligations if o.source.ref == str(base)}
+    assert "LicenseRef-Llama-3.1" in inherited
