@@ -143,6 +143,8 @@ class LicenceEntry:
     deprecated: bool = False
     aliases: tuple[str, ...] = ()
     notes: str = ""
+    # The licensor's own Hub namespaces: its releases do not owe its naming terms to itself.
+    licensor_namespaces: tuple[str, ...] = ()
 
     @property
     def is_licence_ref(self) -> bool:
@@ -350,6 +352,9 @@ def _catalogue() -> _Catalogue:
             deprecated=record.deprecated if record else False,
             aliases=record.aliases if record else (),
             notes=(licence.get("notes") or "").strip(),
+            licensor_namespaces=tuple(
+                namespace.casefold() for namespace in licence.get("licensor_namespaces", ())
+            ),
         )
     for record in records:
         if record.is_exception or record.id in entries:

@@ -184,3 +184,33 @@ def test_terms_follow_an_unknown_relation(engineer, team, roots):
     check = licence_check(version=child, stage="production")
     inherited = {o.licence.id for o in check.obligations if o.source.ref == str(base)}
     assert "LicenseRef-Llama-3.1" in inherited
+
+
+def test_naming_terms_bind_every_derivative_but_the_licensors_own_releases(engineer, team, roots):
+    meta, _ = services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id="meta-llama/Meta-Llama-3-8B",
+        revision="6" * 40,
+        snapshot_dir=str(full_model(roots / "meta", "license: llama3\n")),
+    )
+    lora, _ = services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id="acme-labs/support-lora",
+        revision="7" * 40,
+        snapshot_dir=str(
+            full_model(
+                roots / "lora",
+                "base_model: meta-llama/Meta-Llama-3-8B\nlibrary_name: peft\nlicense: llama3\n",
+            )
+        ),
+    )
+
+    def naming(version):
+        check = licence_check(version=version, stage="production", use="commercial")
+        return [v for v in check.violations if v.rule == "naming-prefix"]
+
+    assert naming(meta) == []  # Meta's own release, in a namespace the catalogue names
+    (violation,) = {v.message: v for v in naming(lora)}.values()
+    assert violation.severity == "error" and '"acme-labs/support-lora" does not' in violation.message
