@@ -215,3 +215,36 @@ def test_naming_terms_bind_every_derivative_but_the_licensors_own_releases(engin
     (violation,) = {v.message: v for v in naming(lora)}.values()
     assert violation.severity == "error"
     assert '"acme-labs/support-lora" does not' in violation.message
+
+
+@pytest.mark.parametrize(
+    ("base_licence", "child_licence"),
+    [("gemma", "apache-2.0"), ("bigscience-openrail-m", "mit")],
+)
+def test_use_restrictions_not_carried_forward_block_production(
+    engineer, team, roots, base_licence, child_licence
+):
+    base_repo = "google/gemma-2-2b" if base_licence == "gemma" else "bigscience/bloom-560m"
+    services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id=base_repo,
+        revision="8" * 40,
+        snapshot_dir=str(full_model(roots / "base", f"license: {base_licence}\n")),
+    )
+    child, _ = services.upstream_import(
+        actor=engineer,
+        team=team,
+        repo_id="acme-labs/student",
+        revision="9" * 40,
+        snapshot_dir=str(
+            full_model(
+                roots / "child",
+                f"license: {child_licence}\nbase_model: {base_repo}\n"
+                "base_model_relation: finetune\n",
+            )
+        ),
+    )
+    assert violations(child, "production")["use-restrictions-passdown-production"][0] == "error"
+    assert violations(child, "staging")["use-restrictions-passdown"][0] == "warning"
+    assert not licence_check(version=child, stage="production").passed
