@@ -57,6 +57,8 @@ def card_data(bundle: ExportBundle) -> ModelCardData:
         name = dataset.hub_id or dataset.name
         if use.dataset_version_id in bundle.visible_datasets and name not in datasets:
             datasets.append(name)
+    # An imported upstream model's own training data, as its card named it.
+    datasets += [name for name in version.hub_card.get("datasets") or [] if name not in datasets]
     extra = {}
     if parents:
         extra["base_model_relation"] = "merge" if "merge" in relations else sorted(relations)[0]
@@ -68,7 +70,9 @@ def card_data(bundle: ExportBundle) -> ModelCardData:
             dataset_split=result.get("split"),
             metric_type=result["metric"],
             metric_value=result["value"],
-            source_name=result.get("source"),
+            # The model-index schema names a source only together with its URL.
+            source_name=result.get("source") if result.get("source_url") else None,
+            source_url=result.get("source_url"),
         )
         for result in bundle.results
     ]

@@ -22,6 +22,7 @@ from registry import services
 from registry.errors import InvalidInput
 from registry.gates import GateContext, gate_evaluate
 from registry.models import AuditEntry, ModelVersion, RegisteredModel
+from registry.plugins import EvaluationResultsProvider, plugins
 from tests.registry.test_artefacts import (
     PEFT_ADAPTER_CONFIG,
     build_adapter,
@@ -511,3 +512,40 @@ def test_exports_show_an_unresolved_reference_as_such(engineer, team, roots):
 
     card = version_export(user=engineer, version=child, format="model-card")
     assert f"`{LLAMA}@unresolved` (an unresolved upstream reference" in card
+
+
+def test_the_model_card_export_of_an_evaluated_import_round_trips(
+    engineer, team, roots, monkeypatch
+):
+    """Results as the evaluators app provides them (with their source) used to make the card
+    export fail; the exported card, imported again, gives back the same facts."""
+    results = [
+        {
+            "task": "text-classification",
+            "dataset": "acme/tickets-test",
+            "dataset_type": "acme/tickets-test",
+            "split": "v1",
+            "metric": "accuracy",
+            "value": 0.912,
+            "source": "Pedigree evaluation run #7 (tickets)",
+        }
+    ]
+    monkeypatch.setitem(
+        plugins._contributions,
+        EvaluationResultsProvider,
+        [EvaluationResultsProvider(lambda version: results)],
+    )
+    card = ADAPTER_CARD + "datasets:\n- acme/tickets\n"
+    child, _ = import_dir(engineer, team, ADAPTER, ADAPTER_SHA, adapter(roots / "lora", card))
+
+    exported = version_export(user=engineer, version=child, format="model-card")
+
+    folder = adapter(roots / "again", exported.split("---")[1].lstrip("\n"))
+    again, _ = import_dir(engineer, team, "acme-labs/round-trip", "e" * 40, folder)
+    assert again.licence_declared == child.licence_declared == "LicenseRef-Llama-3.1"
+    assert again.hub_card["base_models"] == child.hub_card["base_models"] == [LLAMA]
+    assert again.hub_card["datasets"] == ["acme/tickets"]
+    (edge,) = parents_of(again)
+    assert edge.relation == "adapter" and edge.parent == parents_of(child)[0].parent
+    (index,) = again.hub_card["metadata"]["model-index"]
+    assert index["results"][0]["metrics"][0] == {"type": "accuracy", "value": 0.912}
