@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from licensing.catalogue import TRAINED_ON, UNKNOWN_LICENCE_ID, LicenceError
-from licensing.validation import parsed
+from licensing.validation import NO_ASSERTION, parsed
+from lineage.models import Relation
 from lineage.selectors import Ancestry, AncestryEdge, AncestryNode
 
 
@@ -147,6 +148,8 @@ class Source:
     steps: tuple[Step, ...]  # from the version to this source, both included
     alternatives: tuple[tuple[str, ...], ...]
     problem: str = ""
+    # The declared licence was mapped from an ambiguous Hub id: compliance must conclude it.
+    review: bool = False
 
     @property
     def missing(self) -> bool:
@@ -211,7 +214,9 @@ class LineageView:
             licence_declared=version.licence_declared,
             licence_concluded=version.licence_concluded,
             upstream=version.model.kind == "upstream",
-            evidence=bool(version.hub_revision),
+            evidence=bool(version.hub_revision) and not version.unresolved,
+            unresolved=version.unresolved,
+            review=version.licence_review_required,
         )
         self.versions = {**ancestry.ancestors, version.pk: self.own}
         self.parents: dict[int, list[AncestryEdge]] = {}
@@ -244,7 +249,12 @@ class LineageView:
                 for edge in self.parents.get(node, ()):
                     if edge.parent_id in found:
                         continue
-                    if relations is not None and edge.relation not in relations:
+                    # Nobody knows how an "unknown" child was made: every term may follow it.
+                    if (
+                        relations is not None
+                        and edge.relation not in relations
+                        and edge.relation != Relation.UNKNOWN
+                    ):
                         continue
                     found[edge.parent_id] = (
                         hops + 1,
@@ -278,6 +288,8 @@ class LineageView:
 def _source(*, kind: str, object_type: str, node: AncestryNode, steps: tuple[Step, ...]) -> Source:
     concluded = bool(node.licence_concluded.strip())
     expression = node.licence_concluded.strip() or node.licence_declared.strip()
+    if expression == NO_ASSERTION:
+        expression = ""  # declared as "no licence information": missing, like no declaration
     alternatives, problem = expression_alternatives(expression)
     return Source(
         kind=kind,
@@ -292,6 +304,7 @@ def _source(*, kind: str, object_type: str, node: AncestryNode, steps: tuple[Ste
         steps=steps,
         alternatives=alternatives,
         problem=problem,
+        review=node.review and not concluded,
     )
 
 

@@ -250,13 +250,40 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "missing-licence",
         "missing_licence",
         "error",
-        "{source} declares no licence.",
-        "Declare the licence of {source} as an SPDX expression (e.g. 'Apache-2.0').",
+        "{source} declares no licence: missing licence evidence.",
+        "Declare the licence of {source} as an SPDX expression (e.g. 'Apache-2.0'); for an "
+        "upstream model whose card names none, ask compliance to conclude its licence from the "
+        "publisher's terms; for an unresolved upstream reference, import it.",
+    ),
+    _rule(
+        "use-restrictions-passdown-production",
+        "conflict",
+        "error",
+        "{source} is under {licence}, whose use restrictions ({clause}) must be passed on to "
+        "everyone who receives this version, but it is declared {output_licence}, which does "
+        "not carry them forward.",
+        "Declare the version under a licence that carries the restrictions (e.g. "
+        "'{output_licence} AND {licence}'), or ask compliance to lower this rule to a warning "
+        "in the licence policy.",
+        term_type="use_restrictions_passdown",
+        stages=["production"],
     ),
     _rule(
         "use-restrictions-passdown",
-        "term_type",
+        "conflict",
         "warning",
+        "{source} is under {licence}, whose use restrictions ({clause}) must be passed on to "
+        "everyone who receives this version, but it is declared {output_licence}, which does "
+        "not carry them forward.",
+        "Before production, declare the version under a licence that carries the restrictions "
+        "(e.g. '{output_licence} AND {licence}').",
+        term_type="use_restrictions_passdown",
+        stages=["development", "staging"],
+    ),
+    _rule(
+        "use-restrictions-notice",
+        "term_type",
+        "hint",
         "{licence} ({clause}) requires its use restrictions to be passed on to everyone who "
         "receives this version.",
         "Include the use restrictions of {licence} in the licence you give users and in the "

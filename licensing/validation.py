@@ -6,6 +6,8 @@ from typing import Any
 from licensing.expressions import LicenceError, ParsedExpression, parse_expression
 from registry.errors import InvalidInput
 
+NO_ASSERTION = "NOASSERTION"
+
 
 @functools.lru_cache(maxsize=4096)
 def parsed(text: str) -> ParsedExpression:
@@ -24,6 +26,8 @@ def normalise_licence_field(field: str, value: Any) -> str:
         )
     if not value.strip():
         return ""
+    if value.strip().upper() == NO_ASSERTION:
+        return NO_ASSERTION  # SPDX's "no licence information", e.g. a Hub card without one
     try:
         return parsed(value.strip()).normalized
     except LicenceError as error:

@@ -8,13 +8,16 @@ class LineageConfig(AppConfig):
     def ready(self) -> None:
         from lineage import admin, checks, console
         from lineage.filters import VERSION_FILTERS
+        from lineage.services import lineage_write_lock
         from lineage.services.holds import compliance_hold_place
+        from lineage.services.upstream import upstream_parents_record, upstream_reference_resolved
         from registry.plugins import (
             ComplianceHold,
             EvidenceProvider,
             EvidenceUsers,
             GateCheck,
             InvolvementProvider,
+            UpstreamLineage,
             VersionPanel,
             plugins,
         )
@@ -28,4 +31,9 @@ class LineageConfig(AppConfig):
             VersionPanel("lineage/version_panel.html", admin.version_panel_context),
             *VERSION_FILTERS,
             *console.CONTRIBUTIONS,
+            UpstreamLineage(
+                lock=lineage_write_lock,
+                record=upstream_parents_record,
+                resolved=upstream_reference_resolved,
+            ),
         )

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from lineage.models import TrainingRun
+from lineage.models import Relation, TrainingRun
 from lineage.selectors import (
     active_holds_on,
     ancestry,
@@ -27,8 +27,10 @@ def hold_reason(hold, version_id: int) -> str:
 
 
 def lineage_health(context: GateContext) -> CheckResult:
-    """Fails while the version or any ancestor is on hold, or when a parent's artefact no
-    longer matches the digest pinned on its lineage edge."""
+    """Fails while the version or any ancestor is on hold, when a parent's artefact no longer
+    matches the digest pinned on its lineage edge, when the version or an ancestor is an
+    unresolved upstream reference, and (for production) while a relation is unknown. Relations
+    an import inferred and nobody confirmed are listed in the evidence."""
     version = context.version
     holds = list(
         active_holds_on(version.pk).only(  # what the reasons and evidence name
@@ -46,7 +48,35 @@ def lineage_health(context: GateContext) -> CheckResult:
         f"parent {edge.parent} now has artefact {edge.parent.artefact_digest[:12]}…, not the "
         f"{edge.parent_digest[:12]}… pinned when the lineage was recorded"
         for edge in edges
-        if edge.parent.artefact_digest != edge.parent_digest
+        if edge.parent.artefact_digest != edge.parent_digest and edge.parent_digest
+    ]
+    above = context.shared("lineage.ancestry", lambda: ancestry(version.pk))
+    if version.unresolved:
+        reasons.append(_unresolved_reason(str(version), version.hub_repo_id, "it is"))
+    reasons += [
+        _unresolved_reason(node.ref, node.ref.rsplit("@", 1)[0], f"its ancestor {node.ref} is")
+        for node in above.ancestors.values()
+        if node.unresolved
+    ]
+
+    def name(version_id: int) -> str:
+        return str(version) if version_id == version.pk else above.ancestors[version_id].ref
+
+    unknown = [
+        f"{name(edge.child_id)} was made from {name(edge.parent_id)} in an unknown way"
+        for edge in above.edges
+        if edge.relation == Relation.UNKNOWN
+    ]
+    if context.stage == "production":
+        reasons += [
+            f"{line} (relation 'unknown'); production needs it resolved: record the relation "
+            "(`pedigree parent correct`, or PATCH the edge under the version's parents/)"
+            for line in unknown
+        ]
+    unconfirmed = [
+        f"{name(edge.child_id)} —{edge.relation}→ {name(edge.parent_id)}"
+        for edge in above.edges
+        if edge.inferred
     ]
     return CheckResult(
         check=CHECK_NAME,
@@ -73,7 +103,21 @@ def lineage_health(context: GateContext) -> CheckResult:
                 }
                 for edge in edges
             ],
+            "unresolved_ancestors": [
+                node.ref for node in above.ancestors.values() if node.unresolved
+            ],
+            "unknown_relations": unknown,
+            # Inferred by an import from the card and files; compliance confirms them.
+            "unconfirmed_relations": unconfirmed,
         },
+    )
+
+
+def _unresolved_reason(ref: str, repo_id: str, subject: str) -> str:
+    return (
+        f"{subject} an unresolved upstream reference ({ref}): a base a model card names but "
+        f"nobody imported, so it has no artefact and no licence evidence; import it "
+        f"(`pedigree import-hf {repo_id}`)"
     )
 
 

@@ -33,6 +33,8 @@ class Relation(models.TextChoices):
     MERGE = "merge", "Merge"
     DISTILLATION = "distillation", "Distillation"
     CONTINUED_PRETRAINING = "continued_pretraining", "Continued pre-training"
+    # Valid to store (the lineage is known, how is not); production waits until it is resolved.
+    UNKNOWN = "unknown", "Unknown"
 
 
 class Method(models.TextChoices):
@@ -73,7 +75,18 @@ class LineageEdge(models.Model):
         ModelVersion, on_delete=models.PROTECT, related_name="child_edges", db_index=False
     )
     relation = models.CharField(max_length=32, choices=Relation.choices)
-    parent_digest = models.CharField(max_length=64, validators=[sha256_validator])
+    # An inferred relation (from an imported card's files and metadata) waits for compliance to
+    # confirm it; the evidence says what it was inferred from.
+    relation_inferred = models.BooleanField(default=False)
+    relation_evidence = models.JSONField(default=list, blank=True)
+    relation_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    relation_confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Empty while the parent is an unresolved upstream reference (no artefact yet).
+    parent_digest = models.CharField(max_length=64, blank=True, validators=[sha256_validator])
+    # The card named the base without a revision: the newest imported one was linked.
+    parent_newest = models.BooleanField(default=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -86,7 +99,8 @@ class LineageEdge(models.Model):
             models.UniqueConstraint(fields=["child", "parent"], name="lineage_edge_unique"),
             models.CheckConstraint(condition=~Q(child=F("parent")), name="lineage_edge_not_self"),
             models.CheckConstraint(
-                condition=Q(parent_digest__regex=SHA256_PATTERN), name="lineage_edge_digest_sha256"
+                condition=Q(parent_digest="") | Q(parent_digest__regex=SHA256_PATTERN),
+                name="lineage_edge_digest_sha256",
             ),
             choices_check("relation", Relation, "lineage_edge_relation_valid"),
         ]

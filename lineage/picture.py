@@ -299,10 +299,17 @@ def build_picture(
             for hold in holds
         )
         state = "held" if holds else (states.get(version_id, "") if visible else "")
+        if not visible:
+            subtitle = "not visible to you"
+        elif version.unresolved:
+            subtitle = "unresolved reference"
+            state = state or "unresolved"
+        else:
+            subtitle = version.stage
         nodes[key] = PictureNode(
             key=key,
             title=str(version) if visible else "hidden version",
-            subtitle=(version.stage if visible else "not visible to you")
+            subtitle=subtitle
             + {
                 "held": " · HELD",
                 "failing": " · gate refused",
@@ -323,7 +330,9 @@ def build_picture(
         source, target = f"v{edge.parent_id}", f"v{edge.child_id}"
         parents[target].append(source)
         children[source].append(target)
-        edges.append(PictureEdge(source, target, edge.relation))
+        # An inferred relation nobody confirmed yet is marked, as the Hub marks its guesses.
+        unconfirmed = edge.relation_inferred and edge.relation_confirmed_by_id is None
+        edges.append(PictureEdge(source, target, edge.relation + ("?" if unconfirmed else "")))
     for parent_id, (count, url) in more.items():
         key = f"m{parent_id}"
         nodes[key] = PictureNode(

@@ -140,6 +140,8 @@ METHODS_FOR_RELATION: dict[str, frozenset[str]] = {
     Relation.MERGE: frozenset({Method.MERGE}),
     Relation.DISTILLATION: frozenset({Method.DISTILLATION}),
     Relation.CONTINUED_PRETRAINING: frozenset({Method.CONTINUED_PRETRAINING}),
+    # Any method fits a relation nobody knows yet; resolving the relation checks it again.
+    Relation.UNKNOWN: frozenset(Method),
 }
 
 _VALIDATORS = {

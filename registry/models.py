@@ -122,6 +122,9 @@ class ModelVersion(models.Model):
 
     licence_declared = models.CharField(max_length=512, blank=True)
     licence_concluded = models.CharField(max_length=512, blank=True)
+    # The declared licence was read from an ambiguous or unrecognised Hub licence id (gpl-3.0:
+    # only or or-later?): it stands until compliance records the concluded licence.
+    licence_review_required = models.BooleanField(default=False, editable=False)
 
     risk_tier = models.CharField(max_length=16, choices=RiskTier.choices, default=RiskTier.LIMITED)
     intended_use = models.TextField(blank=True)
@@ -133,6 +136,10 @@ class ModelVersion(models.Model):
     hub_repo_id = models.CharField(max_length=193, blank=True)
     hub_revision = models.CharField(max_length=40, blank=True, validators=[revision_validator])
     hub_card = models.JSONField(default=dict, blank=True)
+    # An unresolved upstream reference: a Hub repo (pinned revision or none) that a card names
+    # as a base but that is not imported yet. It has no artefact and no licence evidence;
+    # importing the repo fills the row in place.
+    unresolved = models.BooleanField(default=False, editable=False)
 
     stage = models.CharField(max_length=16, choices=Stage.choices, default=Stage.DEVELOPMENT)
     # Copied from the model at promotion: the one-production-version rule as a DB constraint.
@@ -150,7 +157,9 @@ class ModelVersion(models.Model):
             models.UniqueConstraint(fields=["model", "version"], name="version_unique_per_model"),
             models.CheckConstraint(condition=~Q(version=""), name="version_label_not_empty"),
             models.CheckConstraint(
-                condition=Q(artefact_digest__regex=SHA256_PATTERN), name="version_digest_sha256"
+                condition=Q(unresolved=False, artefact_digest__regex=SHA256_PATTERN)
+                | (Q(unresolved=True, artefact_digest="") & ~Q(hub_repo_id="")),
+                name="version_digest_sha256",
             ),
             models.CheckConstraint(
                 condition=Q(hub_revision="") | Q(hub_revision__regex=GIT_REVISION_PATTERN),

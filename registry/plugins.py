@@ -186,6 +186,35 @@ class HubLicenceResolution:
     resolve: HubLicenceResolver
 
 
+@dataclass(frozen=True)
+class UpstreamParent:
+    """A base an imported card declares, as the import found it: the version standing for it
+    (possibly an unresolved reference), how the child was made from it, whether that relation
+    was declared by the card or inferred (with the evidence), and whether the base's revision
+    was pinned or taken as the newest one imported."""
+
+    version: ModelVersion
+    relation: str
+    inferred: bool
+    evidence: list[str]
+    newest: bool
+
+
+@dataclass(frozen=True)
+class UpstreamLineage:
+    """How imported upstream versions join the lineage; at most one app provides it.
+
+    `lock()` is taken first in the import's transaction (lineage writes are serialised);
+    `record(actor, child, parents)` records the declared bases as parents of `child`, raising
+    `registry.errors` errors (e.g. a cycle) naming the card field `base_model`;
+    `resolved(actor, version)` re-pins edges that pointed at `version` while it was an
+    unresolved reference, now that it has an artefact."""
+
+    lock: Callable[[], Any]
+    record: Callable[[Any, ModelVersion, list[UpstreamParent]], Any]
+    resolved: Callable[[Any, ModelVersion], Any]
+
+
 Contribution = (
     GateCheck
     | InvolvementProvider
@@ -202,6 +231,7 @@ Contribution = (
     | VersionListFilter
     | LicenceValidator
     | HubLicenceResolution
+    | UpstreamLineage
 )
 C = TypeVar("C", bound=Contribution)
 
@@ -217,7 +247,7 @@ def _identity(contribution: Contribution) -> object:
             return contribution.title
         case VersionPanel() | VersionSummary():
             return contribution.template
-        case HubLicenceResolution() | ComplianceHold():
+        case HubLicenceResolution() | ComplianceHold() | UpstreamLineage():
             return None  # there is only one
         case _:
             return contribution

@@ -199,7 +199,11 @@ def hub_bases_of(user: Reader, version: ModelVersion) -> list[dict[str, Any]]:
         name = candidate.hub_repo_id if candidate.hub_repo_id in bases else candidate.model.name
         newest.setdefault(name, candidate)
     return [
-        {"repo_id": base, "registered": str(newest[base]) if base in newest else None}
+        {
+            "repo_id": base,
+            "registered": str(newest[base]) if base in newest else None,
+            "unresolved": newest[base].unresolved if base in newest else False,
+        }
         for base in bases
     ]
 

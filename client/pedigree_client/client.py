@@ -64,12 +64,18 @@ def hub_import(
     team: str,
     revision: str | None = None,
     snapshot_dir: str | None = None,
+    with_bases: bool = False,
+    base_revisions: dict[str, str] | None = None,
 ) -> JSON:
-    payload = {"repo_id": repo_id, "team": team}
+    payload: JSON = {"repo_id": repo_id, "team": team}
     if revision:
         payload["revision"] = revision
     if snapshot_dir:
         payload["snapshot_dir"] = snapshot_dir
+    if with_bases:
+        payload["with_bases"] = True
+    if base_revisions:
+        payload["base_revisions"] = dict(base_revisions)
     return api.request(
         "POST", "imports/hf/", json=payload, timeout=(api.timeout, IMPORT_READ_TIMEOUT)
     )
@@ -350,15 +356,21 @@ class Client:
         revision: str | None = None,
         team: str | None = None,
         snapshot_dir: str | None = None,
+        with_bases: bool = False,
+        base_revisions: dict[str, str] | None = None,
     ) -> Version:
         """Import a Hugging Face Hub model revision as an upstream version (or return the one
-        imported before), in `team` (default: your only team)."""
+        imported before), in `team` (default: your only team). Its card's bases become its
+        parents (`base_revisions` pins them by commit SHA); `with_bases` imports those not
+        imported yet too, else they are recorded as unresolved references."""
         answer = hub_import(
             self.api,
             repo_id,
             team=team or default_team(self.api),
             revision=revision,
             snapshot_dir=snapshot_dir,
+            with_bases=with_bases,
+            base_revisions=base_revisions,
         )
         return from_json(Version, answer["version"])
 

@@ -6,7 +6,7 @@ frozen all the way down except for free-form JSON (`dict` fields).
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar, get_type_hints
 
@@ -20,8 +20,12 @@ def from_json(cls: type[T], data: Mapping[str, Any], **given: Any) -> T:
     hints = get_type_hints(cls)
     values = dict(given)
     for field in fields(cls):  # type: ignore[arg-type]  # every `cls` here is a dataclass
-        if field.name not in given:
-            values[field.name] = _converted(hints[field.name], data[field.name])
+        if field.name in given:
+            continue
+        # A field with a default is newer than some servers: they leave it out.
+        if field.name not in data and field.default is not MISSING:
+            continue
+        values[field.name] = _converted(hints[field.name], data[field.name])
     return cls(**values)
 
 
@@ -63,6 +67,10 @@ class Version:
     registered_by: str
     registered_at: datetime
     updated_at: datetime
+    # An upstream base named by a card but not imported: no artefact, no licence evidence.
+    unresolved: bool = False
+    # The declared licence came from an ambiguous Hub id; compliance must conclude it.
+    licence_review_required: bool = False
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,11 @@ TRAINED_ON = "trained_on"
 
 CATEGORIES: tuple[str, ...] = tuple(LicenceCategory)
 TERM_TYPES: tuple[str, ...] = tuple(TermType)
-RELATIONS: tuple[str, ...] = (*Relation.values, TRAINED_ON)
+# What a term may name in carries_through; an unknown relation carries every term instead.
+RELATIONS: tuple[str, ...] = (
+    *(relation for relation in Relation.values if relation != Relation.UNKNOWN),
+    TRAINED_ON,
+)
 
 # SPDX 2.3 idstring characters, plus "+" (the or-later operator some deprecated ids carry).
 _SPDX_ALIAS = re.compile(r"[A-Za-z0-9.+\-]+")
@@ -139,6 +143,8 @@ class LicenceEntry:
     deprecated: bool = False
     aliases: tuple[str, ...] = ()
     notes: str = ""
+    # The licensor's own Hub namespaces: its releases do not owe its naming terms to itself.
+    licensor_namespaces: tuple[str, ...] = ()
 
     @property
     def is_licence_ref(self) -> bool:
@@ -346,6 +352,9 @@ def _catalogue() -> _Catalogue:
             deprecated=record.deprecated if record else False,
             aliases=record.aliases if record else (),
             notes=(licence.get("notes") or "").strip(),
+            licensor_namespaces=tuple(
+                namespace.casefold() for namespace in licence.get("licensor_namespaces", ())
+            ),
         )
     for record in records:
         if record.is_exception or record.id in entries:

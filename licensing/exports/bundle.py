@@ -32,6 +32,12 @@ TOOL_VERSION = "0.1.0"
 RISK_TO_SAFETY = {"minimal": "low", "limited": "medium", "high": "high", "unacceptable": "serious"}
 
 
+UNRESOLVED_NOTE = (
+    "; an unresolved upstream reference: a base a model card names that is not imported, "
+    "so there is no artefact and no licence evidence"
+)
+
+
 def namespace_base() -> str:
     return getattr(settings, "PEDIGREE_SPDX_NAMESPACE", DEFAULT_NAMESPACE).rstrip("/")
 

@@ -8,6 +8,7 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from licensing.exports.bundle import ExportBundle
 from licensing.models import HubLicenceMapping
 from licensing.obligations import VersionObligations, base_licence_id, expression_alternatives
+from licensing.validation import NO_ASSERTION
 
 # The relations the Hub knows for base_model_relation; others are told in the card's text.
 HUB_RELATIONS = {
@@ -22,6 +23,8 @@ HUB_RELATIONS = {
 def hub_licence(bundle: ExportBundle) -> dict[str, str]:
     """`license` (and `license_name`/`license_link` for `other`) for the version's licence."""
     expression = bundle.effective_licence(bundle.version)
+    if expression == NO_ASSERTION:
+        return {}  # as imported from a card without `license:`
     if not expression:
         return {"license": "unknown"}
     if " " not in expression:
@@ -54,6 +57,8 @@ def card_data(bundle: ExportBundle) -> ModelCardData:
         name = dataset.hub_id or dataset.name
         if use.dataset_version_id in bundle.visible_datasets and name not in datasets:
             datasets.append(name)
+    # An imported upstream model's own training data, as its card named it.
+    datasets += [name for name in version.hub_card.get("datasets") or [] if name not in datasets]
     extra = {}
     if parents:
         extra["base_model_relation"] = "merge" if "merge" in relations else sorted(relations)[0]
@@ -100,7 +105,11 @@ def card_text(bundle: ExportBundle, obligations: VersionObligations) -> str:
     data = card_data(bundle)
     lineage = "\n".join(
         f"- {edge.relation} of `{bundle.version_label(bundle.versions[edge.parent_id])}` "
-        f"(sha256 `{edge.parent_digest[:16]}…`)"
+        + (
+            f"(sha256 `{edge.parent_digest[:16]}…`)"
+            if edge.parent_digest
+            else "(an unresolved upstream reference: not imported, no licence evidence)"
+        )
         for edge in bundle.parents_of(version.pk)
     )
     training = "\n".join(

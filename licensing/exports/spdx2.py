@@ -33,10 +33,12 @@ from spdx_tools.spdx.writer.json.json_writer import write_document_to_stream
 from licensing.exports.bundle import (
     TOOL_NAME,
     TOOL_VERSION,
+    UNRESOLVED_NOTE,
     ExportBundle,
     dataset_hub_url,
     hub_url,
 )
+from licensing.validation import NO_ASSERTION
 from lineage.models import DatasetRole
 from registry.models import DatasetVersion, ModelVersion
 
@@ -54,7 +56,7 @@ def dataset_spdx_id(dataset_version_id: int) -> str:
 
 
 def _licence(text: str) -> LicenseExpression | SpdxNoAssertion:
-    return spdx_licensing.parse(text) if text else SpdxNoAssertion()
+    return spdx_licensing.parse(text) if text and text != NO_ASSERTION else SpdxNoAssertion()
 
 
 def _model_package(bundle: ExportBundle, version: ModelVersion) -> Package:
@@ -77,12 +79,15 @@ def _model_package(bundle: ExportBundle, version: ModelVersion) -> Package:
         supplier=Actor(ActorType.ORGANIZATION, version.model.team.name) if visible else None,
         files_analyzed=False,
         checksums=(
-            [Checksum(ChecksumAlgorithm.SHA256, version.artefact_digest)] if visible else []
+            [Checksum(ChecksumAlgorithm.SHA256, version.artefact_digest)]
+            if visible and not version.unresolved
+            else []
         ),
         license_concluded=_licence(version.licence_concluded),
         license_declared=_licence(version.licence_declared),
         copyright_text=SpdxNoAssertion(),
-        summary=f"Machine-learning model ({version.model.get_kind_display().lower()})",
+        summary=f"Machine-learning model ({version.model.get_kind_display().lower()})"
+        + (UNRESOLVED_NOTE if version.unresolved else ""),
         description=(version.description or None) if visible else None,
         comment=(
             f"Risk tier: {version.risk_tier}. Intended use: {version.intended_use}"
@@ -153,7 +158,8 @@ def spdx23_document(bundle: ExportBundle) -> Document:
                 model_spdx_id(edge.child_id),
                 RelationshipType.DESCENDANT_OF,
                 model_spdx_id(edge.parent_id),
-                comment=f"{edge.relation}; parent digest sha256:{edge.parent_digest}",
+                comment=f"{edge.relation}; parent digest "
+                + (f"sha256:{edge.parent_digest}" if edge.parent_digest else "none (unresolved)"),
             )
         )
     for use in bundle.uses:

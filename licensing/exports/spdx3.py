@@ -21,10 +21,12 @@ from licensing.exports.bundle import (
     RISK_TO_SAFETY,
     TOOL_NAME,
     TOOL_VERSION,
+    UNRESOLVED_NOTE,
     ExportBundle,
     dataset_hub_url,
     hub_url,
 )
+from licensing.validation import NO_ASSERTION
 from lineage.models import DatasetRole
 from registry.models import DatasetVersion, ModelVersion
 
@@ -200,7 +202,8 @@ class _Builder:
         return self.expressions[text]
 
     def licences(self, package: str, obj: ModelVersion | DatasetVersion) -> None:
-        if obj.licence_declared:
+        # NOASSERTION is SPDX 3's absence of the relationship, not an expression.
+        if obj.licence_declared and obj.licence_declared != NO_ASSERTION:
             self.relationship(
                 package, "hasDeclaredLicense", [self.expression(obj.licence_declared)]
             )
@@ -225,14 +228,17 @@ class _Builder:
             "software_packageVersion": version.version,
             "suppliedBy": [self.organisation(version.model.team.name)],
             "releaseTime": _timestamp(version.registered_at),
-            "verifiedUsing": [
-                {"type": "Hash", "algorithm": "sha256", "hashValue": version.artefact_digest}
-            ],
             "ai_safetyRiskAssessment": RISK_TO_SAFETY[version.risk_tier],
             "ai_useSensitivePersonalInformation": (
                 "yes" if version.uses_sensitive_personal_data else "no"
             ),
         }
+        if version.unresolved:
+            element["summary"] = "Unresolved upstream reference" + UNRESOLVED_NOTE
+        else:
+            element["verifiedUsing"] = [
+                {"type": "Hash", "algorithm": "sha256", "hashValue": version.artefact_digest}
+            ]
         optional: dict[str, Any] = {
             "description": version.description,
             "software_downloadLocation": hub_url(version),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from licensing.catalogue import LicenceError, get_licence
 from licensing.obligations import (
     LicenceInfo,
     Obligation,
@@ -15,6 +16,13 @@ from licensing.obligations import (
 )
 from licensing.policy.results import SEVERITY_ORDER, Choice, LicenceCheck, Violation
 from licensing.policy.rules import RuleSpec, WaiverSpec
+
+
+def licensor_namespaces(licence_id: str) -> tuple[str, ...]:
+    try:
+        return get_licence(licence_id).licensor_namespaces
+    except LicenceError:
+        return ()
 
 
 class _Placeholders(dict):
@@ -129,8 +137,13 @@ class _Evaluator:
         )
 
     def _naming_met(self, obligation: Obligation) -> bool:
-        if obligation.source.kind == "self" and self.version.model.kind == "upstream":
-            return True  # the licensed model itself, not something built from it
+        if self.version.model.kind == "upstream":
+            # The licensor's own releases (the catalogue names its Hub namespaces) owe it no
+            # naming; any other upstream model is a derivative like a registered one.
+            repo = self.version.hub_repo_id or self.version.model.name
+            namespace = repo.split("/", 1)[0].casefold() if "/" in repo else ""
+            if namespace and namespace in licensor_namespaces(obligation.licence.id):
+                return True
         name = self.version.model.name.rsplit("/", 1)[-1]
         return name.casefold().startswith(str(obligation.term.value).casefold())
 
@@ -146,6 +159,7 @@ class _Evaluator:
             source.upstream,
             source.evidence,
             source.concluded,
+            source.review,
             tuple(alternative),
             tuple(output),
             tuple(id(obligation.term) for obligation in carried),  # terms are shared objects
@@ -206,7 +220,7 @@ class _Evaluator:
             case "unknown_licence":
                 return not source.concluded and licence.category == "unknown"
             case "unreviewed_licence":
-                return not source.concluded and licence.review_required
+                return not source.concluded and (licence.review_required or source.review)
             case "catch_all":
                 return not self._is_covered(licence)
         return False

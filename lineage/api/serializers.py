@@ -148,7 +148,9 @@ class RegistrationQuerySerializer(serializers.Serializer):
 class EdgeSerializer(serializers.ModelSerializer):
     child_ref = serializers.CharField(source="child", read_only=True)
     parent_ref = serializers.CharField(source="parent", read_only=True)
+    parent_unresolved = serializers.BooleanField(source="parent.unresolved", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    relation_confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = LineageEdge
@@ -159,11 +161,24 @@ class EdgeSerializer(serializers.ModelSerializer):
             "parent",
             "parent_ref",
             "relation",
+            "relation_inferred",
+            "relation_evidence",
+            "relation_confirmed_by",
+            "relation_confirmed_at",
             "parent_digest",
+            "parent_newest",
+            "parent_unresolved",
             "created_by",
             "created_at",
         ]
         read_only_fields = fields
+
+
+class EdgeCorrectionSerializer(StrictMixin, serializers.Serializer):
+    relation = serializers.ChoiceField(choices=Relation.choices, required=False)
+    # DRF's metaclass moves declared fields off the class, so this does not shadow Field.parent.
+    parent = RefField(required=False)  # type: ignore[assignment]
+    reason = serializers.CharField(max_length=2000)
 
 
 class TrainingDatasetSerializer(serializers.ModelSerializer):
@@ -286,6 +301,7 @@ def _version_node(graph: LineageGraph, version_id: int) -> dict[str, Any]:
         "stage": version.stage,
         "artefact_digest": version.artefact_digest,
         "licence_declared": version.licence_declared,
+        "unresolved": version.unresolved,
     }
 
 
@@ -313,6 +329,8 @@ def graph_data(graph: LineageGraph) -> dict[str, Any]:
             "target": f"v{edge.child_id}",
             "kind": "derivation",
             "relation": edge.relation,
+            "relation_inferred": edge.relation_inferred,
+            "relation_confirmed": edge.relation_confirmed_by_id is not None,
             "parent_digest": edge.parent_digest,
         }
         for edge in graph.edges

@@ -23,6 +23,11 @@ urlpatterns = [
     path("versions/<version:pk>/path/", views.PathView.as_view(), name="version-path"),
     path("versions/<version:pk>/parents/", views.ParentsView.as_view(), name="version-parents"),
     path(
+        "versions/<version:pk>/parents/<int:edge_id>/",
+        views.ParentEdgeView.as_view(),
+        name="version-parent-edge",
+    ),
+    path(
         "versions/<version:pk>/training-run/",
         views.TrainingRunView.as_view(),
         name="version-training-run",

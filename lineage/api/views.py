@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from lineage import selectors, services
 from lineage.api.serializers import (
     DepthQuerySerializer,
+    EdgeCorrectionSerializer,
     EdgeSerializer,
     GraphQuerySerializer,
     HoldCreateSerializer,
@@ -198,6 +199,26 @@ class ParentsView(APIView):
         )
         edges = EdgeSerializer(selectors.parent_edges(version), many=True).data
         return Response(edges, status=status.HTTP_201_CREATED)
+
+
+class ParentEdgeView(APIView):
+    """Correct one parent edge of a version: its relation (confirming or replacing what an
+    import inferred), its parent, or both, with a reason for the audit log."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(request=EdgeCorrectionSerializer, responses={200: EdgeSerializer})
+    def patch(self, request, pk: str, edge_id: int):
+        version = visible_version(request, pk)
+        edge = selectors.parent_edges(version).filter(pk=edge_id).first()
+        if edge is None:
+            raise NotFound(f"{version} has no parent edge {edge_id}; list them with GET parents/.")
+        serializer = EdgeCorrectionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        edge = services.edge_correct(
+            actor=acting_user(request), edge=edge, **serializer.validated_data
+        )
+        return Response(EdgeSerializer(selectors.parent_edges(version).get(pk=edge.pk)).data)
 
 
 class TrainingRunView(APIView):

@@ -15,6 +15,7 @@ class AncestryEdge:
     child_id: int
     parent_id: int
     relation: str
+    inferred: bool = False  # inferred by an import, not yet confirmed by a person
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,8 @@ class AncestryNode:
     licence_concluded: str
     upstream: bool
     evidence: bool
+    unresolved: bool = False  # an upstream reference not imported yet
+    review: bool = False  # the declared licence came from an ambiguous Hub id, unconcluded
 
 
 @dataclass(frozen=True)
@@ -57,13 +60,15 @@ class Ancestry:
 _ANCESTRY_SQL = """
 WITH RECURSIVE {walk}
 SELECT 0, e.id, e.child_id, e.parent_id, e.relation, m.name, v.version,
-       v.licence_declared, v.licence_concluded, m.kind = 'upstream', v.hub_revision <> ''
+       v.licence_declared, v.licence_concluded, m.kind = 'upstream',
+       v.hub_revision <> '' AND NOT v.unresolved, v.unresolved,
+       e.relation_inferred AND e.relation_confirmed_by_id IS NULL, v.licence_review_required
   FROM {edge} e JOIN walk w ON e.child_id = w.id
   JOIN {version} v ON v.id = e.parent_id JOIN {model} m ON m.id = v.model_id
 UNION ALL
 SELECT 1, d.id, r.version_id, d.dataset_version_id, d.role, s.name, dv.version,
        dv.licence_declared, dv.licence_concluded, TRUE,
-       s.hub_id <> '' OR s.source <> '' OR dv.uri <> ''
+       s.hub_id <> '' OR s.source <> '' OR dv.uri <> '', FALSE, FALSE, FALSE
   FROM {run_data} d JOIN {run} r ON r.id = d.run_id JOIN walk w ON r.version_id = w.id
   JOIN {dataset_version} dv ON dv.id = d.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
  WHERE d.role IN ({roles})
@@ -83,14 +88,25 @@ def ancestry(version_id: int, *, roles: Sequence[str] = TRAINED_ON_ROLES) -> Anc
         rows = cursor.fetchall()
     found = Ancestry(edges=[], ancestors={}, training=[], datasets={})
     # `how`: the edge's relation, or the role the dataset version played in training.
-    for is_use, _, user_id, target_id, how, name, label, declared, concluded, up, evidence in rows:
+    for row in rows:
+        is_use, _, user_id, target_id, how, name, label, declared, concluded, up, evidence = row[
+            :11
+        ]
+        unresolved, inferred, review = bool(row[11]), bool(row[12]), bool(row[13])
         node = AncestryNode(
-            target_id, f"{name}@{label}", declared, concluded, bool(up), bool(evidence)
+            target_id,
+            f"{name}@{label}",
+            declared,
+            concluded,
+            bool(up),
+            bool(evidence),
+            unresolved,
+            review,
         )
         if is_use:
             found.training.append(TrainingUse(target_id, user_id, how))
             found.datasets[target_id] = node
         else:
-            found.edges.append(AncestryEdge(user_id, target_id, how))
+            found.edges.append(AncestryEdge(user_id, target_id, how, inferred))
             found.ancestors[target_id] = node
     return found

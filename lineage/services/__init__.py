@@ -15,6 +15,7 @@ from lineage.services.registration import (
 )
 from lineage.services.shared import LINEAGE_LOCK_KEY, lineage_write_lock
 from lineage.services.training import MAX_DATASETS, DatasetUse, training_run_record
+from lineage.services.upstream import edge_correct
 
 __all__ = [
     "LINEAGE_LOCK_KEY",
@@ -23,6 +24,7 @@ __all__ = [
     "DatasetUse",
     "ParentSpec",
     "RegistrationPlan",
+    "edge_correct",
     "edge_create",
     "edges_create",
     "hold_lift",

@@ -5,6 +5,7 @@ import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
+from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -120,6 +121,8 @@ def check_parent_set(relations: Sequence[str], field: str) -> None:
             field,
             f"Unknown relation {', '.join(unknown)}; use one of: {', '.join(Relation.values)}.",
         )
+    if Relation.UNKNOWN in relations:
+        return  # the shape cannot be judged until someone says how the child was made
     listed = ", ".join(relations)
     if Relation.MERGE in relations:
         if any(relation != Relation.MERGE for relation in relations):
@@ -207,8 +210,10 @@ def add_parents(
     parents: Sequence[tuple[ModelVersion, str]],
     field: str,
     new_child: bool = False,
+    details: Sequence[dict[str, Any]] | None = None,
 ) -> list[LineageEdge]:
-    """Record resolved parents of `child` (lock held, permissions checked by the caller).
+    """Record resolved parents of `child` (lock held, permissions checked by the caller);
+    `details` holds further edge fields, one dict per parent (how an import found it).
 
     `new_child`: `child` was created in this transaction, so it has no parents, training run or
     descendants yet, and none of them needs reading (nor can a new edge close a cycle).
@@ -251,8 +256,9 @@ def add_parents(
             relation=relation,
             parent_digest=parent.artefact_digest,
             created_by=actor,
+            **(details[index] if details else {}),
         )
-        for parent, relation in parents
+        for index, (parent, relation) in enumerate(parents)
     ]
     try:
         # No savepoint: the Conflict leaves the caller's transaction, which rolls back.
@@ -273,6 +279,9 @@ def add_parents(
                     "parent": edge.parent_id,
                     "relation": edge.relation,
                     "parent_digest": edge.parent_digest,
+                    "relation_inferred": edge.relation_inferred,
+                    "relation_evidence": edge.relation_evidence,
+                    "parent_newest": edge.parent_newest,
                     "holds_inherited": inherited,
                 },
             )

@@ -145,10 +145,12 @@ class ModelVersionAdmin(ServiceAdmin):
         "licence_declared",
         "licence_concluded",
         "parameter_count",
+        "unresolved",
         "registered_by",
         "registered_at",
     ]
     list_filter = [
+        "unresolved",
         "stage",
         "risk_tier",
         "model__kind",
@@ -160,12 +162,14 @@ class ModelVersionAdmin(ServiceAdmin):
     readonly_fields = [
         "model",
         "version",
+        "licence_review_required",
         "artefact_digest",
         "artefact_size",
         "parameter_count",
         "manifest_summary",
         "hub_repo_id",
         "hub_revision",
+        "unresolved",
         "hub_card",
         "stage",
         "registered_by",
@@ -174,7 +178,10 @@ class ModelVersionAdmin(ServiceAdmin):
     ]
     fieldsets = [
         (None, {"fields": ["model", "version", "description", "stage"]}),
-        ("Licence", {"fields": ["licence_declared", "licence_concluded"]}),
+        (
+            "Licence",
+            {"fields": ["licence_declared", "licence_review_required", "licence_concluded"]},
+        ),
         (
             "Risk",
             {
@@ -200,7 +207,15 @@ class ModelVersionAdmin(ServiceAdmin):
                 ]
             },
         ),
-        ("Upstream source", {"fields": ["hub_repo_id", "hub_revision", "hub_card"]}),
+        (
+            "Upstream source",
+            {
+                "fields": ["hub_repo_id", "hub_revision", "unresolved", "hub_card"],
+                "description": "An unresolved upstream reference is a base a model card names "
+                "that nobody imported: no artefact, no licence evidence. Importing the Hub "
+                "repository fills it in place.",
+            },
+        ),
         ("Provenance", {"fields": ["registered_by", "registered_at", "updated_at"]}),
     ]
 

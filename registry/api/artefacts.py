@@ -264,6 +264,14 @@ class HubImportInput(StrictFieldsMixin, serializers.Serializer):
     revision = serializers.CharField(max_length=255, required=False)
     snapshot_dir = serializers.CharField(max_length=4096, required=False, trim_whitespace=False)
     team = TeamSlugField(slug_field="slug", visible=teams_visible_to)
+    with_bases = serializers.BooleanField(
+        default=False, help_text="Import the card's base models too, where not imported yet."
+    )
+    base_revisions = serializers.DictField(
+        child=serializers.CharField(max_length=40),
+        required=False,
+        help_text="Base repo id → the commit SHA of it to link (default: the newest imported).",
+    )
 
 
 class HubImportView(APIView):
@@ -271,8 +279,9 @@ class HubImportView(APIView):
 
     Reads the model card (licence, datasets, base models), pins the commit SHA and reads the
     safetensors headers; offline (HF_HUB_OFFLINE=1) from the local HF cache, or from
-    `snapshot_dir` inside the artefact roots or the HF cache. 201 when the version is created,
-    200 when that revision was imported before.
+    `snapshot_dir` inside the artefact roots or the HF cache. The card's bases become parents:
+    imported ones directly, others as unresolved references (or imported too, `with_bases`).
+    201 when the version is created, 200 when that revision was imported before.
     """
 
     permission_classes = [IsAuthenticated]

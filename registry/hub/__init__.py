@@ -23,6 +23,7 @@ from registry.hub.cards import CardInfo, parse_card
 from registry.hub.errors import HubError
 from registry.hub.licences import LicenceMapping, resolve_licence
 from registry.hub.local import read_cached, read_snapshot_dir
+from registry.hub.relations import HUB_RELATIONS, UNKNOWN, RelationGuess, infer_relation
 from registry.hub.remote import read_remote
 from registry.hub.snapshot import (
     REVISION_SHA,
@@ -36,13 +37,17 @@ from registry.hub.snapshot import (
 )
 
 __all__ = [
+    "HUB_RELATIONS",
     "REVISION_SHA",
+    "UNKNOWN",
     "CardInfo",
     "HubError",
     "HubSnapshot",
     "LicenceMapping",
+    "RelationGuess",
     "cache_dir",
     "dataset_url",
+    "infer_relation",
     "parse_card",
     "read_snapshot",
     "repo_url",

@@ -78,6 +78,7 @@ def parse_card(content: str, *, repo_id: str) -> CardInfo:
                     f"The model card of {repo_id} names {hub_id!r} in `{key}`, which is not a "
                     "Hugging Face Hub id (like 'owner/name'); fix the card's metadata.",
                     code="card_invalid",
+                    field=key,
                 ) from None
     return CardInfo(
         content=content,
@@ -121,4 +122,5 @@ def _card_field_error(repo_id: str, key: str, expected: str) -> HubError:
     return HubError(
         f"The model card of {repo_id} has `{key}` that is not {expected}; fix its metadata.",
         code="card_invalid",
+        field=key,
     )

@@ -33,15 +33,23 @@ class LicenceMapping:
         }
 
 
+# SPDX's word for "no licence information": what a card without `license:` declares.
+NO_ASSERTION = "NOASSERTION"
+
+
 def resolve_licence(card: CardInfo, *, repo_id: str) -> LicenceMapping:
-    """The card's licence as an SPDX expression. A card without one is refused: Pedigree would
-    not know which obligations the model carries."""
+    """The card's licence as an SPDX expression. A card without one imports as NOASSERTION, so
+    the registry records that the model is in use; the licence check then fails on it."""
     if card.license is None:
-        raise HubError(
-            f"The model card of {repo_id} declares no licence (no `license:` in its metadata), "
-            "so the obligations it carries are unknown; ask the publisher to add one, or pick a "
-            "revision whose card has one.",
-            code="licence_missing",
+        return LicenceMapping(
+            hub_id="",
+            expression=NO_ASSERTION,
+            review_required=True,
+            reason=f"The model card of {repo_id} declares no licence (no `license:` in its "
+            "metadata): missing licence evidence. Find the licence the publisher grants and ask "
+            "compliance to record the concluded licence.",
+            license_name=card.license_name,
+            license_link=card.license_link,
         )
     resolutions = plugins.contributions(HubLicenceResolution)
     if resolutions:

@@ -1,15 +1,20 @@
 """Reading an upstream revision from a local snapshot folder or the local Hugging Face cache."""
 
+import json
 from pathlib import Path
 
 from huggingface_hub import snapshot_download
 from huggingface_hub.errors import IncompleteSnapshotError, LocalEntryNotFoundError
 from huggingface_hub.file_download import repo_folder_name
 
-from pedigree_client.artefacts import ArtefactProgress, inspect_artefact
+from pedigree_client.artefacts import ArtefactManifest, ArtefactProgress, inspect_artefact
 from registry.hub.cards import CARD_FILE, parse_card, read_card
 from registry.hub.errors import HubError, first_line
+from registry.hub.relations import quantization_method_of
 from registry.hub.snapshot import REVISION_SHA, HubSnapshot, cache_dir, is_pickle, repo_url
+
+_CONFIG_FILE = "config.json"
+MAX_CONFIG_SIZE = 1_000_000
 
 
 def read_snapshot_dir(
@@ -72,7 +77,19 @@ def _read_folder(
         location=str(folder),
         gated=card.gated,
         url=repo_url(repo_id, revision),
+        quantization_method=_quantization_method(folder, manifest),
     )
+
+
+def _quantization_method(folder: Path, manifest: ArtefactManifest) -> str | None:
+    """From config.json, read only once the manifest has checked it lies inside the snapshot."""
+    config = next((f for f in manifest.files if f.path == _CONFIG_FILE), None)
+    if config is None or config.size > MAX_CONFIG_SIZE:
+        return None
+    try:
+        return quantization_method_of(json.loads((folder / _CONFIG_FILE).read_bytes()))
+    except (OSError, ValueError):
+        return None
 
 
 def _snapshot_revision(folder: Path, *, repo_id: str, given: str | None) -> str:

@@ -25,6 +25,7 @@ from pedigree_client.artefacts import (
 )
 from registry.hub.cards import CARD_FILE, parse_card, read_card
 from registry.hub.errors import HubError, first_line
+from registry.hub.relations import quantization_method_of
 from registry.hub.snapshot import REVISION_SHA, HubSnapshot, is_pickle, repo_url
 
 _ADAPTER_CONFIG = "adapter_config.json"
@@ -77,6 +78,7 @@ def read_remote(
     total = sum(_sibling_size(s) for s in kept)
     files: list[ArtefactFile] = []
     adapter = None
+    quantization_method = None
     done = 0
     for sibling in sorted(kept, key=lambda s: s.rfilename):
         name = sibling.rfilename
@@ -91,6 +93,10 @@ def read_remote(
             digest = sha256_file(local)
             if name == _ADAPTER_CONFIG:
                 adapter = read_adapter_config(_load_small_json(local, repo_id=repo_id, name=name))
+            elif name == "config.json":
+                quantization_method = quantization_method_of(
+                    _load_small_json(local, repo_id=repo_id, name=name)
+                )
         else:
             digest = sibling.lfs.sha256
         if kind == "weights":
@@ -124,6 +130,7 @@ def read_remote(
         location=repo_url(repo_id, sha),
         gated=info.gated or card.gated,
         url=repo_url(repo_id, sha),
+        quantization_method=quantization_method,
     )
 
 

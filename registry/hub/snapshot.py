@@ -33,6 +33,8 @@ class HubSnapshot:
     location: str
     url: str
     gated: bool | str
+    # `quantization_config.quant_method` of config.json: evidence of a quantized model.
+    quantization_method: str | None = None
 
 
 def cache_dir() -> Path:

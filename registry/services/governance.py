@@ -36,6 +36,7 @@ from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes, snapshot
 from registry.services.compliance import compliance_recheck_after_commit
 from registry.services.events import event_publish
+from registry.services.upstream_bases import require_resolved
 from registry.types import Actor
 
 
@@ -65,6 +66,7 @@ def approval_record(
     valid_days: int | None = None,
 ) -> Approval:
     _require_compliance(actor, "approve or reject versions")
+    require_resolved(version)
     _refuse_duty_conflict(actor, version, "approve it")
     if stage not in Stage.values or stage == Stage.DEVELOPMENT:
         raise InvalidInput.for_field("stage", "Approve for one of: staging, production.")
@@ -114,6 +116,7 @@ def check_waiver_grant(
     *, actor: Actor, version: ModelVersion, check_name: str, reason: str, expires_at: datetime
 ) -> CheckWaiver:
     _require_compliance(actor, "waive gate checks")
+    require_resolved(version)
     _refuse_duty_conflict(actor, version, "waive its checks")
     if not reason.strip():
         raise InvalidInput.for_field("reason", "A waiver needs a reason compliance can stand by.")
@@ -215,6 +218,7 @@ def version_promote(
     _refuse_unknown_target(stage=stage, use=use, distribution=distribution)
     version = _lock_for_promotion(version)
     _require_promoter(actor, version)
+    require_resolved(version)
     if version.stage == stage:
         # A re-run release job: the decision that brought it here answers, nothing is recorded.
         arrived = (

@@ -1,6 +1,7 @@
 """Upstream import: one revision of a Hugging Face Hub model recorded as an upstream version."""
 
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import models as dj_models
@@ -23,7 +24,9 @@ from registry.errors import (
     Unavailable,
 )
 from registry.models import Dataset, ModelKind, ModelVersion, RegisteredModel, Team, Visibility
+from registry.plugins import UpstreamLineage, plugins
 from registry.selectors import versions_visible_to
+from registry.services import upstream_bases as bases
 from registry.services._common import artefact_invalid, require_team_write
 from registry.services.catalogue import dataset_create, model_create, version_create
 from registry.types import Actor
@@ -45,13 +48,13 @@ _HUB_ERROR_FIELDS = {
 
 
 def _hub_error(error: hub.HubError) -> ServiceError:
-    field = _HUB_ERROR_FIELDS.get(error.code, "repo_id")
+    field = error.field or _HUB_ERROR_FIELDS.get(error.code, "repo_id")
     return _HUB_ERROR_STATUS[error.kind].for_field(field, error.message, code=error.code)
 
 
 def _imported_version(actor: Actor, repo_id: str, revision: str) -> ModelVersion | None:
     found = (
-        ModelVersion.objects.filter(hub_repo_id=repo_id, hub_revision=revision)
+        ModelVersion.objects.filter(hub_repo_id=repo_id, hub_revision=revision, unresolved=False)
         .select_related("model", "model__team", "registered_by")
         .first()
     )
@@ -115,58 +118,78 @@ def _hub_datasets(*, actor: Actor, team: Team, hub_ids: list[str]) -> list[Datas
     return datasets
 
 
-def _upstream_record(
-    *, actor: Actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
-) -> ModelVersion:
+def _hub_card(upstream: hub.HubSnapshot, licence: hub.LicenceMapping) -> dict[str, Any]:
     card = upstream.card
-    model = RegisteredModel.objects.filter(name=upstream.repo_id).select_related("team").first()
+    return {
+        "content": card.content,
+        "metadata": card.metadata,
+        "license": card.license,
+        "license_name": card.license_name,
+        "license_link": card.license_link,
+        "licence": licence.to_dict(),
+        "base_models": card.base_models,
+        "base_model_relation": card.base_model_relation,
+        "datasets": card.datasets,
+        "pipeline_tag": card.pipeline_tag,
+        "library_name": card.library_name,
+        "tags": card.tags,
+        "gated": upstream.gated,
+        "excluded_files": upstream.excluded,
+        "source": {"kind": upstream.source, "location": upstream.location},
+    }
+
+
+def _upstream_model(*, actor: Actor, team: Team, repo_id: str, task: str = "") -> RegisteredModel:
+    model = RegisteredModel.objects.filter(name=repo_id).select_related("team").first()
     if model is None:
-        model = model_create(
+        return model_create(
             actor=actor,
-            name=upstream.repo_id,
+            name=repo_id,
             kind=ModelKind.UPSTREAM,
             team=team,
             visibility=Visibility.INTERNAL,
-            task=(card.pipeline_tag or "")[:64],
-            description=f"Imported from {hub.repo_url(upstream.repo_id)}",
+            task=task[:64],
+            description=f"Imported from {hub.repo_url(repo_id)}",
         )
-    elif model.kind != ModelKind.UPSTREAM:
+    if model.kind != ModelKind.UPSTREAM:
         raise Conflict.for_field(
             "repo_id",
             f"{model.name} is registered as a {model.kind} model, but upstream models are named "
             "by their Hub repo id; rename that model first.",
         )
-    datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
-    version = version_create(
-        actor=actor,
-        model=model,
-        version=upstream.revision[:12],
-        artefact_digest=upstream.manifest.digest,
-        artefact_size=upstream.manifest.total_size,
-        parameter_count=weight_parameters(upstream.manifest.parameters_by_dtype),
-        artefact_manifest=upstream.manifest.to_dict(),
-        artefact_uri=upstream.url,
-        licence_declared=licence.expression,
-        hub_repo_id=upstream.repo_id,
-        hub_revision=upstream.revision,
-        hub_card={
-            "content": card.content,
-            "metadata": card.metadata,
-            "license": card.license,
-            "license_name": card.license_name,
-            "license_link": card.license_link,
-            "licence": licence.to_dict(),
-            "base_models": card.base_models,
-            "base_model_relation": card.base_model_relation,
-            "datasets": card.datasets,
-            "pipeline_tag": card.pipeline_tag,
-            "library_name": card.library_name,
-            "tags": card.tags,
-            "gated": upstream.gated,
-            "excluded_files": upstream.excluded,
-            "source": {"kind": upstream.source, "location": upstream.location},
-        },
-    )
+    return model
+
+
+def _upstream_record(
+    *, actor: Actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
+) -> ModelVersion:
+    card = upstream.card
+    evidence: dict[str, Any] = {
+        "artefact_digest": upstream.manifest.digest,
+        "artefact_size": upstream.manifest.total_size,
+        "parameter_count": weight_parameters(upstream.manifest.parameters_by_dtype),
+        "artefact_manifest": upstream.manifest.to_dict(),
+        "artefact_uri": upstream.url,
+        "licence_declared": licence.expression,
+        "licence_review_required": licence.review_required,
+        "hub_repo_id": upstream.repo_id,
+        "hub_revision": upstream.revision,
+        "hub_card": _hub_card(upstream, licence),
+    }
+    reference = bases.reference_of(upstream.repo_id, upstream.revision)
+    if reference is not None:
+        datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
+        version = bases.reference_resolve(
+            actor=actor, reference=reference, label=upstream.revision[:12], evidence=evidence
+        )
+    else:
+        model = _upstream_model(
+            actor=actor, team=team, repo_id=upstream.repo_id, task=card.pipeline_tag or ""
+        )
+        datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
+        version = version_create(
+            actor=actor, model=model, version=upstream.revision[:12], **evidence
+        )
     audit_record(
         actor=actor,
         action="version.import_hf",
@@ -179,6 +202,7 @@ def _upstream_record(
             "datasets": [dataset.name for dataset in datasets],
             "base_models": card.base_models,
             "excluded_files": upstream.excluded,
+            "resolved_reference": reference is not None,
         },
     )
     return version
@@ -193,6 +217,8 @@ def upstream_import(
     snapshot_dir: str | None = None,
     confine_snapshot: bool = True,
     progress: ArtefactProgress | None = None,
+    with_bases: bool = False,
+    base_revisions: dict[str, str] | None = None,
 ) -> tuple[ModelVersion, bool]:
     """Record one revision of a Hugging Face Hub model as an upstream version; returns it and
     whether it was created.
@@ -200,11 +226,16 @@ def upstream_import(
     The model is named by the repo id (kind upstream, visible org-wide), the version by the
     first 12 characters of the commit SHA, which is pinned in full in `hub_revision`. The card's
     licence, datasets (created as dataset records where missing) and base models are recorded,
-    and the raw card is kept in `hub_card`. Importing a repo+revision again returns the existing
-    version. `snapshot_dir` must lie inside the artefact roots or the local HF cache unless
-    `confine_snapshot` is False (server operators, `manage.py import_hf`).
+    and the raw card is kept in `hub_card`. Each declared base becomes a parent (through the
+    app providing `UpstreamLineage`): the version of it named in `base_revisions`, else the
+    newest one imported, else an unresolved reference that importing the base fills in later.
+    `with_bases` imports bases not yet imported too, recursively and bounded, from the local
+    cache (offline) or the Hub, all in one transaction. Importing a repo+revision again returns
+    the existing version. `snapshot_dir` must lie inside the artefact roots or the local HF
+    cache unless `confine_snapshot` is False (server operators, `manage.py import_hf`).
     """
     require_team_write(actor, team)
+    pins = bases.check_base_revisions(base_revisions or {})
     if revision and hub.REVISION_SHA.match(revision):
         existing = _imported_version(actor, repo_id, revision)
         if existing is not None:
@@ -212,6 +243,38 @@ def upstream_import(
     folder = None
     if snapshot_dir:
         folder = _snapshot_folder(snapshot_dir, confine=confine_snapshot)
+    top = _read(repo_id, revision, folder=folder, progress=progress)
+    existing = _imported_version(actor, repo_id, top.upstream.revision)
+    if existing is not None:
+        return existing, False
+    plan = [top]
+    if with_bases:
+        plan = bases.plan_bases(
+            top,
+            pins=pins,
+            read=lambda base, pinned: _read(base, pinned, folder=None, progress=progress),
+        )
+    try:
+        with transaction.atomic():
+            for lineage in plugins.contributions(UpstreamLineage):
+                lineage.lock()
+            for planned in plan:
+                version = _upstream_record(
+                    actor=actor, team=team, upstream=planned.upstream, licence=planned.licence
+                )
+                bases.bases_link(actor=actor, team=team, child=version, planned=planned, pins=pins)
+    except (Conflict, InvalidInput):
+        # A concurrent import of the same revision committed first: answer with its version.
+        existing = _imported_version(actor, repo_id, top.upstream.revision)
+        if existing is None:
+            raise
+        return existing, False
+    return version, True
+
+
+def _read(
+    repo_id: str, revision: str | None, *, folder: Path | None, progress: ArtefactProgress | None
+) -> bases.Planned:
     try:
         upstream = hub.read_snapshot(
             repo_id,
@@ -221,20 +284,15 @@ def upstream_import(
             progress=progress,
         )
         licence = hub.resolve_licence(upstream.card, repo_id=repo_id)
+        relation = hub.infer_relation(
+            upstream.card,
+            repo_id=repo_id,
+            files=[file.path for file in upstream.manifest.files] + upstream.excluded,
+            has_adapter_config=upstream.manifest.adapter is not None,
+            quantization_method=upstream.quantization_method,
+        )
     except hub.HubError as error:
         raise _hub_error(error) from None
     except ArtefactError as error:
         raise artefact_invalid("snapshot_dir" if folder else "repo_id", error) from None
-    existing = _imported_version(actor, repo_id, upstream.revision)
-    if existing is not None:
-        return existing, False
-    try:
-        with transaction.atomic():
-            version = _upstream_record(actor=actor, team=team, upstream=upstream, licence=licence)
-    except (Conflict, InvalidInput):
-        # A concurrent import of the same revision committed first: answer with its version.
-        existing = _imported_version(actor, repo_id, upstream.revision)
-        if existing is None:
-            raise
-        return existing, False
-    return version, True
+    return bases.Planned(upstream=upstream, licence=licence, relation=relation)

@@ -104,7 +104,13 @@ def test_registration_records_everything_in_one_call(
             "parent": base.pk,
             "parent_ref": str(base),
             "relation": "adapter",
+            "relation_inferred": False,
+            "relation_evidence": [],
+            "relation_confirmed_by": None,
+            "relation_confirmed_at": None,
             "parent_digest": base.artefact_digest,
+            "parent_newest": False,
+            "parent_unresolved": False,
             "created_by": "alice",
             "created_at": body["parents"][0]["created_at"],
         }

@@ -315,17 +315,19 @@ def test_management_command(engineer, team, roots, minilm):
     out = io.StringIO()
     call_command("import_hf", *arguments, "--user", "alice", "--team", "acme", stdout=out)
     assert "Already imported:" in out.getvalue()
-    with pytest.raises(CommandError, match="declares no licence"):
-        call_command(
-            "import_hf",
-            TINY,
-            "--revision",
-            TINY_SHA,
-            "--snapshot-dir",
-            str(tiny_repo(roots / "tiny", card="datasets:\n- acme/tickets\n")),
-            "--user",
-            "alice",
-        )
+    out = io.StringIO()
+    call_command(
+        "import_hf",
+        TINY,
+        "--revision",
+        TINY_SHA,
+        "--snapshot-dir",
+        str(tiny_repo(roots / "tiny", card="datasets:\n- acme/tickets\n")),
+        "--user",
+        "alice",
+        stdout=out,
+    )
+    assert "licence     NOASSERTION (needs review)" in out.getvalue()
     with pytest.raises(CommandError, match="--user"):
         call_command("import_hf", MINILM)
 
@@ -355,8 +357,6 @@ def test_cli_import_hf(live_server, monkeypatch, capsys, engineer, roots, minilm
 @pytest.mark.parametrize(
     ("card", "code"),
     [
-        ("datasets:\n- acme/tickets\n", "licence_missing"),
-        ("license: ''\n", "licence_missing"),
         ("license: not-a-licence\n", "licence_unknown"),
         ("license: [mit]\n", "card_invalid"),
         ("license: mit\ndatasets: 3\n", "card_invalid"),
@@ -413,7 +413,7 @@ def test_registered_base_models_are_reported(api_for, engineer, team, roots, min
 
     assert response.status_code == 201, response.json()
     assert response.json()["base_models"] == [
-        {"repo_id": MINILM, "registered": f"{MINILM}@{MINILM_REVISION[:12]}"}
+        {"repo_id": MINILM, "registered": f"{MINILM}@{MINILM_REVISION[:12]}", "unresolved": False}
     ]
 
 

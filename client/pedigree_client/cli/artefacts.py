@@ -76,6 +76,16 @@ def _waiting(desc: str) -> Iterator[None]:
             ticker.join()
 
 
+def base_revision(value: str) -> tuple[str, str]:
+    """`--base-revision REPO@SHA`."""
+    repo_id, sep, revision = value.rpartition("@")
+    if not sep or not repo_id or not revision:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not REPO@SHA (e.g. meta-llama/Llama-3.1-8B@<40-character commit>)"
+        )
+    return repo_id, revision
+
+
 def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
     team = args.team or default_team(client, option="--team")
     with _waiting(f"Importing {args.repo_id} (card, safetensors headers, hashes)"):
@@ -85,6 +95,8 @@ def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
             team=team,
             revision=args.revision,
             snapshot_dir=args.snapshot_dir,
+            with_bases=args.with_bases,
+            base_revisions=dict(args.base_revision or []),
         )
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
@@ -100,6 +112,8 @@ def import_hf(client: ApiClient, args: argparse.Namespace) -> int:
     print(f"  datasets    {len(result['datasets'])}: {', '.join(result['datasets']) or 'none'}")
     for base in result["base_models"]:
         where = base["registered"] or "not registered yet"
+        if base.get("unresolved"):
+            where = f"{where}: unresolved reference, no artefact or licence evidence yet"
         print(f"  base model  {base['repo_id']} ({where})")
     if result["excluded_files"]:
         print(f"  left out    {', '.join(result['excluded_files'])} (pickle, never read)")
@@ -153,5 +167,17 @@ def add_commands(commands: Commands) -> None:
     parser.add_argument("--revision", help="commit SHA, branch or tag (default: main)")
     parser.add_argument("--snapshot-dir", metavar="DIR", help="snapshot folder on the server")
     parser.add_argument("--team", metavar="SLUG", help="importing team (default: your only team)")
+    parser.add_argument(
+        "--with-bases",
+        action="store_true",
+        help="import the card's base models too (recursively, bounded) where not imported yet",
+    )
+    parser.add_argument(
+        "--base-revision",
+        metavar="REPO@SHA",
+        action="append",
+        type=base_revision,
+        help="link this commit of a base model (repeatable; default: the newest imported)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.set_defaults(handler=import_hf)

@@ -1,9 +1,10 @@
-"""`pedigree lineage VERSION [--descendants] [--depth N] [--format tree|json]` and
-`pedigree hold place|lift`."""
+"""`pedigree lineage VERSION [--descendants] [--depth N] [--format tree|json]`,
+`pedigree parent add|correct` and `pedigree hold place|lift`."""
 
 import argparse
 import json
 from collections import defaultdict
+from typing import cast
 
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version
@@ -17,6 +18,8 @@ def _label(node: JSON) -> str:
     if node.get("hidden"):
         return f"(a version you cannot see, id {node['version_id']})"
     held = "  HELD" if node.get("held") else ""
+    if node.get("unresolved"):
+        return f"{node['ref']}  [unresolved reference: no artefact, no licence evidence]{held}"
     return f"{node['ref']}  [{node['stage']}]  sha256:{node['artefact_digest'][:12]}{held}"
 
 
@@ -27,6 +30,8 @@ def render_tree(graph: JSON, *, descendants: bool) -> str:
     branches: dict[str, list[tuple[str, str]]] = defaultdict(list)
     for edge in graph["edges"]:
         what = edge["relation"] if edge["kind"] == "derivation" else f"{edge['role']} data"
+        if edge.get("relation_inferred") and not edge.get("relation_confirmed"):
+            what += " (inferred, unconfirmed)"
         if descendants:
             if edge["kind"] == "derivation":
                 branches[edge["source"]].append((what, edge["target"]))
@@ -74,6 +79,39 @@ def lineage_show(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def _edge_line(edge: JSON) -> str:
+    how = edge["relation"]
+    if edge["relation_inferred"] and not edge["relation_confirmed_by"]:
+        how += " (inferred: " + "; ".join(edge["relation_evidence"]) + ")"
+    elif edge["relation_confirmed_by"]:
+        how += f" (confirmed by {edge['relation_confirmed_by']})"
+    unresolved = "  [unresolved reference]" if edge["parent_unresolved"] else ""
+    return f"#{edge['id']}  {edge['child_ref']} —{how}→ {edge['parent_ref']}{unresolved}"
+
+
+def parent_add(client: ApiClient, args: argparse.Namespace) -> int:
+    version = resolve_version(client, args.ref)
+    edges = client.post(
+        f"versions/{version['id']}/parents/",
+        {"parents": [{"version": args.parent, "relation": args.relation}]},
+    )
+    for edge in cast("list[JSON]", edges):  # this endpoint answers a list
+        print(_edge_line(edge))
+    return 0
+
+
+def parent_correct(client: ApiClient, args: argparse.Namespace) -> int:
+    version = resolve_version(client, args.ref)
+    payload: JSON = {"reason": args.reason}
+    if args.relation:
+        payload["relation"] = args.relation
+    if args.parent:
+        payload["parent"] = args.parent
+    edge = client.request("PATCH", f"versions/{version['id']}/parents/{args.edge}/", json=payload)
+    print(_edge_line(edge))
+    return 0
+
+
 def hold_place(client: ApiClient, args: argparse.Namespace) -> int:
     payload = {"version": args.ref, "reason": args.reason, "category": args.category}
     if args.reference:
@@ -117,6 +155,38 @@ def add_commands(commands: Commands) -> None:
         "--format", choices=["tree", "json"], default="tree", help="an indented tree, or JSON"
     )
     parser.set_defaults(handler=lineage_show)
+
+    parents = add_group(
+        commands,
+        "parent",
+        help="add a parent to a version, or correct one an import recorded",
+        examples=[
+            "pedigree parent correct acme/llama-lora@0123abcd4567 12 --relation adapter "
+            '--reason "adapter_config.json checked"'
+        ],
+    )
+    parser = add_command(
+        parents,
+        "add",
+        help="record one more parent of a version",
+        examples=["pedigree parent add acme/intent@v2 acme/intent@v1 --relation finetune"],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="the child: MODEL@VERSION or id")
+    parser.add_argument("parent", metavar="PARENT", help="the parent: MODEL@VERSION or id")
+    parser.add_argument("--relation", required=True, help="finetune, adapter, quantized, ...")
+    parser.set_defaults(handler=parent_add)
+    parser = add_command(
+        parents,
+        "correct",
+        help="correct the relation or the parent of one edge (compliance: confirms it)",
+        examples=['pedigree parent correct acme/gguf@v1 7 --relation quantized --reason "GGUF"'],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="the child: MODEL@VERSION or id")
+    parser.add_argument("edge", type=int, metavar="EDGE_ID", help="the edge's id")
+    parser.add_argument("--relation", help="the relation it really is")
+    parser.add_argument("--parent", help="the parent it really is: MODEL@VERSION or id")
+    parser.add_argument("--reason", required=True, help="why, for the audit log")
+    parser.set_defaults(handler=parent_correct)
 
     holds = add_group(
         commands,

@@ -7,6 +7,7 @@ from tqdm import tqdm
 from registry import services
 from registry.errors import ServiceError
 from registry.models import Team
+from registry.selectors import hub_bases_of
 
 
 class Command(BaseCommand):
@@ -23,10 +24,28 @@ class Command(BaseCommand):
         parser.add_argument("--snapshot-dir", help="a local snapshot folder to read instead")
         parser.add_argument("--team", help="importing team slug (default: the user's only team)")
         parser.add_argument(
+            "--with-bases",
+            action="store_true",
+            help="import the card's base models too (recursively, bounded; from the local cache "
+            "offline, else the Hub) where not imported yet",
+        )
+        parser.add_argument(
+            "--base-revision",
+            action="append",
+            metavar="REPO@SHA",
+            help="link this commit of a base model (repeatable; default: the newest imported)",
+        )
+        parser.add_argument(
             "--user", help="who imports, for the audit log (default: the only superuser)"
         )
 
     def handle(self, *args, repo_id, revision, snapshot_dir, team, user, **options):
+        pins = {}
+        for pin in options["base_revision"] or []:
+            base, sep, sha = pin.rpartition("@")
+            if not sep or not base:
+                raise CommandError(f"--base-revision {pin!r}: write it as REPO@SHA.")
+            pins[base] = sha
         actor = self._user(user)
         owner = self._team(actor, team)
         with tqdm(
@@ -53,6 +72,8 @@ class Command(BaseCommand):
                     snapshot_dir=snapshot_dir,
                     confine_snapshot=False,
                     progress=progress,
+                    with_bases=options["with_bases"],
+                    base_revisions=pins,
                 )
             except ServiceError as error:
                 raise CommandError(error.message) from None
@@ -66,6 +87,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  parameters  {version.parameter_count:,}")
         self.stdout.write(f"  digest      sha256:{version.artefact_digest}")
         self.stdout.write(f"  datasets    {len(card['datasets'])}")
+        for base in hub_bases_of(actor, version):
+            where = base["registered"] or "not registered"
+            if base["unresolved"]:
+                where += ": unresolved reference, no artefact or licence evidence yet"
+            self.stdout.write(f"  base model  {base['repo_id']} ({where})")
 
     def _user(self, username: str | None):
         users = get_user_model().objects
