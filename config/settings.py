@@ -223,6 +223,8 @@ PEDIGREE_EVALUATION_STALE_SECONDS = env_int("PEDIGREE_EVALUATION_STALE_SECONDS",
 PEDIGREE_EVALUATION_MAX_ATTEMPTS = env_int("PEDIGREE_EVALUATION_MAX_ATTEMPTS", 3, minimum=1)
 PEDIGREE_EVALUATION_TIME_LIMIT = env_int("PEDIGREE_EVALUATION_TIME_LIMIT", 7200, minimum=1)
 PEDIGREE_EVALUATION_SWEEP_SECONDS = env_int("PEDIGREE_EVALUATION_SWEEP_SECONDS", 60, minimum=1)
+# No evaluation output names or measures a group smaller than this, whatever a suite says.
+PEDIGREE_MIN_GROUP_SIZE_FLOOR = env_int("PEDIGREE_MIN_GROUP_SIZE_FLOOR", 5, minimum=1)
 # With no broker an evaluation runs in a thread of the web process, so a request answers at
 # once; true runs it inside the request instead (the tests do, to read results right after).
 PEDIGREE_EVALUATION_INLINE = env_bool("PEDIGREE_EVALUATION_INLINE", False)

@@ -1,6 +1,7 @@
 """Reads of the catalogue, always restricted to what the user may see."""
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -130,6 +131,30 @@ def uploads_of(user: Reader) -> QuerySet[ArtefactUpload]:
     """An upload belongs to its uploader alone until it becomes a version."""
     return ArtefactUpload.objects.filter(created_by_id=user.pk).select_related(
         "created_by", "consumed_by", "consumed_by__model"
+    )
+
+
+# Each team's files lie under `<artefact root>/teams/<team slug>/`.
+TEAM_AREAS_FOLDER = "teams"
+
+
+def team_areas(team_slugs: list[str]) -> list[Path]:
+    """The folders under every artefact root that hold these teams' server-side files."""
+    return [
+        Path(root) / TEAM_AREAS_FOLDER / slug
+        for root in settings.ARTEFACT_ROOTS
+        for slug in team_slugs
+    ]
+
+
+def artefact_areas_of(user: Reader) -> list[Path] | None:
+    """The folders under the artefact roots whose files `user` may name by path: their teams'
+    areas (uploads are named by id, which `uploads_of` confines to their uploader). None means
+    anywhere in the roots: compliance staff inspect everything."""
+    if is_compliance(user):
+        return None
+    return team_areas(
+        list(Team.objects.filter(id__in=_my_team_ids(user)).values_list("slug", flat=True))
     )
 
 

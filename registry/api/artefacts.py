@@ -245,7 +245,9 @@ class ArtefactInspectView(APIView):
     def post(self, request):
         data = ArtefactInspectInput(data=request.data)
         data.is_valid(raise_exception=True)
-        _, manifest = services.artefact_inspect(path=data.validated_data["path"])
+        _, manifest = services.artefact_inspect(
+            actor=acting_user(request), path=data.validated_data["path"]
+        )
         return Response(
             {
                 "parameter_count": weight_parameters(manifest.parameters_by_dtype),

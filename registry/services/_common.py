@@ -10,7 +10,13 @@ from django.db import models as dj_models
 from django.forms.models import model_to_dict
 
 from pedigree_client.artefacts import ArtefactError
-from registry.errors import Conflict, InvalidInput, PermissionRefused, invalid_from_django
+from registry.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionRefused,
+    invalid_from_django,
+)
 from registry.models import ModelVersion, RegisteredModel, Team
 from registry.plugins import LicenceValidator, plugins
 from registry.selectors import is_team_member
@@ -86,5 +92,9 @@ def refuse_taken_label(model: RegisteredModel, version: str) -> None:
         )
 
 
-def artefact_invalid(field: str, error: ArtefactError) -> InvalidInput:
+def artefact_invalid(field: str, error: ArtefactError) -> InvalidInput | NotFound:
+    """The service error for a refused artefact: a path outside the caller's areas is not found,
+    as if nothing were there."""
+    if error.code == "not_in_area":
+        return NotFound.for_field(field, error.message)
     return InvalidInput.for_field(field, error.message, code=error.code)

@@ -24,7 +24,7 @@ from registry import storage
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import ArtefactUpload, ModelVersion, RegisteredModel
-from registry.selectors import reusable_upload, upload_expiry_cutoff
+from registry.selectors import artefact_areas_of, reusable_upload, upload_expiry_cutoff
 from registry.services._common import (
     LICENCE_FIELDS,
     artefact_invalid,
@@ -42,18 +42,21 @@ INSPECTED_FIELDS = {"artefact_size", "parameter_count", "artefact_manifest", "ar
 
 
 def artefact_inspect(
-    *, path: str, progress: ArtefactProgress | None = None
+    *, actor: Actor, path: str, progress: ArtefactProgress | None = None
 ) -> tuple[Path, ArtefactManifest]:
-    """Resolve a client's path inside the artefact roots and inspect what is there.
+    """Resolve a client's path inside the actor's areas of the artefact roots (anywhere in them
+    for compliance staff) and inspect what is there; a path elsewhere is not found.
 
     Writes nothing, so engineers can check an artefact before registering it.
     """
     # A path a client names is a file on this server by nature, so it is read in place and not
     # through the artefacts storage, which holds uploads.
     roots = [Path(root) for root in settings.ARTEFACT_ROOTS]
+    areas = artefact_areas_of(actor)
     try:
-        resolved = resolve_inside_roots(path, roots)
-        return resolved, inspect_artefact(resolved, roots=roots, progress=progress)
+        resolved = resolve_inside_roots(path, roots, areas=areas)
+        # Every file's symlinks must stay inside the same areas.
+        return resolved, inspect_artefact(resolved, roots=areas or roots, progress=progress)
     except ArtefactError as error:
         raise artefact_invalid("artefact_path", error) from None
 
@@ -256,7 +259,7 @@ def _artefact_fields(
             fields={name: ["Set by inspection."] for name in stated},
         )
     if artefact_path:
-        resolved, manifest = artefact_inspect(path=artefact_path, progress=progress)
+        resolved, manifest = artefact_inspect(actor=actor, path=artefact_path, progress=progress)
         return _inspected_fields(manifest.to_dict(), uri=resolved.as_uri()), None
     if artefact_upload:
         upload = _own_upload(actor, artefact_upload)
