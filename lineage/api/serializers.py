@@ -128,7 +128,6 @@ class RegistrationSerializer(StrictMixin, serializers.Serializer):
     training_run = TrainingRunInputSerializer(required=False)
     # Version attributes, validated by the version service.
     description = serializers.CharField(required=False, allow_blank=True)
-    artefact_uri = serializers.CharField(max_length=1024, required=False, allow_blank=True)
     licence_declared = serializers.CharField(max_length=512, required=False, allow_blank=True)
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
     intended_use = serializers.CharField(required=False, allow_blank=True)

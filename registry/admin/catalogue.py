@@ -158,6 +158,7 @@ class ModelVersionAdmin(ServiceAdmin):
     readonly_fields = [
         "model",
         "version",
+        "artefact_uri",
         "artefact_digest",
         "artefact_size",
         "parameter_count",

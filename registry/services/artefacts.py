@@ -37,8 +37,16 @@ from registry.services.catalogue import version_create
 from registry.types import Actor
 
 UPLOADS_FOLDER = "uploads"
-# Read from the files when there are files, so a caller cannot state them as well.
-INSPECTED_FIELDS = {"artefact_size", "parameter_count", "artefact_manifest", "artefact_uri"}
+# Set only by inspecting files (or importing from the Hub), never stated by a caller: not even for
+# weights Pedigree does not hold, which are known by their digest alone.
+SERVER_OWNED_FIELDS = {
+    "artefact_size",
+    "parameter_count",
+    "artefact_manifest",
+    "artefact_uri",
+    "hub_repo_id",
+    "hub_revision",
+}
 
 
 def artefact_inspect(
@@ -251,12 +259,12 @@ def _artefact_fields(
             "hold)."
         )
         raise InvalidInput(message, fields={name: [message] for name in given or sources})
-    from_files = artefact_digest in (None, "")
-    stated = sorted(attributes.keys() & (INSPECTED_FIELDS if from_files else {"artefact_manifest"}))
+    stated = sorted(attributes.keys() & SERVER_OWNED_FIELDS)
     if stated:
         raise InvalidInput(
-            f"{', '.join(stated)} come from inspecting the files; leave them out.",
-            fields={name: ["Set by inspection."] for name in stated},
+            f"{', '.join(stated)} come from inspecting the files or importing from the Hub; "
+            "leave them out.",
+            fields={name: ["Set by the server."] for name in stated},
         )
     if artefact_path:
         resolved, manifest = artefact_inspect(actor=actor, path=artefact_path, progress=progress)

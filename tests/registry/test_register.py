@@ -120,16 +120,32 @@ def test_buffers_are_not_counted_as_parameters():
 
 def test_digest_only_records_external_weights(engineer, model, roots):
     version = services.version_register(
+        actor=engineer, model=model, version="v1", artefact_digest=digest("external")
+    )
+    assert version.artefact_manifest == {}
+    assert version.artefact_uri == "" and version.parameter_count is None
+
+
+@pytest.mark.parametrize(
+    "stated",
+    [
+        {"artefact_uri": "s3://bucket/weights"},
+        {"parameter_count": 7_000_000_000},
+        {"artefact_size": 1},
+        {"hub_repo_id": "sentence-transformers/all-MiniLM-L6-v2", "hub_revision": "a" * 40},
+    ],
+)
+def test_server_owned_fields_are_refused_even_for_external_weights(engineer, model, stated):
+    error = refused(
+        InvalidInput,
         actor=engineer,
         model=model,
         version="v1",
         artefact_digest=digest("external"),
-        artefact_uri="s3://bucket/weights",
-        parameter_count=7_000_000_000,
+        **stated,
     )
-    assert version.artefact_manifest == {}
-    assert version.artefact_uri == "s3://bucket/weights"
-    assert version.parameter_count == 7_000_000_000
+    assert set(stated) <= set(error.fields)
+    assert not ModelVersion.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -155,7 +171,7 @@ def test_inspected_fields_cannot_be_stated(engineer, model, roots):
         artefact_path=str(roots[1] / "m"),
         parameter_count=1,
     )
-    assert error.fields == {"parameter_count": ["Set by inspection."]}
+    assert error.fields == {"parameter_count": ["Set by the server."]}
     error = refused(
         InvalidInput,
         actor=engineer,
