@@ -148,6 +148,10 @@ def build_picture(graph: LineageGraph, *, version_url) -> Picture:
         hold_note = "; ".join(
             f"held{'' if hold.version_id == version_id else f' through {hold.version}'}: "
             f"{hold.reason}"
+            if hold.version_id in graph.visible_ids
+            else "held"
+            if hold.version_id == version_id
+            else "held through a version you cannot see"
             for hold in holds
         )
         nodes[key] = PictureNode(
@@ -176,9 +180,10 @@ def build_picture(graph: LineageGraph, *, version_url) -> Picture:
         key = f"d{link.dataset_version_id}"
         target = f"v{link.run.version_id}"
         if key not in nodes:
+            visible = link.dataset_version_id in graph.visible_dataset_ids
             nodes[key] = PictureNode(
                 key=key,
-                title=_short(str(link.dataset_version)),
+                title=_short(str(link.dataset_version)) if visible else "hidden dataset",
                 subtitle="dataset",
                 layer=0,
                 fill="#ffffff",
