@@ -56,7 +56,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "registry.api.errors.ApiNotFoundMiddleware",
+    "registry.api.errors.ApiErrorMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -159,11 +159,19 @@ else:
     STORAGES["artefacts"] = {"BACKEND": "registry.storage.ArtefactStore"}
 HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 # An upload no version takes within this many hours expires: the uploads sweep deletes it.
+# The most bytes one artefact upload may hold (all its files); 20 GiB by default.
+PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
 
 # Governance: approvals must be renewed (recertification); waivers are short-lived.
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
 PEDIGREE_WAIVER_MAX_DAYS = env_int("PEDIGREE_WAIVER_MAX_DAYS", 90, minimum=1)
+# The most rows one page of a list holds, whatever `?limit=` asks.
+PEDIGREE_MAX_PAGE_SIZE = env_int("PEDIGREE_MAX_PAGE_SIZE", 500, minimum=1)
+# Request bodies: JSON nested deeper than this is refused with a 400.
+PEDIGREE_MAX_JSON_DEPTH = env_int("PEDIGREE_MAX_JSON_DEPTH", 32, minimum=2)
+# Hosts or addresses webhooks may reach although they are loopback, private or link-local.
+PEDIGREE_WEBHOOK_ALLOWED_HOSTS = env_list("PEDIGREE_WEBHOOK_ALLOWED_HOSTS", [])
 PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
 
 REST_FRAMEWORK = {
@@ -177,7 +185,12 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "registry.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "registry.api.base.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",

@@ -1,5 +1,6 @@
 """Reads of the catalogue, always restricted to what the user may see."""
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -112,10 +113,20 @@ def dataset_versions_visible_to(user: Reader) -> QuerySet[DatasetVersion]:
     return versions.filter(owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
 
 
+# Ids are ASCII digits that fit a 64-bit integer; 18 digits always do.
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def as_id(text: str) -> int | None:
+    """`text` as a row id, or None when it is not one (so no lookup can overflow)."""
+    return int(text) if _ID.fullmatch(text) else None
+
+
 def version_in(versions: QuerySet[ModelVersion], ref: str) -> ModelVersion | None:
     """The version named by `ref`, a numeric id or `MODEL@VERSION`, among `versions`."""
     if ref.isdigit():
-        return versions.filter(pk=int(ref)).first()
+        pk = as_id(ref)
+        return versions.filter(pk=pk).first() if pk is not None else None
     name, sep, label = ref.rpartition("@")
     if not sep or not name or not label:
         return None

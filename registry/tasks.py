@@ -4,13 +4,13 @@ import hashlib
 import hmac
 import json
 
-import requests
 from celery import shared_task
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from registry import services
+from registry.egress import DeliveryFailed, EgressRefused, webhook_post
 from registry.models import DeliveryStatus, EventDelivery
 
 MAX_ATTEMPTS = 5
@@ -39,9 +39,10 @@ def deliver_event(self, delivery_id: int) -> str:
     delivery = EventDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     body = json.dumps(delivery.payload, sort_keys=True).encode()
     try:
-        response = requests.post(
+        # Checked again at delivery: DNS may answer differently than when it was created.
+        webhook_post(
             delivery.endpoint.url,
-            data=body,
+            body=body,
             headers={
                 "Content-Type": "application/json",
                 "X-Pedigree-Event": delivery.event,
@@ -50,8 +51,7 @@ def deliver_event(self, delivery_id: int) -> str:
             },
             timeout=settings.PEDIGREE_WEBHOOK_TIMEOUT,
         )
-        response.raise_for_status()
-    except requests.RequestException as error:
+    except (EgressRefused, DeliveryFailed) as error:
         EventDelivery.objects.filter(pk=delivery_id).update(
             status=DeliveryStatus.FAILED, last_error=str(error)[:2000]
         )

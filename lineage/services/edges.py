@@ -15,7 +15,7 @@ from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
-from registry.selectors import is_compliance, versions_visible_to
+from registry.selectors import as_id, is_compliance, versions_visible_to
 from registry.types import Actor
 
 # A generous bound that keeps one request's work (one lookup per reference) small.
@@ -40,7 +40,8 @@ def _resolve_version(actor: Actor, ref: ModelVersion | int | str, field: str) ->
     if isinstance(ref, ModelVersion):
         found = versions.filter(pk=ref.pk).first()
     elif isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        found = versions.filter(pk=int(ref)).first()
+        pk = as_id(str(ref))
+        found = versions.filter(pk=pk).first() if pk is not None else None
     elif isinstance(ref, str):
         name, sep, label = ref.strip().rpartition("@")
         if not sep or not name or not label:

@@ -17,7 +17,7 @@ from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import DatasetVersion, ModelVersion, Team
-from registry.selectors import dataset_versions_visible_to
+from registry.selectors import as_id, dataset_versions_visible_to
 from registry.services import snapshot
 from registry.types import Actor
 
@@ -40,7 +40,8 @@ def resolve_dataset_version(
     if isinstance(ref, DatasetVersion):
         found = versions.filter(pk=ref.pk).first()
     elif isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        found = versions.filter(pk=int(ref)).first()
+        pk = as_id(str(ref))
+        found = versions.filter(pk=pk).first() if pk is not None else None
     elif isinstance(ref, str) and "@" in ref:
         name, _, label = ref.strip().rpartition("@")
         found = versions.filter(dataset__name=name, version=label).first()

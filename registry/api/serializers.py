@@ -329,7 +329,9 @@ class WaiverSerializer(serializers.ModelSerializer):
 
 
 class StagePolicySerializer(serializers.ModelSerializer):
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = StagePolicy

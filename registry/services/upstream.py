@@ -35,6 +35,7 @@ _HUB_ERROR_STATUS = {
     "unavailable": Unavailable,
 }
 _HUB_ERROR_FIELDS = {
+    "outside_roots": "snapshot_dir",
     "hub_revision_invalid": "revision",
     "hub_revision_not_found": "revision",
     "revision_required": "revision",

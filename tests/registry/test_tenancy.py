@@ -178,3 +178,35 @@ def test_hub_snapshot_of_another_team_is_not_found(engineer, team, store, globex
             snapshot_dir="teams/globex/secret-model",
         )
     assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "link", ["README.md", ".cache/huggingface/download/model.safetensors.metadata"]
+)
+def test_files_symlinked_out_of_a_snapshot_are_never_read(api_for, engineer, store, tmp_path, link):
+    """A README.md (or Hub download metadata) linking out of the folder is refused before it is
+    opened, so its content is never echoed in an error."""
+    secret = tmp_path / "secret.txt"
+    secret.write_text("---\nlicense: [TOP-SECRET-CONTENT\n---\n")
+    folder = build_full_model(store / "teams" / "acme" / "snap")
+    (folder / "README.md").write_text("---\nlicense: mit\n---\n")
+    target = folder / link
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.unlink(missing_ok=True)
+    os.symlink(secret, target)
+
+    response = api_for(engineer).post(
+        "/api/v1/imports/hf/",
+        {
+            "repo_id": "acme/snap",
+            "revision": "a" * 40,
+            "snapshot_dir": "teams/acme/snap",
+            "team": "acme",
+        },
+        format="json",
+    )
+
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["code"] == "outside_roots"
+    assert "TOP-SECRET" not in response.content.decode()
+    assert not ModelVersion.objects.exists()

@@ -1,0 +1,128 @@
+"""No input reaches a 500: every path and query parameter of every GET operation in the OpenAPI
+schema, given values that break naive integer parsing, answers a 4xx (or 200) in the one JSON
+error envelope; so do Django-level errors under /api/."""
+
+import json
+import re
+
+import pytest
+from drf_spectacular.generators import SchemaGenerator
+
+pytestmark = pytest.mark.django_db
+
+HOSTILE = [
+    "12345678901234567890123",  # 23 digits: past every integer column
+    "²",  # a digit to str.isdigit(), not to int()
+    "١٢",  # Arabic-Indic digits, which int() accepts
+    "-1",
+    "1e30",
+    "0x10",
+    "1.5",
+    " 7",
+    "9223372036854775808",  # 2**63
+]
+
+
+def get_operations() -> list[tuple[str, list[dict]]]:
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    return [
+        (path, operation.get("parameters", []))
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method == "get"
+    ]
+
+
+def fill(path: str, value: str = "1") -> str:
+    return re.sub(r"\{[^}]+\}", value, path)
+
+
+def assert_enveloped(response, url: str) -> None:
+    assert response.status_code < 500, (url, response.status_code, response.content[:300])
+    if response.status_code >= 400:
+        body = json.loads(response.content)
+        assert set(body) == {"error"}, (url, body)
+        assert body["error"]["status"] == response.status_code
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_path_and_query_parameters_never_reach_a_500(
+    api_for, engineer, make_version, value
+):
+    make_version()
+    api = api_for(engineer)
+    operations = get_operations()
+    assert len(operations) > 20
+    for path, parameters in operations:
+        if "{" in path:
+            url = fill(path, value)
+            assert_enveloped(api.get(url), url)
+        for parameter in parameters:
+            if parameter["in"] != "query":
+                continue
+            url = fill(path)
+            response = api.get(url, {parameter["name"]: value})
+            assert_enveloped(response, f"{url}?{parameter['name']}={value}")
+
+
+def test_deeply_nested_json_is_a_400_in_the_envelope(api_for, engineer):
+    body = "[" * 100_000 + "]" * 100_000
+    response = api_for(engineer).post("/api/v1/models/", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "parse_error"
+
+
+def test_an_oversized_body_is_a_413_in_the_envelope(api_for, engineer, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    response = api_for(engineer).post(
+        "/api/v1/models/",
+        data=json.dumps({"name": "acme/x", "description": "x" * 4096}),
+        content_type="application/json",
+    )
+    assert response.status_code == 413
+    assert response.json()["error"]["status"] == 413
+
+
+def test_unknown_api_url_and_wrong_method_are_enveloped(api_for, engineer):
+    api = api_for(engineer)
+    missing = api.get("/api/v1/no-such-thing/")
+    assert missing.status_code == 404 and missing.json()["error"]["status"] == 404
+    wrong = api.delete("/api/v1/me/")
+    assert wrong.status_code == 405 and wrong.json()["error"]["status"] == 405
+
+
+def test_a_server_error_under_the_api_is_enveloped(api_for, engineer, monkeypatch, client):
+    from registry.api import views
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(views.TeamViewSet, "list", boom)
+    api = api_for(engineer)
+    api.raise_request_exception = False
+    response = api.get("/api/v1/teams/")
+    assert response.status_code == 500
+    body = response.json()
+    assert (
+        body["error"]["status"] == 500 and "secret internal detail" not in response.content.decode()
+    )
+
+
+def test_limit_has_a_ceiling(api_for, engineer, make_model, settings):
+    settings.PEDIGREE_MAX_PAGE_SIZE = 2
+    for _ in range(3):
+        make_model()
+    body = api_for(engineer).get("/api/v1/models/", {"limit": 10**9}).json()
+    assert body["count"] == 3 and len(body["results"]) == 2
+
+
+def test_the_schema_says_the_truth_about_findings_and_updated_by():
+    components = SchemaGenerator().get_schema(request=None, public=True)["components"]["schemas"]
+    assert components["EvaluationRun"]["properties"]["findings"]["type"] == "array"
+    nullable = [
+        name
+        for name, schema in components.items()
+        if "updated_by" in schema.get("properties", {})
+        and not schema["properties"]["updated_by"].get("nullable")
+    ]
+    assert nullable == []
