@@ -7,7 +7,7 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_dirs, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_dirs, env_int, env_list, env_rate, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR") or BASE_DIR / "var").expanduser()
@@ -174,6 +174,10 @@ PEDIGREE_MAX_JSON_DEPTH = env_int("PEDIGREE_MAX_JSON_DEPTH", 32, minimum=2)
 PEDIGREE_WEBHOOK_ALLOWED_HOSTS = env_list("PEDIGREE_WEBHOOK_ALLOWED_HOSTS", [])
 PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
 
+# True only when a reverse proxy that overwrites X-Forwarded-Proto and X-Forwarded-For sits in
+# front: without one, a client could claim HTTPS or another address (and another rate limit).
+BEHIND_PROXY = env_bool("PEDIGREE_BEHIND_PROXY", False)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.TokenAuthentication",
@@ -195,6 +199,18 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per token (user) and per anonymous address; 429 with Retry-After beyond the rate.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("PEDIGREE_THROTTLE_ANON", "120/minute"),
+        "user": env_rate("PEDIGREE_THROTTLE_USER", "6000/minute"),
+    },
+    # The client's address is the last proxy's X-Forwarded-For entry behind a proxy, else the
+    # connection's: a client-sent X-Forwarded-For alone is never believed.
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -261,8 +277,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-if PRODUCTION:
+if BEHIND_PROXY:
+    # Only a proxy that sets these headers itself may be believed about them.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

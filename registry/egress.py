@@ -66,7 +66,7 @@ def destination_check(url: str, *, resolve: bool = True) -> Destination | None:
             found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError):
             return None
-        addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in found]
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in found]
     refused = [
         str(address)
         for address in addresses
@@ -89,7 +89,7 @@ def webhook_post(url: str, *, body: bytes, headers: dict[str, str], timeout: flo
     destination = destination_check(url)
     if destination is None:
         raise DeliveryFailed(f"{urlsplit(url).hostname} does not resolve.")
-    options = {"timeout": urllib3.Timeout(total=timeout), "retries": False}
+    limit = urllib3.Timeout(total=timeout)
     if destination.scheme == "https":
         # The TLS name and certificate check stay those of the URL's host.
         pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
@@ -98,10 +98,13 @@ def webhook_post(url: str, *, body: bytes, headers: dict[str, str], timeout: flo
             server_hostname=destination.host,
             assert_hostname=destination.host,
             cert_reqs="CERT_REQUIRED",
-            **options,
+            timeout=limit,
+            retries=False,
         )
     else:
-        pool = urllib3.HTTPConnectionPool(destination.address, destination.port, **options)
+        pool = urllib3.HTTPConnectionPool(
+            destination.address, destination.port, timeout=limit, retries=False
+        )
     host_header = destination.host + (
         "" if destination.port in (80, 443) else f":{destination.port}"
     )

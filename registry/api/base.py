@@ -8,6 +8,8 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.pagination import LimitOffsetPagination
@@ -89,15 +91,14 @@ def visible_version(request: Request, ref: int | str) -> ModelVersion:
     return version
 
 
-class IdField(forms.CharField):
+class IdField(forms.Field):
     """A row id: ASCII digits that fit a 64-bit integer, refused as a 400 otherwise (a 23-digit
     number would overflow the database's integers, and "²" is a digit to Python but no number)."""
 
     def to_python(self, value: Any) -> int | None:
-        text = super().to_python(value)
-        if text in self.empty_values:
+        if value in self.empty_values:
             return None
-        number = as_id(text)
+        number = as_id(str(value).strip())
         if number is None:
             raise forms.ValidationError(
                 "Give an id: a whole number of at most 18 ASCII digits.", code="invalid"
@@ -105,6 +106,7 @@ class IdField(forms.CharField):
         return number
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class IdFilter(django_filters.Filter):
     """Filters by a row id (see `IdField`)."""
 

@@ -126,3 +126,23 @@ def test_the_schema_says_the_truth_about_findings_and_updated_by():
         and not schema["properties"]["updated_by"].get("nullable")
     ]
     assert nullable == []
+
+
+def test_requests_are_throttled_per_token_in_the_envelope(api_for, engineer, make_user, settings):
+    from rest_framework.settings import api_settings
+    from rest_framework.throttling import UserRateThrottle
+
+    rates = {"anon": "3/minute", "user": "3/minute"}
+    UserRateThrottle.THROTTLE_RATES = rates
+    try:
+        api = api_for(engineer)
+        statuses = [api.get("/api/v1/teams/").status_code for _ in range(4)]
+        # Another X-Forwarded-For does not make another client without a trusted proxy.
+        again = api.get("/api/v1/teams/", HTTP_X_FORWARDED_FOR="203.0.113.9")
+        other = api_for(make_user()).get("/api/v1/teams/")
+    finally:
+        UserRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    assert statuses == [200, 200, 200, 429]
+    assert again.status_code == 429
+    assert again.json()["error"]["status"] == 429 and int(again["Retry-After"]) > 0
+    assert other.status_code == 200  # another token has its own budget
