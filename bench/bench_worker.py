@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SETUP = """
-import django, json, sys
+import django, json, os, sys
 django.setup()
 import pandas as pd
 from django.contrib.auth import get_user_model
@@ -47,7 +47,9 @@ version = registration_create(actor=user, model="bench/head", version="v1",
     parents=[ParentSpec(base_version, "adapter")], artefact_path=str(head),
     create_model={"team": "bench"})
 texts, labels = topic_sentences(n, seed=0)
-path = f"{store}/bench.parquet"
+# A dataset's file lies in its team's area of the artefact roots.
+os.makedirs(f"{store}/teams/bench")
+path = f"{store}/teams/bench/bench.parquet"
 channels = [("web", "app", "mail", "phone")[i % 4] for i in range(n)]
 pd.DataFrame({"text": texts, "label": labels, "channel": channels}).to_parquet(path, index=False)
 dataset = services.dataset_create(actor=user, name="bench/data", team=team)

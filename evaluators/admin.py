@@ -122,7 +122,6 @@ def _result_context(run: EvaluationRun) -> dict[str, Any]:
                         "accuracy": row["accuracy"],
                         "macro_f1": row["macro_f1"],
                         "rates": [row["selection_rate"].get(label) for label in result.labels],
-                        "small": row["small"],
                     }
                     for group, row in sorted(groups.items())
                 ],

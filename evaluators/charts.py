@@ -19,7 +19,6 @@ BOTTOM = 26
 class Bar:
     label: str
     n: int
-    small: bool
     y: int
     accuracy: float | None
     accuracy_width: float
@@ -48,7 +47,7 @@ def _width(value: float | None) -> float:
 
 def group_charts(metrics: dict[str, Any]) -> list[GroupChart]:
     """One chart per sensitive attribute: each group's accuracy (and, with a positive label,
-    how often it is selected), small groups marked as left out of the fairness numbers."""
+    how often it is selected); groups under the minimum size are not in the metrics at all."""
     positive = metrics.get("positive_label")
     charts = []
     for attribute, groups in sorted((metrics.get("groups") or {}).items()):
@@ -61,7 +60,6 @@ def group_charts(metrics: dict[str, Any]) -> list[GroupChart]:
                 Bar(
                     label=group,
                     n=row.get("n", 0),
-                    small=bool(row.get("small")),
                     y=TOP + index * ROW_HEIGHT,
                     accuracy=row.get("accuracy"),
                     accuracy_width=_width(row.get("accuracy")),

@@ -1,12 +1,14 @@
 import django_filters
 
 from evaluators.models import EvaluationRun, EvaluationSuite
+from registry.selectors import as_id
 
 
 def _by_version_ref(queryset, name, value):
     """`?version=` takes an id or MODEL@VERSION."""
     if value.isdigit():
-        return queryset.filter(version_id=int(value))
+        pk = as_id(value)
+        return queryset.filter(version_id=pk) if pk is not None else queryset.none()
     model, sep, label = value.rpartition("@")
     if not sep:
         return queryset.none()
@@ -16,7 +18,8 @@ def _by_version_ref(queryset, name, value):
 def _by_suite_ref(queryset, name, value):
     """`?suite=` takes an id or a name."""
     if value.isdigit():
-        return queryset.filter(suite_id=int(value))
+        pk = as_id(value)
+        return queryset.filter(suite_id=pk) if pk is not None else queryset.none()
     return queryset.filter(suite__name=value)
 
 

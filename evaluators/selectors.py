@@ -30,6 +30,7 @@ from lineage.models import LineageEdge, Relation
 from lineage.selectors import ancestor_ids, pinned_parents, root_ids
 from registry.models import DatasetVersion, ModelVersion
 from registry.selectors import (
+    as_id,
     dataset_versions_visible_to,
     is_compliance,
     owned_or_shared,
@@ -65,7 +66,8 @@ def suite_by_ref(user: Reader, ref: int | str) -> EvaluationSuite | None:
     """A suite by numeric id or name, among those the user may see."""
     suites = suites_visible_to(user)
     if isinstance(ref, int) or str(ref).isdigit():
-        return suites.filter(pk=int(ref)).first()
+        pk = as_id(str(ref))
+        return suites.filter(pk=pk).first() if pk is not None else None
     return suites.filter(name=str(ref).strip()).first()
 
 
@@ -73,7 +75,8 @@ def dataset_version_by_ref(user: Reader, ref: int | str) -> DatasetVersion | Non
     """A dataset version by numeric id or `DATASET@VERSION`, among those the user may see."""
     versions = dataset_versions_visible_to(user)
     if isinstance(ref, int) or str(ref).isdigit():
-        return versions.filter(pk=int(ref)).first()
+        pk = as_id(str(ref))
+        return versions.filter(pk=pk).first() if pk is not None else None
     name, sep, label = str(ref).strip().rpartition("@")
     if not sep or not name or not label:
         return None

@@ -23,6 +23,7 @@ from pedigree_client.artefacts import (
 )
 from registry import hub, storage
 from registry.models import ArtefactUpload, DatasetVersion, ModelVersion
+from registry.selectors import team_areas
 
 # Sources `registry.hub` reads from local folders; their files can be evaluated in place.
 _LOCAL_HUB_SOURCES = ("snapshot_dir", "cache")
@@ -145,7 +146,8 @@ def _verified(
 
 
 def locate_dataset(dataset_version: DatasetVersion) -> Path:
-    """The file a dataset version's `uri` names, inside the artefact roots."""
+    """The file a dataset version's `uri` names, inside its team's area of the artefact roots
+    (`teams/<team>/`), so a dataset of one team can never point at another team's files."""
     raw = dataset_version.uri.strip()
     local = _path_of(raw) if raw else None
     if local is None and raw and "://" not in raw:
@@ -156,8 +158,9 @@ def locate_dataset(dataset_version: DatasetVersion) -> Path:
             "to a .csv, .jsonl or .parquet file inside the artefact roots "
             "(PATCH /api/v1/dataset-versions/{id}/)."
         )
+    areas = team_areas([dataset_version.dataset.team.slug])
     try:
-        path = resolve_inside_roots(local, _roots())
+        path = resolve_inside_roots(local, _roots(), areas=areas)
     except ArtefactError as error:
         raise SourceError(
             f"The file of dataset {dataset_version} cannot be used: {error.message}"

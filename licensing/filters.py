@@ -1,6 +1,7 @@
 import django_filters
 
 from licensing.models import CATEGORY_CHOICES, TERM_TYPE_CHOICES, Licence, LicenceWaiver
+from registry.api.base import IdFilter
 
 
 class LicenceFilter(django_filters.FilterSet):
@@ -37,7 +38,7 @@ class LicenceFilter(django_filters.FilterSet):
 
 
 class LicenceWaiverFilter(django_filters.FilterSet):
-    version = django_filters.NumberFilter(field_name="version_id")
+    version = IdFilter(field_name="version_id")
     rule = django_filters.CharFilter(field_name="rule_name")
     revoked = django_filters.BooleanFilter(
         field_name="revoked_at", lookup_expr="isnull", exclude=True

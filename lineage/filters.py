@@ -4,6 +4,7 @@ import django_filters
 
 from lineage.models import Hold
 from lineage.selectors import descendant_ids, trained_on_ids
+from registry.api.base import IdFilter
 from registry.plugins import VersionListFilter
 
 
@@ -18,14 +19,14 @@ def _trained_on(queryset, name, value):
 VERSION_FILTERS = (
     VersionListFilter(
         "descends_from",
-        django_filters.NumberFilter(
+        IdFilter(
             method=_descends_from,
             label="Versions derived (directly or not) from this version id.",
         ),
     ),
     VersionListFilter(
         "trained_on",
-        django_filters.NumberFilter(
+        IdFilter(
             method=_trained_on,
             label="Versions trained on this dataset version id (train or validation role), "
             "directly or through an ancestor.",
@@ -36,7 +37,7 @@ VERSION_FILTERS = (
 
 class HoldFilter(django_filters.FilterSet):
     active = django_filters.BooleanFilter(field_name="lifted_at", lookup_expr="isnull")
-    version = django_filters.NumberFilter(field_name="version_id")
+    version = IdFilter(field_name="version_id")
     model = django_filters.CharFilter(field_name="version__model__name")
 
     class Meta:

@@ -296,6 +296,10 @@ def build_picture(
         hold_note = "; ".join(
             f"held{'' if hold.version_id == version_id else f' through {hold.version}'}: "
             f"{hold.reason}"
+            if hold.version_id in graph.visible_ids
+            else "held"
+            if hold.version_id == version_id
+            else "held through a version you cannot see"
             for hold in holds
         )
         state = "held" if holds else (states.get(version_id, "") if visible else "")
@@ -374,15 +378,16 @@ def build_picture(
             continue
         key = f"d{link.dataset_version_id}"
         if key not in nodes:
+            visible = link.dataset_version_id in graph.visible_dataset_ids
             nodes[key] = PictureNode(
                 key=key,
-                title=str(link.dataset_version),
+                title=str(link.dataset_version) if visible else "hidden dataset",
                 subtitle="dataset",
                 layer=0,
                 fill="#ffffff",
                 stroke="#8e7cc3",
                 dataset=True,
-                href=dataset_url(link.dataset_version_id) if dataset_url else "",
+                href=dataset_url(link.dataset_version_id) if dataset_url and visible else "",
             )
         dataset_children[key].append(target)
         children[key].append(target)

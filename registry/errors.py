@@ -46,6 +46,11 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class TooLarge(ServiceError):
+    status = 413
+    code = "too_large"
+
+
 class Conflict(ServiceError):
     status = 409
     code = "conflict"

@@ -5,6 +5,7 @@ from django.apps import apps
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Q
 
+from registry.api.base import IdFilter
 from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel
 from registry.plugins import VersionListFilter, plugins
 
@@ -26,7 +27,7 @@ class ModelFilter(django_filters.FilterSet):
 
 class VersionFilter(django_filters.FilterSet):
     model = django_filters.CharFilter(field_name="model__name")
-    model_id = django_filters.NumberFilter(field_name="model_id")
+    model_id = IdFilter(field_name="model_id")
     kind = django_filters.CharFilter(field_name="model__kind")
     team = django_filters.CharFilter(field_name="model__team__slug")
     licence = django_filters.CharFilter(method=_licence_contains)

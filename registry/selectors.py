@@ -1,6 +1,8 @@
 """Reads of the catalogue, always restricted to what the user may see."""
 
+import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -142,10 +144,20 @@ def dataset_versions_visible_to(user: Reader) -> QuerySet[DatasetVersion]:
     return versions.filter(owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
 
 
+# Ids are ASCII digits that fit a 64-bit integer; 18 digits always do.
+_ID = re.compile(r"[0-9]{1,18}")
+
+
+def as_id(text: str) -> int | None:
+    """`text` as a row id, or None when it is not one (so no lookup can overflow)."""
+    return int(text) if _ID.fullmatch(text) else None
+
+
 def version_in(versions: QuerySet[ModelVersion], ref: str) -> ModelVersion | None:
     """The version named by `ref`, a numeric id or `MODEL@VERSION`, among `versions`."""
     if ref.isdigit():
-        return versions.filter(pk=int(ref)).first()
+        pk = as_id(ref)
+        return versions.filter(pk=pk).first() if pk is not None else None
     name, sep, label = ref.rpartition("@")
     if not sep or not name or not label:
         return None
@@ -161,6 +173,30 @@ def uploads_of(user: Reader) -> QuerySet[ArtefactUpload]:
     """An upload belongs to its uploader alone until it becomes a version."""
     return ArtefactUpload.objects.filter(created_by_id=user.pk).select_related(
         "created_by", "consumed_by", "consumed_by__model"
+    )
+
+
+# Each team's files lie under `<artefact root>/teams/<team slug>/`.
+TEAM_AREAS_FOLDER = "teams"
+
+
+def team_areas(team_slugs: list[str]) -> list[Path]:
+    """The folders under every artefact root that hold these teams' server-side files."""
+    return [
+        Path(root) / TEAM_AREAS_FOLDER / slug
+        for root in settings.ARTEFACT_ROOTS
+        for slug in team_slugs
+    ]
+
+
+def artefact_areas_of(user: Reader) -> list[Path] | None:
+    """The folders under the artefact roots whose files `user` may name by path: their teams'
+    areas (uploads are named by id, which `uploads_of` confines to their uploader). None means
+    anywhere in the roots: compliance staff inspect everything."""
+    if is_compliance(user):
+        return None
+    return team_areas(
+        list(Team.objects.filter(id__in=_my_team_ids(user)).values_list("slug", flat=True))
     )
 
 

@@ -5,7 +5,6 @@ import hmac
 import json
 import logging
 
-import requests
 from celery import shared_task
 from django.conf import settings
 from django.db.models import F, Q
@@ -14,6 +13,7 @@ from django.utils import timezone
 from registry import services
 from registry.audit import audit_seal
 from registry.checkpoints import CheckpointKeyMissing, audit_checkpoint_write
+from registry.egress import DeliveryFailed, EgressRefused, webhook_post
 from registry.models import DeliveryStatus, EventDelivery
 from registry.outbox import outbox_relay
 
@@ -56,9 +56,10 @@ def deliver_event(self, delivery_id: int) -> str:
     delivery = EventDelivery.objects.select_related("endpoint").get(pk=delivery_id)
     body = json.dumps(delivery.payload, sort_keys=True).encode()
     try:
-        response = requests.post(
+        # Checked again at delivery: DNS may answer differently than when it was created.
+        webhook_post(
             delivery.endpoint.url,
-            data=body,
+            body=body,
             headers={
                 "Content-Type": "application/json",
                 "X-Pedigree-Event": delivery.event,
@@ -67,8 +68,7 @@ def deliver_event(self, delivery_id: int) -> str:
             },
             timeout=settings.PEDIGREE_WEBHOOK_TIMEOUT,
         )
-        response.raise_for_status()
-    except requests.RequestException as error:
+    except (EgressRefused, DeliveryFailed) as error:
         EventDelivery.objects.filter(pk=delivery_id).update(
             status=DeliveryStatus.FAILED, last_error=str(error)[:2000]
         )
@@ -105,6 +105,8 @@ def relay_outbox() -> list[int]:
 def sweep_deliveries() -> list[int]:
     """Periodic (celery beat): send again the deliveries whose worker died mid-POST."""
     return services.deliveries_sweep()
+
+
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1860)
 def recheck_compliance(version_ids: list[int] | None = None) -> int:
     """After an input of these versions' gates changed (None: every version), and periodically

@@ -203,7 +203,7 @@ class EvaluationRunSerializer(serializers.ModelSerializer):
         result = getattr(run, "result", None) if run.status == "succeeded" else None
         return EvaluationResultSerializer(result).data if result else None
 
-    @extend_schema_field(OpenApiTypes.OBJECT)
+    @extend_schema_field({"type": "array", "items": {"type": "object"}})
     def get_findings(self, run: EvaluationRun) -> list[dict]:
         """Quality and fairness limits of the suite (as they are now) that the result breaks."""
         if run.status != "succeeded" or getattr(run, "result", None) is None:

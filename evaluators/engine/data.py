@@ -91,8 +91,9 @@ def require_columns(frame: pd.DataFrame, columns: Iterable[str], *, source: str)
     if missing:
         raise EvaluationError(
             f"{source} has no column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(m) for m in missing)}; "
-            f"available columns: {', '.join(repr(str(c)) for c in frame.columns) or '(none)'}."
+            f"{', '.join(repr(m) for m in missing)} (it has {len(frame.columns)}); check the "
+            "suite's column names against the file's header. The file's own columns are not "
+            "listed, so an error never shows data its reader may not see."
         )
 
 

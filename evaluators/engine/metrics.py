@@ -15,9 +15,11 @@ rate undefined in a group (no actual positives for the TPR, no actual negatives 
 is left out of the comparison instead of being counted as 0, which would report a disparity
 that the data cannot show.
 
-Small groups. Groups with fewer than `min_group_size` rows are reported with
-`"small": true` and left out of every fairness number (listed under `excluded_groups`);
-an attribute with fewer than two comparable groups gets `null` fairness numbers and a note.
+Small groups. Groups with fewer than `min_group_size` rows are never named or measured in
+the output, so a sensitive "attribute" that singles rows out (an id column) shows nothing of
+any row: they are left out of `groups` and of every fairness number, and only counted
+(`excluded_groups`); an attribute with fewer than two comparable groups gets `null` fairness
+numbers and a note.
 
 Macro averages (`macro_f1`, `precision`, `recall`) run over the labels that occur in y_true
 or y_pred, as scikit-learn does by default, with 0 for an undefined per-class score.
@@ -77,8 +79,8 @@ def compute_metrics(
 
         {"labels": [...], "positive_label": str | None, "min_group_size": int,
          "overall": {"n": int, "<quality metric>": float | None, ...},
-         "groups": {attr: {group: {"n", "accuracy", "macro_f1", "selection_rate", "small"}}},
-         "fairness": {attr: {"groups_compared", "excluded_groups", "accuracy_gap",
+         "groups": {attr: {group: {"n", "accuracy", "macro_f1", "selection_rate"}}},
+         "fairness": {attr: {"groups_compared", "excluded_groups": int, "accuracy_gap",
                              "worst_group", "best_group", "worst_group_accuracy",
                              "best_group_accuracy", "demographic_parity_difference",
                              "demographic_parity_ratio", "equalized_odds_difference",
@@ -126,9 +128,9 @@ def compute_metrics(
                 "accuracy": _round(row["accuracy"]),
                 "macro_f1": _round(row["macro_f1"]),
                 "selection_rate": {label: _round(v) for label, v in row["selection_rate"].items()},
-                "small": row["n"] < min_group_size,
             }
             for group, row in table.items()
+            if row["n"] >= min_group_size
         }
         if wanted_fairness:
             fairness[str(attribute)] = _fairness_for_attribute(
@@ -208,7 +210,7 @@ def _fairness_for_attribute(
     compared = [g for g, row in table.items() if row["n"] >= min_group_size]
     result: dict[str, Any] = {
         "groups_compared": compared,
-        "excluded_groups": [g for g, row in table.items() if row["n"] < min_group_size],
+        "excluded_groups": sum(1 for row in table.values() if row["n"] < min_group_size),
     }
     if len(compared) < 2:
         for metric in wanted:

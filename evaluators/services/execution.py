@@ -243,7 +243,8 @@ def run_execute(*, run_id: int, worker: str = "") -> str:
             metrics=list(suite.metrics),
             batch_size=suite.batch_size,
             seed=suite.seed,
-            min_group_size=suite.min_group_size,
+            # Suites defined before the floor was raised are held to it too.
+            min_group_size=max(suite.min_group_size, settings.PEDIGREE_MIN_GROUP_SIZE_FLOOR),
             positive_label=suite.positive_label or None,
             device=run.device_requested,
             progress=heartbeat,

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
@@ -218,6 +219,13 @@ def suite_create(
     if EvaluationSuite.objects.filter(name=name).exists():
         raise Conflict.for_field("name", f"An evaluation suite named '{name}' already exists.")
     _check_columns(task, input_column, list(feature_columns), label_column, sensitive_columns)
+    floor = settings.PEDIGREE_MIN_GROUP_SIZE_FLOOR
+    if min_group_size < floor:
+        raise InvalidInput.for_field(
+            "min_group_size",
+            f"min_group_size must be at least {floor} (PEDIGREE_MIN_GROUP_SIZE_FLOOR), so that "
+            "no evaluation result describes a handful of rows.",
+        )
     try:
         locate_dataset(dataset_version)
     except SourceError as error:

@@ -85,7 +85,9 @@ class LicenceRuleSerializer(serializers.ModelSerializer):
 
 class LicencePolicySerializer(serializers.ModelSerializer):
     rules = LicenceRuleSerializer(many=True, read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = LicencePolicy

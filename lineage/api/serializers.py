@@ -1,5 +1,6 @@
 """API shapes for lineage. Serializers parse and present; the rules live in services."""
 
+import itertools
 from typing import Any
 
 from drf_spectacular.utils import extend_schema_field
@@ -128,7 +129,6 @@ class RegistrationSerializer(StrictMixin, serializers.Serializer):
     training_run = TrainingRunInputSerializer(required=False)
     # Version attributes, validated by the version service.
     description = serializers.CharField(required=False, allow_blank=True)
-    artefact_uri = serializers.CharField(max_length=1024, required=False, allow_blank=True)
     licence_declared = serializers.CharField(max_length=512, required=False, allow_blank=True)
     risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
     intended_use = serializers.CharField(required=False, allow_blank=True)
@@ -279,22 +279,38 @@ class DepthQuerySerializer(StrictMixin, serializers.Serializer):
     offset = serializers.IntegerField(required=False)
 
 
-def _version_node(graph: LineageGraph, version_id: int) -> dict[str, Any]:
+def _hidden_summary(versions: int, datasets: int) -> dict[str, Any]:
+    """What a placeholder stands for: how many versions and datasets the caller cannot see."""
+    parts = [
+        f"{count} {noun}{'s' * (count != 1)}"
+        for count, noun in ((versions, "version"), (datasets, "dataset version"))
+        if count
+    ]
+    return {
+        "versions": versions,
+        "datasets": datasets,
+        "summary": f"{' and '.join(parts)} you cannot see" if parts else "",
+    }
+
+
+def _version_node(graph: LineageGraph, version_id: int, key: str) -> dict[str, Any]:
     version = graph.versions[version_id]
     holds = graph.holds.get(version_id, [])
     node: dict[str, Any] = {
-        "id": f"v{version_id}",
+        "id": key,
         "kind": "version",
-        "version_id": version_id,
         "generation": graph.generation.get(version_id),
         "held": bool(holds),
-        "holds": [hold.pk for hold in holds],
+        # Only holds placed on versions the caller sees are named.
+        "holds": [hold.pk for hold in holds if hold.version_id in graph.visible_ids],
         "focus": version_id == graph.focus.pk,
     }
     if version_id not in graph.visible_ids:
-        return node | {"hidden": True, "ref": None}
+        # A placeholder: no id to look up, no name, digest or licence.
+        return node | {"hidden": True, "version_id": None, "ref": None}
     return node | {
         "hidden": False,
+        "version_id": version_id,
         "ref": str(version),
         "model_kind": version.model.kind,
         "team": version.model.team.slug,
@@ -306,11 +322,26 @@ def _version_node(graph: LineageGraph, version_id: int) -> dict[str, Any]:
 
 
 def hold_data(hold: Hold, *, for_version_id: int | None = None, visible: bool = True):
+    """A hold; one placed on a version the caller cannot see says only that it holds (and
+    since when), never on what, why or by whom."""
+    inherited = for_version_id is not None and hold.version_id != for_version_id
+    if not visible:
+        return {
+            "id": None,
+            "on_version_id": None,
+            "on": None,
+            "inherited": inherited,
+            "category": None,
+            "reason": None,
+            "reference": None,
+            "placed_by": None,
+            "placed_at": hold.placed_at,
+        }
     return {
         "id": hold.pk,
         "on_version_id": hold.version_id,
-        "on": str(hold.version) if visible else None,
-        "inherited": for_version_id is not None and hold.version_id != for_version_id,
+        "on": str(hold.version),
+        "inherited": inherited,
         "category": hold.category,
         "reason": hold.reason,
         "reference": hold.reference,
@@ -321,78 +352,110 @@ def hold_data(hold: Hold, *, for_version_id: int | None = None, visible: bool = 
 
 def graph_data(graph: LineageGraph) -> dict[str, Any]:
     """The graph as JSON: versions and datasets as nodes; derivation edges (parent → child,
-    with relation and pinned digest) and training-data edges (dataset → version, with role)."""
-    nodes = [_version_node(graph, version_id) for version_id in graph.versions]
+    with relation and pinned digest) and training-data edges (dataset → version, with role).
+    What the caller cannot see are placeholders (`hidden-N`) counted under `hidden`."""
+    keys: dict[str, str] = {}
+    placeholders = itertools.count(1)
+
+    def key_of(kind: str, pk: int, visible: bool) -> str:
+        real = f"{kind}{pk}"
+        if real not in keys:
+            keys[real] = real if visible else f"hidden-{next(placeholders)}"
+        return keys[real]
+
+    def version_key(version_id: int) -> str:
+        return key_of("v", version_id, version_id in graph.visible_ids)
+
+    nodes = [
+        _version_node(graph, version_id, version_key(version_id)) for version_id in graph.versions
+    ]
     edges: list[dict[str, Any]] = [
         {
-            "source": f"v{edge.parent_id}",
-            "target": f"v{edge.child_id}",
+            "source": version_key(edge.parent_id),
+            "target": version_key(edge.child_id),
             "kind": "derivation",
             "relation": edge.relation,
             "relation_inferred": edge.relation_inferred,
             "relation_confirmed": edge.relation_confirmed_by_id is not None,
-            "parent_digest": edge.parent_digest,
+            "parent_digest": edge.parent_digest if edge.parent_id in graph.visible_ids else None,
         }
         for edge in graph.edges
     ]
     seen_datasets: set[int] = set()
+    hidden_datasets = 0
     for link in graph.datasets:
         dataset_version = link.dataset_version
+        visible = dataset_version.pk in graph.visible_dataset_ids
+        key = key_of("d", dataset_version.pk, visible)
         if dataset_version.pk not in seen_datasets:
             seen_datasets.add(dataset_version.pk)
+            hidden_datasets += not visible
             nodes.append(
                 {
-                    "id": f"d{dataset_version.pk}",
+                    "id": key,
                     "kind": "dataset",
-                    "dataset_version_id": dataset_version.pk,
-                    "ref": str(dataset_version),
-                    "sha256": dataset_version.sha256,
-                    "licence_declared": dataset_version.licence_declared,
+                    "hidden": not visible,
+                    "dataset_version_id": dataset_version.pk if visible else None,
+                    "ref": str(dataset_version) if visible else None,
+                    "sha256": dataset_version.sha256 if visible else None,
+                    "licence_declared": dataset_version.licence_declared if visible else None,
                 }
             )
         edges.append(
             {
-                "source": f"d{dataset_version.pk}",
-                "target": f"v{link.run.version_id}",
+                "source": key,
+                "target": version_key(link.run.version_id),
                 "kind": "training_data",
                 "role": link.role,
-                "sha256": link.sha256,
+                "sha256": link.sha256 if visible else None,
             }
         )
     holds = {hold.pk: hold for held in graph.holds.values() for hold in held}
     return {
-        "focus": f"v{graph.focus.pk}",
+        "focus": version_key(graph.focus.pk),
         "truncated": graph.truncated,
         "nodes": nodes,
         "edges": edges,
         "holds": [
             hold_data(hold, visible=hold.version_id in graph.visible_ids) for hold in holds.values()
         ],
+        "hidden": _hidden_summary(len(graph.versions) - len(graph.visible_ids), hidden_datasets),
     }
 
 
 def path_data(path: LineagePath, visible_ids: set[int]) -> dict[str, Any]:
+    """The path; versions the caller cannot see have neither id nor name, and the digests
+    pinned on edges from them are left out."""
+
+    def shown(version_id: int) -> int | None:
+        return version_id if version_id in visible_ids else None
+
     def ref(version) -> str | None:
         return str(version) if version.pk in visible_ids else None
 
     return {
-        "ancestor": {"id": path.ancestor.pk, "ref": ref(path.ancestor)},
-        "descendant": {"id": path.descendant.pk, "ref": ref(path.descendant)},
+        "ancestor": {"id": shown(path.ancestor.pk), "ref": ref(path.ancestor)},
+        "descendant": {"id": shown(path.descendant.pk), "ref": ref(path.descendant)},
         "length": len(path.edges),
-        "versions": [{"id": version.pk, "ref": ref(version)} for version in path.versions],
+        "versions": [{"id": shown(version.pk), "ref": ref(version)} for version in path.versions],
         "edges": [
             {
-                "parent": edge.parent_id,
-                "child": edge.child_id,
+                "parent": shown(edge.parent_id),
+                "child": shown(edge.child_id),
                 "relation": edge.relation,
-                "parent_digest": edge.parent_digest,
+                "parent_digest": edge.parent_digest if edge.parent_id in visible_ids else None,
             }
             for edge in path.edges
         ],
         "edges_on_any_path": [
-            {"parent": edge.parent_id, "child": edge.child_id, "relation": edge.relation}
+            {
+                "parent": shown(edge.parent_id),
+                "child": shown(edge.child_id),
+                "relation": edge.relation,
+            }
             for edge in path.all_edges
         ],
+        "hidden": _hidden_summary(sum(v.pk not in visible_ids for v in path.versions), 0),
     }
 
 

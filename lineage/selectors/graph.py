@@ -17,7 +17,7 @@ from lineage.selectors.walks import (
     walk_cte,
 )
 from registry.models import ModelVersion
-from registry.selectors import versions_visible_to
+from registry.selectors import dataset_versions_visible_to, versions_visible_to
 from registry.types import Reader
 
 # A picture or JSON graph larger than this is cut (and says so); ask for a depth instead.
@@ -28,8 +28,9 @@ GRAPH_MAX_NODES = 400
 class LineageGraph:
     """A neighbourhood of the DAG around `focus`, with what is needed to draw or serialise it.
 
-    `visible_ids` are the versions the viewer may see; others are still nodes (the shape of a
-    family tree is not secret) but are shown without name, digest or stage.
+    `visible_ids` are the versions the viewer may see, `visible_dataset_ids` the dataset
+    versions; others are still nodes (the shape of a family tree is not secret) but are shown
+    as placeholders without name, digest, licence, stage or hold reason.
     """
 
     focus: ModelVersion
@@ -38,6 +39,7 @@ class LineageGraph:
     datasets: list[TrainingDataset]
     holds: dict[int, list[Hold]]
     visible_ids: set[int]
+    visible_dataset_ids: set[int] = field(default_factory=set)
     truncated: bool = False
     generation: dict[int, int] = field(default_factory=dict)
 
@@ -114,6 +116,10 @@ def lineage_graph(
     ):
         holds[through.version_id].append(through.hold)
     visible = _visible_among(user, versions)
+    dataset_ids = {link.dataset_version_id for link in datasets}
+    visible_datasets = set(
+        dataset_versions_visible_to(user).filter(pk__in=dataset_ids).values_list("pk", flat=True)
+    )
     return LineageGraph(
         focus=version,
         versions=versions,
@@ -121,6 +127,7 @@ def lineage_graph(
         datasets=datasets,
         holds=dict(holds),
         visible_ids=visible,
+        visible_dataset_ids=visible_datasets,
         truncated=truncated,
         generation=_generations(version.pk, edges),
     )

@@ -20,7 +20,7 @@ from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefus
 from registry.evidence import evidence_protection
 from registry.models import ModelVersion
 from registry.retry import retry_transaction
-from registry.selectors import is_compliance, versions_visible_to
+from registry.selectors import as_id, is_compliance, versions_visible_to
 from registry.types import Actor
 
 # A generous bound that keeps one request's work (one lookup per reference) small.
@@ -40,7 +40,8 @@ def _version_lookup(ref: ModelVersion | int | str) -> Q | None:
     if isinstance(ref, ModelVersion):
         return Q(pk=ref.pk)
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return Q(pk=int(ref))
+        pk = as_id(str(ref))
+        return Q(pk=pk) if pk is not None else None
     if isinstance(ref, str):
         name, sep, label = ref.strip().rpartition("@")
         if sep and name and label:

@@ -20,7 +20,7 @@ from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import DatasetVersion, ModelVersion, Team
 from registry.retry import retry_transaction
-from registry.selectors import dataset_versions_visible_to, is_compliance
+from registry.selectors import as_id, dataset_versions_visible_to, is_compliance
 from registry.services import snapshot
 from registry.types import Actor
 
@@ -40,7 +40,8 @@ def _dataset_version_lookup(ref: DatasetVersion | int | str) -> Q | None:
     if isinstance(ref, DatasetVersion):
         return Q(pk=ref.pk)
     if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        return Q(pk=int(ref))
+        pk = as_id(str(ref))
+        return Q(pk=pk) if pk is not None else None
     if isinstance(ref, str) and "@" in ref:
         name, _, label = ref.strip().rpartition("@")
         return Q(dataset__name=name, version=label)

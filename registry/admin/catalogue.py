@@ -163,6 +163,7 @@ class ModelVersionAdmin(ServiceAdmin):
         "model",
         "version",
         "licence_review_required",
+        "artefact_uri",
         "artefact_digest",
         "artefact_size",
         "parameter_count",

@@ -12,7 +12,7 @@ from django.core.files.uploadhandler import FileUploadHandler
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,12 +21,22 @@ from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.api.authentication import TokenAuthentication
 from registry.api.base import StrictFieldsMixin, acting_user, parsed_query
+from registry.api.parsers import BoundedJSONParser
 from registry.api.serializers import VersionSerializer, VisibleSlugField
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, TooLarge
 from registry.models import SHA256_PATTERN, ArtefactUpload, ModelVersion
 from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of
 
 UPLOAD_CHUNK_SIZE = 1024 * 1024
+
+
+def upload_too_large() -> TooLarge:
+    limit = settings.PEDIGREE_MAX_UPLOAD_BYTES
+    return TooLarge.for_field(
+        "artefact_upload",
+        f"The upload is larger than {limit} bytes (PEDIGREE_MAX_UPLOAD_BYTES); register large "
+        "weights by path inside your team's area, or ask the operators to raise the limit.",
+    )
 
 
 class StoredFile(UploadedFile):
@@ -51,6 +61,7 @@ class ArtefactUploadHandler(FileUploadHandler):
         super().__init__(request)
         self.folder = folder
         self.received: list[str] = []
+        self.total = 0
         self._stream: BinaryIO | None = None
 
     def new_file(self, field_name, *args, **kwargs):
@@ -76,6 +87,10 @@ class ArtefactUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> None:
         assert self._stream is not None  # new_file opened it
+        # Counted as the bytes arrive, since a chunked body declares no length up front.
+        self.total += len(raw_data)
+        if self.total > settings.PEDIGREE_MAX_UPLOAD_BYTES:
+            raise upload_too_large()
         self._stream.write(raw_data)
         return None
 
@@ -194,6 +209,16 @@ class ArtefactUploadViewSet(
         responses={201: ArtefactUploadSerializer, 200: ArtefactUploadSerializer},
     )
     def create(self, request, *args, **kwargs):
+        declared = request.META.get("CONTENT_LENGTH") or "0"
+        if (
+            declared.isascii()
+            and declared.isdigit()
+            and int(declared)
+            > (
+                settings.PEDIGREE_MAX_UPLOAD_BYTES + UPLOAD_CHUNK_SIZE  # the multipart framing
+            )
+        ):
+            raise upload_too_large()
         upload_id, folder = services.artefact_upload_start()
         handler = ArtefactUploadHandler(folder)
         request._request.upload_handlers = [handler]
@@ -239,13 +264,15 @@ class ArtefactInspectView(APIView):
     format. Writes nothing, so an engineer can check files before registering them."""
 
     permission_classes = [IsAuthenticated]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(request=ArtefactInspectInput, responses={200: dict})
     def post(self, request):
         data = ArtefactInspectInput(data=request.data)
         data.is_valid(raise_exception=True)
-        _, manifest = services.artefact_inspect(path=data.validated_data["path"])
+        _, manifest = services.artefact_inspect(
+            actor=acting_user(request), path=data.validated_data["path"]
+        )
         return Response(
             {
                 "parameter_count": weight_parameters(manifest.parameters_by_dtype),
@@ -285,7 +312,7 @@ class HubImportView(APIView):
     """
 
     permission_classes = [IsAuthenticated]
-    parser_classes = [JSONParser]
+    parser_classes = [BoundedJSONParser]
 
     @extend_schema(request=HubImportInput, responses={200: dict, 201: dict})
     def post(self, request):

@@ -3,14 +3,20 @@ named in URLs, looked up only among those the caller may see."""
 
 from typing import Any
 
+import django_filters
+from django import forms
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.exceptions import NotAuthenticated
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 
 from registry.models import ModelVersion
-from registry.selectors import version_by_ref
+from registry.selectors import as_id, version_by_ref
 from registry.types import Actor
 
 # A version in a URL path: its numeric id or MODEL@VERSION (a model name holds at most one "/").
@@ -83,3 +89,33 @@ def visible_version(request: Request, ref: int | str) -> ModelVersion:
     if version is None:
         raise Http404
     return version
+
+
+class IdField(forms.Field):
+    """A row id: ASCII digits that fit a 64-bit integer, refused as a 400 otherwise (a 23-digit
+    number would overflow the database's integers, and "²" is a digit to Python but no number)."""
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        number = as_id(str(value).strip())
+        if number is None:
+            raise forms.ValidationError(
+                "Give an id: a whole number of at most 18 ASCII digits.", code="invalid"
+            )
+        return number
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class IdFilter(django_filters.Filter):
+    """Filters by a row id (see `IdField`)."""
+
+    field_class = IdField
+
+
+class CappedLimitOffsetPagination(LimitOffsetPagination):
+    """`?limit=` is capped at `PEDIGREE_MAX_PAGE_SIZE`, so one request cannot ask for every row."""
+
+    @property
+    def max_limit(self) -> int:  # type: ignore[override]
+        return settings.PEDIGREE_MAX_PAGE_SIZE

@@ -6,7 +6,7 @@
 import logging
 from collections.abc import Callable
 
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from kombu.exceptions import OperationalError as BrokerError
@@ -69,6 +69,9 @@ def exception_handler(exc, context):
             f"with a concurrent one; nothing was changed. Retry in {RETRY_AFTER_SECONDS} s.",
             headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
         )
+    if isinstance(exc, RequestDataTooBig):
+        code, message = _STATUS_MESSAGES[413]
+        return error_response(413, code, message)
     if isinstance(exc, IntegrityError):
         return error_response(
             status.HTTP_409_CONFLICT,
@@ -103,9 +106,33 @@ def exception_handler(exc, context):
     return response
 
 
-class ApiNotFoundMiddleware:
-    """A URL under /api/ that no route matches (a malformed version ref included) answers 404 in
-    the envelope too, whatever DEBUG says; other paths keep Django's HTML page."""
+# What each status means, for errors that reach the envelope without a message of their own.
+_STATUS_MESSAGES = {
+    400: ("invalid", "The request is malformed; check its syntax and headers."),
+    403: ("permission_denied", "You do not have permission to do this."),
+    404: ("not_found", NOT_FOUND),
+    405: ("method_not_allowed", "This method is not allowed here; /api/docs/ lists the methods."),
+    413: (
+        "too_large",
+        "The request body is too large; send less (the server's DATA_UPLOAD_MAX_MEMORY_SIZE "
+        "bounds JSON bodies, PEDIGREE_MAX_UPLOAD_BYTES uploads).",
+    ),
+    500: ("server_error", "The server failed to answer; the error is logged. Try again later."),
+}
+
+
+def envelope(status_code: int, *, message: str | None = None) -> JsonResponse:
+    code, default = _STATUS_MESSAGES.get(status_code, ("error", "The request failed."))
+    return JsonResponse(
+        {"error": {"status": status_code, "code": code, "message": message or default}},
+        status=status_code,
+    )
+
+
+class ApiErrorMiddleware:
+    """Every error under /api/ answers in the envelope, whatever DEBUG says: a URL no route
+    matches (a malformed version ref included), a body too large, a server error, a method not
+    allowed; other paths keep Django's HTML pages."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -113,15 +140,15 @@ class ApiNotFoundMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         if (
-            response.status_code == 404
+            response.status_code >= 400
             and request.path.startswith("/api/")
             and not response.get("Content-Type", "").startswith("application/json")
         ):
-            message = (
-                f"{NOT_FOUND} No API endpoint matches {request.path}; versions are named by id "
-                "or MODEL@VERSION, and /api/docs/ lists the endpoints."
-            )
-            return JsonResponse(
-                {"error": {"status": 404, "code": "not_found", "message": message}}, status=404
-            )
+            if response.status_code == 404:
+                return envelope(
+                    404,
+                    message=f"{NOT_FOUND} No API endpoint matches {request.path}; versions are "
+                    "named by id or MODEL@VERSION, and /api/docs/ lists the endpoints.",
+                )
+            return envelope(response.status_code)
         return response

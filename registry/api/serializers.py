@@ -113,16 +113,42 @@ VERSION_FIELDS = [
 ]
 
 
+# Set only by inspecting files and importing from the Hub: a client stating them could claim a
+# Hub revision (and block every other team's import of it) or point a version at other weights.
+SERVER_OWNED_VERSION_FIELDS = [
+    "artefact_uri",
+    "artefact_size",
+    "parameter_count",
+    "hub_repo_id",
+    "hub_revision",
+]
+
+
 class VersionSerializer(StrictSerializer):
+    """A version. `artefact_digest` may be given on creation alone, for weights Pedigree does not
+    hold; registering from files or importing from the Hub sets everything else about them."""
+
     model = VisibleSlugField(slug_field="name", visible=models_visible_to)
     model_id = serializers.IntegerField(source="model.id", read_only=True)
     ref = serializers.SerializerMethodField()
     registered_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    unknown_field_hint = (
+        "Unknown, read-only or set by the server (artefact_uri, artefact_size, parameter_count, "
+        "hub_repo_id and hub_revision come from inspecting files or importing from the Hub). "
+        "Writable fields: {fields}."
+    )
 
     class Meta:
         model = ModelVersion
         fields = VERSION_FIELDS
-        read_only_fields = ["id", "stage", "registered_by", "registered_at", "updated_at"]
+        read_only_fields = [
+            "id",
+            *SERVER_OWNED_VERSION_FIELDS,
+            "stage",
+            "registered_by",
+            "registered_at",
+            "updated_at",
+        ]
         validators = []
 
     def get_ref(self, version: ModelVersion) -> str:
@@ -136,10 +162,7 @@ class VersionUpdateSerializer(VersionSerializer):
             "model",
             "version",
             "artefact_digest",
-            "artefact_size",
-            "parameter_count",
-            "hub_repo_id",
-            "hub_revision",
+            *SERVER_OWNED_VERSION_FIELDS,
             "stage",
             "registered_by",
             "registered_at",
@@ -309,7 +332,9 @@ class WaiverSerializer(serializers.ModelSerializer):
 
 
 class StagePolicySerializer(serializers.ModelSerializer):
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = StagePolicy

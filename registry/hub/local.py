@@ -25,7 +25,9 @@ def read_snapshot_dir(
     return _read_folder(
         repo_id,
         folder,
-        revision=_snapshot_revision(folder, repo_id=repo_id, given=revision),
+        revision=_snapshot_revision(
+            folder, repo_id=repo_id, given=revision, boundary=_cache_repo_folder(folder) or folder
+        ),
         boundary=_cache_repo_folder(folder) or folder,
         source="snapshot_dir",
         progress=progress,
@@ -56,7 +58,8 @@ def _read_folder(
     source: str,
     progress: ArtefactProgress | None,
 ) -> HubSnapshot:
-    card = parse_card(read_card(folder / CARD_FILE, repo_id=repo_id), repo_id=repo_id)
+    card_file = _confined(folder / CARD_FILE, boundary)
+    card = parse_card(read_card(card_file, repo_id=repo_id), repo_id=repo_id)
     excluded: list[str] = []
 
     def exclude(relpath: str) -> bool:
@@ -92,7 +95,20 @@ def _quantization_method(folder: Path, manifest: ArtefactManifest) -> str | None
         return None
 
 
-def _snapshot_revision(folder: Path, *, repo_id: str, given: str | None) -> str:
+def _confined(path: Path, boundary: Path) -> Path:
+    """`path` resolved, if it stays inside `boundary`: checked before the file is opened, so a
+    README.md or download metadata symlinked out of the folder is never read or echoed."""
+    resolved = path.resolve()
+    if not resolved.is_relative_to(boundary.resolve()):
+        raise HubError(
+            f"{path.name} in the snapshot folder is a symlink leading out of it; copy the file "
+            "in instead of linking to it.",
+            code="outside_roots",
+        )
+    return resolved
+
+
+def _snapshot_revision(folder: Path, *, repo_id: str, given: str | None, boundary: Path) -> str:
     """The commit a local snapshot holds: from its place in an HF cache (`snapshots/<sha>`),
     else from the download metadata `hf download --local-dir` writes, else as given."""
     found: set[str] = set()
@@ -108,7 +124,11 @@ def _snapshot_revision(folder: Path, *, repo_id: str, given: str | None) -> str:
     metadata_folder = folder / ".cache" / "huggingface" / "download"
     if metadata_folder.is_dir():
         for metadata in metadata_folder.rglob("*.metadata"):
-            first_line = metadata.read_text(encoding="utf-8", errors="replace").split("\n", 1)[0]
+            first_line = (
+                _confined(metadata, boundary)
+                .read_text(encoding="utf-8", errors="replace")
+                .split("\n", 1)[0]
+            )
             if REVISION_SHA.match(first_line.strip()):
                 found.add(first_line.strip())
     if len(found) > 1:

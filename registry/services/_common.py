@@ -13,6 +13,7 @@ from pedigree_client.artefacts import ArtefactError
 from registry.errors import (
     Conflict,
     InvalidInput,
+    NotFound,
     PermissionRefused,
     ServiceError,
     full_clean,
@@ -180,5 +181,9 @@ def refuse_weakening(
         )
 
 
-def artefact_invalid(field: str, error: ArtefactError) -> InvalidInput:
+def artefact_invalid(field: str, error: ArtefactError) -> InvalidInput | NotFound:
+    """The service error for a refused artefact: a path outside the caller's areas is not found,
+    as if nothing were there."""
+    if error.code == "not_in_area":
+        return NotFound.for_field(field, error.message)
     return InvalidInput.for_field(field, error.message, code=error.code)

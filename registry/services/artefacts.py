@@ -24,7 +24,7 @@ from registry import storage
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import ArtefactUpload, ModelVersion, RegisteredModel
-from registry.selectors import reusable_upload, upload_expiry_cutoff
+from registry.selectors import artefact_areas_of, reusable_upload, upload_expiry_cutoff
 from registry.services._common import (
     LICENCE_FIELDS,
     artefact_invalid,
@@ -38,23 +38,34 @@ from registry.services.catalogue import version_create
 from registry.types import Actor
 
 UPLOADS_FOLDER = "uploads"
-# Read from the files when there are files, so a caller cannot state them as well.
-INSPECTED_FIELDS = {"artefact_size", "parameter_count", "artefact_manifest", "artefact_uri"}
+# Set only by inspecting files (or importing from the Hub), never stated by a caller: not even for
+# weights Pedigree does not hold, which are known by their digest alone.
+SERVER_OWNED_FIELDS = {
+    "artefact_size",
+    "parameter_count",
+    "artefact_manifest",
+    "artefact_uri",
+    "hub_repo_id",
+    "hub_revision",
+}
 
 
 def artefact_inspect(
-    *, path: str, progress: ArtefactProgress | None = None
+    *, actor: Actor, path: str, progress: ArtefactProgress | None = None
 ) -> tuple[Path, ArtefactManifest]:
-    """Resolve a client's path inside the artefact roots and inspect what is there.
+    """Resolve a client's path inside the actor's areas of the artefact roots (anywhere in them
+    for compliance staff) and inspect what is there; a path elsewhere is not found.
 
     Writes nothing, so engineers can check an artefact before registering it.
     """
     # A path a client names is a file on this server by nature, so it is read in place and not
     # through the artefacts storage, which holds uploads.
     roots = [Path(root) for root in settings.ARTEFACT_ROOTS]
+    areas = artefact_areas_of(actor)
     try:
-        resolved = resolve_inside_roots(path, roots)
-        return resolved, inspect_artefact(resolved, roots=roots, progress=progress)
+        resolved = resolve_inside_roots(path, roots, areas=areas)
+        # Every file's symlinks must stay inside the same areas.
+        return resolved, inspect_artefact(resolved, roots=areas or roots, progress=progress)
     except ArtefactError as error:
         raise artefact_invalid("artefact_path", error) from None
 
@@ -249,15 +260,15 @@ def _artefact_fields(
             "hold)."
         )
         raise InvalidInput(message, fields={name: [message] for name in given or sources})
-    from_files = artefact_digest in (None, "")
-    stated = sorted(attributes.keys() & (INSPECTED_FIELDS if from_files else {"artefact_manifest"}))
+    stated = sorted(attributes.keys() & SERVER_OWNED_FIELDS)
     if stated:
         raise InvalidInput(
-            f"{', '.join(stated)} come from inspecting the files; leave them out.",
-            fields={name: ["Set by inspection."] for name in stated},
+            f"{', '.join(stated)} come from inspecting the files or importing from the Hub; "
+            "leave them out.",
+            fields={name: ["Set by the server."] for name in stated},
         )
     if artefact_path:
-        resolved, manifest = artefact_inspect(path=artefact_path, progress=progress)
+        resolved, manifest = artefact_inspect(actor=actor, path=artefact_path, progress=progress)
         return _inspected_fields(manifest.to_dict(), uri=resolved.as_uri()), None
     if artefact_upload:
         upload = _own_upload(actor, artefact_upload)

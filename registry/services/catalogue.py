@@ -25,7 +25,6 @@ from registry.types import Actor
 MODEL_UPDATABLE = {"task", "description", "visibility", "allow_multiple_production"}
 VERSION_UPDATABLE = {
     "description",
-    "artefact_uri",
     "licence_declared",
     "risk_tier",
     "intended_use",

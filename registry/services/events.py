@@ -8,6 +8,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from registry.audit import audit_record
+from registry.egress import EgressRefused, destination_check
 from registry.errors import InvalidInput, PermissionRefused
 from registry.models import DeliveryStatus, EventDelivery, WebhookEndpoint
 from registry.outbox import outbox_add
@@ -87,6 +88,13 @@ def _require_webhook_admin(actor: Actor) -> None:
         )
 
 
+def _check_destination(url: str) -> None:
+    try:
+        destination_check(url)
+    except EgressRefused as error:
+        raise InvalidInput.for_field("url", str(error), code="webhook_destination") from None
+
+
 def _audited(endpoint: WebhookEndpoint) -> dict[str, Any]:
     """An endpoint as the audit keeps it: never its signing secret."""
     values = snapshot(endpoint)
@@ -105,6 +113,7 @@ def webhook_endpoint_create(
     active: bool = True,
 ) -> WebhookEndpoint:
     _require_webhook_admin(actor)
+    _check_destination(url)
     endpoint = WebhookEndpoint(
         name=name, url=url, secret=secret, events=webhook_events_validate(events), active=active
     )
@@ -126,6 +135,8 @@ def webhook_endpoint_update(
     _require_webhook_admin(actor)
     if "events" in changes:
         changes = {**changes, "events": webhook_events_validate(changes["events"])}
+    if "url" in changes:
+        _check_destination(changes["url"])
     before = _audited(endpoint)
     apply_changes(endpoint, changes, WEBHOOK_ENDPOINT_UPDATABLE)
     endpoint.save()

@@ -25,7 +25,7 @@ from registry.errors import (
 )
 from registry.models import Dataset, ModelKind, ModelVersion, RegisteredModel, Team, Visibility
 from registry.plugins import UpstreamLineage, plugins
-from registry.selectors import versions_visible_to
+from registry.selectors import artefact_areas_of, versions_visible_to
 from registry.services import upstream_bases as bases
 from registry.services._common import artefact_invalid, require_team_write
 from registry.services.catalogue import dataset_create, model_create, version_create
@@ -38,6 +38,7 @@ _HUB_ERROR_STATUS = {
     "unavailable": Unavailable,
 }
 _HUB_ERROR_FIELDS = {
+    "outside_roots": "snapshot_dir",
     "hub_revision_invalid": "revision",
     "hub_revision_not_found": "revision",
     "revision_required": "revision",
@@ -67,11 +68,15 @@ def _imported_version(actor: Actor, repo_id: str, revision: str) -> ModelVersion
     return found
 
 
-def _snapshot_folder(raw: str, *, confine: bool) -> Path:
+def _snapshot_folder(actor: Actor, raw: str, *, confine: bool) -> Path:
     try:
         if confine:
             roots = [*(Path(root) for root in settings.ARTEFACT_ROOTS), hub.cache_dir()]
-            folder = resolve_inside_roots(raw, roots)
+            # The Hub cache holds what was downloaded from the Hub, for every team alike.
+            areas = artefact_areas_of(actor)
+            folder = resolve_inside_roots(
+                raw, roots, areas=None if areas is None else [*areas, hub.cache_dir()]
+            )
         else:
             folder = Path(raw).expanduser().resolve(strict=True)
     except ArtefactError as error:
@@ -242,7 +247,7 @@ def upstream_import(
             return existing, False
     folder = None
     if snapshot_dir:
-        folder = _snapshot_folder(snapshot_dir, confine=confine_snapshot)
+        folder = _snapshot_folder(actor, snapshot_dir, confine=confine_snapshot)
     top = _read(repo_id, revision, folder=folder, progress=progress)
     existing = _imported_version(actor, repo_id, top.upstream.revision)
     if existing is not None:

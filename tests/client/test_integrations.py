@@ -159,8 +159,9 @@ def test_trainer_callback_registers_the_fine_tune_then_it_is_evaluated(
     assert run.device_kind == "cpu"
     assert run.datasets.get().dataset_version.version == "2024-06"
 
-    (store / "eval").mkdir()
-    data = mf.make_biased_dataset(store / "eval" / "tickets.csv").path
+    # Team acme's area of the artefact roots, where its datasets' files lie.
+    (store / "teams" / "acme" / "eval").mkdir(parents=True)
+    data = mf.make_biased_dataset(store / "teams" / "acme" / "eval" / "tickets.csv").path
     evaluation = pedigree.datasets.register(
         data, name="acme/tickets-eval", version="v1", uri=data.as_uri()
     )

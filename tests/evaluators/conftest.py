@@ -62,14 +62,16 @@ def fit_exact_head(encoder_dir: Path, out_dir: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def zoo(tmp_path_factory) -> dict[str, Path]:
-    """The tiny models, built once per session in a folder the tests add to the roots."""
-    root = tmp_path_factory.mktemp("zoo")
+    """The tiny models, built once per session in team acme's area of an artefact root (the
+    `root` the tests add to the roots)."""
+    zoo_root = tmp_path_factory.mktemp("zoo")
+    root = zoo_root / "teams" / "acme"
     classifier = mf.make_tiny_bert_classifier(
         root / "biased-classifier", labels=LABELS, constant_label="positive"
     )
     encoder = mf.make_tiny_bert_encoder(root / "encoder")
     return {
-        "root": root,
+        "root": zoo_root,
         "biased": classifier,
         "lora": mf.make_tiny_lora_adapter(classifier, root / "lora"),
         "encoder": encoder,
@@ -82,12 +84,14 @@ def zoo(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture
 def roots(settings, tmp_path, zoo) -> Path:
-    """Artefact roots: a per-test store (datasets, copies) and the shared zoo."""
+    """Artefact roots: a per-test store and the shared zoo. Returns team acme's area of the
+    store (datasets, copies), where its engineer may name files."""
     store = tmp_path / "store"
-    store.mkdir()
     settings.ARTEFACT_ROOTS = [store, zoo["root"]]
     settings.ARTEFACT_STORE = store
-    return store
+    area = store / "teams" / "acme"
+    area.mkdir(parents=True)
+    return area
 
 
 @pytest.fixture

@@ -132,6 +132,8 @@ def worker_env(broker, settings, roots, tmp_path) -> dict[str, str]:
         "PEDIGREE_EVALUATION_STALE_SECONDS": "2",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        # The tests' webhook receivers listen on loopback, which egress refuses by default.
+        "PEDIGREE_WEBHOOK_ALLOWED_HOSTS": "127.0.0.1",
     }
 
 

@@ -35,8 +35,9 @@ def test_run_page_shows_groups_as_a_table_and_a_chart(client, officer, biased_ru
     html = page.content.decode()
     assert '<table class="groups" data-attribute="region">' in html
     assert "<tr><td>south</td><td>20</td><td>0.3</td>" in html
-    assert '<tr class="small"><td>east</td><td>3</td>' in html
-    assert "fewer than 5 rows: not compared" in html
+    # The group of 3 rows (under the suite's minimum of 5) is neither shown nor measured.
+    assert "<td>east</td>" not in html and ">east<" not in html
+    assert "minimum group size (5 rows) are neither shown nor compared" in html
     assert '<svg xmlns="http://www.w3.org/2000/svg" class="group-chart"' in html
     assert "Accuracy by region (gap 0.500)" in html
     svg = html[html.index('<svg xmlns="http://www.w3.org/2000/svg" class="group-chart"') :]

@@ -37,16 +37,15 @@ def test_biased_model_fails_fairness_naming_group_gap_and_limit(models, make_sui
     result = run.result
     assert run.status == RunStatus.SUCCEEDED
     assert result.overall["accuracy"] == BIASED_ACCURACY
+    # east has 3 rows, under the suite's minimum of 5: it is neither named nor measured.
     assert {g: row["accuracy"] for g, row in result.groups["region"].items()} == {
-        "east": round(2 / 3, 6),
         "north": 0.8,
         "south": 0.3,
     }
-    assert result.groups["region"]["east"]["small"] is True
     fairness = result.fairness["region"]
     assert fairness["accuracy_gap"] == 0.5
     assert (fairness["worst_group"], fairness["best_group"]) == ("south", "north")
-    assert fairness["excluded_groups"] == ["east"]
+    assert fairness["excluded_groups"] == 1
     assert fairness["demographic_parity_difference"] == 0.0
 
     gate = checks(models["biased"])

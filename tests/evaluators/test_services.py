@@ -330,7 +330,7 @@ def test_problems_the_requester_can_fix_fail_with_their_message(models, make_sui
 
     assert run.status == RunStatus.FAILED
     assert "no column 'gender'" in run.error
-    assert "available columns: 'text', 'label', 'region'" in run.error
+    assert "'text'" not in run.error and "'region'" not in run.error
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a CPU-only worker")

@@ -39,7 +39,7 @@ def broker_down():
 
 
 @pytest.fixture
-def receiver():
+def receiver(settings):
     """An HTTP server recording every webhook delivery it acknowledges (by delivery id). Set
     `hang_first` to a number of seconds to keep the first request waiting that long, then drop
     it unacknowledged."""
@@ -67,6 +67,7 @@ def receiver():
     server.hang_first, server.hung = 0.0, False
     server.received = received
     server.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    settings.PEDIGREE_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # egress refuses loopback by default
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield server
     server.shutdown()

@@ -439,11 +439,12 @@ def test_graph_json(api_for, engineer, family, tickets):
     }
     assert nodes[f"v{f['base'].pk}"]["held"] is False
     assert nodes[f"v{f['base'].pk}"]["generation"] == -1
-    # Globex's private descendant is a node, but anonymous to acme.
-    assert nodes[f"v{f['hidden'].pk}"] == {
-        "id": f"v{f['hidden'].pk}",
+    # Globex's private descendant is a node, but anonymous to acme: a counted placeholder.
+    assert f"v{f['hidden'].pk}" not in nodes
+    assert nodes["hidden-1"] == {
+        "id": "hidden-1",
         "kind": "version",
-        "version_id": f["hidden"].pk,
+        "version_id": None,
         "generation": 1,
         "held": True,
         "holds": [f["hold"].pk],
@@ -451,6 +452,7 @@ def test_graph_json(api_for, engineer, family, tickets):
         "hidden": True,
         "ref": None,
     }
+    assert graph["hidden"] == {"versions": 1, "datasets": 0, "summary": "1 version you cannot see"}
     assert nodes[f"d{tickets.pk}"]["sha256"] == tickets.sha256
     edges = {(e["source"], e["target"]): e for e in graph["edges"]}
     assert edges[(f"v{f['base'].pk}", f"v{f['tuned'].pk}")] == {

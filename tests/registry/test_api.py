@@ -408,3 +408,51 @@ def test_team_creation_is_for_compliance(api_for, engineer, compliance_user):
         "/api/v1/teams/", {"slug": "new", "name": "New"}, format="json"
     )
     assert response.status_code == 201
+
+
+SERVER_OWNED = [
+    {"hub_repo_id": "sentence-transformers/all-MiniLM-L6-v2", "hub_revision": "a" * 40},
+    {"artefact_uri": "file:///srv/artefacts/teams/globex/secret"},
+    {"artefact_size": 10},
+    {"parameter_count": 10},
+]
+
+
+@pytest.mark.parametrize("stated", SERVER_OWNED)
+def test_server_owned_fields_are_refused_on_creation(api_for, engineer, make_model, stated):
+    """A private version claiming a Hub revision would block every other team's import of it."""
+    make_model("acme/m")
+    data = {"model": "acme/m", "version": "v1", "artefact_digest": digest(1), **stated}
+    response = api_for(engineer).post("/api/v1/versions/", data, format="json")
+    assert response.status_code == 400, response.json()
+    error = error_of(response)
+    assert set(stated) <= set(error["fields"])
+    assert "set by the server" in error["fields"][next(iter(stated))][0]
+    assert not ModelVersion.objects.exists()
+
+
+@pytest.mark.parametrize("stated", [*SERVER_OWNED, {"artefact_digest": digest(2)}])
+def test_server_owned_fields_are_refused_on_update(api_for, engineer, make_version, stated):
+    version = make_version()
+    before = ModelVersion.objects.values().get(pk=version.pk)
+    response = api_for(engineer).patch(f"/api/v1/versions/{version.pk}/", stated, format="json")
+    assert response.status_code == 400, response.json()
+    assert set(stated) <= set(error_of(response)["fields"])
+    assert ModelVersion.objects.values().get(pk=version.pk) == before
+
+
+def test_registrations_refuse_server_owned_fields(api_for, engineer, make_model):
+    make_model("acme/m")
+    response = api_for(engineer).post(
+        "/api/v1/registrations/",
+        {
+            "model": "acme/m",
+            "version": "v1",
+            "artefact_digest": digest(1),
+            "artefact_uri": "s3://bucket/x",
+        },
+        format="json",
+    )
+    assert response.status_code == 400
+    assert "artefact_uri" in error_of(response)["fields"]
+    assert not ModelVersion.objects.exists()

@@ -210,6 +210,8 @@ MALFORMED = [
     ("header_not_json", raw_safetensors(b'{"a": NaN}')),
     ("header_not_json", raw_safetensors(b"[" * 200_000)),
     ("header_not_object", raw_safetensors(b"[1, 2, 3]")),
+    ("header_not_at_start", raw_safetensors(b" " + json.dumps(F32_PAIR).encode(), bytes(8))),
+    ("header_not_at_start", raw_safetensors(b"\n" + json.dumps(F32_PAIR).encode(), bytes(8))),
     ("duplicate_key", raw_safetensors(json.dumps(F32_PAIR)[:-1] + ', "a": {}}', bytes(8))),
     (
         "invalid_metadata",
@@ -334,6 +336,29 @@ def test_safetensors_library_refuses_the_same_files(tmp_path, code):
     path = write(tmp_path / "model.safetensors", content)
     with pytest.raises(safetensors.SafetensorError):
         safetensors.safe_open(path, framework="numpy")
+
+
+def test_huge_metadata_is_summarised_with_its_hash(tmp_path):
+    """A legal 1 MB __metadata__ block: the file is accepted, the manifest keeps at most 64 KiB
+    of it and names the rest by the whole block's SHA-256."""
+    metadata = {"format": "pt", **{f"k{i:05d}": "v" * 1000 for i in range(1000)}}
+    path = write(
+        tmp_path / "model.safetensors",
+        raw_safetensors({"__metadata__": metadata, **F32_PAIR}, bytes(8)),
+    )
+
+    kept = inspect_safetensors(path).to_dict()["metadata"]
+
+    encoded = json.dumps(metadata, sort_keys=True, ensure_ascii=False).encode()
+    assert len(json.dumps(kept).encode()) <= 64 * 1024
+    assert kept["format"] == "pt"
+    assert hashlib.sha256(encoded).hexdigest() in kept["__pedigree_omitted__"]
+    small = {"format": "pt"}
+    path = write(
+        tmp_path / "small.safetensors",
+        raw_safetensors({"__metadata__": small, **F32_PAIR}, bytes(8)),
+    )
+    assert inspect_safetensors(path).to_dict()["metadata"] == small
 
 
 def test_messages_do_not_echo_huge_untrusted_values(tmp_path):

@@ -341,7 +341,8 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_events_are_delivered_signed(engineer, complete, policy):
+def test_events_are_delivered_signed(engineer, complete, policy, settings):
+    settings.PEDIGREE_WEBHOOK_ALLOWED_HOSTS = ["127.0.0.1"]  # the test's own receiver
     server = HTTPServer(("127.0.0.1", 0), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

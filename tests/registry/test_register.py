@@ -28,12 +28,15 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def roots(settings, tmp_path) -> tuple[Path, Path]:
+    """Team acme's areas of two artefact roots (`<root>/teams/acme`), where its engineer may
+    name files."""
     store, shared = tmp_path / "store", tmp_path / "shared"
-    store.mkdir()
-    shared.mkdir()
     settings.ARTEFACT_ROOTS = [store, shared]
     settings.ARTEFACT_STORE = store
-    return store, shared
+    areas = store / "teams" / "acme", shared / "teams" / "acme"
+    for area in areas:
+        area.mkdir(parents=True)
+    return areas
 
 
 @pytest.fixture
@@ -76,7 +79,7 @@ def test_full_model_from_a_path(engineer, model, roots):
 def test_relative_path_is_taken_from_the_first_root(engineer, model, roots):
     folder = build_full_model(roots[0] / "team" / "model")
     version = services.version_register(
-        actor=engineer, model=model, version="v1", artefact_path="team/model"
+        actor=engineer, model=model, version="v1", artefact_path="teams/acme/team/model"
     )
     assert version.artefact_digest == inspect_artefact(folder).digest
 
@@ -117,16 +120,32 @@ def test_buffers_are_not_counted_as_parameters():
 
 def test_digest_only_records_external_weights(engineer, model, roots):
     version = services.version_register(
+        actor=engineer, model=model, version="v1", artefact_digest=digest("external")
+    )
+    assert version.artefact_manifest == {}
+    assert version.artefact_uri == "" and version.parameter_count is None
+
+
+@pytest.mark.parametrize(
+    "stated",
+    [
+        {"artefact_uri": "s3://bucket/weights"},
+        {"parameter_count": 7_000_000_000},
+        {"artefact_size": 1},
+        {"hub_repo_id": "sentence-transformers/all-MiniLM-L6-v2", "hub_revision": "a" * 40},
+    ],
+)
+def test_server_owned_fields_are_refused_even_for_external_weights(engineer, model, stated):
+    error = refused(
+        InvalidInput,
         actor=engineer,
         model=model,
         version="v1",
         artefact_digest=digest("external"),
-        artefact_uri="s3://bucket/weights",
-        parameter_count=7_000_000_000,
+        **stated,
     )
-    assert version.artefact_manifest == {}
-    assert version.artefact_uri == "s3://bucket/weights"
-    assert version.parameter_count == 7_000_000_000
+    assert set(stated) <= set(error.fields)
+    assert not ModelVersion.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -152,7 +171,7 @@ def test_inspected_fields_cannot_be_stated(engineer, model, roots):
         artefact_path=str(roots[1] / "m"),
         parameter_count=1,
     )
-    assert error.fields == {"parameter_count": ["Set by inspection."]}
+    assert error.fields == {"parameter_count": ["Set by the server."]}
     error = refused(
         InvalidInput,
         actor=engineer,
@@ -188,8 +207,8 @@ def test_permission_and_label_are_checked_before_hashing(
         ("%252e%252e%252foutside", "parent_traversal"),
         ("{tmp}/outside", "outside_roots"),
         ("/etc", "outside_roots"),
-        ("escape-link", "outside_roots"),
-        ("absent", "missing_file"),
+        ("teams/acme/escape-link", "outside_roots"),
+        ("teams/acme/absent", "missing_file"),
         ("", None),
     ],
 )
@@ -309,7 +328,7 @@ def test_inspect_endpoint_writes_nothing(api_for, engineer, roots):
         ("../x", "parent_traversal"),
         ("..%2fx", "parent_traversal"),
         ("/etc/passwd", "outside_roots"),
-        ("nothing-here", "missing_file"),
+        ("teams/acme/nothing-here", "missing_file"),
     ],
 )
 def test_inspect_endpoint_refuses_paths_outside_the_roots(api_for, engineer, roots, raw, code):
@@ -323,7 +342,7 @@ def test_inspect_endpoint_needs_a_token_and_known_fields(api_for, engineer, root
     save_small_model(roots[0] / "model.safetensors")
     assert (
         api_for(None)
-        .post("/api/v1/artefacts/inspect/", {"path": "model.safetensors"}, format="json")
+        .post("/api/v1/artefacts/inspect/", {"path": "teams/acme/model.safetensors"}, format="json")
         .status_code
         == 401
     )

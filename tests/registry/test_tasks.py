@@ -2,9 +2,9 @@
 is recorded by the task, anything else surfaces instead of being swallowed."""
 
 import pytest
-import requests
 
 from registry import tasks
+from registry.egress import DeliveryFailed
 from registry.models import DeliveryStatus, EventDelivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db
@@ -22,7 +22,7 @@ def test_an_unexpected_task_error_surfaces_in_eager_mode(monkeypatch, delivery):
     def broken(*args, **kwargs):
         raise ValueError("a bug, not a network failure")
 
-    monkeypatch.setattr(tasks.requests, "post", broken)
+    monkeypatch.setattr(tasks, "webhook_post", broken)
 
     with pytest.raises(ValueError, match="a bug, not a network failure"):
         tasks.deliver_event.delay(delivery.pk)
@@ -30,12 +30,12 @@ def test_an_unexpected_task_error_surfaces_in_eager_mode(monkeypatch, delivery):
 
 def test_an_unreachable_endpoint_is_recorded_as_a_failed_delivery(monkeypatch, delivery):
     def unreachable(*args, **kwargs):
-        raise requests.ConnectionError("connection refused")
+        raise DeliveryFailed("NewConnectionError: the receiver could not be reached.")
 
-    monkeypatch.setattr(tasks.requests, "post", unreachable)
+    monkeypatch.setattr(tasks, "webhook_post", unreachable)
 
     assert tasks.deliver_event.delay(delivery.pk).get() == "failed"
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED
     assert delivery.attempts == 1
-    assert "connection refused" in delivery.last_error
+    assert "could not be reached" in delivery.last_error

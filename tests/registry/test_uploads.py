@@ -410,3 +410,14 @@ def test_a_registration_of_an_upload_swept_meanwhile_is_refused(
         )
     assert refused.value.code == "upload_not_found"
     assert "expired meanwhile" in refused.value.message
+
+
+def test_uploads_above_the_size_cap_are_413_and_leave_nothing(api_for, engineer, store, settings):
+    settings.PEDIGREE_MAX_UPLOAD_BYTES = 50
+    folder = build_full_model(store.parent / "big")
+    response = post_files(api_for(engineer), folder_files(folder))
+    assert response.status_code == 413
+    error = error_of(response)
+    assert "PEDIGREE_MAX_UPLOAD_BYTES" in error["message"]
+    assert not ArtefactUpload.objects.exists()
+    assert nothing_stored(store)

@@ -10,11 +10,16 @@ from pedigree_client.artefacts.errors import ArtefactError, brief
 from pedigree_client.artefacts.safetensors import refuse_pickle_suffix
 
 
-def resolve_inside_roots(raw: str, roots: Sequence[Path]) -> Path:
+def resolve_inside_roots(
+    raw: str, roots: Sequence[Path], *, areas: Sequence[Path] | None = None
+) -> Path:
     """Turn a client-supplied path into an existing path inside one of `roots`.
 
     The input is percent-decoded until stable; relative paths are taken from the first root.
     Symlinks are resolved before the containment check, so a link cannot lead outside.
+    With `areas` (folders inside the roots), the path must also lie inside one of them, checked
+    before the filesystem is touched and again once resolved; anything else is refused with
+    code `not_in_area` whether or not it exists, so nothing about it can be learned.
     """
     if not roots:
         raise ArtefactError(
@@ -45,6 +50,13 @@ def resolve_inside_roots(raw: str, roots: Sequence[Path]) -> Path:
     ):
         raise _outside_roots(raw)
     target = candidate if candidate.is_absolute() else given_roots[0] / candidate
+    area_forms = (
+        None
+        if areas is None
+        else [form for area in areas for form in (Path(area).absolute(), Path(area).resolve())]
+    )
+    if area_forms is not None and not any(target.is_relative_to(a) for a in area_forms):
+        raise _not_in_area(raw)
     try:
         resolved = target.resolve(strict=True)
     except FileNotFoundError:
@@ -61,6 +73,8 @@ def resolve_inside_roots(raw: str, roots: Sequence[Path]) -> Path:
         ) from None
     if not any(resolved.is_relative_to(root) for root in resolved_roots):
         raise _outside_roots(raw)
+    if area_forms is not None and not any(resolved.is_relative_to(a) for a in area_forms):
+        raise _not_in_area(raw)
     return resolved
 
 
@@ -110,7 +124,21 @@ def locate(file: Path, relpath: str, boundaries: Sequence[Path]) -> tuple[Path, 
     """Resolve a listed file and check it is a regular file inside `boundaries`; return
     (resolved path, size)."""
     try:
-        resolved = file.resolve(strict=True)
+        resolved = file.resolve(strict=False)
+    except (OSError, RuntimeError):
+        raise ArtefactError(
+            f"{relpath} cannot be resolved (symlink loop or no permission); replace it with a "
+            "plain file.",
+            code="invalid_path",
+        ) from None
+    # Confined before anything is learnt about the target, even whether it exists.
+    if not any(resolved.is_relative_to(boundary) for boundary in boundaries):
+        raise ArtefactError(
+            f"{relpath} is a symlink to a file outside the artefact roots; copy the file in "
+            "instead of linking to it.",
+            code="outside_roots",
+        )
+    try:
         status = resolved.stat()
     except FileNotFoundError:
         raise ArtefactError(
@@ -123,12 +151,6 @@ def locate(file: Path, relpath: str, boundaries: Sequence[Path]) -> tuple[Path, 
             "plain file.",
             code="invalid_path",
         ) from None
-    if not any(resolved.is_relative_to(boundary) for boundary in boundaries):
-        raise ArtefactError(
-            f"{relpath} is a symlink to a file outside the artefact roots; copy the file in "
-            "instead of linking to it.",
-            code="outside_roots",
-        )
     # A FIFO or device would block or never end when hashed.
     if not stat.S_ISREG(status.st_mode):
         raise ArtefactError(
@@ -160,6 +182,14 @@ def _percent_decode(raw: str) -> str:
     while decoded != raw:
         raw, decoded = decoded, unquote(decoded)
     return decoded
+
+
+def _not_in_area(raw: str) -> ArtefactError:
+    return ArtefactError(
+        f"Nothing you may read exists at {brief(raw)}; name a path inside your team's area "
+        "(teams/<team>/ under an artefact root), and uploads by their id.",
+        code="not_in_area",
+    )
 
 
 def _outside_roots(raw: str) -> ArtefactError:

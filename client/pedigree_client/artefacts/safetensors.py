@@ -5,6 +5,8 @@ the `safetensors` library, which is optional (the client's `safetensors` extra) 
 only when a file is inspected.
 """
 
+import hashlib
+import json
 import os
 import struct
 from dataclasses import dataclass
@@ -23,6 +25,10 @@ from pedigree_client.artefacts.reading import (
 MAX_HEADER_SIZE = 100_000_000
 # Keeps stored manifests small for models with many thousands of tensors.
 MAX_SHAPES_LISTED = 2000
+# A legal `__metadata__` block may be huge (99 MB ones grew a database by 300 MB); manifests keep
+# at most this much of it, and name what they left out with the whole block's hash.
+MAX_METADATA_KEPT = 64 * 1024
+METADATA_OMITTED_KEY = "__pedigree_omitted__"
 
 # Bits per element for every dtype the installed safetensors (0.8) accepts; F4/F6 are packed
 # sub-byte types, so sizes are computed in bits. A test keeps this in step with the library.
@@ -85,8 +91,29 @@ class SafetensorsInfo:
             "total_parameters": self.total_parameters,
             "shapes": {name: list(shape) for name, shape in self.shapes.items()},
             "shapes_truncated": self.shapes_truncated,
-            "metadata": dict(self.metadata),
+            "metadata": kept_metadata(self.metadata),
         }
+
+
+def kept_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """`metadata` as a manifest keeps it: whole when its JSON is at most MAX_METADATA_KEPT bytes,
+    else the entries that fit (in key order) and a note of the rest with the block's SHA-256."""
+    encoded = json.dumps(metadata, sort_keys=True, ensure_ascii=False).encode()
+    if len(encoded) <= MAX_METADATA_KEPT:
+        return dict(metadata)
+    kept: dict[str, str] = {}
+    budget = MAX_METADATA_KEPT - 512  # room for the note
+    for key in sorted(metadata):
+        size = len(json.dumps({key: metadata[key]}, ensure_ascii=False).encode())
+        if size <= budget:
+            kept[key] = metadata[key]
+            budget -= size
+    kept[METADATA_OMITTED_KEY] = (
+        f"{len(metadata) - len(kept)} of {len(metadata)} entries left out: the block is "
+        f"{len(encoded)} bytes, above the {MAX_METADATA_KEPT} kept; its JSON (sorted keys) "
+        f"has SHA-256 {hashlib.sha256(encoded).hexdigest()}"
+    )
+    return kept
 
 
 def weight_parameters(parameters_by_dtype: dict[str, int]) -> int:
@@ -181,6 +208,14 @@ def _read_header(stream: Readable, *, file_size: int, label: str) -> tuple[int, 
         raise ArtefactError(
             f"{label}: the header is JSON but not an object of tensors; {_REEXPORT_HINT}.",
             code="header_not_object",
+        )
+    # The format says the header starts with "{" (only trailing spaces pad it); a reader that
+    # accepts leading whitespace, as the safetensors library does, is more lenient than the spec.
+    if not text.startswith("{"):
+        raise ArtefactError(
+            f"{label}: the header does not start with '{{' as the safetensors format requires; "
+            f"{_REEXPORT_HINT}.",
+            code="header_not_at_start",
         )
     return header_size, header
 

@@ -66,10 +66,8 @@ def render(run: JSON) -> str:
                 if positive
                 else ""
             )
-            small = " (small: not compared)" if row["small"] else ""
             lines.append(
-                f"    {group:<16} n={row['n']:<6} accuracy {_number(row['accuracy'])}"
-                f"{selected}{small}"
+                f"    {group:<16} n={row['n']:<6} accuracy {_number(row['accuracy'])}{selected}"
             )
         fairness = result["fairness"].get(attribute, {})
         gaps = [
