@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("licensing", "export a version and its lineage (SPDX 2.3, SPDX 3.0, model card)"),
     "lineage": ("lineage", "show what a version was derived from (or what derives from it)"),
     "hold": ("lineage", "place or lift a hold that blocks a version and its descendants"),
+    "parent": ("lineage", "add a parent to a version, or correct one an import recorded"),
 }
 
 

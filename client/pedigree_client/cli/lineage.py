@@ -159,7 +159,6 @@ def add_commands(commands: Commands) -> None:
     parents = add_group(
         commands,
         "parent",
-        help="add a parent to a version, or correct one an import recorded",
         examples=[
             "pedigree parent correct acme/llama-lora@0123abcd4567 12 --relation adapter "
             '--reason "adapter_config.json checked"'
