@@ -18,7 +18,7 @@ the query count does not depend on the registry size or the
 version's depth.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/pedigree_bench \\
-        .venv/bin/python bench/bench_gate.py
+        .venv/bin/python bench/bench_gate.py [--versions 100000]
 """
 
 import hashlib
@@ -170,7 +170,7 @@ def main() -> int:
     from registry.models import ModelVersion
 
     call_command("migrate", verbosity=0)
-    total = 100_000
+    total = int(sys.argv[sys.argv.index("--versions") + 1]) if "--versions" in sys.argv else 100_000
     if ModelVersion.objects.filter(model__team__slug="bench").count() != total:
         if ModelVersion.objects.exists():
             print("the database holds other data; run bench_lineage.py --rebuild first")

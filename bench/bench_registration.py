@@ -374,6 +374,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="registrations per server (default 200)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     args = parser.parse_args()
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if shutil.which("mlflow", path=str(BIN)) is None:
         print("MLflow is not installed: pip install -e '.[bench]' (skipped)")
         return 0

@@ -136,8 +136,8 @@ def audit_seal() -> int:
         for entry in pending:
             seq += 1
             entry.seq, entry.prev_hash = seq, prev_hash
-            entry.hash = entry_hash(prev_hash=prev_hash, fields=_hashed_fields(entry))
-            prev_hash = entry.hash
+            prev_hash = entry_hash(prev_hash=prev_hash, fields=_hashed_fields(entry))
+            entry.hash = prev_hash
         AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"])
     return len(pending) + (audit_seal() if len(pending) == _SEAL_BATCH else 0)
 

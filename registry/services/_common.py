@@ -78,7 +78,9 @@ def _rule_broken(
     for constraint in meta.constraints:
         fields: tuple[str, ...] = tuple(getattr(constraint, "fields", ()))
         if fields:
-            columns = ", ".join(f"{meta.db_table}.{meta.get_field(f).column}" for f in fields)
+            columns = ", ".join(
+                f"{meta.db_table}.{getattr(meta.get_field(f), 'column', f)}" for f in fields
+            )
             broken = text.endswith(f"UNIQUE constraint failed: {columns}")
         else:
             broken = text.endswith(f"CHECK constraint failed: {constraint.name}")
@@ -92,7 +94,9 @@ def _rule_broken(
     for field in meta.concrete_fields:
         if field.unique and not field.primary_key:
             column = field.column
-            by_name = bool(name) and f"_{column}_" in name and name.endswith(("_key", "_uniq"))
+            by_name = (
+                name is not None and f"_{column}_" in name and name.endswith(("_key", "_uniq"))
+            )
             if by_name or text.endswith(f"UNIQUE constraint failed: {meta.db_table}.{column}"):
                 message = (
                     unique_message

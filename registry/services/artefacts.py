@@ -34,7 +34,7 @@ from registry.services._common import (
     require_team_write,
     validate_fields,
 )
-from registry.services.catalogue import version_create
+from registry.services.catalogue import version_insert
 from registry.types import Actor
 
 UPLOADS_FOLDER = "uploads"
@@ -342,7 +342,7 @@ def version_draft_save(
                 "files again to register another version.",
                 code="upload_consumed",
             )
-    instance = version_create(actor=actor, model=model, version=draft.version, **draft.fields)
+    instance = version_insert(actor=actor, model=model, version=draft.version, **draft.fields)
     if upload is not None:
         upload.consumed_by = instance
         upload.save(update_fields=["consumed_by"])

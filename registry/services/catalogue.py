@@ -142,6 +142,18 @@ def model_update(
 def version_create(
     *, actor: Actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
 ) -> ModelVersion:
+    return version_insert(
+        actor=actor, model=model, version=version, artefact_digest=artefact_digest, **attributes
+    )
+
+
+def version_insert(
+    *, actor: Actor, model: RegisteredModel, version: str, artefact_digest: str, **attributes: Any
+) -> ModelVersion:
+    """`version_create` inside the caller's transaction: a registration writing several rows
+    saves the savepoint a nested transaction would cost."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("version_insert must be called inside a transaction")
     refuse_promotion_fields(attributes)
     require_team_write(actor, model.team)
     if "licence_concluded" in attributes and not is_compliance(actor):
