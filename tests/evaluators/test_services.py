@@ -415,5 +415,6 @@ def test_results_are_exported_for_model_cards(models, make_suite, evaluate):
         "metric": "accuracy",
         "value": 1.0,
         "source": f"Pedigree evaluation run #{run.pk} ({suite.name})",
+        "source_url": f"/api/v1/evaluation-runs/{run.pk}/",
     }
     assert evaluation_results(models["biased"]) == []

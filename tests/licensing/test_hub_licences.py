@@ -34,7 +34,7 @@ def imported(api_for, engineer, roots, card: str, *, repo_id=REPO):
     full_model(roots / "snap", card)
     response = api_for(engineer).post(
         IMPORTS,
-        {"repo_id": repo_id, "revision": SHA, "snapshot_dir": "snap", "team": "acme"},
+        {"repo_id": repo_id, "revision": SHA, "snapshot_dir": "teams/acme/snap", "team": "acme"},
         format="json",
     )
     assert response.status_code == 201, response.json()

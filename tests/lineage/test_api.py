@@ -430,6 +430,7 @@ def test_graph_json(api_for, engineer, family, tickets):
         "holds": None,
         "focus": True,
         "hidden": False,
+        "unresolved": False,
         "ref": str(f["tuned"]),
         "model_kind": "derived",
         "team": "acme",
@@ -460,6 +461,8 @@ def test_graph_json(api_for, engineer, family, tickets):
         "target": f"v{f['tuned'].pk}",
         "kind": "derivation",
         "relation": "finetune",
+        "relation_inferred": False,
+        "relation_confirmed": False,
         "parent_digest": f["base"].artefact_digest,
     }
     assert edges[(f"d{tickets.pk}", f"v{f['tuned'].pk}")]["role"] == "train"

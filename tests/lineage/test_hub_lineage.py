@@ -69,11 +69,14 @@ def hf_cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture
 def roots(settings, tmp_path, hf_cache) -> Path:
+    """The team acme's area under the artefact root: where its engineers may name folders."""
     store = tmp_path / "store"
     store.mkdir()
     settings.ARTEFACT_ROOTS = [store]
     settings.ARTEFACT_STORE = store
-    return store
+    area = store / "teams" / "acme"
+    area.mkdir(parents=True)
+    return area
 
 
 def full_model(folder: Path, card: str, *, config: dict | None = None) -> Path:
@@ -107,7 +110,7 @@ def test_an_unimported_base_becomes_an_unresolved_reference(api_for, engineer, r
 
     response = api_for(engineer).post(
         IMPORTS,
-        {"repo_id": ADAPTER, "revision": ADAPTER_SHA, "snapshot_dir": "lora", "team": "acme"},
+        {"repo_id": ADAPTER, "revision": ADAPTER_SHA, "snapshot_dir": "teams/acme/lora", "team": "acme"},
         format="json",
     )
 
@@ -300,7 +303,7 @@ def test_a_malformed_base_model_is_a_400_naming_the_field(api_for, engineer, roo
     full_model(roots / "bad", card)
     response = api_for(engineer).post(
         IMPORTS,
-        {"repo_id": ADAPTER, "revision": ADAPTER_SHA, "snapshot_dir": "bad", "team": "acme"},
+        {"repo_id": ADAPTER, "revision": ADAPTER_SHA, "snapshot_dir": "teams/acme/bad", "team": "acme"},
         format="json",
     )
     assert response.status_code == 400, response.json()

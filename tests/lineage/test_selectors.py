@@ -165,6 +165,15 @@ def test_graph_query_count_does_not_grow(
     base, derive, engineer, make_dataset_version, compliance_user
 ):
     versions = build_chain(derive, base, 2)
+    # The small family has a hold and training data too: each kind of node costs its query once.
+    services.hold_place(actor=compliance_user, version=versions[0], reason="security")
+    services.training_run_record(
+        actor=engineer,
+        version=versions[1],
+        method="full_finetune",
+        hyperparameters={"learning_rate": 1e-5},
+        datasets=[DatasetUse(make_dataset_version(), "train")],
+    )
     with CaptureQueriesContext(connection) as small:
         selectors.lineage_graph(engineer, versions[1])
     versions = build_chain(derive, versions[-1], 20)
