@@ -40,6 +40,16 @@ class Step:
         return data
 
 
+# Terms that hinge on a fact only the releasing team knows (a licence's user threshold): the
+# production approval attests to it instead of a hint nobody answers.
+ATTESTED_TERM_TYPES = frozenset({"user_threshold"})
+
+
+def attestation_of(licence_id: str, term: TermInfo) -> str:
+    """The attestation a production approval gives for the term, or '' when none is needed."""
+    return f"{licence_id} {term.type}" if term.type in ATTESTED_TERM_TYPES else ""
+
+
 def path_text(steps: Sequence[Step]) -> str:
     """'a@v2 —finetune→ a@v1 —trained on (train)→ d@v1 → CC-BY-NC-4.0 → §2(a)(1)'."""
     text = ""

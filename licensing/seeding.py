@@ -297,6 +297,20 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "{licence} ({clause}) requires a separate licence above {value} monthly active users.",
         "Check the user count of the products that will use the version.",
         term_type="user_threshold",
+        stages=["development", "staging"],
+    ),
+    _rule(
+        "user-threshold-attestation",
+        "term_type",
+        "error",
+        "{licence} ({clause}) requires a separate licence above {value} monthly active users, "
+        "a fact only the releasing team knows; production needs the attestation "
+        "'{attestation}'.",
+        "Confirm with the releasing team that the products using the version stay below "
+        "{value} monthly active users, then record the production approval with the "
+        "attestation '{attestation}' (API field 'attestations', or the admin approval form).",
+        term_type="user_threshold",
+        stages=["production"],
     ),
     _rule(
         "no-output-training",

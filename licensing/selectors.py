@@ -37,7 +37,7 @@ from licensing.obligations import (
 )
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
 from lineage.selectors import ancestry
-from registry.models import ModelVersion
+from registry.models import Approval, ApprovalDecision, ModelVersion, Stage
 from registry.selectors import is_compliance, standing_of, versions_visible_to
 from registry.types import Reader
 
@@ -202,6 +202,21 @@ def licence_check(
         return check
     policy, rules = active
     approver_standing = standing_of("approver_id", version.model.team_id)
+    # What counting production approvals of these weights attest (see ATTESTED_TERM_TYPES).
+    attested = frozenset(
+        item
+        for items in Approval.objects.filter(
+            version_id=version.pk,
+            stage=Stage.PRODUCTION,
+            decision=ApprovalDecision.APPROVE,
+            artefact_digest=version.artefact_digest,
+            expires_at__gt=now or timezone.now(),
+        )
+        .alias(**approver_standing)
+        .filter(holds_role=True, in_team=False)
+        .values_list("attestations", flat=True)
+        for item in items
+    )
     granter_standing = standing_of("granted_by_id", version.model.team_id)
     waivers = [
         WaiverSpec(*row)
@@ -241,4 +256,5 @@ def licence_check(
         use=use,
         distribution=distribution,
         policy=policy,
+        attestations=attested,
     )
