@@ -40,14 +40,10 @@ class Step:
         return data
 
 
-# Terms that hinge on a fact only the releasing team knows (a licence's user threshold): the
-# production approval attests to it instead of a hint nobody answers.
-ATTESTED_TERM_TYPES = frozenset({"user_threshold"})
-
-
 def attestation_of(licence_id: str, term: TermInfo) -> str:
-    """The attestation a production approval gives for the term, or '' when none is needed."""
-    return f"{licence_id} {term.type}" if term.type in ATTESTED_TERM_TYPES else ""
+    """The attestation a production approval gives for a term the catalogue marks as hinging
+    on a fact only the releasing team knows, or '' when none is needed."""
+    return f"{licence_id} {term.type}" if term.attestation else ""
 
 
 def path_text(steps: Sequence[Step]) -> str:
@@ -73,6 +69,7 @@ class TermInfo:
     value: Any
     carries_through: tuple[str, ...]
     note: str = ""
+    attestation: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +79,7 @@ class TermInfo:
             "value": self.value,
             "carries_through": list(self.carries_through),
             "note": self.note,
+            "attestation": self.attestation,
         }
 
 

@@ -138,7 +138,8 @@ def waivers_visible_to(user: Reader) -> QuerySet[LicenceWaiver]:
 
 _LICENCES_SQL = """
 SELECT l.spdx_id, l.name, l.category, l.review_required, l.url, l.curated,
-       t.id, t.type, t.clause, t.text, t.value, t.carries_through, t.note
+       t.id, t.type, t.clause, t.text, t.value, t.carries_through, t.note,
+       t.attestation
   FROM {licence} l LEFT JOIN {term} t ON t.licence_id = l.id
  WHERE l.spdx_id IN ({ids})
  ORDER BY l.spdx_id, t.position, t.id
@@ -155,9 +156,17 @@ def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
     for spdx_id, name, category, review, url, curated, term_id, *term in rows:
         heads.setdefault(spdx_id, (name, category, bool(review), url, bool(curated)))
         if term_id is not None:
-            type_, clause, text, value, carries_through, note = term
+            type_, clause, text, value, carries_through, note, attestation = term
             terms.setdefault(spdx_id, []).append(
-                TermInfo(type_, clause, text, _json(value), tuple(_json(carries_through)), note)
+                TermInfo(
+                    type_,
+                    clause,
+                    text,
+                    _json(value),
+                    tuple(_json(carries_through)),
+                    note,
+                    bool(attestation),
+                )
             )
     infos = {
         spdx_id: LicenceInfo(spdx_id, *head, terms=tuple(terms.get(spdx_id, ())))

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from licensing.models import LicenceWaiver
+from licensing.models import LicenceTerm, LicenceWaiver
 from registry.models import AuditEntry
 
 
@@ -248,6 +248,9 @@ def test_user_threshold_is_an_attestation_the_production_approval_records(
     tuned = derive("acme/Llama-3.1-support", llama, "adapter", licence="LicenseRef-Llama-3.1")
     attestation = "LicenseRef-Llama-3.1 user_threshold"
     context = {"use": "commercial", "stage": "production"}
+    # The catalogue marks the term that hinges on a fact only the releasing team knows.
+    terms = api_for(engineer).get("/api/v1/licences/LicenseRef-Llama-3.1/").json()["terms"]
+    assert [t["type"] for t in terms if t["attestation"]] == ["user_threshold"]
 
     def threshold_findings():
         body = api_for(engineer).get(url(tuned, "licence-check"), context).json()
@@ -281,6 +284,10 @@ def test_user_threshold_is_an_attestation_the_production_approval_records(
     assert created.status_code == 201, created.json()
     assert created.json()["attestations"] == [attestation]
     assert threshold_findings()[0] == []
+    # Only a term the catalogue marks can be answered by an attestation.
+    LicenceTerm.objects.filter(type="user_threshold").update(attestation=False)
+    assert len(threshold_findings()[0]) == 1
+    LicenceTerm.objects.filter(type="user_threshold").update(attestation=True)
     entry = AuditEntry.objects.filter(action="approval.approve").order_by("-id").first()
     assert entry.after["attestations"] == [attestation]
     # It counts only for exactly these weights: new weights need a new attestation.
