@@ -222,7 +222,7 @@ def licence_check(
             expires_at__gt=now or timezone.now(),
         )
         .alias(**approver_standing)
-        .filter(holds_role=True, in_team=False)
+        .filter(**{"holds_role": True, "in_team": False})  # annotations the plugin can't see
         .values_list("attestations", flat=True)
         for item in items
     )
