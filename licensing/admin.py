@@ -31,7 +31,15 @@ from registry.models import ModelVersion, Stage
 
 class LicenceTermInline(ReadOnlyInline):
     model = LicenceTerm
-    fields = readonly_fields = ("type", "clause", "text", "value", "carries_through", "note")
+    fields = readonly_fields = (
+        "type",
+        "clause",
+        "text",
+        "value",
+        "carries_through",
+        "note",
+        "attestation",
+    )
 
 
 class HubIdInline(ReadOnlyInline):

@@ -77,6 +77,8 @@ class LicenceTerm(models.Model):
     value = models.JSONField(null=True, blank=True)
     carries_through = models.JSONField(default=list, blank=True)
     note = models.TextField(blank=True)
+    # A fact only the releasing team knows (a user threshold): production needs it attested.
+    attestation = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["licence_id", "position"]

@@ -40,6 +40,12 @@ class Step:
         return data
 
 
+def attestation_of(licence_id: str, term: TermInfo) -> str:
+    """The attestation a production approval gives for a term the catalogue marks as hinging
+    on a fact only the releasing team knows, or '' when none is needed."""
+    return f"{licence_id} {term.type}" if term.attestation else ""
+
+
 def path_text(steps: Sequence[Step]) -> str:
     """'a@v2 —finetune→ a@v1 —trained on (train)→ d@v1 → CC-BY-NC-4.0 → §2(a)(1)'."""
     text = ""
@@ -63,6 +69,7 @@ class TermInfo:
     value: Any
     carries_through: tuple[str, ...]
     note: str = ""
+    attestation: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -72,6 +79,7 @@ class TermInfo:
             "value": self.value,
             "carries_through": list(self.carries_through),
             "note": self.note,
+            "attestation": self.attestation,
         }
 
 

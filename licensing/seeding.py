@@ -105,6 +105,7 @@ def seed_catalogue(licence_model, term_model, hub_model) -> SyncReport:
 
     pk_by_id = dict(licence_model.objects.values_list("spdx_id", "pk"))
     term_model.objects.all().delete()
+    has_attestation = any(f.name == "attestation" for f in term_model._meta.get_fields())
     terms = [
         term_model(
             licence_id=pk_by_id[entry.id],
@@ -115,6 +116,8 @@ def seed_catalogue(licence_model, term_model, hub_model) -> SyncReport:
             value=term.value,
             carries_through=list(term.carries_through),
             note=term.note,
+            # Migration 0002's historical model predates the flag (0004 sets it there).
+            **({"attestation": term.attestation} if has_attestation else {}),
         )
         for entry in load_catalogue()
         for position, term in enumerate(entry.terms)
@@ -297,6 +300,20 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "{licence} ({clause}) requires a separate licence above {value} monthly active users.",
         "Check the user count of the products that will use the version.",
         term_type="user_threshold",
+        stages=["development", "staging"],
+    ),
+    _rule(
+        "user-threshold-attestation",
+        "term_type",
+        "error",
+        "{licence} ({clause}) requires a separate licence above {value} monthly active users, "
+        "a fact only the releasing team knows; production needs the attestation "
+        "'{attestation}'.",
+        "Confirm with the releasing team that the products using the version stay below "
+        "{value} monthly active users, then record the production approval with the "
+        "attestation '{attestation}' (API field 'attestations', or the admin approval form).",
+        term_type="user_threshold",
+        stages=["production"],
     ),
     _rule(
         "no-output-training",

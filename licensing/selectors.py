@@ -37,7 +37,7 @@ from licensing.obligations import (
 )
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
 from lineage.selectors import ancestry
-from registry.models import ModelVersion
+from registry.models import Approval, ApprovalDecision, ModelVersion, Stage
 from registry.selectors import is_compliance, standing_of, versions_visible_to
 from registry.types import Reader
 
@@ -138,7 +138,8 @@ def waivers_visible_to(user: Reader) -> QuerySet[LicenceWaiver]:
 
 _LICENCES_SQL = """
 SELECT l.spdx_id, l.name, l.category, l.review_required, l.url, l.curated,
-       t.id, t.type, t.clause, t.text, t.value, t.carries_through, t.note
+       t.id, t.type, t.clause, t.text, t.value, t.carries_through, t.note,
+       t.attestation
   FROM {licence} l LEFT JOIN {term} t ON t.licence_id = l.id
  WHERE l.spdx_id IN ({ids})
  ORDER BY l.spdx_id, t.position, t.id
@@ -155,9 +156,17 @@ def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
     for spdx_id, name, category, review, url, curated, term_id, *term in rows:
         heads.setdefault(spdx_id, (name, category, bool(review), url, bool(curated)))
         if term_id is not None:
-            type_, clause, text, value, carries_through, note = term
+            type_, clause, text, value, carries_through, note, attestation = term
             terms.setdefault(spdx_id, []).append(
-                TermInfo(type_, clause, text, _json(value), tuple(_json(carries_through)), note)
+                TermInfo(
+                    type_,
+                    clause,
+                    text,
+                    _json(value),
+                    tuple(_json(carries_through)),
+                    note,
+                    bool(attestation),
+                )
             )
     infos = {
         spdx_id: LicenceInfo(spdx_id, *head, terms=tuple(terms.get(spdx_id, ())))
@@ -202,6 +211,21 @@ def licence_check(
         return check
     policy, rules = active
     approver_standing = standing_of("approver_id", version.model.team_id)
+    # What counting production approvals of these weights attest (see ATTESTED_TERM_TYPES).
+    attested = frozenset(
+        item
+        for items in Approval.objects.filter(
+            version_id=version.pk,
+            stage=Stage.PRODUCTION,
+            decision=ApprovalDecision.APPROVE,
+            artefact_digest=version.artefact_digest,
+            expires_at__gt=now or timezone.now(),
+        )
+        .alias(**approver_standing)
+        .filter(**{"holds_role": True, "in_team": False})  # annotations the plugin can't see
+        .values_list("attestations", flat=True)
+        for item in items
+    )
     granter_standing = standing_of("granted_by_id", version.model.team_id)
     waivers = [
         WaiverSpec(*row)
@@ -241,4 +265,5 @@ def licence_check(
         use=use,
         distribution=distribution,
         policy=policy,
+        attestations=attested,
     )

@@ -445,6 +445,9 @@ class Approval(models.Model):
     # What the approval saw (`registry.evidence.evidence_snapshot`); it stops counting when the
     # current evidence differs. Empty on approvals given before snapshots were kept.
     evidence = models.JSONField(default=dict, blank=True, editable=False)
+    # Facts only the releasing team knows that the approver attests to (licensing names them,
+    # e.g. a licence's user threshold): sorted, unique ids.
+    attestations = models.JSONField(default=list, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

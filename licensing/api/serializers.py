@@ -22,7 +22,7 @@ class LicenceTermSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = LicenceTerm
-        fields = ["type", "clause", "text", "value", "carries_through", "note"]
+        fields = ["type", "clause", "text", "value", "carries_through", "note", "attestation"]
         read_only_fields = fields
 
 

@@ -116,6 +116,8 @@ class LicenceTerm:
     carries_through: tuple[str, ...]
     value: str | int | None = None
     note: str = ""
+    # Hinges on a fact only the releasing team knows: production needs it attested.
+    attestation: bool = False
 
     def carries_through_relation(self, relation: str) -> bool:
         return relation in self.carries_through
@@ -128,6 +130,7 @@ class LicenceTerm:
             "carries_through": list(self.carries_through),
             "value": self.value,
             "note": self.note,
+            "attestation": self.attestation,
         }
 
 
@@ -416,6 +419,7 @@ def _term(term: Mapping[str, Any]) -> LicenceTerm:
         carries_through=tuple(term["carries_through"]),
         value=value.strip() if isinstance(value, str) else value,
         note=" ".join((term.get("note") or "").split()),
+        attestation=bool(term.get("attestation", False)),
     )
 
 

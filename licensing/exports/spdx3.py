@@ -7,8 +7,8 @@ version (hyperparameters, metrics, limitation, domain, safety risk assessment...
 `dataset_DatasetPackage` per dataset version, and `descendantOf`/`ancestorOf`, `trainedOn`,
 `testedOn`, `hasDeclaredLicense`/`hasConcludedLicense` relationships.
 
-The `@context` is inline, so parsing never fetches anything; its terms are those of the
-published context (https://spdx.org/rdf/3.0.1/spdx-context.jsonld), which may replace it.
+The `@context` is the published one, by URL, as the official SPDX 3 bindings
+(spdx-python-model) require; they recognise it by its URL and never fetch it.
 """
 
 from __future__ import annotations
@@ -31,102 +31,8 @@ from lineage.models import DatasetRole
 from registry.models import DatasetVersion, ModelVersion
 
 SPEC_VERSION = "3.0.1"
-TERMS = f"https://spdx.org/rdf/{SPEC_VERSION}/terms/"
 CREATION_INFO = "_:creationinfo"
-
-
-def _vocab(iri: str, vocabulary: str) -> dict[str, Any]:
-    return {"@id": iri, "@type": "@vocab", "@context": {"@vocab": f"{TERMS}{vocabulary}/"}}
-
-
-def _ref(iri: str) -> dict[str, str]:
-    return {"@id": iri, "@type": "@id"}
-
-
-def _typed(iri: str, datatype: str) -> dict[str, str]:
-    return {"@id": iri, "@type": datatype}
-
-
-CONTEXT: dict[str, Any] = {
-    "@version": 1.1,
-    "core": f"{TERMS}Core/",
-    "software": f"{TERMS}Software/",
-    "ai": f"{TERMS}AI/",
-    "dataset": f"{TERMS}Dataset/",
-    "simplelicensing": f"{TERMS}SimpleLicensing/",
-    "xsd": "http://www.w3.org/2001/XMLSchema#",
-    "spdxId": "@id",
-    "type": "@type",
-    # classes
-    "CreationInfo": "core:CreationInfo",
-    "SpdxDocument": "core:SpdxDocument",
-    "Organization": "core:Organization",
-    "Tool": "core:Tool",
-    "Relationship": "core:Relationship",
-    "Hash": "core:Hash",
-    "DictionaryEntry": "core:DictionaryEntry",
-    "ai_AIPackage": "ai:AIPackage",
-    "ai_EnergyConsumption": "ai:EnergyConsumption",
-    "ai_EnergyConsumptionDescription": "ai:EnergyConsumptionDescription",
-    "dataset_DatasetPackage": "dataset:DatasetPackage",
-    "simplelicensing_LicenseExpression": "simplelicensing:LicenseExpression",
-    # Core properties
-    "creationInfo": _ref("core:creationInfo"),
-    "specVersion": _typed("core:specVersion", "xsd:string"),
-    "created": _typed("core:created", "xsd:dateTimeStamp"),
-    "createdBy": _ref("core:createdBy"),
-    "createdUsing": _ref("core:createdUsing"),
-    "name": _typed("core:name", "xsd:string"),
-    "summary": _typed("core:summary", "xsd:string"),
-    "description": _typed("core:description", "xsd:string"),
-    "comment": _typed("core:comment", "xsd:string"),
-    "profileConformance": _vocab("core:profileConformance", "Core/ProfileIdentifierType"),
-    "rootElement": _ref("core:rootElement"),
-    "element": _ref("core:element"),
-    "dataLicense": _ref("core:dataLicense"),
-    "from": _ref("core:from"),
-    "to": _ref("core:to"),
-    "relationshipType": _vocab("core:relationshipType", "Core/RelationshipType"),
-    "verifiedUsing": {"@id": "core:verifiedUsing"},
-    "algorithm": _vocab("core:algorithm", "Core/HashAlgorithm"),
-    "hashValue": _typed("core:hashValue", "xsd:string"),
-    "key": _typed("core:key", "xsd:string"),
-    "value": _typed("core:value", "xsd:string"),
-    "suppliedBy": _ref("core:suppliedBy"),
-    "releaseTime": _typed("core:releaseTime", "xsd:dateTimeStamp"),
-    # Software
-    "software_packageVersion": _typed("software:packageVersion", "xsd:string"),
-    "software_downloadLocation": _typed("software:downloadLocation", "xsd:anyURI"),
-    "software_packageUrl": _typed("software:packageUrl", "xsd:anyURI"),
-    "software_primaryPurpose": _vocab("software:primaryPurpose", "Software/SoftwarePurpose"),
-    # AI
-    "ai_hyperparameter": {"@id": "ai:hyperparameter"},
-    "ai_metric": {"@id": "ai:metric"},
-    "ai_limitation": _typed("ai:limitation", "xsd:string"),
-    "ai_domain": _typed("ai:domain", "xsd:string"),
-    "ai_typeOfModel": _typed("ai:typeOfModel", "xsd:string"),
-    "ai_informationAboutApplication": _typed("ai:informationAboutApplication", "xsd:string"),
-    "ai_informationAboutTraining": _typed("ai:informationAboutTraining", "xsd:string"),
-    "ai_safetyRiskAssessment": _vocab("ai:safetyRiskAssessment", "AI/SafetyRiskAssessmentType"),
-    "ai_useSensitivePersonalInformation": _vocab(
-        "ai:useSensitivePersonalInformation", "Core/PresenceType"
-    ),
-    "ai_energyConsumption": {"@id": "ai:energyConsumption"},
-    "ai_trainingEnergyConsumption": {"@id": "ai:trainingEnergyConsumption"},
-    "ai_energyQuantity": _typed("ai:energyQuantity", "xsd:decimal"),
-    "ai_energyUnit": _vocab("ai:energyUnit", "AI/EnergyUnitType"),
-    # Dataset
-    "dataset_datasetType": _vocab("dataset:datasetType", "Dataset/DatasetType"),
-    "dataset_datasetSize": _typed("dataset:datasetSize", "xsd:nonNegativeInteger"),
-    "dataset_intendedUse": _typed("dataset:intendedUse", "xsd:string"),
-    "dataset_knownBias": _typed("dataset:knownBias", "xsd:string"),
-    "dataset_hasSensitivePersonalInformation": _vocab(
-        "dataset:hasSensitivePersonalInformation", "Core/PresenceType"
-    ),
-    # SimpleLicensing
-    "simplelicensing_licenseExpression": _typed("simplelicensing:licenseExpression", "xsd:string"),
-    "simplelicensing_customIdToUri": {"@id": "simplelicensing:customIdToUri"},
-}
+CONTEXT_URL = f"https://spdx.org/rdf/{SPEC_VERSION}/spdx-context.jsonld"
 
 
 def _timestamp(value) -> str:
@@ -226,7 +132,7 @@ class _Builder:
         element |= {
             "name": version.model.name,
             "software_packageVersion": version.version,
-            "suppliedBy": [self.organisation(version.model.team.name)],
+            "suppliedBy": self.organisation(version.model.team.name),
             "releaseTime": _timestamp(version.registered_at),
             "ai_safetyRiskAssessment": RISK_TO_SAFETY[version.risk_tier],
             "ai_useSensitivePersonalInformation": (
@@ -301,7 +207,7 @@ class _Builder:
         element |= {
             "name": dataset.name,
             "software_packageVersion": dataset_version.version,
-            "suppliedBy": [self.organisation(dataset.team.name)],
+            "suppliedBy": self.organisation(dataset.team.name),
             "releaseTime": _timestamp(dataset_version.registered_at),
             "verifiedUsing": [
                 {"type": "Hash", "algorithm": "sha256", "hashValue": dataset_version.sha256}
@@ -386,7 +292,7 @@ def spdx30_document(bundle: ExportBundle) -> dict[str, Any]:
         "rootElement": [models[bundle.version.pk]],
         "element": list(builder.elements),
     }
-    return {"@context": CONTEXT, "@graph": [creation_info, document, *builder.graph]}
+    return {"@context": CONTEXT_URL, "@graph": [creation_info, document, *builder.graph]}
 
 
 def spdx30_json(bundle: ExportBundle) -> str:

@@ -12,6 +12,7 @@ from licensing.obligations import (
     Source,
     Step,
     VersionObligations,
+    attestation_of,
     path_text,
 )
 from licensing.policy.results import SEVERITY_ORDER, Choice, LicenceCheck, Violation
@@ -73,8 +74,10 @@ class _Evaluator:
         stage: str,
         use: str,
         distribution: str,
+        attestations: frozenset[str] = frozenset(),
     ) -> None:
         self.obligations = obligations
+        self.attestations = attestations
         self.version = obligations.version
         self.context = {"stage": stage, "use": use, "distribution": distribution}
         self.active = [
@@ -113,6 +116,7 @@ class _Evaluator:
             term=term.type if term else "",
             value="" if term is None or term.value is None else str(term.value),
             clause=term.clause if term else "",
+            attestation=attestation_of(licence_id, term) if term else "",
             source=source.ref,
             output_licence=" AND ".join(output) or "no licence",
             **self.names,
@@ -245,6 +249,9 @@ class _Evaluator:
         if obligation.term.type != rule.term_type:
             return False
         if rule.condition == "term_type":
+            attestation = attestation_of(obligation.licence.id, obligation.term)
+            if attestation and attestation in self.attestations:
+                return False
             return not (rule.term_type == "naming_prefix" and self._naming_met(obligation))
         if rule.condition == "conflict":
             return obligation.source.kind != "self" and rule.term_type not in output_types
@@ -271,9 +278,16 @@ def evaluate(
     use: str,
     distribution: str,
     policy: dict[str, Any],
+    attestations: frozenset[str] = frozenset(),
 ) -> LicenceCheck:
     evaluator = _Evaluator(
-        obligations, rules, waivers, stage=stage, use=use, distribution=distribution
+        obligations,
+        rules,
+        waivers,
+        stage=stage,
+        use=use,
+        distribution=distribution,
+        attestations=attestations,
     )
     own, inputs = obligations.own, obligations.sources[1:]
     candidates = []

@@ -47,6 +47,14 @@ class ApprovalForm(forms.Form):
     stage = forms.ChoiceField(choices=[("production", "production"), ("staging", "staging")])
     decision = forms.ChoiceField(choices=ApprovalDecision.choices)
     comment = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+    attestations = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}),
+        required=False,
+        help_text="One per line, as the licence check names them (production approvals only).",
+    )
+
+    def clean_attestations(self) -> list[str]:
+        return [line for line in self.cleaned_data["attestations"].splitlines() if line.strip()]
 
 
 class WaiverForm(forms.Form):

@@ -286,6 +286,9 @@ class ApprovalInputSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=ApprovalDecision.values, default="approve")
     comment = serializers.CharField(max_length=4000, allow_blank=True, default="")
     valid_days = serializers.IntegerField(required=False, min_value=1)
+    attestations = serializers.ListField(
+        child=serializers.CharField(max_length=200), required=False, max_length=50
+    )
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -302,6 +305,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
             "approver",
             "created_at",
             "expires_at",
+            "attestations",
         ]
         read_only_fields = fields
 

@@ -1,5 +1,6 @@
 """Governance: approvals, check waivers, promotion through the gate, and stage policies."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -64,6 +65,7 @@ def approval_record(
     decision: str = "approve",
     comment: str = "",
     valid_days: int | None = None,
+    attestations: Sequence[str] = (),
 ) -> Approval:
     _require_compliance(actor, "approve or reject versions")
     require_resolved(version)
@@ -74,6 +76,17 @@ def approval_record(
         raise InvalidInput.for_field("decision", "Use 'approve' or 'reject'.")
     if decision == ApprovalDecision.REJECT and not comment.strip():
         raise InvalidInput.for_field("comment", "Say why the version is rejected.")
+    attested = sorted({item.strip() for item in attestations})
+    if attested and (decision != ApprovalDecision.APPROVE or stage != Stage.PRODUCTION):
+        raise InvalidInput.for_field(
+            "attestations", "Only an approval for production carries attestations."
+        )
+    if any(not item or len(item) > 200 for item in attested):
+        raise InvalidInput.for_field(
+            "attestations",
+            "Name each attestation as the licence check does (1 to 200 characters), "
+            "e.g. 'LicenseRef-Llama-3.1 user_threshold'.",
+        )
     days = valid_days if valid_days is not None else settings.PEDIGREE_APPROVAL_VALID_DAYS
     if not 1 <= days <= settings.PEDIGREE_APPROVAL_VALID_DAYS:
         raise InvalidInput.for_field(
@@ -89,6 +102,7 @@ def approval_record(
         approver=actor,
         expires_at=now + timedelta(days=days),
         evidence=evidence_snapshot(version, stage),
+        attestations=attested,
     )
     audit_record(
         actor=actor,
@@ -100,6 +114,7 @@ def approval_record(
             "digest": version.artefact_digest,
             "expires_at": approval.expires_at,
             "comment": comment,
+            "attestations": attested,
         },
     )
     event_publish(

@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from licensing.models import LicenceWaiver
+from licensing.models import LicenceTerm, LicenceWaiver
 from registry.models import AuditEntry
 
 
@@ -239,3 +239,57 @@ def test_licensing_routes_take_a_ref(api_for, engineer, outsider, derive, minilm
     hidden = api_for(outsider).get(f"/api/v1/versions/{tuned}/obligations/")
     assert hidden.status_code == 404
     assert hidden.json()["error"]["message"] == "Not found, or you do not have access to it."
+
+
+def test_user_threshold_is_an_attestation_the_production_approval_records(
+    api_for, engineer, compliance_user, upstream, derive
+):
+    llama = upstream("meta-llama/Llama-3.1-8B", "LicenseRef-Llama-3.1")
+    tuned = derive("acme/Llama-3.1-support", llama, "adapter", licence="LicenseRef-Llama-3.1")
+    attestation = "LicenseRef-Llama-3.1 user_threshold"
+    context = {"use": "commercial", "stage": "production"}
+    # The catalogue marks the term that hinges on a fact only the releasing team knows.
+    terms = api_for(engineer).get("/api/v1/licences/LicenseRef-Llama-3.1/").json()["terms"]
+    assert [t["type"] for t in terms if t["attestation"]] == ["user_threshold"]
+
+    def threshold_findings():
+        body = api_for(engineer).get(url(tuned, "licence-check"), context).json()
+        return [v for v in body["violations"] if v["rule"].startswith("user-threshold")], body
+
+    [finding], body = threshold_findings()
+    assert finding["rule"] == "user-threshold-attestation" and finding["severity"] == "error"
+    assert f"'{attestation}'" in finding["message"] and "700000000" in finding["message"]
+    assert "attestations" in finding["how_to_fix"]
+    assert body["passed"] is False
+    # Below production it stays a hint.
+    staging = api_for(engineer).get(url(tuned, "licence-check"), context | {"stage": "staging"})
+    assert {v["rule"]: v["severity"] for v in staging.json()["violations"]}["user-threshold"] == (
+        "hint"
+    )
+
+    approvals = f"/api/v1/versions/{tuned.pk}/approvals/"
+    wrong_stage = api_for(compliance_user).post(
+        approvals, {"stage": "staging", "attestations": [attestation]}, format="json"
+    )
+    assert wrong_stage.status_code == 400
+    assert "attestations" in wrong_stage.json()["error"]["fields"]
+    assert not tuned.approvals.exists()
+    # An approval without the attestation does not answer it.
+    plain = api_for(compliance_user).post(approvals, {"stage": "production"}, format="json")
+    assert plain.status_code == 201 and plain.json()["attestations"] == []
+    assert len(threshold_findings()[0]) == 1
+    created = api_for(compliance_user).post(
+        approvals, {"stage": "production", "attestations": [attestation]}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    assert created.json()["attestations"] == [attestation]
+    assert threshold_findings()[0] == []
+    # Only a term the catalogue marks can be answered by an attestation.
+    LicenceTerm.objects.filter(type="user_threshold").update(attestation=False)
+    assert len(threshold_findings()[0]) == 1
+    LicenceTerm.objects.filter(type="user_threshold").update(attestation=True)
+    entry = AuditEntry.objects.filter(action="approval.approve").order_by("-id").first()
+    assert entry.after["attestations"] == [attestation]
+    # It counts only for exactly these weights: new weights need a new attestation.
+    tuned.approvals.update(artefact_digest="0" * 64)
+    assert len(threshold_findings()[0]) == 1

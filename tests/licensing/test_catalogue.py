@@ -211,6 +211,7 @@ def test_llama_31_display_badge_aup_and_user_threshold():
     threshold = only_term("LicenseRef-Llama-3.1", "user_threshold")
     assert threshold.value == 700_000_000
     assert threshold.clause.endswith("§2")
+    assert threshold.attestation  # a fact only the releasing team knows
 
 
 def test_output_training_ban_is_in_llama_2_and_3_but_not_later():

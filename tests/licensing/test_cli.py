@@ -55,3 +55,22 @@ def test_export_to_files_and_stdout(cli, capsys, tmp_path, minilm, derive):
     assert card.read_text().startswith("---\n")
     assert cli(["export", str(tuned), "--format", "model-card", "-o", "/nonexistent/x/y"]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_approve_attests_what_the_licence_check_asks(
+    live_server, monkeypatch, capsys, compliance_user, upstream, derive, licence_tables
+):
+    llama = upstream("meta-llama/Llama-3.1-8B", "LicenseRef-Llama-3.1")
+    tuned = derive("acme/Llama-3.1-support", llama, "adapter", licence="LicenseRef-Llama-3.1")
+    monkeypatch.setenv("PEDIGREE_URL", live_server.url)
+    monkeypatch.setenv("PEDIGREE_TOKEN", Token.objects.create(user=compliance_user).key)
+    attestation = "LicenseRef-Llama-3.1 user_threshold"
+    check = ["licence-check", str(tuned), "--stage", "production", "--json"]
+    assert main(check) == 1
+    assert attestation in capsys.readouterr().out
+    assert main(["approve", str(tuned), "--stage", "production", "--attest", attestation]) == 0
+    assert tuned.approvals.get().attestations == [attestation]
+    capsys.readouterr()
+    main(check)
+    rules = {v["rule"] for v in json.loads(capsys.readouterr().out)["violations"]}
+    assert not rules & {"user-threshold", "user-threshold-attestation"}

@@ -1,6 +1,9 @@
-"""Exports: SPDX 2.3 (validated by spdx-tools), SPDX 3.0.1 JSON-LD (parsed by rdflib with
-its inline context, nothing fetched) and the Hugging Face model card."""
+"""Exports: SPDX 2.3 (validated by spdx-tools), SPDX 3.0.1 JSON-LD (read by the official
+SPDX 3 bindings, and by rdflib with the published context's terms substituted for its URL;
+nothing fetched) and the Hugging Face
+model card."""
 
+import io
 import json
 
 import pytest
@@ -8,6 +11,7 @@ import rdflib
 import yaml
 from huggingface_hub import ModelCard
 from rdflib.compare import isomorphic
+from spdx_python_model import v3_0_1 as spdx
 from spdx_tools.spdx.model import RelationshipType
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
@@ -15,9 +19,11 @@ from spdx_tools.spdx.validation.document_validator import validate_full_spdx_doc
 from licensing.exports import version_export
 from licensing.exports.bundle import export_bundle
 from licensing.exports.model_card import card_data
-from licensing.exports.spdx3 import CONTEXT
+from licensing.exports.spdx3 import CONTEXT_URL
 from lineage import services as lineage_services
 from registry.plugins import EvaluationResultsProvider, plugins
+
+from .spdx3_context import CONTEXT
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:rdflib.*")
 
@@ -169,8 +175,9 @@ def test_spdx23_redacts_what_the_reader_may_not_see(family, outsider, make_versi
 def test_spdx30_document_round_trips_through_a_json_ld_parser(family, engineer, results):
     text = version_export(user=engineer, version=family["adapter"], format="spdx-3.0")
     data = json.loads(text)
-    assert isinstance(data["@context"], dict)  # inline: parsing fetches nothing
-    graph = rdflib.Graph().parse(data=text, format="json-ld")
+    assert data["@context"] == CONTEXT_URL == "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
+    # The published context's terms in place of its URL, so that rdflib fetches nothing.
+    graph = rdflib.Graph().parse(data=json.dumps(data | {"@context": CONTEXT}), format="json-ld")
     adapter = rdflib.URIRef(
         next(
             node["spdxId"]
@@ -262,8 +269,69 @@ def test_spdx30_document_round_trips_through_a_json_ld_parser(family, engineer, 
     # are referenced by id, such as the shared CreationInfo.)
     again = graph.serialize(format="json-ld")
     assert isomorphic(graph, rdflib.Graph().parse(data=again, format="json-ld"))
-    # The inline context is plain JSON-LD 1.1: a document compacted with it expands the same.
-    assert json.loads(json.dumps(CONTEXT)) == data["@context"]
+
+
+def test_official_bindings_read_the_export_of_a_family_with_datasets(family, engineer, results):
+    text = version_export(user=engineer, version=family["merged"], format="spdx-3.0")
+    data = json.loads(text)
+    assert data["@context"] == "https://spdx.org/rdf/3.0.1/spdx-context.jsonld"
+    objects = spdx.SHACLObjectSet()
+    spdx.JSONLDDeserializer().deserialize_data(data, objects)
+    assert objects.link() == set()  # every reference names an element of the document
+
+    models = {o.name: o for o in objects.foreach_type(spdx.ai_AIPackage)}
+    assert set(models) == {
+        "acme/Llama-3.1-merged",
+        "acme/Llama-3.1-support",
+        "meta-llama/Llama-3.1-8B",
+        "acme-open/encoder",
+    }
+    datasets = {o.name: o for o in objects.foreach_type(spdx.dataset_DatasetPackage)}
+    assert set(datasets) == {"acme/tickets", "acme/tickets-test"}
+    adapter = models["acme/Llama-3.1-support"]
+    # Single-valued properties are single: the supplier is one Organization, linked.
+    assert isinstance(adapter.suppliedBy, spdx.Organization)
+    assert adapter.suppliedBy.name == family["adapter"].model.team.name
+    assert adapter.software_packageVersion == family["adapter"].version
+    assert adapter.verifiedUsing[0].hashValue == family["adapter"].artefact_digest
+    assert adapter.ai_safetyRiskAssessment == spdx.ai_SafetyRiskAssessmentType.high
+
+    def related(kind):
+        return {
+            (rel.from_.name, target.name)
+            for rel in objects.foreach_type(spdx.Relationship)
+            if rel.relationshipType == kind
+            for target in rel.to
+        }
+
+    assert related(spdx.RelationshipType.descendantOf) == {
+        ("acme/Llama-3.1-merged", "acme/Llama-3.1-support"),
+        ("acme/Llama-3.1-merged", "acme-open/encoder"),
+        ("acme/Llama-3.1-support", "meta-llama/Llama-3.1-8B"),
+    }
+    assert related(spdx.RelationshipType.trainedOn) == {("acme/Llama-3.1-support", "acme/tickets")}
+    assert related(spdx.RelationshipType.testedOn) == {
+        ("acme/Llama-3.1-support", "acme/tickets-test")
+    }
+    licences = {
+        (rel.from_.name, target.simplelicensing_licenseExpression)
+        for rel in objects.foreach_type(spdx.Relationship)
+        if rel.relationshipType == spdx.RelationshipType.hasDeclaredLicense
+        for target in rel.to
+    }
+    assert ("acme/Llama-3.1-merged", "LicenseRef-Llama-3.1 AND Apache-2.0") in licences
+    assert ("acme/tickets", "CC-BY-4.0") in licences
+    [document] = objects.foreach_type(spdx.SpdxDocument)
+    assert [root.name for root in document.rootElement] == ["acme/Llama-3.1-merged"]
+
+    # Writing it back enforces every cardinality of the model and loses nothing.
+    out = io.BytesIO()
+    spdx.JSONLDSerializer().write(objects, out)
+    again = json.loads(out.getvalue())
+    assert again["@context"] == data["@context"]
+    assert {n["spdxId"] for n in again["@graph"] if "spdxId" in n} == {
+        n["spdxId"] for n in data["@graph"] if "spdxId" in n
+    }
 
 
 def test_model_card_reads_back_identically(family, engineer, results):

@@ -94,10 +94,11 @@ def test_llama_31_adapter_must_be_named_llama(upstream, derive):
 
     named = derive("acme/Llama-3.1-support-lora", llama, "adapter", licence="LicenseRef-Llama-3.1")
     named_result = check(named)
-    assert named_result.passed, named_result.reasons()
-    assert "user-threshold" in rules_of(named_result, "hint")
+    # Named right; what is left is the fact only the team knows (an attestation, see test_api).
+    assert set(errors(named_result)) == {"user-threshold-attestation"}
+    assert "user-threshold" in rules_of(check(named, stage="staging"), "hint")
     # The upstream itself is the Llama Materials: the naming rule binds what is built from it.
-    assert check(llama).passed
+    assert "naming-prefix" not in errors(check(llama))
 
 
 def test_merge_inherits_the_non_commercial_term_of_either_parent(upstream, derive):

@@ -54,10 +54,18 @@ def test_governance_page_approve_then_promote(client, officer, refused):
     assert "FAIL: 1 required check(s) fail." in page.content.decode()
     response = client.post(
         url,
-        {"action": "approve", "stage": "production", "decision": "approve", "comment": "reviewed"},
+        {
+            "action": "approve",
+            "stage": "production",
+            "decision": "approve",
+            "comment": "reviewed",
+            # One per line, as the licence check names them; blank lines are ignored.
+            "attestations": "LicenseRef-Llama-3.1 user_threshold\r\n\r\n",
+        },
         follow=True,
     )
     assert "Approval recorded." in response.content.decode()
+    assert refused.approvals.get().attestations == ["LicenseRef-Llama-3.1 user_threshold"]
     response = client.post(
         url,
         {

@@ -152,7 +152,12 @@ def promote(client: ApiClient, args: argparse.Namespace) -> int:
 
 def approve(client: ApiClient, args: argparse.Namespace) -> int:
     version = resolve_version(client, args.ref)
-    payload = {"stage": args.stage, "decision": args.decision, "comment": args.comment}
+    payload = {
+        "stage": args.stage,
+        "decision": args.decision,
+        "comment": args.comment,
+        "attestations": args.attest,
+    }
     approval = client.post(f"versions/{version['id']}/approvals/", payload)
     print(
         f"{approval['decision'].capitalize()}d {version['ref']} for {approval['stage']} "
@@ -216,6 +221,8 @@ def add_commands(commands: Commands) -> None:
             'pedigree approve acme/support-intent@v2 --stage production --comment "reviewed"',
             "pedigree approve acme/support-intent@v2 --stage production --decision reject "
             '--comment "fairness evidence missing"',
+            "pedigree approve acme/Llama-3.1-support@v1 --stage production "
+            '--attest "LicenseRef-Llama-3.1 user_threshold"',
         ],
     )
     parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
@@ -224,4 +231,12 @@ def add_commands(commands: Commands) -> None:
         "--decision", default="approve", choices=["approve", "reject"], help="your decision"
     )
     parser.add_argument("--comment", default="")
+    parser.add_argument(
+        "--attest",
+        action="append",
+        default=[],
+        metavar="ATTESTATION",
+        help="a fact the licence check asks the releasing team to attest, as it names it "
+        "(production approvals; repeatable)",
+    )
     parser.set_defaults(handler=approve)
