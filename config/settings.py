@@ -228,6 +228,8 @@ AXES_COOLOFF_TIME = timedelta(minutes=env_int("PEDIGREE_LOGIN_COOLOFF_MINUTES", 
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+# No start-up banner on every manage.py command; failed sign-ins are still logged.
+AXES_VERBOSE = False
 # The same client address as the API's throttles: X-Forwarded-For only behind a trusted proxy.
 AXES_CLIENT_IP_CALLABLE = "registry.api.throttling.client_address"
 
