@@ -1,11 +1,16 @@
 """Abuse controls: the admin sign-in lockout, the rate limit on failed token guesses, and the
 Content-Security-Policy."""
 
+import time
 from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from registry.api.throttling import FailedAuthenticationThrottle
 
 pytestmark = pytest.mark.django_db
 
@@ -54,3 +59,45 @@ def test_the_lockout_follows_the_settings(make_user, settings):
     assert sign_in(guesser, "root", "wrong").status_code == 200
     second = sign_in(guesser, "root", "wrong")
     assert second.status_code == 429 and "for 3 minutes" in second.content.decode()
+
+
+def test_failed_token_guesses_are_rate_limited_per_address(engineer, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "3/minute", "user": "6000/minute"},
+    }
+    good = Token.objects.create(user=engineer).key
+    guesser = APIClient(REMOTE_ADDR="198.51.100.7")
+    statuses = [
+        guesser.get("/api/v1/teams/", HTTP_AUTHORIZATION=f"Token {'0' * 39}{n}").status_code
+        for n in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    # Locked: even the right token is not checked from that address, so a lucky guess tells
+    # the guesser nothing; another X-Forwarded-For does not make another address.
+    locked = guesser.get(
+        "/api/v1/teams/", HTTP_AUTHORIZATION=f"Token {good}", HTTP_X_FORWARDED_FOR="203.0.113.9"
+    )
+    assert locked.status_code == 429
+    error = locked.json()["error"]
+    assert error["status"] == 429 and 0 < int(locked["Retry-After"]) <= 60
+    # The owner of the token, elsewhere, is unaffected.
+    owner = APIClient(REMOTE_ADDR="192.0.2.10")
+    assert owner.get("/api/v1/teams/", HTTP_AUTHORIZATION=f"Token {good}").status_code == 200
+    # Requests with no token at all count against the same budget.
+    anonymous = APIClient(REMOTE_ADDR="192.0.2.99")
+    assert [anonymous.get("/api/v1/teams/").status_code for _ in range(4)] == [401] * 3 + [429]
+
+
+def test_the_failed_authentication_window_passes(engineer, settings, monkeypatch):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "2/minute", "user": "6000/minute"},
+    }
+    good = Token.objects.create(user=engineer).key
+    guesser = APIClient(REMOTE_ADDR="198.51.100.7", HTTP_AUTHORIZATION=f"Token {'0' * 40}")
+    assert [guesser.get("/api/v1/teams/").status_code for _ in range(3)] == [401, 401, 429]
+    later = time.time() + 61
+    monkeypatch.setattr(FailedAuthenticationThrottle, "timer", lambda self: later)
+    again = guesser.get("/api/v1/teams/", HTTP_AUTHORIZATION=f"Token {good}")
+    assert again.status_code == 200
