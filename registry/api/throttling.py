@@ -17,9 +17,12 @@ class FailedAuthenticationThrottle(SimpleRateThrottle):
     address has spent this budget, no credential it sends is checked until the window passes."""
 
     scope = "anon"
+    num_requests: int  # set from the rate by SimpleRateThrottle.__init__
+    duration: int
 
     def get_rate(self) -> str:
-        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+        # Read at each request, not once at import as DRF's throttles do, so settings apply.
+        return str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
 
     def get_cache_key(self, request, view) -> str:
         return f"throttle_failed_auth_{client_address(request)}"
