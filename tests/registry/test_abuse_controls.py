@@ -125,3 +125,22 @@ def test_every_page_carries_the_content_security_policy(admin_client, api_for, e
     assert (
         script["Content-Type"] == "application/javascript" and b"SwaggerUIBundle" in script.content
     )
+
+
+def test_behind_a_proxy_the_forwarded_address_is_the_client(engineer, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {"anon": "2/minute", "user": "6000/minute"},
+        "NUM_PROXIES": 1,  # what PEDIGREE_BEHIND_PROXY=true sets
+    }
+    good = Token.objects.create(user=engineer).key
+    proxy = {"REMOTE_ADDR": "10.0.0.2"}
+    guesser = APIClient(**proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    statuses = [
+        guesser.get("/api/v1/teams/", HTTP_AUTHORIZATION=f"Token {'0' * 40}").status_code
+        for _ in range(3)
+    ]
+    assert statuses == [401, 401, 429]
+    # Another client behind the same proxy keeps its own budget.
+    owner = APIClient(**proxy, HTTP_X_FORWARDED_FOR="192.0.2.10")
+    assert owner.get("/api/v1/teams/", HTTP_AUTHORIZATION=f"Token {good}").status_code == 200
