@@ -1,10 +1,12 @@
 """Pedigree settings. Everything comes from the environment (see README, "Configuration")."""
 
+from datetime import timedelta
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
@@ -54,6 +56,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "registry.apps.RegistryConfig",
     "lineage.apps.LineageConfig",
     "licensing.apps.LicensingConfig",
@@ -63,6 +66,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "registry.api.errors.ApiErrorMiddleware",
@@ -71,6 +75,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -119,6 +125,28 @@ elif PREPARED_STATEMENTS:
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Content-Security-Policy on every answer (django-csp): scripts, styles, images and fonts only from
+# this server, inline scripts and <style> only with the request's nonce (`request.csp_nonce`),
+# style attributes not at all; no plugins, no framing, forms post only here.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        # Django's admin and Swagger UI draw their icons as data: SVGs.
+        "img-src": [SELF, "data:"],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses sign-ins from a locked-out username and address before the password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -210,6 +238,19 @@ PEDIGREE_COMPLIANCE_RECHECK_SECONDS = env_int(
 # True only when a reverse proxy that overwrites X-Forwarded-Proto and X-Forwarded-For sits in
 # front: without one, a client could claim HTTPS or another address (and another rate limit).
 BEHIND_PROXY = env_bool("PEDIGREE_BEHIND_PROXY", False)
+
+# Admin sign-in lockout (django-axes): this many failures for one username from one address lock
+# that pair out for the cool-off, which each further try during it restarts. Keyed on the pair, so
+# a guesser cannot lock the real user out from elsewhere; a success clears the count.
+AXES_FAILURE_LIMIT = env_int("PEDIGREE_LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("PEDIGREE_LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/lockout.html"
+# No start-up banner on every manage.py command; failed sign-ins are still logged.
+AXES_VERBOSE = False
+# The same client address as the API's throttles: X-Forwarded-For only behind a trusted proxy.
+AXES_CLIENT_IP_CALLABLE = "registry.api.throttling.client_address"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

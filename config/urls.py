@@ -1,7 +1,7 @@
 from django.apps import apps
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -13,5 +13,12 @@ urlpatterns = [
         if apps.is_installed(app)
     ),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # Swagger UI's start-up script is served from its own URL, as the CSP allows no inline one.
+    path(
+        "api/docs/",
+        SpectacularSwaggerSplitView.as_view(
+            url_name="schema", template_name="registry/swagger_ui.html"
+        ),
+        name="api-docs",
+    ),
 ]

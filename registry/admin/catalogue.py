@@ -107,8 +107,8 @@ def manifest_table(manifest: dict):
     adapter = manifest.get("adapter") or {}
     rows = format_html_join(
         "",
-        "<tr><td>{}</td><td>{}</td><td style='text-align:right'>{}</td><td><code>{}</code></td>"
-        "<td style='text-align:right'>{}</td></tr>",
+        "<tr><td>{}</td><td>{}</td><td class='numeric'>{}</td><td><code>{}</code></td>"
+        "<td class='numeric'>{}</td></tr>",
         (
             (
                 file["path"],

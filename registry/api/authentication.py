@@ -1,14 +1,22 @@
 """Token authentication that also reads, in the same query, whether the user is compliance
-staff: every API request needs to know, and `is_compliance` then asks nothing more."""
+staff: every API request needs to know, and `is_compliance` then asks nothing more. An address
+that failed to authenticate too often is refused before any credential is checked."""
 
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from registry.api.throttling import FailedAuthenticationThrottle
 from registry.selectors import compliance_group_member, remember_compliance
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
+    def authenticate(self, request):
+        throttle = FailedAuthenticationThrottle()
+        if throttle.exhausted(request):
+            raise exceptions.Throttled(throttle.wait())
+        return super().authenticate(request)
+
     def authenticate_credentials(self, key):
         tokens = Token.objects.select_related("user").annotate(compliance=compliance_group_member())
         try:

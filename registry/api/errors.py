@@ -14,6 +14,7 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from registry.api.throttling import FailedAuthenticationThrottle
 from registry.errors import ServiceError
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if response.status_code == 401 and "request" in context:
+        FailedAuthenticationThrottle().record_failure(context["request"])
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         first_field, first_messages = next(iter(fields.items()))

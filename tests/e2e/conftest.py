@@ -30,11 +30,25 @@ def browser():
                  "--disable-dev-shm-usage", "--window-size=1400,1000",
                  f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    # The console log carries Content-Security-Policy violations (see csp_violations).
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.implicitly_wait(5)
     yield driver
+    violations = csp_violations(driver)
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+    # Every page a browser test opened works under the policy: nothing it needed was refused.
+    assert violations == []
+
+
+def csp_violations(driver) -> list[str]:
+    """What the Content-Security-Policy refused since the last call, from the console log."""
+    return [
+        entry["message"]
+        for entry in driver.get_log("browser")
+        if "Content Security Policy" in entry["message"]
+    ]
 
 
 @pytest.fixture

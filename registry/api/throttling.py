@@ -1,0 +1,40 @@
+"""Who a request comes from, and how often it may fail to authenticate."""
+
+from django.http import HttpRequest
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+
+
+def client_address(request: HttpRequest) -> str:
+    """The client's address: the last proxy's X-Forwarded-For entry with PEDIGREE_BEHIND_PROXY
+    (DRF's NUM_PROXIES), else the connection's, so a client cannot pick its own."""
+    return BaseThrottle().get_ident(request)  # type: ignore[arg-type]
+
+
+class FailedAuthenticationThrottle(SimpleRateThrottle):
+    """Answers 401 per client address, at PEDIGREE_THROTTLE_ANON. DRF refuses a missing or wrong
+    token before its throttles run, so they alone would never slow a token guesser; once an
+    address has spent this budget, no credential it sends is checked until the window passes."""
+
+    scope = "anon"
+    num_requests: int  # set from the rate by SimpleRateThrottle.__init__
+    duration: int
+
+    def get_rate(self) -> str:
+        # Read at each request, not once at import as DRF's throttles do, so settings apply.
+        return str(api_settings.DEFAULT_THROTTLE_RATES[self.scope])
+
+    def get_cache_key(self, request, view) -> str:
+        return f"throttle_failed_auth_{client_address(request)}"
+
+    def exhausted(self, request) -> bool:
+        self.key = self.get_cache_key(request, None)
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - self.duration:
+            self.history.pop()
+        return len(self.history) >= self.num_requests
+
+    def record_failure(self, request) -> None:
+        self.exhausted(request)
+        self.throttle_success()  # stores this failure in the address's history
