@@ -6,26 +6,38 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from registry.audit import audit_verify_chain
 from registry.gates import GateEvaluation, failing_checks, gate_evaluate, transition_problem
-from registry.models import AuditEntry, GateDecision, ModelVersion, Stage
+from registry.models import (
+    Approval,
+    ApprovalDecision,
+    AuditEntry,
+    CheckWaiver,
+    GateDecision,
+    ModelVersion,
+    Stage,
+)
 from registry.plugins import (
     ComparisonSection,
     EvidenceDocument,
+    Expiring,
+    ExpiringProvider,
     TimelineEvent,
     TimelineProvider,
     plugins,
 )
-from registry.selectors import versions_visible_to
+from registry.selectors import OVERVIEW_LIMIT, versions_visible_to
 from registry.types import Reader
 
 NEXT_STAGE: dict[str, str] = {"development": "staging", "staging": "production"}
@@ -318,3 +330,45 @@ def evidence_pack(
         for document in plugins.contributions(EvidenceDocument):
             pack.writestr(f"{stem}/{document.filename}", document.render(reader, version))
     return f"{stem}.zip", buffer.getvalue()
+
+
+def expiring_evidence(*, within: timedelta | None = None) -> list[Expiring]:
+    """Approvals and waivers still in force that lapse within `within` (default: the
+    PEDIGREE_EXPIRY_WARNING_DAYS setting), soonest first, with what the other apps add (licence
+    waivers). Two queries plus one per provider, whatever the registry size."""
+    now = timezone.now()
+    before = now + (within or timedelta(days=settings.PEDIGREE_EXPIRY_WARNING_DAYS))
+    soon = {"expires_at__gt": now, "expires_at__lte": before}
+    rows = [
+        Expiring(
+            f"{approval.stage} approval",
+            approval.version,
+            approval.expires_at,
+            f"approved by {approval.approver}; renew it before it lapses or the version falls "
+            f"out of compliance",
+            reverse("admin:registry_modelversion_governance", args=[approval.version_id])
+            + "#approve-form",
+        )
+        for approval in Approval.objects.filter(
+            decision=ApprovalDecision.APPROVE,
+            artefact_digest=F("version__artefact_digest"),
+            **soon,
+        )
+        .select_related("version__model", "approver")
+        .order_by("expires_at")[:OVERVIEW_LIMIT]
+    ]
+    rows += [
+        Expiring(
+            f"waiver of {waiver.check_name}",
+            waiver.version,
+            waiver.expires_at,
+            f"granted by {waiver.granted_by}; fix what it waives or grant a new waiver",
+            reverse("admin:registry_checkwaiver_change", args=[waiver.pk]),
+        )
+        for waiver in CheckWaiver.objects.filter(revoked_at__isnull=True, **soon)
+        .select_related("version__model", "granted_by")
+        .order_by("expires_at")[:OVERVIEW_LIMIT]
+    ]
+    for provider in plugins.contributions(ExpiringProvider):
+        rows += [row for row in provider.before(before) if row.expires_at > now]
+    return sorted(rows, key=lambda row: row.expires_at)[:OVERVIEW_LIMIT]

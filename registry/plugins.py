@@ -87,6 +87,26 @@ class DashboardPanel:
 
 
 @dataclass(frozen=True)
+class Expiring:
+    """An approval or waiver that lapses soon, as the dashboard lists it."""
+
+    kind: str
+    version: ModelVersion
+    expires_at: datetime
+    what: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ExpiringProvider:
+    """Evidence of an app that lapses before the given time (soonest first, a bounded number
+    of queries), for the dashboard's expiring list."""
+
+    name: str
+    before: Callable[[datetime], list[Expiring]]
+
+
+@dataclass(frozen=True)
 class VersionPanel:
     """A section of a version's admin page: `template` rendered with
     `context(request, version)`."""
@@ -223,6 +243,7 @@ Contribution = (
     | ComplianceHold
     | EvaluationResultsProvider
     | DashboardPanel
+    | ExpiringProvider
     | VersionPanel
     | VersionSummary
     | TimelineProvider
@@ -239,7 +260,13 @@ C = TypeVar("C", bound=Contribution)
 def _identity(contribution: Contribution) -> object:
     """What must be unique among contributions of one kind."""
     match contribution:
-        case GateCheck() | VersionListFilter() | EvidenceProvider() | TimelineProvider():
+        case (
+            GateCheck()
+            | VersionListFilter()
+            | EvidenceProvider()
+            | TimelineProvider()
+            | ExpiringProvider()
+        ):
             return contribution.name
         case EvidenceDocument():
             return contribution.filename

@@ -145,12 +145,12 @@ def test_the_dashboard_tells_the_truth(
     refused = services.version_promote(actor=engineer, version=complete, stage="production")
     assert not refused.passed
     html = client.get("/admin/").content.decode()
-    assert "Awaiting approval (1)" in html and "Blocked versions (1)" in html
+    assert "Awaiting approval, oldest first (1)" in html and "Blocked versions (1)" in html
     assert "Never gated (1)" in html and str(never) in html
     services.approval_record(actor=compliance_user, version=complete, stage="production")
     services.compliance_recheck(version_ids=[complete.pk])
     html = client.get("/admin/").content.decode()
-    assert "Awaiting approval (0)" in html and "Blocked versions (0)" in html
+    assert "Awaiting approval, oldest first (0)" in html and "Blocked versions (0)" in html
     # A harmless second promote of a version already in staging blocks nothing.
     assert services.version_promote(actor=engineer, version=never, stage="staging").passed
     never.refresh_from_db()
