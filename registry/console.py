@@ -86,14 +86,32 @@ def _audit_text(entry: AuditEntry) -> str:
     return f"{entry.action} by {entry.actor_name}" + (f" ({detail})" if detail else "")
 
 
+def _audit_event(entry: AuditEntry) -> tuple[str, str]:
+    """An audit entry's kind and text; the compliance recheck's flags read as what they mean,
+    with the reasons."""
+    after = entry.after if isinstance(entry.after, dict) else {}
+    if entry.action == "version.out_of_compliance":
+        reasons = [
+            f"{row.get('check')}: {reason}"
+            for row in after.get("failing") or []
+            for reason in row.get("reasons") or ["failed"]
+        ]
+        return (
+            "out of compliance",
+            f"no longer passes the {after.get('stage')} gate: " + "; ".join(reasons),
+        )
+    if entry.action == "version.back_in_compliance":
+        return "back in compliance", f"passes the {after.get('stage')} gate again"
+    return entry.action.partition(".")[0].replace("_", " "), _audit_text(entry)
+
+
 def version_timeline(version: ModelVersion) -> list[TimelineEvent]:
     """The version's history, oldest first: its audit entries, its gate decisions and what the
     other apps record about it. Two queries plus one or two per provider, whatever its size."""
     events = [
         TimelineEvent(
             entry.at,
-            entry.action.partition(".")[0].replace("_", " "),
-            _audit_text(entry),
+            *_audit_event(entry),
             reverse("admin:registry_auditentry_change", args=[entry.pk]),
         )
         for entry in version_audit_entries(version)

@@ -278,6 +278,11 @@ def valid_approvals(
 OVERVIEW_LIMIT = 200
 
 
+def compliance_of(version: ModelVersion) -> ComplianceStatus | None:
+    """The version's standing as the last recheck stored it, or None if never assessed."""
+    return ComplianceStatus.objects.filter(version=version).first()
+
+
 def compliance_stale_ids(*, limit: int = OVERVIEW_LIMIT) -> list[int]:
     """Versions (not archived) whose compliance was never computed or is older than the
     recheck period, oldest first."""
