@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -35,6 +36,7 @@ from registry.plugins import (
     ExpiringProvider,
     TimelineEvent,
     TimelineProvider,
+    WaiverLinks,
     plugins,
 )
 from registry.selectors import OVERVIEW_LIMIT, versions_visible_to
@@ -58,6 +60,31 @@ def hold_url(version: ModelVersion) -> str:
         return f"{reverse('admin:lineage_hold_add')}?version={version.pk}"
     except NoReverseMatch:
         return ""
+
+
+# Checks no waiver lifts: the move itself, the policy's existence and the approvals it wants.
+UNWAIVABLE = frozenset({"transition", "policy", "approvals"})
+
+
+def waive_links(evaluation: GateEvaluation, row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, url) for each way to waive a failing check, each form pre-filled from the
+    violation: the app's own waivers where it keeps them (licence rules), else a check waiver
+    on the governance page."""
+    for contribution in plugins.contributions(WaiverLinks):
+        if contribution.check == row["check"]:
+            return contribution.links(evaluation, row)
+    if row["check"] in UNWAIVABLE:
+        return []
+    query = urlencode(
+        {
+            "stage": evaluation.to_stage,
+            "use": evaluation.use,
+            "distribution": evaluation.distribution,
+            "waive": row["check"],
+        }
+    )
+    url = reverse("admin:registry_modelversion_governance", args=[evaluation.version_id])
+    return [(f"Waive {row['check']}…", f"{url}?{query}#waive-form")]
 
 
 def object_admin_url(obj: Model) -> str:

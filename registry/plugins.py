@@ -18,7 +18,7 @@ import django_filters
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from registry.gates import CheckResult, GateContext
+    from registry.gates import CheckResult, GateContext, GateEvaluation
     from registry.models import DatasetVersion, ModelVersion
     from registry.types import Reader
 
@@ -104,6 +104,16 @@ class ExpiringProvider:
 
     name: str
     before: Callable[[datetime], list[Expiring]]
+
+
+@dataclass(frozen=True)
+class WaiverLinks:
+    """How to waive a failing check of an app that keeps its own waivers (the licence check's
+    rules): given the gate's answer and the failing check's row, (label, url) per thing to waive,
+    each url opening a form pre-filled from the violation."""
+
+    check: str
+    links: Callable[[GateEvaluation, dict[str, Any]], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -244,6 +254,7 @@ Contribution = (
     | EvaluationResultsProvider
     | DashboardPanel
     | ExpiringProvider
+    | WaiverLinks
     | VersionPanel
     | VersionSummary
     | TimelineProvider
@@ -272,6 +283,8 @@ def _identity(contribution: Contribution) -> object:
             return contribution.filename
         case DashboardPanel() | ComparisonSection():
             return contribution.title
+        case WaiverLinks():
+            return contribution.check
         case VersionPanel() | VersionSummary():
             return contribution.template
         case HubLicenceResolution() | ComplianceHold() | UpstreamLineage():
