@@ -210,6 +210,8 @@ PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
 # Governance: approvals must be renewed (recertification); waivers are short-lived.
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
 PEDIGREE_WAIVER_MAX_DAYS = env_int("PEDIGREE_WAIVER_MAX_DAYS", 90, minimum=1)
+# The dashboard lists approvals and waivers that lapse within this many days.
+PEDIGREE_EXPIRY_WARNING_DAYS = env_int("PEDIGREE_EXPIRY_WARNING_DAYS", 14, minimum=1)
 # The most rows one page of a list holds, whatever `?limit=` asks.
 PEDIGREE_MAX_PAGE_SIZE = env_int("PEDIGREE_MAX_PAGE_SIZE", 500, minimum=1)
 # Request bodies: JSON nested deeper than this is refused with a 400.

@@ -23,7 +23,13 @@ from licensing.models import (
     LicenceWaiver,
 )
 from licensing.selectors import licence_check
-from registry.admin_base import ReadOnlyAdmin, ReadOnlyInline, ServiceFormAdmin, form_errors
+from registry.admin_base import (
+    ReadOnlyAdmin,
+    ReadOnlyInline,
+    ServiceFormAdmin,
+    expiry_widget,
+    form_errors,
+)
 from registry.errors import PermissionRefused, ServiceError
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import ModelVersion, Stage
@@ -252,6 +258,9 @@ class LicenceRuleAdmin(ServiceFormAdmin):
 
 
 class LicenceWaiverForm(forms.ModelForm):
+    # The same date widget as the governance page's check waivers (not the admin's split one).
+    expires_at = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM (UTC)", widget=expiry_widget())
+
     class Meta:
         model = LicenceWaiver
         fields = ["version", "rule_name", "licence_id", "reason", "approver", "expires_at"]

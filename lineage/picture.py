@@ -19,7 +19,7 @@ from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
 from lineage.selectors import LineageGraph, lineage_graph
-from registry.models import GateDecision
+from registry.models import ComplianceState, ComplianceStatus, GateDecision
 
 # The admin picture: the whole ancestry, two generations of descendants, at most 60 versions.
 PICTURE_DESCENDANTS_DEPTH = 2
@@ -205,6 +205,18 @@ def failing_versions(version_ids: Iterable[int]) -> set[int]:
         passed=False,
     ).values_list("version_id", "from_stage", "version__stage")
     return {version_id for version_id, before, now in refused if before == now}
+
+
+def version_states(version_ids: Iterable[int]) -> dict[int, str]:
+    """How each version is coloured: out of compliance by its stored compliance status (a
+    staged version that no longer passes its stage's gate), else failing when its last
+    promotion was refused. Two queries."""
+    ids = list(version_ids)
+    states = {pk: "failing" for pk in failing_versions(ids)}
+    out = ComplianceStatus.objects.filter(
+        version_id__in=ids, state=ComplianceState.OUT_OF_COMPLIANCE
+    ).values_list("version_id", flat=True)
+    return states | {pk: "out_of_compliance" for pk in out}
 
 
 def _collapse(
@@ -490,5 +502,5 @@ def version_picture(user, version) -> Picture:
         graph,
         version_url=lambda pk: reverse("admin:registry_modelversion_change", args=[pk]),
         dataset_url=lambda pk: reverse("admin:registry_datasetversion_change", args=[pk]),
-        states={pk: "failing" for pk in failing_versions(graph.visible_ids)},
+        states=version_states(graph.visible_ids),
     )

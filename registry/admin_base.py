@@ -19,6 +19,16 @@ from registry.errors import PermissionRefused, ServiceError
 _REFUSAL = "_pedigree_admin_refusal"
 
 
+# A waiver pre-filled from a violation proposes this lifetime; the officer may shorten it.
+WAIVER_DEFAULT_DAYS = 30
+# Every waiver's expiry is picked with the same widget, and pre-filled in its format.
+EXPIRY_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def expiry_widget() -> forms.DateTimeInput:
+    return forms.DateTimeInput(attrs={"type": "datetime-local"}, format=EXPIRY_FORMAT)
+
+
 def form_errors(form: forms.BaseForm, error: ServiceError) -> None:
     """Show a service error on the fields it names (or on the form)."""
     placed = False

@@ -6,26 +6,40 @@ import io
 import json
 import zipfile
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode
 
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Model, QuerySet
+from django.db.models import F, Model, QuerySet
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
 from registry.audit import audit_verify_chain
 from registry.gates import GateEvaluation, failing_checks, gate_evaluate, transition_problem
-from registry.models import AuditEntry, GateDecision, ModelVersion, Stage
+from registry.models import (
+    Approval,
+    ApprovalDecision,
+    AuditEntry,
+    CheckWaiver,
+    GateDecision,
+    ModelVersion,
+    Stage,
+)
 from registry.plugins import (
     ComparisonSection,
     EvidenceDocument,
+    Expiring,
+    ExpiringProvider,
     TimelineEvent,
     TimelineProvider,
+    WaiverLinks,
     plugins,
 )
-from registry.selectors import versions_visible_to
+from registry.selectors import OVERVIEW_LIMIT, versions_visible_to
 from registry.types import Reader
 
 NEXT_STAGE: dict[str, str] = {"development": "staging", "staging": "production"}
@@ -46,6 +60,31 @@ def hold_url(version: ModelVersion) -> str:
         return f"{reverse('admin:lineage_hold_add')}?version={version.pk}"
     except NoReverseMatch:
         return ""
+
+
+# Checks no waiver lifts: the move itself, the policy's existence and the approvals it wants.
+UNWAIVABLE = frozenset({"transition", "policy", "approvals"})
+
+
+def waive_links(evaluation: GateEvaluation, row: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, url) for each way to waive a failing check, each form pre-filled from the
+    violation: the app's own waivers where it keeps them (licence rules), else a check waiver
+    on the governance page."""
+    for contribution in plugins.contributions(WaiverLinks):
+        if contribution.check == row["check"]:
+            return contribution.links(evaluation, row)
+    if row["check"] in UNWAIVABLE:
+        return []
+    query = urlencode(
+        {
+            "stage": evaluation.to_stage,
+            "use": evaluation.use,
+            "distribution": evaluation.distribution,
+            "waive": row["check"],
+        }
+    )
+    url = reverse("admin:registry_modelversion_governance", args=[evaluation.version_id])
+    return [(f"Waive {row['check']}…", f"{url}?{query}#waive-form")]
 
 
 def object_admin_url(obj: Model) -> str:
@@ -74,14 +113,32 @@ def _audit_text(entry: AuditEntry) -> str:
     return f"{entry.action} by {entry.actor_name}" + (f" ({detail})" if detail else "")
 
 
+def _audit_event(entry: AuditEntry) -> tuple[str, str]:
+    """An audit entry's kind and text; the compliance recheck's flags read as what they mean,
+    with the reasons."""
+    after = entry.after if isinstance(entry.after, dict) else {}
+    if entry.action == "version.out_of_compliance":
+        reasons = [
+            f"{row.get('check')}: {reason}"
+            for row in after.get("failing") or []
+            for reason in row.get("reasons") or ["failed"]
+        ]
+        return (
+            "out of compliance",
+            f"no longer passes the {after.get('stage')} gate: " + "; ".join(reasons),
+        )
+    if entry.action == "version.back_in_compliance":
+        return "back in compliance", f"passes the {after.get('stage')} gate again"
+    return entry.action.partition(".")[0].replace("_", " "), _audit_text(entry)
+
+
 def version_timeline(version: ModelVersion) -> list[TimelineEvent]:
     """The version's history, oldest first: its audit entries, its gate decisions and what the
     other apps record about it. Two queries plus one or two per provider, whatever its size."""
     events = [
         TimelineEvent(
             entry.at,
-            entry.action.partition(".")[0].replace("_", " "),
-            _audit_text(entry),
+            *_audit_event(entry),
             reverse("admin:registry_auditentry_change", args=[entry.pk]),
         )
         for entry in version_audit_entries(version)
@@ -318,3 +375,45 @@ def evidence_pack(
         for document in plugins.contributions(EvidenceDocument):
             pack.writestr(f"{stem}/{document.filename}", document.render(reader, version))
     return f"{stem}.zip", buffer.getvalue()
+
+
+def expiring_evidence(*, within: timedelta | None = None) -> list[Expiring]:
+    """Approvals and waivers still in force that lapse within `within` (default: the
+    PEDIGREE_EXPIRY_WARNING_DAYS setting), soonest first, with what the other apps add (licence
+    waivers). Two queries plus one per provider, whatever the registry size."""
+    now = timezone.now()
+    before = now + (within or timedelta(days=settings.PEDIGREE_EXPIRY_WARNING_DAYS))
+    soon = {"expires_at__gt": now, "expires_at__lte": before}
+    rows = [
+        Expiring(
+            f"{approval.stage} approval",
+            approval.version,
+            approval.expires_at,
+            f"approved by {approval.approver}; renew it before it lapses or the version falls "
+            f"out of compliance",
+            reverse("admin:registry_modelversion_governance", args=[approval.version_id])
+            + "#approve-form",
+        )
+        for approval in Approval.objects.filter(
+            decision=ApprovalDecision.APPROVE,
+            artefact_digest=F("version__artefact_digest"),
+            **soon,
+        )
+        .select_related("version__model", "approver")
+        .order_by("expires_at")[:OVERVIEW_LIMIT]
+    ]
+    rows += [
+        Expiring(
+            f"waiver of {waiver.check_name}",
+            waiver.version,
+            waiver.expires_at,
+            f"granted by {waiver.granted_by}; fix what it waives or grant a new waiver",
+            reverse("admin:registry_checkwaiver_change", args=[waiver.pk]),
+        )
+        for waiver in CheckWaiver.objects.filter(revoked_at__isnull=True, **soon)
+        .select_related("version__model", "granted_by")
+        .order_by("expires_at")[:OVERVIEW_LIMIT]
+    ]
+    for provider in plugins.contributions(ExpiringProvider):
+        rows += [row for row in provider.before(before) if row.expires_at > now]
+    return sorted(rows, key=lambda row: row.expires_at)[:OVERVIEW_LIMIT]

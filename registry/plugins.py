@@ -18,7 +18,7 @@ import django_filters
 if TYPE_CHECKING:
     from django.http import HttpRequest
 
-    from registry.gates import CheckResult, GateContext
+    from registry.gates import CheckResult, GateContext, GateEvaluation
     from registry.models import DatasetVersion, ModelVersion
     from registry.types import Reader
 
@@ -84,6 +84,36 @@ class DashboardPanel:
     title: str
     template: str
     context: Callable[[HttpRequest], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """An approval or waiver that lapses soon, as the dashboard lists it."""
+
+    kind: str
+    version: ModelVersion
+    expires_at: datetime
+    what: str
+    url: str
+
+
+@dataclass(frozen=True)
+class ExpiringProvider:
+    """Evidence of an app that lapses before the given time (soonest first, a bounded number
+    of queries), for the dashboard's expiring list."""
+
+    name: str
+    before: Callable[[datetime], list[Expiring]]
+
+
+@dataclass(frozen=True)
+class WaiverLinks:
+    """How to waive a failing check of an app that keeps its own waivers (the licence check's
+    rules): given the gate's answer and the failing check's row, (label, url) per thing to waive,
+    each url opening a form pre-filled from the violation."""
+
+    check: str
+    links: Callable[[GateEvaluation, dict[str, Any]], list[tuple[str, str]]]
 
 
 @dataclass(frozen=True)
@@ -223,6 +253,8 @@ Contribution = (
     | ComplianceHold
     | EvaluationResultsProvider
     | DashboardPanel
+    | ExpiringProvider
+    | WaiverLinks
     | VersionPanel
     | VersionSummary
     | TimelineProvider
@@ -239,12 +271,20 @@ C = TypeVar("C", bound=Contribution)
 def _identity(contribution: Contribution) -> object:
     """What must be unique among contributions of one kind."""
     match contribution:
-        case GateCheck() | VersionListFilter() | EvidenceProvider() | TimelineProvider():
+        case (
+            GateCheck()
+            | VersionListFilter()
+            | EvidenceProvider()
+            | TimelineProvider()
+            | ExpiringProvider()
+        ):
             return contribution.name
         case EvidenceDocument():
             return contribution.filename
         case DashboardPanel() | ComparisonSection():
             return contribution.title
+        case WaiverLinks():
+            return contribution.check
         case VersionPanel() | VersionSummary():
             return contribution.template
         case HubLicenceResolution() | ComplianceHold() | UpstreamLineage():

@@ -7,7 +7,18 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
-from django.db.models import BooleanField, Exists, ExpressionWrapper, Model, OuterRef, Q, QuerySet
+from django.db.models import (
+    BooleanField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+)
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from registry.models import (
@@ -18,6 +29,7 @@ from registry.models import (
     ComplianceStatus,
     Dataset,
     DatasetVersion,
+    GateDecision,
     ModelVersion,
     RegisteredModel,
     Stage,
@@ -266,6 +278,11 @@ def valid_approvals(
 OVERVIEW_LIMIT = 200
 
 
+def compliance_of(version: ModelVersion) -> ComplianceStatus | None:
+    """The version's standing as the last recheck stored it, or None if never assessed."""
+    return ComplianceStatus.objects.filter(version=version).first()
+
+
 def compliance_stale_ids(*, limit: int = OVERVIEW_LIMIT) -> list[int]:
     """Versions (not archived) whose compliance was never computed or is older than the
     recheck period, oldest first."""
@@ -301,8 +318,8 @@ def _overview_row(status: ComplianceStatus) -> dict[str, Any]:
 def compliance_overview(*, limit: int = OVERVIEW_LIMIT) -> dict[str, Any]:
     """The compliance dashboard's truth, from every version's current compliance status
     (`registry.services.compliance`): what is out of compliance, held, blocked (fails its next
-    gate now), awaiting approval, never gated, each row with why and what to do. Three
-    queries whatever the registry size."""
+    gate now), awaiting approval (oldest first, waiting since it was first put to that gate),
+    never gated, each row with why and what to do. Four queries whatever the registry size."""
     statuses = ComplianceStatus.objects.exclude(stage=Stage.ARCHIVED).select_related(
         "version__model"
     )
@@ -317,11 +334,25 @@ def compliance_overview(*, limit: int = OVERVIEW_LIMIT) -> dict[str, Any]:
         | Q(gated=False, stage=Stage.DEVELOPMENT)
     )
     every = rows(flagged)
+    first_asked = GateDecision.objects.filter(
+        version_id=OuterRef("version_id"), to_stage=OuterRef("target_stage")
+    ).order_by("decided_at")
+    awaiting = (
+        statuses.filter(state=state.AWAITING_APPROVAL)
+        .annotate(
+            waiting_since=Coalesce(
+                Subquery(first_asked.values("decided_at")[:1]), F("version__registered_at")
+            )
+        )
+        .order_by("waiting_since", "pk")[:limit]
+    )
     return {
         "out_of_compliance": [r for r in every if r["state"] == state.OUT_OF_COMPLIANCE],
         "held": [r for r in every if r["state"] == state.HELD],
         "blocked": [r for r in every if r["state"] in (state.BLOCKED, state.AWAITING_APPROVAL)],
-        "awaiting_approval": [r for r in every if r["state"] == state.AWAITING_APPROVAL],
+        "awaiting_approval": [
+            {**_overview_row(status), "waiting_since": status.waiting_since} for status in awaiting
+        ],
         "never_gated": [r for r in every if r["stage"] == Stage.DEVELOPMENT and not r["gated"]],
         "unassessed": ModelVersion.objects.exclude(stage=Stage.ARCHIVED)
         .filter(compliance__isnull=True)

@@ -23,6 +23,7 @@ from registry.models import (
     Team,
 )
 from registry.plugins import VersionPanel, VersionSummary, plugins
+from registry.selectors import compliance_of
 
 
 @admin.register(Team)
@@ -263,6 +264,8 @@ class ModelVersionAdmin(ServiceAdmin):
         # The panels other apps register for the version page, in registration order.
         if obj is not None:
             context["verdicts"] = version_verdicts(version=obj, actor=request.user)
+            # The standing the recheck stored (what the dashboard lists and webhooks announced).
+            context["compliance"] = compliance_of(obj)
             context["production"] = production_counterpart(request.user, obj)
             context["hold_url"] = hold_url(obj)
             context["summaries"] = [

@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString
 
 from registry import services
-from registry.admin_base import ReadOnlyAdmin, ServiceAdmin
+from registry.admin_base import WAIVER_DEFAULT_DAYS, ReadOnlyAdmin, ServiceAdmin, expiry_widget
 from registry.console import admin_url, next_stage, stage_verdict
 from registry.errors import ServiceError
 from registry.gates import DISTRIBUTIONS, USES, failing_checks
@@ -27,9 +27,6 @@ from registry.models import (
     StagePolicy,
 )
 from registry.selectors import versions_visible_to
-
-# A waiver pre-filled from the banner proposes this lifetime; the officer may shorten it.
-WAIVER_DEFAULT_DAYS = 30
 
 
 class GateForm(forms.Form):
@@ -60,10 +57,7 @@ class ApprovalForm(forms.Form):
 class WaiverForm(forms.Form):
     check_name = forms.CharField(label="Check", max_length=64)
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
-    expires_at = forms.DateTimeField(
-        help_text="YYYY-MM-DD HH:MM (UTC)",
-        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-    )
+    expires_at = forms.DateTimeField(help_text="YYYY-MM-DD HH:MM (UTC)", widget=expiry_widget())
 
 
 def governance_view(model_admin, request, object_id):

@@ -5,6 +5,8 @@ from typing import Any
 from django import template
 
 from registry.console import significant as _significant
+from registry.console import waive_links as _waive_links
+from registry.gates import GateEvaluation
 
 register = template.Library()
 
@@ -23,3 +25,8 @@ def split(text: str) -> list[str]:
 def significant(value: Any) -> str:
     """Three significant digits."""
     return _significant(value)
+
+
+@register.filter
+def waive_links(row: dict[str, Any], evaluation: GateEvaluation) -> list[tuple[str, str]]:
+    return _waive_links(evaluation, row)

@@ -1,8 +1,9 @@
-"""A compliance officer walks the console in headless Chromium on the demo's data: the blocked
-candidate's page opens on its verdict → compare with the version in production → waive the
-failing check from the banner → approve → promote → take the evidence pack away. Screenshots
-go to test-artifacts/, or $PEDIGREE_SCREENSHOTS_DIR: `PEDIGREE_SCREENSHOTS_DIR=docs/img`
-refreshes the compliance guide's."""
+"""A compliance officer walks the console in headless Chromium on the demo's data: from the
+dashboard's current-state rows, the blocked candidate's page opens on its verdict → compare with
+the version in production → waive the failing checks from the banner → approve → promote → take
+the evidence pack away; then the licence-blocked sibling's rule is waived from its banner.
+Screenshots go to test-artifacts/, or $PEDIGREE_SCREENSHOTS_DIR:
+`PEDIGREE_SCREENSHOTS_DIR=docs/img` refreshes the compliance guide's."""
 
 import io
 import os
@@ -57,14 +58,16 @@ def test_officer_walks_verdict_compare_waive_approve_promote_evidence(demo, live
     click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "input[type=submit]"))
     dashboard = browser.find_element(By.ID, "pedigree-dashboard")
     # Full width at 1280 px, not Django's 600 px dashboard column.
-    assert dashboard.size["width"] > 850
+    assert dashboard.size["width"] > 1150
     browser.save_screenshot(str(shots / "console-dashboard.png"))
 
-    # From the dashboard to the blocked candidate's page: the verdict comes first.
-    click_and_wait(browser, dashboard.find_element(By.LINK_TEXT, str(candidate)))
-    click_and_wait(
-        browser, browser.find_element(By.CSS_SELECTOR, ".breadcrumbs a[href$='/change/']")
-    )
+    # The dashboard lists current state: the candidate is blocked, each row saying why and what
+    # to do next; its link opens the version's page on its verdict.
+    blocked = dashboard.find_element(By.CSS_SELECTOR, "table.blocked-versions")
+    row = next(tr for tr in blocked.find_elements(By.TAG_NAME, "tr") if str(candidate) in tr.text)
+    assert "fairness" in row.text and "Fix what the failing checks name" in row.text
+    assert dashboard.find_element(By.CSS_SELECTOR, "table.stage-tier-counts").is_displayed()
+    click_and_wait(browser, row.find_element(By.CSS_SELECTOR, "a.version-link"))
     verdict = browser.find_element(By.ID, "verdict")
     assert verdict.location["y"] < browser.find_element(By.ID, "modelversion_form").location["y"]
     assert "Next, production (commercial, hosted): blocked" in verdict.text
@@ -131,6 +134,23 @@ def test_officer_walks_verdict_compare_waive_approve_promote_evidence(demo, live
     assert "waiver.grant" in history and "approval.approve" in history
     assert "evaluation" in history
     browser.save_screenshot(str(shots / "console-history.png"))
+
+    # The licence-blocked sibling, from its dashboard row: its licence rule is waived from the
+    # banner like any check, the form pre-filled from the violation.
+    sibling = ModelVersion.objects.get(model__name="acme/support-intent-nc", version="v1")
+    browser.get(f"{live_server.url}/admin/")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#pedigree-dashboard tr")
+    row = next(tr for tr in rows if str(sibling) in tr.text and "non-commercial-use" in tr.text)
+    click_and_wait(browser, row.find_element(By.CSS_SELECTOR, "a.version-link"))
+    waive = browser.find_element(By.CSS_SELECTOR, ".failing-licence a.waive-link")
+    assert waive.text.startswith("Waive non-commercial-use")
+    click_and_wait(browser, waive)
+    form = browser.find_element(By.ID, "licencewaiver_form")
+    assert form.find_element(By.NAME, "rule_name").get_attribute("value") == "non-commercial-use"
+    assert form.find_element(By.NAME, "version").get_attribute("value") == str(sibling.pk)
+    expires = form.find_element(By.NAME, "expires_at")
+    assert expires.get_attribute("type") == "datetime-local" and expires.get_attribute("value")
+    browser.save_screenshot(str(shots / "console-licence-waive.png"))
 
     # The base's family: the licence-blocked sibling is marked, every name whole.
     base = ModelVersion.objects.get(model__name="sentence-transformers/all-MiniLM-L6-v2")

@@ -207,15 +207,14 @@ def test_admin_waiver_form_shows_bad_input(admin_client, make_version, make_user
         "licence_id": "",
         "reason": "",
         "approver": officer.pk,
-        "expires_at_0": (timezone.now() + timedelta(days=5)).strftime("%Y-%m-%d"),
-        "expires_at_1": "12:00:00",
+        "expires_at": (timezone.now() + timedelta(days=5)).strftime("%Y-%m-%dT12:00"),
     }
     refused = admin_client.post("/admin/licensing/licencewaiver/add/", form)
     assert refused.status_code == 200
     assert "reason" in refused.context["adminform"].form.errors
     expired = admin_client.post(
         "/admin/licensing/licencewaiver/add/",
-        form | {"reason": "Contract.", "expires_at_0": "2000-01-01"},
+        form | {"reason": "Contract.", "expires_at": "2000-01-01T12:00"},
     )
     assert "in the past" in str(expired.context["adminform"].form.errors)
     granted = admin_client.post(

@@ -41,7 +41,7 @@ def test_dashboard_lists_blocked_versions_with_reasons(client, officer, refused)
     html = page.content.decode()
     assert "Compliance dashboard" in html
     assert "Blocked versions (1)" in html
-    assert "Awaiting approval (1)" in html
+    assert "Awaiting approval, oldest first (1)" in html
     assert str(refused) in html
     assert "0 of 1 required compliance approval" in html
 

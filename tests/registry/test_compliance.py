@@ -5,6 +5,7 @@ from datetime import timedelta
 from io import StringIO
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.utils import timezone
 
@@ -145,12 +146,12 @@ def test_the_dashboard_tells_the_truth(
     refused = services.version_promote(actor=engineer, version=complete, stage="production")
     assert not refused.passed
     html = client.get("/admin/").content.decode()
-    assert "Awaiting approval (1)" in html and "Blocked versions (1)" in html
+    assert "Awaiting approval, oldest first (1)" in html and "Blocked versions (1)" in html
     assert "Never gated (1)" in html and str(never) in html
     services.approval_record(actor=compliance_user, version=complete, stage="production")
     services.compliance_recheck(version_ids=[complete.pk])
     html = client.get("/admin/").content.decode()
-    assert "Awaiting approval (0)" in html and "Blocked versions (0)" in html
+    assert "Awaiting approval, oldest first (0)" in html and "Blocked versions (0)" in html
     # A harmless second promote of a version already in staging blocks nothing.
     assert services.version_promote(actor=engineer, version=never, stage="staging").passed
     never.refresh_from_db()
@@ -161,3 +162,37 @@ def test_the_dashboard_tells_the_truth(
     row = next(r for r in compliance_overview()["blocked"] if r["version"] == never)
     assert row["stage"] == "staging" and row["target"] == "production"
     assert {check["check"] for check in row["failing"]} <= {"metadata", "approvals"}
+
+
+def test_the_version_page_picture_and_history_show_the_stored_standing(
+    released, client, compliance_user, django_capture_on_commit_callbacks
+):
+    """The banner reads the stored status (what the dashboard lists and webhooks announced),
+    the lineage picture colours the version out of compliance, and History has both flags."""
+    version, base = released
+    compliance_user.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
+    client.force_login(compliance_user)
+    services.compliance_recheck()
+    for licence in ("MIT", "Apache-2.0"):
+        with django_capture_on_commit_callbacks(execute=True):
+            services.version_update(
+                actor=compliance_user, version=version, changes={"licence_concluded": licence}
+            )
+        if licence == "MIT":
+            page = client.get(f"/admin/registry/modelversion/{version.pk}/change/")
+            html = page.content.decode()
+            banner = html[html.index('id="verdict"') : html.index("</section>")]
+            assert "Compliance: out of compliance since" in banner
+            reasons = banner[banner.index('class="compliance-reasons"') :]
+            assert "<strong>production · approvals</strong>" in reasons
+            assert "licence_concluded" in reasons
+            assert "It no longer passes the production gate" in banner
+            assert "state-out_of_compliance" in html
+            picture = client.get(f"/admin/registry/modelversion/{base.pk}/change/")
+            assert "state-out_of_compliance" in picture.content.decode()
+    history = client.get(f"/admin/registry/modelversion/{version.pk}/history/").content.decode()
+    assert "out of compliance" in history
+    assert "no longer passes the production gate: approvals:" in history
+    assert "back in compliance" in history and "passes the production gate again" in history
+    banner = client.get(f"/admin/registry/modelversion/{version.pk}/change/").content.decode()
+    assert "Compliance: compliant" in banner
