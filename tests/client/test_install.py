@@ -152,7 +152,8 @@ def released_base(pedigree, tmp_path) -> Path:
 @pytest.fixture
 def churn_suite(pedigree, store, engineer, team, released_base):
     """The team's evaluation suite, attached to acme/churn; staging needs its limits met."""
-    data = _churn_csv(store / "eval" / "churn.csv", rows=200, seed=2)
+    # In the team's area, where evaluations may read the team's data.
+    data = _churn_csv(store / "teams" / "acme" / "eval" / "churn.csv", rows=200, seed=2)
     pedigree.datasets.register(
         data, name="acme/churn-eval", version="v1", licence="CC-BY-4.0", uri=data.as_uri()
     )
