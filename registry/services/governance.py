@@ -265,6 +265,8 @@ def version_promote(
         compliance_recheck_after_commit([version.pk, *(old.pk for old in verdict.displaced)])
     else:
         _refusal_audit(actor=actor, version=version, verdict=verdict, decision=decision)
+        # The refused stage becomes the one its standing is judged against (blocked, awaiting).
+        compliance_recheck_after_commit([version.pk])
     _promotion_publish(actor=actor, version=version, verdict=verdict, decision=decision)
     return decision
 

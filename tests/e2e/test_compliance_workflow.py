@@ -50,7 +50,7 @@ def test_compliance_workflow_in_the_admin(live_server, browser, screenshot, offi
     assert "0 of 1 required compliance approval" in dashboard
     screenshot("01-dashboard-blocked")
 
-    browser.find_element(By.CSS_SELECTOR, "table.blocked a").click()
+    browser.find_element(By.CSS_SELECTOR, "table.blocked-versions a[href$='/governance/']").click()
     assert "FAIL" in browser.find_element(By.ID, "gate-verdict").text
     screenshot("02-governance-before-approval")
 
