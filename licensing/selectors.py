@@ -202,7 +202,8 @@ def licence_check(
         )
         return check
     policy, rules = active
-    team_id = version.model.team_id
+    approver = standing_of("approver_id", version.model.team_id)
+    granter = standing_of("granted_by_id", version.model.team_id)
     rows = (
         LicenceWaiver.objects.filter(
             version_id=version.pk,
@@ -210,8 +211,12 @@ def licence_check(
             revoked_at__isnull=True,
             expires_at__gt=now or timezone.now(),
         )
-        .annotate(**{f"approver_{k}": v for k, v in standing_of("approver_id", team_id).items()})
-        .annotate(**{f"granter_{k}": v for k, v in standing_of("granted_by_id", team_id).items()})
+        .annotate(
+            approver_holds_role=approver["holds_role"],
+            approver_in_team=approver["in_team"],
+            granter_holds_role=granter["holds_role"],
+            granter_in_team=granter["in_team"],
+        )
         .order_by("-created_at", "-id")
         .values_list(
             "id",
@@ -229,9 +234,11 @@ def licence_check(
     )
     # A waiver counts only while whoever approved and granted it still may; one that stopped
     # counting is kept to say why its violation blocks again.
-    waivers, lapsed = [], []
-    for *fields, approver_role, approver_team, granter_role, granter_team in rows:
-        spec = WaiverSpec(*fields)
+    waivers: list[WaiverSpec] = []
+    lapsed: list[tuple[WaiverSpec, str]] = []
+    for row in rows:
+        spec = WaiverSpec(*row[:7])
+        approver_role, approver_team, granter_role, granter_team = row[7:]
         problem = _standing(spec.approver, approver_role, approver_team) or _standing(
             spec.granted_by, granter_role, granter_team
         )
