@@ -105,8 +105,9 @@ class GateMachine(RuleBasedStateMachine):
         licence=st.sampled_from(LICENCES),
         parent=st.integers(0, 9),
         weights=st.sampled_from(["sound", "weak"]),
+        evaluated=st.booleans(),
     )
-    def register(self, tier, licence, parent, weights):
+    def register(self, tier, licence, parent, weights, evaluated):
         version = self._do(
             lineage_services.registration_create,
             actor=self.engineer,
@@ -121,20 +122,20 @@ class GateMachine(RuleBasedStateMachine):
         )
         if version is not None:
             self.versions.append(version.pk)
+            if evaluated:
+                self._evaluate(version, self.suites[0])
+
+    def _evaluate(self, version, suite):
+        """A real evaluation, run inline after the commit; its result triggers the recheck."""
+        requested = self._do(run_request, actor=self.engineer, version=version, suite=suite)
+        if requested is not None:
+            run = EvaluationRun.objects.get(pk=requested[0].pk)
+            assert run.status == "succeeded", run.error
 
     @precondition(lambda self: self.versions)
     @rule(index=st.integers(0, 9), suite=st.integers(0, 2))
     def evaluate(self, index, suite):
-        """A real evaluation, run inline after the commit; its result triggers the recheck."""
-        requested = self._do(
-            run_request,
-            actor=self.engineer,
-            version=self._version(index),
-            suite=self.suites[suite % len(self.suites)],
-        )
-        if requested is not None:
-            run = EvaluationRun.objects.get(pk=requested[0].pk)
-            assert run.status == "succeeded", run.error
+        self._evaluate(self._version(index), self.suites[suite % len(self.suites)])
 
     @precondition(lambda self: len(self.suites) < 3)
     @rule()
