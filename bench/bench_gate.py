@@ -53,6 +53,7 @@ def make_ready(version, engineer, compliance) -> None:
 
     from evaluators.models import EvaluationResult, EvaluationRun, EvaluationSuite
     from lineage.models import LineageEdge, TrainingDataset, TrainingRun
+    from registry.evidence import evidence_snapshot
     from registry.models import Approval, Dataset, DatasetVersion, ModelVersion
 
     team = version.model.team
@@ -118,6 +119,7 @@ def make_ready(version, engineer, compliance) -> None:
         artefact_digest=version.artefact_digest,
         approver=compliance,
         expires_at=timezone.now() + timedelta(days=30),
+        evidence=evidence_snapshot(version, "production"),
     )
 
 

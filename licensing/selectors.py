@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection
@@ -38,7 +39,7 @@ from licensing.obligations import (
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
 from lineage.selectors import ancestry
 from registry.models import Approval, ApprovalDecision, ModelVersion, Stage
-from registry.selectors import is_compliance, standing_of, versions_visible_to
+from registry.selectors import is_compliance, standing_of, standing_problem, versions_visible_to
 from registry.types import Reader
 
 
@@ -210,7 +211,7 @@ def licence_check(
         )
         return check
     policy, rules = active
-    approver_standing = standing_of("approver_id", version.model.team_id)
+    approver = standing_of("approver_id", version.model.team_id)
     # What counting production approvals of these weights attest (see ATTESTED_TERM_TYPES).
     attested = frozenset(
         item
@@ -221,30 +222,24 @@ def licence_check(
             artefact_digest=version.artefact_digest,
             expires_at__gt=now or timezone.now(),
         )
-        .alias(**approver_standing)
+        .alias(**approver)
         .filter(**{"holds_role": True, "in_team": False})  # annotations the plugin can't see
         .values_list("attestations", flat=True)
         for item in items
     )
-    granter_standing = standing_of("granted_by_id", version.model.team_id)
-    waivers = [
-        WaiverSpec(*row)
-        for row in LicenceWaiver.objects.filter(
+    granter = standing_of("granted_by_id", version.model.team_id)
+    rows = (
+        LicenceWaiver.objects.filter(
             version_id=version.pk,
             artefact_digest=version.artefact_digest,
             revoked_at__isnull=True,
             expires_at__gt=now or timezone.now(),
         )
-        # A waiver counts only while whoever approved and granted it still may.
-        .alias(**{f"approver_{k}": v for k, v in approver_standing.items()})
-        .alias(**{f"granter_{k}": v for k, v in granter_standing.items()})
-        .filter(
-            **{
-                "approver_holds_role": True,
-                "approver_in_team": False,
-                "granter_holds_role": True,
-                "granter_in_team": False,
-            }
+        .annotate(
+            approver_holds_role=approver["holds_role"],
+            approver_in_team=approver["in_team"],
+            granter_holds_role=granter["holds_role"],
+            granter_in_team=granter["in_team"],
         )
         .order_by("-created_at", "-id")
         .values_list(
@@ -255,9 +250,27 @@ def licence_check(
             "approver__username",
             "granted_by__username",
             "expires_at",
+            "approver_holds_role",
+            "approver_in_team",
+            "granter_holds_role",
+            "granter_in_team",
         )
-    ]
-    return evaluate(
+    )
+    # A waiver counts only while whoever approved and granted it still may; one that stopped
+    # counting is kept to say why its violation blocks again.
+    waivers: list[WaiverSpec] = []
+    lapsed: list[tuple[WaiverSpec, str]] = []
+    for row in rows:
+        spec = WaiverSpec(*row[:7])
+        approver_role, approver_team, granter_role, granter_team = row[7:]
+        problem = _standing(spec.approver, approver_role, approver_team) or _standing(
+            spec.granted_by, granter_role, granter_team
+        )
+        if problem:
+            lapsed.append((spec, problem))
+        else:
+            waivers.append(spec)
+    check = evaluate(
         obligations,
         rules,
         waivers,
@@ -267,3 +280,9 @@ def licence_check(
         policy=policy,
         attestations=attested,
     )
+    check.lapsed_waivers = lapsed
+    return check
+
+
+def _standing(username: str, holds_role: bool, in_team: bool) -> str | None:
+    return standing_problem(username, SimpleNamespace(holds_role=holds_role, in_team=in_team))

@@ -37,7 +37,16 @@ def approvals_given(context: GateContext) -> CheckResult:
         if a.decision == "approve" and (problem := standing_problem(a.approver.username, a))
     }
     for approval in approvals:
-        if approval.decision == "approve" and approval.evidence and approval.pk not in lapsed:
+        if approval.decision != "approve" or approval.pk in lapsed:
+            continue
+        if not approval.evidence:
+            # Given before approvals kept a snapshot: what it approved is unknown, so it cannot
+            # vouch for the evidence now (a tier lowered or a licence relabelled since).
+            lapsed[approval.pk] = (
+                f"it was given on {approval.created_at:%Y-%m-%d}, before approvals recorded the "
+                "evidence they saw, so what it approved is unknown"
+            )
+        else:
             current = context.shared(
                 "registry.evidence",
                 lambda: evidence_snapshot(

@@ -443,7 +443,8 @@ class Approval(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     # What the approval saw (`registry.evidence.evidence_snapshot`); it stops counting when the
-    # current evidence differs. Empty on approvals given before snapshots were kept.
+    # current evidence differs. Empty on approvals given before snapshots were kept: those no
+    # longer count (what they approved is unknown).
     evidence = models.JSONField(default=dict, blank=True, editable=False)
     # Facts only the releasing team knows that the approver attests to (licensing names them,
     # e.g. a licence's user threshold): sorted, unique ids.

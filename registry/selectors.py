@@ -349,7 +349,12 @@ def compliance_overview(*, limit: int = OVERVIEW_LIMIT) -> dict[str, Any]:
     return {
         "out_of_compliance": [r for r in every if r["state"] == state.OUT_OF_COMPLIANCE],
         "held": [r for r in every if r["state"] == state.HELD],
-        "blocked": [r for r in every if r["state"] in (state.BLOCKED, state.AWAITING_APPROVAL)],
+        # Blocked: refused at a gate it was put to; a version nobody gated is "never gated".
+        "blocked": [
+            r
+            for r in every
+            if r["state"] in (state.BLOCKED, state.AWAITING_APPROVAL) and r["gated"]
+        ],
         "awaiting_approval": [
             {**_overview_row(status), "waiting_since": status.waiting_since} for status in awaiting
         ],

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pedigree_client.integrations import TrackedRun, track
     from pedigree_client.results import (
         CheckRow,
+        ComplianceStatus,
         DatasetVersion,
         Decision,
         EvaluationRun,
@@ -43,6 +44,7 @@ _EXPORTS = {
     "TrackedRun": "integrations",
     "track": "integrations",
     "CheckRow": "results",
+    "ComplianceStatus": "results",
     "DatasetVersion": "results",
     "Decision": "results",
     "EvaluationRun": "results",
@@ -55,6 +57,7 @@ _EXPORTS = {
 __all__ = [
     "CheckRow",
     "Client",
+    "ComplianceStatus",
     "Conflict",
     "DatasetVersion",
     "Decision",

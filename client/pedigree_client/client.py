@@ -25,6 +25,7 @@ from pedigree_client.errors import Conflict, InvalidInput, NotFound
 from pedigree_client.output import Progress
 from pedigree_client.results import (
     FINISHED_STATUSES,
+    ComplianceStatus,
     DatasetVersion,
     Decision,
     EvaluationRun,
@@ -416,6 +417,11 @@ class Client:
         """May the version enter `stage`? Every check with its reasons; changes nothing."""
         params: dict[str, Param] = {"stage": stage, "use": use, "distribution": distribution}
         return GateResult.from_json(self._on_version("GET", ref, "gate/", params=params))
+
+    def compliance(self, ref: VersionRef) -> ComplianceStatus:
+        """The version's current compliance, recomputed by the server: whether it still passes
+        the gate of its stage and the next one, with every failing check and what to do."""
+        return from_json(ComplianceStatus, self._on_version("GET", ref, "compliance/"))
 
     def promote(
         self,

@@ -139,6 +139,32 @@ class GateResult:
 
 
 @dataclass(frozen=True)
+class ComplianceStatus:
+    """Does the version still pass the gate of the stage it is in, and the next one it wants?
+    The answer of `GET /api/v1/versions/{id}/compliance/`, recomputed by the server on asking.
+    `state` is compliant, ready, awaiting_approval, blocked, held or out_of_compliance (None
+    for a version no gate judges, e.g. archived); `failing` lists each failing check with the
+    stage it fails for and its reasons; `action` says what to do."""
+
+    version: str
+    stage: str
+    state: str | None
+    current_passed: bool | None = None
+    target_stage: str = ""
+    target_passed: bool | None = None
+    failing: tuple[dict[str, Any], ...] = ()
+    action: str = ""
+    gated: bool = False
+    out_of_compliance_since: datetime | None = None
+    computed_at: datetime | None = None
+
+    @property
+    def compliant(self) -> bool:
+        """False when it no longer passes the gate of its own stage or is held."""
+        return self.state not in ("out_of_compliance", "held") and self.current_passed is not False
+
+
+@dataclass(frozen=True)
 class Decision:
     """A recorded promotion decision (passed or refused), with the checks it relied on."""
 

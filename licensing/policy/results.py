@@ -96,6 +96,8 @@ class LicenceCheck:
     choices: list[Choice] = field(default_factory=list)
     obligations: list[Obligation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # Waivers that would cover a violation but stopped counting, each with why.
+    lapsed_waivers: list[tuple[WaiverSpec, str]] = field(default_factory=list)
 
     @property
     def blocking(self) -> list[Violation]:
@@ -112,7 +114,16 @@ class LicenceCheck:
         return counts
 
     def reasons(self) -> list[str]:
-        return [*self.problems, *(violation.line() for violation in self.blocking)]
+        reasons = [*self.problems]
+        for violation in self.blocking:
+            reasons.append(violation.line())
+            reasons += [
+                f"licence waiver #{waiver.id} no longer counts: {problem}; "
+                "ask compliance staff to waive it again"
+                for waiver, problem in self.lapsed_waivers
+                if waiver.matches(violation.rule, violation.licence)
+            ]
+        return reasons
 
     def to_dict(self, *, with_obligations: bool = True) -> dict[str, Any]:
         data = {

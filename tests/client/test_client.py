@@ -2,12 +2,15 @@
 promote, and every kind of error as its exception."""
 
 import hashlib
+import json
+from datetime import datetime
 
 import pytest
 
 from lineage.models import LineageEdge, TrainingRun
 from pedigree_client import (
     Client,
+    ComplianceStatus,
     Conflict,
     DatasetVersion,
     InvalidInput,
@@ -273,3 +276,58 @@ def test_import_hf_from_the_servers_hub_cache(pedigree, tmp_path, monkeypatch):
     assert version.ref == f"{TINY}@{TINY_SHA[:12]}"
     assert (version.hub_revision, version.licence_declared) == (TINY_SHA, "MIT")
     assert pedigree.import_hf(TINY, revision=TINY_SHA, team="acme") == version
+
+
+def test_compliance_of_a_production_version_through_the_client_and_the_cli(
+    pedigree, make_model, make_version, policy, engineer, compliance_user, capsys
+):
+    """A production version whose approver left compliance: `Client.compliance` and
+    `pedigree compliance` say it is out of compliance, why, and what to do."""
+    from django.contrib.auth.models import Group
+
+    from registry import services
+    from registry.models import COMPLIANCE_GROUP
+
+    version = make_version(
+        make_model("acme/intent"),
+        version="1.1",
+        risk_tier="limited",
+        intended_use="Routing support tickets",
+        known_limitations="English only",
+    )
+    services.version_update(
+        actor=compliance_user, version=version, changes={"licence_concluded": "Apache-2.0"}
+    )
+    services.approval_record(actor=compliance_user, version=version, stage="production")
+    services.version_promote(actor=engineer, version=version, stage="production")
+    server = ["--url", pedigree.api.base_url, "--token", pedigree.api.token]
+
+    status = pedigree.compliance("acme/intent@1.1")
+    assert isinstance(status, ComplianceStatus)
+    assert (status.version, status.stage, status.state) == (
+        "acme/intent@1.1",
+        "production",
+        "compliant",
+    )
+    assert status.compliant and status.current_passed is True and status.failing == ()
+    assert isinstance(status.computed_at, datetime)
+    assert main([*server, "compliance", "acme/intent@1.1"]) == 0
+    assert capsys.readouterr().out.startswith("COMPLIANT: acme/intent@1.1 in production")
+
+    compliance_user.groups.remove(Group.objects.get(name=COMPLIANCE_GROUP))
+    status = pedigree.compliance(version.pk)
+    assert status.state == "out_of_compliance" and not status.compliant
+    assert status.current_passed is False
+    [failing] = status.failing
+    assert (failing["stage"], failing["check"]) == ("production", "approvals")
+    assert any("carol is no longer compliance staff" in r for r in failing["reasons"])
+    assert "no longer passes the production gate" in status.action
+    assert isinstance(status.out_of_compliance_since, datetime)
+
+    assert main([*server, "compliance", "acme/intent@1.1"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("OUT OF COMPLIANCE: acme/intent@1.1 in production")
+    assert "[FAIL] approvals (production): " in out and "What to do: It no longer" in out
+    assert main([*server, "compliance", "acme/intent@1.1", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["state"] == "out_of_compliance"
+    assert main([*server, "compliance", "acme/nothing@1"]) == 2

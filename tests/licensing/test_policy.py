@@ -4,6 +4,7 @@ alternatives, waivers and the gate."""
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -14,6 +15,7 @@ from licensing.selectors import licence_check, version_obligations
 from registry import services as registry_services
 from registry.errors import InvalidInput, PermissionRefused
 from registry.gates import gate_evaluate
+from registry.models import COMPLIANCE_GROUP
 
 
 def check(version, **context):
@@ -446,6 +448,37 @@ def test_revoked_waiver_no_longer_waives(minilm, derive, dataset, compliance_use
     assert check(tuned).passed
     services.licence_waiver_revoke(actor=compliance_user, waiver=waiver)
     assert not check(tuned).passed
+
+
+def test_a_licence_waiver_that_stops_counting_says_why(
+    minilm, derive, dataset, compliance_user, approver
+):
+    tuned = derive("acme/support-intent", minilm, datasets=[dataset("acme/r", "CC-BY-NC-4.0")])
+    waiver = services.licence_waiver_grant(
+        actor=compliance_user,
+        version=tuned,
+        rule_name="non-commercial-use",
+        reason="Letter from licensor.",
+        approver=approver,
+        expires_at=timezone.now() + timedelta(days=5),
+    )
+    assert check(tuned).passed
+    approver.groups.clear()
+    evaluation = gate_evaluate(version=tuned, stage="staging")
+    [row] = [r for r in evaluation.results if r["check"] == "licence"]
+    assert not row["passed"]
+    assert row["reasons"][0].startswith("[non-commercial-use] CC-BY-NC-4.0 via ")
+    assert row["reasons"][1] == (
+        f"licence waiver #{waiver.pk} no longer counts: dana is no longer compliance staff; "
+        "ask compliance staff to waive it again"
+    )
+    # Back in compliance, it counts again; the granter joining the owning team voids it.
+    approver.groups.add(Group.objects.get(name=COMPLIANCE_GROUP))
+    assert check(tuned).passed
+    tuned.model.team.members.add(compliance_user)
+    lapsed = check(tuned)
+    assert not lapsed.passed
+    assert "carol has since joined the owning team" in lapsed.reasons()[1]
 
 
 # ------------------------------------------------------------------ the gate

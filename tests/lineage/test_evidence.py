@@ -8,7 +8,7 @@ from lineage import services as lineage_services
 from lineage.services import DatasetUse, ParentSpec
 from registry import gates, services
 from registry.errors import PermissionRefused
-from registry.models import ModelVersion, StagePolicy
+from registry.models import Approval, ModelVersion, StagePolicy
 
 pytestmark = pytest.mark.django_db
 
@@ -213,3 +213,24 @@ def test_engineers_still_edit_development_versions_freely(engineer, make_version
     )
     version.refresh_from_db()
     assert (version.risk_tier, version.licence_declared) == ("minimal", "MIT")
+
+
+def test_an_approval_without_a_snapshot_no_longer_counts(reviewers, candidate):
+    """An approval given before approvals kept a snapshot (as migrated rows are) cannot say
+    what it approved: it stops counting, the check says why, and a fresh one counts again."""
+    carol, dan = reviewers
+    legacy = services.approval_record(actor=carol, version=candidate, stage="production")
+    services.approval_record(actor=dan, version=candidate, stage="production")
+    assert approvals_check(candidate)["passed"]
+    Approval.objects.filter(pk=legacy.pk).update(evidence={})
+    result = approvals_check(candidate)
+    assert not result["passed"]
+    assert any(
+        f"approval #{legacy.pk} no longer counts: it was given on" in reason
+        and "before approvals recorded the evidence they saw, so what it approved is unknown"
+        in reason
+        for reason in result["reasons"]
+    )
+    assert "1 of 2 required compliance approval(s)" in result["reasons"][-1]
+    services.approval_record(actor=carol, version=candidate, stage="production")
+    assert approvals_check(candidate)["passed"]

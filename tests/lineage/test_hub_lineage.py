@@ -110,7 +110,12 @@ def test_an_unimported_base_becomes_an_unresolved_reference(api_for, engineer, r
 
     response = api_for(engineer).post(
         IMPORTS,
-        {"repo_id": ADAPTER, "revision": ADAPTER_SHA, "snapshot_dir": "teams/acme/lora", "team": "acme"},
+        {
+            "repo_id": ADAPTER,
+            "revision": ADAPTER_SHA,
+            "snapshot_dir": "teams/acme/lora",
+            "team": "acme",
+        },
         format="json",
     )
 
@@ -303,7 +308,12 @@ def test_a_malformed_base_model_is_a_400_naming_the_field(api_for, engineer, roo
     full_model(roots / "bad", card)
     response = api_for(engineer).post(
         IMPORTS,
-        {"repo_id": ADAPTER, "revision": ADAPTER_SHA, "snapshot_dir": "teams/acme/bad", "team": "acme"},
+        {
+            "repo_id": ADAPTER,
+            "revision": ADAPTER_SHA,
+            "snapshot_dir": "teams/acme/bad",
+            "team": "acme",
+        },
         format="json",
     )
     assert response.status_code == 400, response.json()

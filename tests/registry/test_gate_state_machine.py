@@ -1,11 +1,18 @@
-"""A state machine drives registrations, edits, approvals, waivers, holds, policy changes, time
-passing and promotions in random order; after every step nothing is in staging or production
-unless its current evidence passes its gate, or it is flagged out of compliance with reasons."""
+"""A state machine drives registrations, edits, approvals, waivers, holds, evaluations, suites,
+policy changes, time passing and promotions in random order; after every step nothing is in
+staging or production unless its current evidence passes its gate, or it is flagged out of
+compliance with reasons.
+
+Evaluations are real: every version is registered from one of two tabular-linear models (a
+sound one, right on all 20 rows, and a weak one at accuracy 0.7 with a 0.6 gap between age
+bands) and evaluated in-process by the tabular evaluator, the fastest real path there is."""
 
 import itertools
 from datetime import timedelta
 
+import pandas as pd
 import pytest
+import torch
 from django.db import transaction
 from django.utils import timezone
 from hypothesis import HealthCheck, settings
@@ -19,13 +26,17 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from evaluators.engine.plugins import save_tabular_linear
+from evaluators.models import EvaluationRun
+from evaluators.services import run_request, suite_create
 from lineage import services as lineage_services
 from lineage.models import Hold
 from lineage.services import ParentSpec
+from pedigree_client.artefacts import sha256_file
 from registry import gates, services
 from registry.errors import ServiceError
 from registry.models import Approval, CheckWaiver, ComplianceStatus, ModelVersion, StagePolicy
-from tests.conftest import digest
+from tests.evaluators.test_tabular import ROWS
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +64,24 @@ class GateMachine(RuleBasedStateMachine):
             allow_multiple_production=True,
         )
         self.versions: list[int] = []
+        self.suites = [self._suite()]
+
+    def _suite(self):
+        return suite_create(
+            actor=self.engineer,
+            name=f"machine-credit-{next(_labels)}",
+            team=self.world["team"],
+            dataset_version=self.world["credit"],
+            task="tabular-classification",
+            feature_columns=["income", "tenure"],
+            label_column="label",
+            sensitive_columns=["age_band"],
+            min_group_size=5,
+            positive_label="approve",
+            min_quality={"accuracy": 0.8},
+            max_fairness_gaps={"accuracy_gap": 0.1},
+            models=[self.model],
+        )
 
     def teardown(self):
         transaction.savepoint_rollback(self.savepoint)
@@ -71,29 +100,50 @@ class GateMachine(RuleBasedStateMachine):
             pk=self.versions[index % len(self.versions)]
         )
 
-    @rule(tier=st.sampled_from(TIERS), licence=st.sampled_from(LICENCES), parent=st.integers(0, 9))
-    def register(self, tier, licence, parent):
+    @rule(
+        tier=st.sampled_from(TIERS),
+        licence=st.sampled_from(LICENCES),
+        parent=st.integers(0, 9),
+        weights=st.sampled_from(["sound", "weak"]),
+        evaluated=st.booleans(),
+    )
+    def register(self, tier, licence, parent, weights, evaluated):
         version = self._do(
-            services.version_create,
+            lineage_services.registration_create,
             actor=self.engineer,
-            model=self.model,
+            model=self.model.name,
             version=f"v{next(_labels)}",
-            artefact_digest=digest(next(_labels)),
+            parents=[ParentSpec(self._version(parent), "finetune")] if self.versions else [],
+            artefact_path=str(self.world["weights"][weights]),
             risk_tier=tier,
             licence_declared=licence,
             intended_use="Routing support tickets",
             known_limitations="English only",
         )
-        if version is None:
-            return
-        if self.versions:
-            self._do(
-                lineage_services.edges_create,
-                actor=self.engineer,
-                child=version,
-                parents=[ParentSpec(self._version(parent), "finetune")],
-            )
-        self.versions.append(version.pk)
+        if version is not None:
+            self.versions.append(version.pk)
+            if evaluated:
+                self._evaluate(version, self.suites[0])
+
+    def _evaluate(self, version, suite):
+        """A real evaluation, run inline after the commit; its result triggers the recheck."""
+        requested = self._do(run_request, actor=self.engineer, version=version, suite=suite)
+        if requested is not None:
+            run = EvaluationRun.objects.get(pk=requested[0].pk)
+            assert run.status == "succeeded", run.error
+
+    @precondition(lambda self: self.versions)
+    @rule(index=st.integers(0, 9), suite=st.integers(0, 2))
+    def evaluate(self, index, suite):
+        self._evaluate(self._version(index), self.suites[suite % len(self.suites)])
+
+    @precondition(lambda self: len(self.suites) < 3)
+    @rule()
+    def attach_suite(self):
+        """A new suite on the model: nobody has been evaluated on it yet."""
+        suite = self._do(self._suite)
+        if suite is not None:
+            self.suites.append(suite)
 
     @precondition(lambda self: self.versions)
     @rule(index=st.integers(0, 9))
@@ -184,12 +234,16 @@ class GateMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.versions)
     @rule()
     def time_passes(self):
-        """Approvals and waivers expire; only the scheduled recheck can notice."""
+        """Approvals and waivers expire and evaluations go stale; only the scheduled recheck
+        can notice."""
         ids = self.versions
         past = timezone.now() - timedelta(seconds=1)
         long_ago = timezone.now() - timedelta(days=400)
         for model in (Approval, CheckWaiver):
             model.objects.filter(version_id__in=ids).update(created_at=long_ago, expires_at=past)
+        EvaluationRun.objects.filter(version_id__in=ids, finished_at__isnull=False).update(
+            requested_at=long_ago, started_at=long_ago, finished_at=long_ago
+        )
         self._do(services.compliance_recheck, version_ids=ids)
 
     @precondition(lambda self: self.versions)
@@ -214,28 +268,72 @@ class GateMachine(RuleBasedStateMachine):
             assert status.failing and all(row["reasons"] for row in status.failing)
 
 
+@pytest.fixture
+def credit(settings, tmp_path, engineer, team):
+    """The two tabular models and the credit dataset in team acme's area of the store."""
+    store = tmp_path / "store"
+    settings.ARTEFACT_ROOTS = [store]
+    settings.ARTEFACT_STORE = store
+    area = store / "teams" / "acme"
+    area.mkdir(parents=True)
+    weights = {
+        name: save_tabular_linear(
+            area / name,
+            weight=torch.tensor([[0.0, 0.0], [1.0, 0.0]]),
+            bias=torch.tensor([0.0, 0.0]),
+            features=["income", "tenure"],
+            labels=["deny", "approve"],
+            mean=[threshold, 0.0],
+            scale=[10.0, 1.0],
+        )
+        for name, threshold in (("sound", 40.0), ("weak", 50.0))
+    }
+    path = area / "credit.parquet"
+    pd.DataFrame(ROWS).to_parquet(path, index=False)
+    dataset = services.dataset_create(actor=engineer, name="acme/credit", team=team)
+    version = services.dataset_version_create(
+        actor=engineer,
+        dataset=dataset,
+        version="v1",
+        sha256=sha256_file(path),
+        size_bytes=path.stat().st_size,
+        uri=path.as_uri(),
+    )
+    return weights, version
+
+
 def test_nothing_is_staged_without_passing_or_being_flagged(
-    engineer, make_user, team, django_capture_on_commit_callbacks
+    engineer, make_user, team, credit, django_capture_on_commit_callbacks
 ):
     for tier in TIERS:
         StagePolicy.objects.update_or_create(
             stage="staging",
             risk_tier=tier,
-            defaults={"required_checks": ["metadata", "lineage_health", "licence"]},
+            defaults={"required_checks": ["metadata", "lineage_health", "licence", "quality"]},
         )
         StagePolicy.objects.update_or_create(
             stage="production",
             risk_tier=tier,
             defaults={
-                "required_checks": ["metadata", "approvals", "lineage_health", "licence"],
+                "required_checks": [
+                    "metadata",
+                    "approvals",
+                    "lineage_health",
+                    "licence",
+                    "quality",
+                    *(["fairness"] if tier == "high" else []),
+                ],
                 "approvals_required": 1,
             },
         )
     officers = [make_user("carol", compliance=True), make_user("dan", compliance=True)]
+    weights, dataset_version = credit
     GateMachine.world = {
         "engineer": engineer,
         "officers": officers,
         "team": team,
+        "weights": weights,
+        "credit": dataset_version,
         "capture": django_capture_on_commit_callbacks,
     }
     run_state_machine_as_test(

@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "may this version enter a stage? exit 0 pass, 1 fail, 2 error"),
     "promote": ("gate", "promote a version (runs the gate)"),
     "approve": ("gate", "approve or reject a version (compliance)"),
+    "compliance": (
+        "gate",
+        "does the version still pass the gate of its stage? exit 0 yes, 1 no, 2 error",
+    ),
     "licence-check": (
         "licensing",
         "does the version's licensing allow this use? exit 0 pass, 1 fail, 2 error",

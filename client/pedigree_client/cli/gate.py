@@ -1,4 +1,5 @@
-"""`pedigree gate` (the CI release gate), `pedigree promote`, `pedigree approve`."""
+"""`pedigree gate` (the CI release gate), `pedigree promote`, `pedigree approve`,
+`pedigree compliance`."""
 
 import argparse
 import json
@@ -10,6 +11,7 @@ from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, resolve_version
 from pedigree_client.errors import CliError, PromotionRefused
 from pedigree_client.output import GREEN, RED, paint, wants_colour
+from pedigree_client.results import ComplianceStatus, from_json
 
 STAGES = ["staging", "production", "archived"]
 USES = ["commercial", "internal", "research"]
@@ -166,6 +168,27 @@ def approve(client: ApiClient, args: argparse.Namespace) -> int:
     return 0
 
 
+def compliance(client: ApiClient, args: argparse.Namespace) -> int:
+    """Exit 0 while the version passes the gate of the stage it is in, 1 when it is out of
+    compliance or held."""
+    version = resolve_version(client, args.ref)
+    status = client.get(f"versions/{version['id']}/compliance/")
+    compliant = from_json(ComplianceStatus, status).compliant
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0 if compliant else 1
+    state = (status.get("state") or "not gated").replace("_", " ")
+    verdict = paint(state.upper(), GREEN if compliant else RED, enabled=wants_colour(sys.stdout))
+    print(f"{verdict}: {version['ref']} in {status['stage']}")
+    for row in status.get("failing") or []:
+        for reason in row["reasons"]:
+            print(f"  [FAIL] {row['check']} ({row['stage']}): {reason}")
+    if status.get("action"):
+        print(f"What to do: {status['action']}")
+    print(f"Governance page: {governance_url(client, version['id'])}")
+    return 0 if compliant else 1
+
+
 def _gate_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
     parser.add_argument("--stage", required=True, choices=STAGES, help="the stage to enter")
@@ -240,3 +263,19 @@ def add_commands(commands: Commands) -> None:
         "(production approvals; repeatable)",
     )
     parser.set_defaults(handler=approve)
+
+    parser = add_command(
+        commands,
+        "compliance",
+        description="The version's current compliance, recomputed by the server: whether it "
+        "still passes the gate of the stage it is in (else out of compliance) and the next one "
+        "it wants, each failing check with its reasons, and what to do. Exit 0 while it passes "
+        "its own stage's gate, 1 when out of compliance or held, 2 on errors.",
+        examples=[
+            "pedigree compliance acme/support-intent@v2",
+            "pedigree compliance acme/support-intent@v2 --json",
+        ],
+    )
+    parser.add_argument("ref", metavar="VERSION", help="MODEL@VERSION or id")
+    parser.add_argument("--json", action="store_true", help="print the full answer as JSON")
+    parser.set_defaults(handler=compliance)
