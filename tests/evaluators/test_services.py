@@ -227,7 +227,7 @@ def test_a_redelivered_task_does_not_run_twice(models, make_suite, evaluate):
     run = evaluate(models["biased"], make_suite())
 
     assert services.run_execute(run_id=run.pk) == "skipped"
-    assert tasks.evaluate_run.apply(args=[run.pk]).get() == "skipped"
+    assert tasks.evaluate_run.apply(args=[run.pk]).result == "skipped"
     assert EvaluationResult.objects.filter(run=run).count() == 1
     assert actions_on(run).count("evaluation.succeeded") == 1
 
