@@ -224,6 +224,12 @@ PEDIGREE_WEBHOOK_TIMEOUT = env_int("PEDIGREE_WEBHOOK_TIMEOUT", 10, minimum=1)
 PEDIGREE_DELIVERY_STALE_SECONDS = env_int(
     "PEDIGREE_DELIVERY_STALE_SECONDS", PEDIGREE_WEBHOOK_TIMEOUT + 90, minimum=1
 )
+# A delivery still `pending` this long after its message went to the broker was lost by the
+# broker (flushed, restarted without persistence): the sweep publishes it again, and fails it
+# after as many re-publishes as a delivery has attempts (5) that no worker took.
+PEDIGREE_DELIVERY_QUEUED_STALE_SECONDS = env_int(
+    "PEDIGREE_DELIVERY_QUEUED_STALE_SECONDS", 900, minimum=1
+)
 # Signed checkpoints of the audit chain (docs/security.md#audit-checkpoints). The signing key
 # lives only where checkpoints are written; verifiers hold the public key alone, and the file
 # sink should sit where the database's writers cannot rewrite it.
@@ -340,6 +346,13 @@ PEDIGREE_EVALUATION_STALE_SECONDS = env_int("PEDIGREE_EVALUATION_STALE_SECONDS",
 PEDIGREE_EVALUATION_MAX_ATTEMPTS = env_int("PEDIGREE_EVALUATION_MAX_ATTEMPTS", 3, minimum=1)
 PEDIGREE_EVALUATION_TIME_LIMIT = env_int("PEDIGREE_EVALUATION_TIME_LIMIT", 7200, minimum=1)
 PEDIGREE_EVALUATION_SWEEP_SECONDS = env_int("PEDIGREE_EVALUATION_SWEEP_SECONDS", 60, minimum=1)
+# A run still `queued` this long after its message went to the broker was lost by the broker
+# (or no worker consumes its queue): the sweep publishes it again (a duplicate is harmless: the
+# claim is a conditional UPDATE), and fails it after MAX_ATTEMPTS re-publishes no worker took.
+# Keep it above the longest wait a run normally has in the queue at peak (docs/operations.md).
+PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS = env_int(
+    "PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS", 6 * 3600, minimum=1
+)
 # No evaluation output names or measures a group smaller than this, whatever a suite says.
 PEDIGREE_MIN_GROUP_SIZE_FLOOR = env_int("PEDIGREE_MIN_GROUP_SIZE_FLOOR", 5, minimum=1)
 # With no broker an evaluation runs in a thread of the web process, so a request answers at

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from registry.models import (
     SHA256_PATTERN,
@@ -174,6 +175,10 @@ class EvaluationRun(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     requested_at = models.DateTimeField(auto_now_add=True)
+    # When the run last entered the queue (requested, re-queued, or published again by the
+    # sweep): one `queued` for much longer had its message lost by the broker.
+    queued_at = models.DateTimeField(default=timezone.now)
+    republished = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     last_progress_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -79,6 +79,11 @@ def evaluate_run(self, run_id: int) -> str:
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
 def sweep_evaluation_runs() -> dict[str, list[int]]:
-    """Periodic (celery beat): re-queue or fail runs whose worker stopped sending heartbeats."""
+    """Periodic (celery beat): re-queue or fail runs whose worker stopped sending heartbeats, and
+    publish again the queued runs whose message the broker lost."""
     report = services.runs_sweep()
-    return {"requeued": report.requeued, "failed": report.failed}
+    return {
+        "requeued": report.requeued,
+        "republished": report.republished,
+        "failed": report.failed,
+    }

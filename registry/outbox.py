@@ -41,6 +41,12 @@ def outbox_add(*, task: str, args: Sequence[object], queue: str) -> OutboxMessag
     return message
 
 
+def outbox_holds(*, task: str, args: Sequence[object]) -> bool:
+    """Whether a message for this task and these arguments is still waiting to be published
+    (the broker was down): the work is delayed, not lost."""
+    return OutboxMessage.objects.filter(sent_at__isnull=True, task=task, args=list(args)).exists()
+
+
 @dataclass
 class RelayReport:
     sent: list[int] = field(default_factory=list)

@@ -17,7 +17,6 @@ from registry.egress import DeliveryFailed, EgressRefused, webhook_post
 from registry.models import DeliveryStatus, EventDelivery
 from registry.outbox import outbox_relay
 
-MAX_ATTEMPTS = 5
 logger = logging.getLogger(__name__)
 
 
@@ -29,7 +28,7 @@ def signature(secret: str, body: bytes) -> str:
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
-    max_retries=MAX_ATTEMPTS - 1,
+    max_retries=services.DELIVERY_MAX_ATTEMPTS - 1,
     soft_time_limit=settings.PEDIGREE_WEBHOOK_TIMEOUT + 30,
     time_limit=settings.PEDIGREE_WEBHOOK_TIMEOUT + 60,
 )
@@ -102,9 +101,11 @@ def relay_outbox() -> list[int]:
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)
-def sweep_deliveries() -> list[int]:
-    """Periodic (celery beat): send again the deliveries whose worker died mid-POST."""
-    return services.deliveries_sweep()
+def sweep_deliveries() -> dict[str, list[int]]:
+    """Periodic (celery beat): send again the deliveries whose worker died mid-POST or whose
+    message the broker lost."""
+    report = services.deliveries_sweep()
+    return {"resent": report.resent, "republished": report.republished, "failed": report.failed}
 
 
 @shared_task(acks_late=True, soft_time_limit=1800, time_limit=1860)

@@ -123,7 +123,7 @@ def _release(run_id: int, token: uuid.UUID) -> None:
     """Give a claimed run back to the queue after an infrastructure error (best effort)."""
     try:
         EvaluationRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, claim_token=token).update(
-            status=RunStatus.QUEUED, claim_token=None
+            status=RunStatus.QUEUED, claim_token=None, queued_at=timezone.now()
         )
     except (OperationalError, InterfaceError):
         logger.warning("could not release evaluation #%s; the sweep will re-queue it", run_id)

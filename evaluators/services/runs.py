@@ -2,16 +2,18 @@
 
 A request binds the run to the exact bytes it will judge (artefact digest, dataset SHA-256,
 base digest) and enqueues its task after the commit; the sweep re-queues runs whose worker
-vanished, or fails them after too many attempts.
+vanished, publishes again the queued runs whose message the broker lost, or fails them after
+too many attempts.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from evaluators.engine.names import KINDS_NEEDING_BASE, TABULAR_LINEAR
@@ -29,12 +31,13 @@ from evaluators.sources import SourceError, locate_artefact, locate_dataset
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
 from registry.models import ModelVersion
-from registry.outbox import outbox_add
+from registry.outbox import outbox_add, outbox_holds
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.types import Actor
 
 MAX_SWEEP_BATCH = 100
+EVALUATE_TASK = "evaluators.tasks.evaluate_run"
 
 
 def _queue_for(device: str) -> str:
@@ -53,7 +56,7 @@ def _require_run_permission(actor: Actor, version: ModelVersion, what: str) -> N
 
 def _enqueue(run: EvaluationRun) -> None:
     """Send the run's task after the commit, through the outbox (it survives a broker outage)."""
-    outbox_add(task="evaluators.tasks.evaluate_run", args=[run.pk], queue=run.queue)
+    outbox_add(task=EVALUATE_TASK, args=[run.pk], queue=run.queue)
 
 
 @retry_transaction
@@ -221,13 +224,44 @@ def run_cancel(*, actor: Actor, run: EvaluationRun) -> EvaluationRun:
 class SweepReport:
     requeued: list[int]
     failed: list[int]
+    republished: list[int] = field(default_factory=list)
 
 
-def runs_sweep(*, stale_seconds: int | None = None, max_attempts: int | None = None) -> SweepReport:
+def runs_sweep(
+    *,
+    stale_seconds: int | None = None,
+    max_attempts: int | None = None,
+    queued_stale_seconds: int | None = None,
+) -> SweepReport:
     """Re-queue running runs whose heartbeat is older than the stale timeout (their worker
-    vanished), or fail them once they have been tried `max_attempts` times."""
+    vanished), or fail them once they have been tried `max_attempts` times; publish again the
+    queued runs whose message the broker lost, or fail them once no worker took them
+    `max_attempts` times."""
     stale_seconds = stale_seconds or settings.PEDIGREE_EVALUATION_STALE_SECONDS
     max_attempts = max_attempts or settings.PEDIGREE_EVALUATION_MAX_ATTEMPTS
+    queued_stale_seconds = queued_stale_seconds or settings.PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS
+    requeued, failed = _sweep_running(stale_seconds, max_attempts)
+    republished, lost = _sweep_queued(queued_stale_seconds, max_attempts)
+    return SweepReport(requeued=requeued, failed=failed + lost, republished=republished)
+
+
+def _audit_failed(run_id: int, message: str, attempts: int) -> None:
+    run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
+    audit_record(
+        actor=None,
+        action="evaluation.failed",
+        obj=run,
+        after={
+            "version": str(run.version),
+            "suite": run.suite.name,
+            "artefact_digest": run.artefact_digest,
+            "error": message,
+            "attempt": attempts,
+        },
+    )
+
+
+def _sweep_running(stale_seconds: int, max_attempts: int) -> tuple[list[int], list[int]]:
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
     stale = list(
         EvaluationRun.objects.filter(status=RunStatus.RUNNING, last_progress_at__lt=cutoff)
@@ -253,23 +287,11 @@ def runs_sweep(*, stale_seconds: int | None = None, max_attempts: int | None = N
                 if still_stale.update(
                     status=RunStatus.FAILED, finished_at=timezone.now(), error=message
                 ):
-                    run = EvaluationRun.objects.select_related("version__model", "suite").get(
-                        pk=run_id
-                    )
-                    audit_record(
-                        actor=None,
-                        action="evaluation.failed",
-                        obj=run,
-                        after={
-                            "version": str(run.version),
-                            "suite": run.suite.name,
-                            "artefact_digest": run.artefact_digest,
-                            "error": message,
-                            "attempt": attempts,
-                        },
-                    )
+                    _audit_failed(run_id, message, attempts)
                     failed.append(run_id)
-            elif still_stale.update(status=RunStatus.QUEUED, claim_token=None):
+            elif still_stale.update(
+                status=RunStatus.QUEUED, claim_token=None, queued_at=timezone.now()
+            ):
                 run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
                 audit_record(
                     actor=None,
@@ -279,4 +301,56 @@ def runs_sweep(*, stale_seconds: int | None = None, max_attempts: int | None = N
                 )
                 _enqueue(run)
                 requeued.append(run_id)
-    return SweepReport(requeued=requeued, failed=failed)
+    return requeued, failed
+
+
+def _sweep_queued(queued_stale_seconds: int, max_attempts: int) -> tuple[list[int], list[int]]:
+    """Runs `queued` since before the cutoff whose message left the outbox: the broker lost it
+    (flushed, restarted without persistence), or no worker consumes their queue. Each is
+    published again (a duplicate message is harmless: the claim is a conditional UPDATE), at
+    most `max_attempts` times; then, or when it has no attempt left, it is failed."""
+    cutoff = timezone.now() - timedelta(seconds=queued_stale_seconds)
+    lost = list(
+        EvaluationRun.objects.filter(status=RunStatus.QUEUED, queued_at__lt=cutoff)
+        .order_by("queued_at")
+        .values_list("pk", "queued_at", "attempts", "republished", "queue")[:MAX_SWEEP_BATCH]
+    )
+    republished: list[int] = []
+    failed: list[int] = []
+    for run_id, queued_at, attempts, times, queue in lost:
+        if outbox_holds(task=EVALUATE_TASK, args=[run_id]):
+            continue  # the broker was down: the outbox still holds the message, nothing is lost
+        with transaction.atomic():
+            still_lost = EvaluationRun.objects.filter(
+                pk=run_id, status=RunStatus.QUEUED, queued_at=queued_at
+            )
+            if attempts >= max_attempts or times >= max_attempts:
+                message = (
+                    f"This evaluation was tried {attempts} times and can be tried no more; "
+                    "request it again."
+                    if attempts >= max_attempts
+                    else f"No worker took this evaluation from the '{queue}' queue although it "
+                    f"was published {times + 1} times, {queued_stale_seconds} s apart; giving "
+                    f"up. Check that a worker consumes the '{queue}' queue (make worker), then "
+                    "request the evaluation again."
+                )
+                if still_lost.update(
+                    status=RunStatus.FAILED, finished_at=timezone.now(), error=message
+                ):
+                    _audit_failed(run_id, message, attempts)
+                    failed.append(run_id)
+            elif still_lost.update(queued_at=timezone.now(), republished=F("republished") + 1):
+                run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
+                audit_record(
+                    actor=None,
+                    action="evaluation.republished",
+                    obj=run,
+                    after={
+                        "queue": run.queue,
+                        "queued_since": queued_at.isoformat(),
+                        "republished": run.republished,
+                    },
+                )
+                _enqueue(run)
+                republished.append(run_id)
+    return republished, failed

@@ -45,6 +45,10 @@ class EventDelivery(models.Model):
     # When the current attempt began: one `sending` for longer than the webhook timeout lost
     # its worker, and a redelivered task or the sweep takes it over.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # When it last became `pending` (created, swept back, or published again by the sweep): one
+    # `pending` for much longer had its message lost by the broker.
+    queued_at = models.DateTimeField(default=timezone.now)
+    republished = models.PositiveIntegerField(default=0)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -38,7 +38,9 @@ from registry.services.catalogue import (
 )
 from registry.services.compliance import compliance_recheck, compliance_recheck_after_commit
 from registry.services.events import (
+    DELIVERY_MAX_ATTEMPTS,
     WEBHOOK_ENDPOINT_UPDATABLE,
+    DeliverySweepReport,
     deliveries_sweep,
     delivery_stale_before,
     event_publish,
@@ -58,8 +60,10 @@ from registry.services.upstream import upstream_import
 
 __all__ = [
     "DATASET_UPDATABLE",
+    "DELIVERY_MAX_ATTEMPTS",
     "MODEL_UPDATABLE",
     "WEBHOOK_ENDPOINT_UPDATABLE",
+    "DeliverySweepReport",
     "VersionDraft",
     "approval_record",
     "artefact_inspect",

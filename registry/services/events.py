@@ -1,22 +1,28 @@
 """Events: the outbox of signed webhook deliveries, and the webhook endpoints they go to."""
 
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from registry.audit import audit_record
 from registry.egress import EgressRefused, destination_check
 from registry.errors import InvalidInput, PermissionRefused
 from registry.models import DeliveryStatus, EventDelivery, WebhookEndpoint
-from registry.outbox import outbox_add
+from registry.outbox import outbox_add, outbox_holds
 from registry.selectors import is_compliance
 from registry.services._common import apply_changes, save_new, snapshot
 from registry.types import Actor
 
 EVENTS_QUEUE = "events"
+DELIVER_TASK = "registry.tasks.deliver_event"
+# Attempts to send one delivery (the task's retries included), and times the sweep publishes
+# again a delivery no worker took before failing it.
+DELIVERY_MAX_ATTEMPTS = 5
 SWEEP_BATCH = 100
 WEBHOOK_ENDPOINT_UPDATABLE = {"name", "url", "secret", "events", "active"}
 
@@ -39,7 +45,7 @@ def event_publish(*, kind: str, payload: dict[str, Any]) -> list[EventDelivery]:
 
 
 def _send(delivery_id: int) -> None:
-    outbox_add(task="registry.tasks.deliver_event", args=[delivery_id], queue=EVENTS_QUEUE)
+    outbox_add(task=DELIVER_TASK, args=[delivery_id], queue=EVENTS_QUEUE)
 
 
 def delivery_stale_before() -> datetime:
@@ -47,10 +53,19 @@ def delivery_stale_before() -> datetime:
     return timezone.now() - timedelta(seconds=settings.PEDIGREE_DELIVERY_STALE_SECONDS)
 
 
-def deliveries_sweep() -> list[int]:
+@dataclass(frozen=True)
+class DeliverySweepReport:
+    resent: list[int] = field(default_factory=list)
+    republished: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+
+def deliveries_sweep() -> DeliverySweepReport:
     """Put back in the outbox every delivery `sending` for longer than its stale time (its
-    worker died mid-POST); returns their ids. The task's claim lets only one attempt send."""
-    swept = []
+    worker died mid-POST), and every one `pending` long after its message left the outbox (the
+    broker lost it); fail those no worker took after `DELIVERY_MAX_ATTEMPTS` publications. The
+    task's claim lets only one attempt send, so a duplicate message is harmless."""
+    report = DeliverySweepReport()
     stale = EventDelivery.objects.filter(
         status=DeliveryStatus.SENDING, claimed_at__lt=delivery_stale_before()
     )
@@ -58,10 +73,38 @@ def deliveries_sweep() -> list[int]:
         with transaction.atomic():
             if EventDelivery.objects.filter(
                 pk=delivery_id, status=DeliveryStatus.SENDING, claimed_at=claimed_at
-            ).update(status=DeliveryStatus.PENDING, last_error="the worker sending it was lost"):
+            ).update(
+                status=DeliveryStatus.PENDING,
+                last_error="the worker sending it was lost",
+                queued_at=timezone.now(),
+            ):
                 _send(delivery_id)
-                swept.append(delivery_id)
-    return swept
+                report.resent.append(delivery_id)
+    waited = settings.PEDIGREE_DELIVERY_QUEUED_STALE_SECONDS
+    lost = EventDelivery.objects.filter(
+        status=DeliveryStatus.PENDING, queued_at__lt=timezone.now() - timedelta(seconds=waited)
+    ).order_by("queued_at")
+    for delivery_id, queued_at, times in lost.values_list("pk", "queued_at", "republished")[
+        :SWEEP_BATCH
+    ]:
+        if outbox_holds(task=DELIVER_TASK, args=[delivery_id]):
+            continue  # the broker was down: the outbox still holds the message
+        with transaction.atomic():
+            still_lost = EventDelivery.objects.filter(
+                pk=delivery_id, status=DeliveryStatus.PENDING, queued_at=queued_at
+            )
+            if times >= DELIVERY_MAX_ATTEMPTS:
+                if still_lost.update(
+                    status=DeliveryStatus.FAILED,
+                    last_error=f"No worker took this delivery from the '{EVENTS_QUEUE}' queue "
+                    f"although it was published {times + 1} times, {waited} s apart. Check that "
+                    f"a worker consumes the '{EVENTS_QUEUE}' queue (make worker).",
+                ):
+                    report.failed.append(delivery_id)
+            elif still_lost.update(queued_at=timezone.now(), republished=F("republished") + 1):
+                _send(delivery_id)
+                report.republished.append(delivery_id)
+    return report
 
 
 def webhook_events_validate(events: object) -> list[str]:

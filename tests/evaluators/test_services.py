@@ -376,7 +376,84 @@ def test_sweep_requeues_runs_whose_worker_vanished_then_fails_them(
 
 def test_sweep_command_reports(capsys):
     call_command("evaluations_sweep", "--stale-seconds", "30")
-    assert "Re-queued: none. Failed: none." in capsys.readouterr().out
+    assert "Re-queued: none. Published again: none. Failed: none." in capsys.readouterr().out
+
+
+def _queued_for(run, delay: timedelta) -> None:
+    EvaluationRun.objects.filter(pk=run.pk).update(queued_at=timezone.now() - delay)
+
+
+def test_sweep_publishes_again_a_queued_run_the_broker_lost_and_it_runs_once(
+    queued, settings, sent, django_capture_on_commit_callbacks
+):
+    settings.PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS = 600
+    assert sent == [("cpu", [queued.pk])]  # published: the broker has it, then loses it
+    _queued_for(queued, timedelta(minutes=5))
+    assert services.runs_sweep().republished == []  # it may simply be waiting its turn
+
+    _queued_for(queued, timedelta(minutes=11))
+    with django_capture_on_commit_callbacks(execute=True):
+        report = services.runs_sweep()
+    assert report == services.SweepReport(requeued=[], failed=[], republished=[queued.pk])
+    assert sent[-1] == ("cpu", [queued.pk])
+    assert services.runs_sweep().republished == []  # the new message gets its own wait
+    assert actions_on(queued) == ["evaluation.requested", "evaluation.republished"]
+
+    # The lost message turns up after all: two messages, one evaluation.
+    assert tasks.evaluate_run.apply(args=[queued.pk]).result == "succeeded"
+    assert tasks.evaluate_run.apply(args=[queued.pk]).result == "skipped"
+    queued.refresh_from_db()
+    assert (queued.status, queued.attempts, queued.republished) == ("succeeded", 1, 1)
+    assert EvaluationResult.objects.filter(run=queued).count() == 1
+    assert actions_on(queued).count("evaluation.succeeded") == 1
+
+
+def test_sweep_leaves_a_queued_run_the_outbox_still_holds(
+    models, make_suite, engineer, settings, django_capture_on_commit_callbacks
+):
+    settings.PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS = 600
+    # The broker was down: the relay after the commit never ran, the message waits in the outbox.
+    with django_capture_on_commit_callbacks(execute=False):
+        run, _ = services.run_request(
+            actor=engineer, version=models["biased"], suite=make_suite(models=["acme/biased"])
+        )
+    _queued_for(run, timedelta(hours=2))
+    assert services.runs_sweep().republished == []
+    run.refresh_from_db()
+    assert (run.status, run.republished) == (RunStatus.QUEUED, 0)
+
+
+def test_sweep_fails_a_queued_run_no_worker_takes(
+    queued, settings, sent, django_capture_on_commit_callbacks
+):
+    settings.PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS = 600
+    settings.PEDIGREE_EVALUATION_MAX_ATTEMPTS = 2
+    for _ in range(2):
+        _queued_for(queued, timedelta(minutes=11))
+        with django_capture_on_commit_callbacks(execute=True):
+            assert services.runs_sweep().republished == [queued.pk]
+    assert len(sent) == 3
+
+    _queued_for(queued, timedelta(minutes=11))
+    assert services.runs_sweep().failed == [queued.pk]
+    queued.refresh_from_db()
+    assert queued.status == RunStatus.FAILED
+    assert "No worker took this evaluation from the 'cpu' queue" in queued.error
+    assert "published 3 times" in queued.error
+    assert actions_on(queued)[-1] == "evaluation.failed"
+    assert tasks.evaluate_run.apply(args=[queued.pk]).result == "skipped"
+
+
+def test_sweep_fails_a_queued_run_with_no_attempt_left(queued, settings):
+    settings.PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS = 600
+    settings.PEDIGREE_EVALUATION_MAX_ATTEMPTS = 1
+    # Its worker gave it back after a database error on its last attempt.
+    EvaluationRun.objects.filter(pk=queued.pk).update(attempts=1)
+    _queued_for(queued, timedelta(minutes=11))
+    assert services.runs_sweep().failed == [queued.pk]
+    queued.refresh_from_db()
+    assert (queued.status, queued.republished) == (RunStatus.FAILED, 0)
+    assert "tried 1 times and can be tried no more" in queued.error
 
 
 # --- Constraints and exports ---------------------------------------------------------------------

@@ -5,8 +5,9 @@ from evaluators.services import runs_sweep
 
 class Command(BaseCommand):
     help = (
-        "Re-queue evaluation runs whose worker stopped sending heartbeats, or fail them after "
-        "PEDIGREE_EVALUATION_MAX_ATTEMPTS tries. Celery beat runs the same sweep periodically."
+        "Re-queue evaluation runs whose worker stopped sending heartbeats, publish again queued "
+        "runs whose message the broker lost, or fail them after PEDIGREE_EVALUATION_MAX_ATTEMPTS "
+        "tries. Celery beat runs the same sweep periodically."
     )
 
     def add_arguments(self, parser):
@@ -20,5 +21,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         report = runs_sweep(stale_seconds=options["stale_seconds"])
         requeued = ", ".join(f"#{pk}" for pk in report.requeued) or "none"
+        republished = ", ".join(f"#{pk}" for pk in report.republished) or "none"
         failed = ", ".join(f"#{pk}" for pk in report.failed) or "none"
-        self.stdout.write(f"Re-queued: {requeued}. Failed: {failed}.")
+        self.stdout.write(
+            f"Re-queued: {requeued}. Published again: {republished}. Failed: {failed}."
+        )
