@@ -2,18 +2,38 @@
 for history and logs, and the CSV export every list offers."""
 
 import csv
-from typing import Any
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import label_for_field, lookup_field
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import Model, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.html import strip_tags
 from django.utils.text import slugify
 
-from registry.errors import PermissionRefused, ServiceError
+from registry.errors import (
+    RETRY_AFTER_SECONDS,
+    TRANSIENT_ERRORS,
+    PermissionRefused,
+    ServiceError,
+    Unavailable,
+)
+from registry.retry import retry_transaction
+
+logger = logging.getLogger(__name__)
+R = TypeVar("R")
+
+# What the admin says when a write met a transient fault (see `TRANSIENT_ERRORS`).
+TRANSIENT_MESSAGE = (
+    "The database was busy or could not be reached, so nothing was changed. "
+    f"Try again in a few seconds ({RETRY_AFTER_SECONDS} s)."
+)
 
 # Where a refused save leaves the service's error for the form shown again.
 _REFUSAL = "_pedigree_admin_refusal"
@@ -41,10 +61,63 @@ def form_errors(form: forms.BaseForm, error: ServiceError) -> None:
         form.add_error(None, error.message)
 
 
-class ServiceFormAdmin(admin.ModelAdmin):
+@retry_transaction
+def admin_write(write: Callable[[], R]) -> R:
+    """Run an admin write (a save, a deletion, an action on many rows) in one transaction, all
+    or nothing, repeated like a service's when the database aborts it to break a deadlock or a
+    serialization conflict (`registry.retry`). Services called inside join this transaction."""
+    with transaction.atomic():
+        return write()
+
+
+def transient_faults_reported(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """Wraps every admin view (`PedigreeAdminSite.admin_view`): a transient fault that outlasted
+    the retries answers with `TRANSIENT_MESSAGE` instead of a server error. A form or an action
+    sent (POST) comes back to its page with the message; a page that cannot be read answers 503
+    with Retry-After."""
+
+    @functools.wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except TRANSIENT_ERRORS as error:
+            logger.warning("admin %s %s: transient fault: %r", request.method, request.path, error)
+            if request.method == "POST":
+                messages.error(request, TRANSIENT_MESSAGE)
+                return HttpResponseRedirect(request.get_full_path())
+            response = HttpResponse(
+                TRANSIENT_MESSAGE, status=503, content_type="text/plain; charset=utf-8"
+            )
+            response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response
+
+    return guarded
+
+
+class PedigreeModelAdmin(admin.ModelAdmin):
+    """Deletions and actions are all or nothing and retried after a deadlock (`admin_write`), so
+    that "nothing was changed" is true when a transient fault outlasts the retries."""
+
+    def delete_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        parent = super().delete_view
+        return admin_write(lambda: parent(request, object_id, extra_context))
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> HttpResponse | None:
+        parent = super().response_action
+        return admin_write(lambda: parent(request, queryset))
+
+
+class ServiceFormAdmin(PedigreeModelAdmin):
     """An admin whose `save_model` writes through the app's services, so the admin obeys the
     API's rules and leaves the same audit. A service refusing the input shows its message on the
-    form that was sent, with nothing written; only a refused permission is a 403 page."""
+    form that was sent, with nothing written; only a refused permission is a 403 page. A save
+    aborted by a deadlock is retried; a transient fault that outlasts the retries is shown on
+    the form like a refusal."""
 
     def changeform_view(
         self,
@@ -53,16 +126,20 @@ class ServiceFormAdmin(admin.ModelAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        parent = super().changeform_view
+        refusal: ServiceError
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            return admin_write(lambda: parent(request, object_id, form_url, extra_context))
         except PermissionRefused as error:
             raise PermissionDenied(error.message) from error
         except ServiceError as error:
-            # The view's transaction rolled the refused save back. Validating the same POST
-            # again with the refusal added brings the form back with it, as Django shows any
-            # invalid form.
-            setattr(request, _REFUSAL, error)
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            refusal = error
+        except TRANSIENT_ERRORS:
+            refusal = Unavailable(TRANSIENT_MESSAGE)
+        # The view's transaction rolled the refused save back. Validating the same POST again
+        # with the refusal added brings the form back with it, as Django shows any invalid form.
+        setattr(request, _REFUSAL, refusal)
+        return parent(request, object_id, form_url, extra_context)
 
     def get_form(
         self, request: HttpRequest, obj: Model | None = None, change: bool = False, **kwargs: Any
@@ -83,7 +160,7 @@ class ServiceFormAdmin(admin.ModelAdmin):
         return RefusedForm
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(PedigreeModelAdmin):
     """History and logs: listed and shown, never added, changed or deleted through the admin."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

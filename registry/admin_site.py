@@ -16,5 +16,12 @@ class PedigreeAdminSite(admin.AdminSite):
 
         self.add_action(export_csv, "export_csv")
 
+    def admin_view(self, view, cacheable=False):
+        # Every admin page, the apps' own included, says "nothing was changed, try again" for a
+        # transient fault (a deadlock past its retries, the database unreachable), never 500.
+        from registry.admin_base import transient_faults_reported
+
+        return transient_faults_reported(super().admin_view(view, cacheable))
+
     def index(self, request, extra_context=None):
         return super().index(request, {**dashboard_context(request), **(extra_context or {})})

@@ -7,26 +7,18 @@ import logging
 from collections.abc import Callable
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.db import IntegrityError, InterfaceError, OperationalError
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from kombu.exceptions import OperationalError as BrokerError
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from registry.api.throttling import FailedAuthenticationThrottle
-from registry.errors import ServiceError
+from registry.errors import RETRY_AFTER_SECONDS, TRANSIENT_ERRORS, ServiceError
 
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = "Not found, or you do not have access to it."
-# Seconds a client should wait before retrying a 503: transient faults (a deadlock retried to
-# its limit, a database failover, a broker restart) usually pass within a few.
-RETRY_AFTER_SECONDS = 5
-# Transient: the database unreachable or its connection lost, a lock wait timed out, a deadlock
-# or serialization failure the service's own retries did not overcome (all OperationalError),
-# and the broker unreachable.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:
