@@ -1,7 +1,8 @@
 """Faults with real workers (`make worker`'s command, beat inside) on a real broker and
-PostgreSQL: a broker outage while evaluations are requested and webhooks published, and workers
-killed with SIGKILL (a pool process, and the whole worker) in the middle of an evaluation and of
-a webhook delivery. Every run and delivery reaches its final state exactly once.
+PostgreSQL: a broker outage while evaluations are requested and webhooks published, a broker
+that loses the messages it was given, and workers killed with SIGKILL (a pool process, and the
+whole worker) in the middle of an evaluation and of a webhook delivery. Every run and delivery
+reaches its final state exactly once.
 
 Stale times are short here (the settings below) so recovery takes seconds, not minutes.
 """
@@ -14,6 +15,7 @@ import psutil
 import pytest
 from django.db.models import Count
 
+from config.celery import app
 from evaluators.models import EvaluationResult, EvaluationRun, RunStatus
 from lineage.services import hold_place
 from registry.models import (
@@ -27,10 +29,12 @@ from tests.evaluators.realworkers import wait_for
 
 pytestmark = [pytest.mark.real_worker, pytest.mark.django_db(transaction=True)]
 
-# Rounds of each SIGKILL scenario (the issue asks for 5; 2 keep the suite's runtime modest).
-ROUNDS = 2
+# Rounds of each SIGKILL scenario, as the issue asks.
+ROUNDS = 5
 STALE = 3  # seconds without a heartbeat before a run or a delivery counts as lost
 SWEEP = 2  # seconds between sweeps (and outbox relays) in beat
+# Seconds a run stays queued (a delivery pending) before the sweep counts its message as lost.
+QUEUED_STALE = 5
 # Slack for what recovery waits on besides the stale time and the sweep: a new pool process or
 # worker starting, the model loading, the evaluation itself (on a loaded CI machine).
 SLACK = 150
@@ -163,6 +167,48 @@ def test_a_broker_outage_delays_evaluations_and_webhooks_and_loses_none(
     for delivery_id in deliveries:
         delivered_once(delivery_id, receiver)
     assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
+
+
+def test_messages_the_broker_lost_are_published_again_and_run_once(
+    make_workers, api_for, engineer, compliance_user, models, make_suite, endpoint, receiver
+):
+    suite = make_suite(models=["acme/biased"])
+    run_id = request_slow_run(api_for, engineer, models, suite)
+    hold = api_for(compliance_user).post(
+        "/api/v1/holds/", {"version": models["biased"].pk, "reason": "review"}, format="json"
+    )
+    assert hold.status_code == 201, hold.content
+    delivery = EventDelivery.objects.get()
+    # Both messages went to the broker (no worker consumes them yet)...
+    assert not OutboxMessage.objects.filter(sent_at__isnull=True).exists()
+    assert EvaluationRun.objects.get(pk=run_id).status == RunStatus.QUEUED
+    # ...which then loses them: restarted without persistence.
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+
+    make_workers.env.update(
+        PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS=str(QUEUED_STALE),
+        PEDIGREE_DELIVERY_QUEUED_STALE_SECONDS=str(QUEUED_STALE),
+    )
+    make_workers.start("only", make_worker=True)
+    run = wait_for(
+        lambda: EvaluationRun.objects.filter(pk=run_id, status__in=FINAL).first(),
+        timeout=QUEUED_STALE + SWEEP + SLACK,
+        what="the lost evaluation to be published again and run",
+        workers=make_workers,
+    )
+    finished_once(run.pk)
+    assert run.attempts == 1  # a duplicate message found it taken, and ran nothing
+    assert AuditEntry.objects.filter(
+        action="evaluation.republished", object_id=str(run_id)
+    ).exists()
+    wait_for(
+        EventDelivery.objects.filter(pk=delivery.pk, status=DeliveryStatus.DELIVERED).exists,
+        timeout=QUEUED_STALE + SWEEP + SLACK,
+        what="the lost delivery to be published again and sent",
+        workers=make_workers,
+    )
+    assert delivered_once(delivery.pk, receiver).republished >= 1
 
 
 def pool_pid(run: EvaluationRun) -> int:
