@@ -55,6 +55,8 @@ def test_production_check_deploy_is_clean(tmp_path):
         ({"DATABASE_CONN_MAX_AGE": "soon"}, "is not an integer"),
         ({"DATABASE_PREPARED_STATEMENTS": "maybe"}, "is not a boolean"),
         ({"PEDIGREE_LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT=0 must be at least 1"),
+        ({"PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS": "6h"}, "is not an integer"),
+        ({"PEDIGREE_DELIVERY_QUEUED_STALE_SECONDS": "0"}, "STALE_SECONDS=0 must be at least 1"),
     ],
 )
 def test_bad_settings_fail_loudly_at_start_up(env, message):
