@@ -179,6 +179,12 @@ class Condition(models.TextChoices):
     UNREVIEWED_LICENCE = "unreviewed_licence", "Licence needing review, not concluded"
     MISSING_LICENCE = "missing_licence", "No licence declared"
     MISSING_EVIDENCE = "missing_evidence", "Licence without evidence"
+    # The only condition that speaks about the datasets an upstream card declares as training
+    # data (no other rule fires on them): their terms, and a licence missing or unknown.
+    UPSTREAM_TRAINING_DATA = (
+        "upstream_training_data",
+        "Terms of an upstream model's declared training data",
+    )
     CATCH_ALL = "catch_all", "Any licence no other rule covers"
 
 

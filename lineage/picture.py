@@ -385,7 +385,7 @@ def build_picture(
     layer_of = _layers(version_keys, parents)
     dataset_children: dict[str, list[str]] = defaultdict(list)
     for link in graph.datasets:
-        target = f"v{link.run.version_id}"
+        target = f"v{link.user_version_id}"
         if target not in nodes:
             continue
         key = f"d{link.dataset_version_id}"
@@ -394,7 +394,7 @@ def build_picture(
             nodes[key] = PictureNode(
                 key=key,
                 title=str(link.dataset_version) if visible else "hidden dataset",
-                subtitle="dataset",
+                subtitle="dataset named by the card" if link.declared else "dataset",
                 layer=0,
                 fill="#ffffff",
                 stroke="#8e7cc3",
@@ -404,7 +404,9 @@ def build_picture(
         dataset_children[key].append(target)
         children[key].append(target)
         parents[target].append(key)
-        edges.append(PictureEdge(key, target, link.role, dashed=True))
+        edges.append(
+            PictureEdge(key, target, "declared" if link.declared else link.role, dashed=True)
+        )
     # Datasets sit one layer above the highest version that used them; shift all down if a
     # dataset would otherwise float above the top layer.
     for key, users in dataset_children.items():

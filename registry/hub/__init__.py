@@ -20,9 +20,10 @@ from pathlib import Path
 
 from pedigree_client.artefacts import ArtefactProgress
 from registry.hub.cards import CardInfo, parse_card
+from registry.hub.datasets import DatasetLicence, dataset_licence
 from registry.hub.errors import HubError
 from registry.hub.licences import LicenceMapping, resolve_licence
-from registry.hub.local import read_cached, read_snapshot_dir
+from registry.hub.local import dataset_caches, read_cached, read_snapshot_dir
 from registry.hub.relations import HUB_RELATIONS, UNKNOWN, RelationGuess, infer_relation
 from registry.hub.remote import read_remote
 from registry.hub.snapshot import (
@@ -41,11 +42,14 @@ __all__ = [
     "REVISION_SHA",
     "UNKNOWN",
     "CardInfo",
+    "DatasetLicence",
     "HubError",
     "HubSnapshot",
     "LicenceMapping",
     "RelationGuess",
     "cache_dir",
+    "dataset_caches",
+    "dataset_licence",
     "dataset_url",
     "infer_relation",
     "parse_card",

@@ -168,6 +168,14 @@ def _cache_repo_folder(folder: Path) -> Path | None:
     return None
 
 
+def dataset_caches(folder: Path | None) -> list[Path]:
+    """Where the cards of a model's training datasets may be cached: the Hugging Face cache a
+    snapshot folder lies in (when it is one), then the server's own cache."""
+    repo = _cache_repo_folder(folder) if folder is not None else None
+    caches = [repo.parent] if repo is not None and repo.name.startswith("models--") else []
+    return [*caches, cache_dir()]
+
+
 def _cached_snapshot(repo_id: str, revision: str | None) -> Path:
     wanted = revision or "main"
     try:
