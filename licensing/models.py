@@ -258,7 +258,12 @@ class LicenceRule(models.Model):
             models.CheckConstraint(
                 condition=Q(condition="term_type", term_type__in=TERM_TYPE_VALUES)
                 | Q(condition="conflict", term_type__in=CONFLICT_TERM_TYPES)
-                | (~Q(condition__in=["term_type", "conflict"]) & Q(term_type="")),
+                # Naming a term type is optional here: none means every term.
+                | Q(condition="upstream_training_data", term_type__in=["", *TERM_TYPE_VALUES])
+                | (
+                    ~Q(condition__in=["term_type", "conflict", "upstream_training_data"])
+                    & Q(term_type="")
+                ),
                 name="licence_rule_term_type_iff_term_condition",
             ),
             models.CheckConstraint(condition=~Q(message=""), name="licence_rule_message"),
