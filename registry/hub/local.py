@@ -69,7 +69,10 @@ def _read_folder(
         return False
 
     # An HF cache snapshot is a folder of symlinks into the repository's blobs/ folder.
-    manifest = inspect_artefact(folder, roots=[boundary], progress=progress, exclude=exclude)
+    # A GGUF-only repository (a llama.cpp quantization) imports with its headers validated.
+    manifest = inspect_artefact(
+        folder, roots=[boundary], progress=progress, exclude=exclude, allow_gguf=True
+    )
     return HubSnapshot(
         repo_id=repo_id,
         revision=revision,
