@@ -17,6 +17,8 @@ from django.core.management import call_command
 
 from lineage.models import LineageEdge
 from pedigree_client.artefacts import ArtefactError, inspect_gguf
+from registry import hub, services
+from registry.errors import InvalidInput
 from registry.models import AuditEntry, Dataset, ModelVersion, RegisteredModel
 from tests.lineage.test_hub_lineage import (  # noqa: F401  (fixtures)
     IMPORTS,
@@ -25,6 +27,7 @@ from tests.lineage.test_hub_lineage import (  # noqa: F401  (fixtures)
     roots,
 )
 from tests.registry.test_artefacts import write
+from tests.registry.test_hub_import import FakeHub
 
 pytestmark = pytest.mark.django_db
 
@@ -196,3 +199,18 @@ def test_pickle_stays_refused_beside_or_instead_of_gguf(api_for, engineer, roots
     accepted = post(api_for(engineer), "pickle")
     assert accepted.status_code == 201
     assert accepted.json()["excluded_files"] == ["pytorch_model.bin"]
+
+
+def test_from_the_hub_itself_a_gguf_repository_needs_a_local_copy(
+    engineer, team, roots, monkeypatch, tmp_path
+):
+    fake = FakeHub(gguf_repo(tmp_path / "remote"), repo_id=REPO, sha=SHA)
+    monkeypatch.setattr(hub, "is_offline", lambda: False)
+    monkeypatch.setattr(hub.remote, "HfApi", fake)
+
+    with pytest.raises(InvalidInput) as caught:
+        services.upstream_import(actor=engineer, team=team, repo_id=REPO, revision=SHA)
+
+    assert caught.value.code == "gguf_needs_local_copy"
+    assert f"hf download {REPO}" in caught.value.message and GGUF_FILE in caught.value.message
+    assert fake.downloads == [] and not ModelVersion.objects.exists()
