@@ -15,6 +15,8 @@ from spdx_python_model import v3_0_1 as spdx
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
 
+from evaluators.models import EvaluationSuite
+from evaluators.services import suite_create
 from licensing.exports import version_export
 from licensing.selectors import licence_check
 from licensing.services import licence_rule_create
@@ -24,6 +26,7 @@ from lineage.services import DatasetUse, ParentSpec
 from registry.errors import InvalidInput
 from registry.models import AuditEntry, Dataset, DatasetVersion, ModelVersion
 from tests.conftest import digest
+from tests.evaluators.conftest import SUITE_DEFAULTS
 from tests.lineage.test_hub_lineage import (  # noqa: F401  (fixtures)
     IMPORTS,
     full_model,
@@ -250,3 +253,20 @@ def test_a_reference_cannot_be_a_runs_data(api_for, engineer, team, roots):
         )
     assert "recorded without files" in caught.value.message
     assert not ModelVersion.objects.filter(model__name="acme/ticket-router").exists()
+
+
+def test_a_reference_cannot_be_an_evaluation_suites_data(api_for, engineer, team, roots):
+    imported(api_for, engineer, roots)
+    reference = DatasetVersion.objects.get(dataset__hub_id=TICKETS)
+
+    with pytest.raises(InvalidInput) as caught:
+        suite_create(
+            actor=engineer,
+            name="tickets-from-the-card",
+            team=team,
+            dataset_version=reference,
+            **SUITE_DEFAULTS,
+        )
+
+    assert caught.value.code == "dataset_reference"
+    assert not EvaluationSuite.objects.exists()

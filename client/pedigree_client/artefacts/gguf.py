@@ -123,7 +123,7 @@ class _Reader:
     def take(self, count: int, what: str) -> bytes:
         if count < 0 or self.position + count > self.size:
             raise self.fail(f"{what} runs past the end of the file (truncated?)")
-        data = self.stream.read(count)
+        data: bytes = self.stream.read(count)
         if len(data) != count:
             raise self.fail(f"{what} runs past the end of the file (truncated?)")
         self.position += count
