@@ -22,6 +22,8 @@ from licensing.selectors import licence_check
 from licensing.services import licence_rule_create
 from lineage import services as lineage_services
 from lineage.models import UpstreamTrainingData
+from lineage.picture import build_picture
+from lineage.selectors import lineage_graph
 from lineage.services import DatasetUse, ParentSpec
 from registry.errors import InvalidInput
 from registry.models import AuditEntry, Dataset, DatasetVersion, ModelVersion
@@ -270,3 +272,31 @@ def test_a_reference_cannot_be_an_evaluation_suites_data(api_for, engineer, team
 
     assert caught.value.code == "dataset_reference"
     assert not EvaluationSuite.objects.exists()
+
+
+def test_the_picture_draws_declared_data_and_folds_a_long_list(api_for, engineer, roots):
+    few = ModelVersion.objects.get(pk=imported(api_for, engineer, roots)["version"]["id"])
+    names = "".join(f"- acme/corpus-{index}\n" for index in range(5))
+    many = ModelVersion.objects.get(
+        pk=imported(
+            api_for,
+            engineer,
+            roots,
+            f"license: mit\ndatasets:\n{names}",
+            repo_id="acme-labs/many",
+            sha="9" * 40,
+            folder="many",
+        )["version"]["id"]
+    )
+
+    def picture(version):
+        return build_picture(lineage_graph(engineer, version), version_url=lambda pk: f"/v/{pk}")
+
+    drawn = picture(few)
+    titles = {node.key: node.title for node in drawn.nodes if node.dataset}
+    assert sorted(titles.values()) == ["acme/faq@hub", "acme/tickets@hub"]
+    assert {edge.label for edge in drawn.edges} == {"declared"}
+    folded = picture(many)
+    (node,) = [node for node in folded.nodes if node.dataset]
+    assert (node.title, node.subtitle) == ("5 datasets", "named by the card")
+    assert [edge.label for edge in folded.edges] == ["declared"]
