@@ -14,7 +14,8 @@ Three sources, one result (`HubSnapshot`):
 Pickle files an upstream repository also ships (`pytorch_model.bin`, ...) are left out of the
 artefact and listed in `excluded`: they are never read. A repository with no safetensors weights
 is refused, unless it holds GGUF files (a llama.cpp quantization), read from a local snapshot or
-the cache with their headers validated. No database access here; `registry.services.upstream_import` records the result.
+the cache with their headers validated. No database access here;
+`registry.services.upstream_import` records the result.
 """
 
 from pathlib import Path
