@@ -179,6 +179,12 @@ class Condition(models.TextChoices):
     UNREVIEWED_LICENCE = "unreviewed_licence", "Licence needing review, not concluded"
     MISSING_LICENCE = "missing_licence", "No licence declared"
     MISSING_EVIDENCE = "missing_evidence", "Licence without evidence"
+    # The only condition that speaks about the datasets an upstream card declares as training
+    # data (no other rule fires on them): their terms, and a licence missing or unknown.
+    UPSTREAM_TRAINING_DATA = (
+        "upstream_training_data",
+        "Terms of an upstream model's declared training data",
+    )
     CATCH_ALL = "catch_all", "Any licence no other rule covers"
 
 
@@ -252,7 +258,12 @@ class LicenceRule(models.Model):
             models.CheckConstraint(
                 condition=Q(condition="term_type", term_type__in=TERM_TYPE_VALUES)
                 | Q(condition="conflict", term_type__in=CONFLICT_TERM_TYPES)
-                | (~Q(condition__in=["term_type", "conflict"]) & Q(term_type="")),
+                # Naming a term type is optional here: none means every term.
+                | Q(condition="upstream_training_data", term_type__in=["", *TERM_TYPE_VALUES])
+                | (
+                    ~Q(condition__in=["term_type", "conflict", "upstream_training_data"])
+                    & Q(term_type="")
+                ),
                 name="licence_rule_term_type_iff_term_condition",
             ),
             models.CheckConstraint(condition=~Q(message=""), name="licence_rule_message"),

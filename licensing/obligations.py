@@ -140,11 +140,15 @@ def expression_alternatives(text: str) -> tuple[tuple[tuple[str, ...], ...], str
         return ((UNKNOWN_LICENCE_ID,),), f"the stored licence '{text}' no longer parses: {error}"
 
 
+# The kind of source an upstream card's declared training data is (a Hub dataset reference).
+UPSTREAM_DATA = "upstream_data"
+
+
 @dataclass(frozen=True)
 class Source:
     """Something whose licence binds the version: itself, an ancestor or a training dataset."""
 
-    kind: str  # "self" | "ancestor" | "dataset"
+    kind: str  # "self" | "ancestor" | "dataset" | UPSTREAM_DATA
     ref: str
     object_type: str  # "version" | "dataset_version"
     object_id: int
@@ -336,7 +340,10 @@ def collect_sources(lineage: LineageView) -> list[Source]:
         if route is not None:
             sources.append(
                 _source(
-                    kind="dataset", object_type="dataset_version", node=dataset_version, steps=route
+                    kind=UPSTREAM_DATA if dataset_version.declared else "dataset",
+                    object_type="dataset_version",
+                    node=dataset_version,
+                    steps=route,
                 )
             )
     return sources

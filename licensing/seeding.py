@@ -159,6 +159,18 @@ def _rule(
     }
 
 
+# Exported for the migration that adds it to policies created before it existed.
+UPSTREAM_TRAINING_DATA_RULE = _rule(
+    "upstream-training-data",
+    "upstream_training_data",
+    "hint",
+    "{source} is training data that an upstream model's card declares ({licence_name}); it "
+    "reaches this version: {path}.",
+    "Read the card of {source}. Where its terms matter for this use, ask compliance to conclude "
+    "its licence, or to raise this rule to a warning or an error in the licence policy (a rule "
+    "may name one term type, e.g. non_commercial, and the uses or stages it applies in).",
+)
+
 DEFAULT_POLICY_NAME = "default"
 DEFAULT_RULES: list[dict[str, Any]] = [
     _rule(
@@ -343,6 +355,7 @@ DEFAULT_RULES: list[dict[str, Any]] = [
         "Ship the licence text and notices of {licence} with the weights.",
         category="permissive",
     ),
+    UPSTREAM_TRAINING_DATA_RULE,
     _rule(
         "catch-all",
         "catch_all",
@@ -384,7 +397,10 @@ def seed_default_policy(policy_model, rule_model, revision_model) -> bool:
         active=True,
         revision=1,
     )
-    rows = default_rule_rows()
+    # A migration's historical model knows only the conditions of its time; later migrations
+    # add the rules it cannot hold (`default_rule_add`).
+    allowed = {value for value, _ in rule_model._meta.get_field("condition").choices}
+    rows = [row for row in default_rule_rows() if row["condition"] in allowed]
     rule_model.objects.bulk_create(
         [
             rule_model(policy=policy, **{k: v for k, v in row.items() if k != "licence"})
@@ -393,5 +409,62 @@ def seed_default_policy(policy_model, rule_model, revision_model) -> bool:
     )
     revision_model.objects.create(
         policy=policy, revision=1, rules=rows, change="default policy created"
+    )
+    return True
+
+
+def default_rule_add(policy_model, rule_model, revision_model, rule: dict[str, Any]) -> bool:
+    """Add a rule of the default rules to the default policy if it has none of that name,
+    before its catch-all, as a new revision; for policies created before the rule existed."""
+    policy = policy_model.objects.filter(name=DEFAULT_POLICY_NAME).first()
+    if policy is None or rule_model.objects.filter(policy=policy, name=rule["name"]).exists():
+        return False
+    rules = list(rule_model.objects.filter(policy=policy).order_by("position", "id"))
+    catch_all = next((row for row in rules if row.condition == "catch_all"), None)
+    position = (
+        catch_all.position - 5
+        if catch_all is not None
+        else max((row.position for row in rules), default=0) + 10
+    )
+    row = {
+        "position": position,
+        "enabled": True,
+        "category": "",
+        "term_type": "",
+        "scope": "any",
+        "stages": [],
+        "uses": [],
+        "distributions": [],
+        **rule,
+    }
+    rule_model.objects.create(policy=policy, **{k: v for k, v in row.items() if k != "licence"})
+    policy.revision += 1
+    policy.save(update_fields=["revision"])
+    snapshot = [
+        {
+            "name": item.name,
+            "position": item.position,
+            "enabled": item.enabled,
+            "condition": item.condition,
+            "category": item.category,
+            "licence": item.licence.spdx_id if item.licence_id else None,
+            "term_type": item.term_type,
+            "scope": item.scope,
+            "stages": list(item.stages),
+            "uses": list(item.uses),
+            "distributions": list(item.distributions),
+            "severity": item.severity,
+            "message": item.message,
+            "how_to_fix": item.how_to_fix,
+        }
+        for item in rule_model.objects.filter(policy=policy)
+        .select_related("licence")
+        .order_by("position", "id")
+    ]
+    revision_model.objects.create(
+        policy=policy,
+        revision=policy.revision,
+        rules=snapshot,
+        change=f"rule {rule['name']} added ({rule['severity']}) by an upgrade",
     )
     return True

@@ -10,7 +10,11 @@ class LineageConfig(AppConfig):
         from lineage.filters import VERSION_FILTERS
         from lineage.services import lineage_write_lock
         from lineage.services.holds import compliance_hold_place
-        from lineage.services.upstream import upstream_parents_record, upstream_reference_resolved
+        from lineage.services.upstream import (
+            upstream_parents_record,
+            upstream_reference_resolved,
+            upstream_training_data_record,
+        )
         from registry.plugins import (
             ComplianceHold,
             EvidenceProvider,
@@ -35,5 +39,6 @@ class LineageConfig(AppConfig):
                 lock=lineage_write_lock,
                 record=upstream_parents_record,
                 resolved=upstream_reference_resolved,
+                training_data=upstream_training_data_record,
             ),
         )

@@ -6,11 +6,11 @@ from typing import Any
 from django.db.models import Q
 from django.urls import reverse
 
-from lineage.models import Hold
+from lineage.models import Hold, UpstreamTrainingData
 from lineage.selectors import parent_edges, training_run_of
 from registry.models import ModelVersion
 from registry.plugins import ComparisonSection, TimelineEvent, TimelineProvider
-from registry.selectors import versions_visible_to
+from registry.selectors import dataset_versions_visible_to, versions_visible_to
 from registry.types import Reader
 
 
@@ -29,11 +29,23 @@ def parent_facts(reader: Reader, version: ModelVersion) -> dict[str, Any]:
     }
 
 
+def _licence_of(dataset_version: Any) -> str:
+    return dataset_version.licence_concluded or dataset_version.licence_declared
+
+
 def training_facts(reader: Reader, version: ModelVersion) -> dict[str, Any]:
     run = training_run_of(version)
+    declared = [
+        f"{link.dataset_version} ({_licence_of(link.dataset_version)})"
+        for link in UpstreamTrainingData.objects.filter(
+            version=version,
+            dataset_version__in=dataset_versions_visible_to(reader),
+        ).select_related("dataset_version__dataset")
+    ]
+    card = {"training data the card names": ", ".join(declared)} if declared else {}
     if run is None:
-        return {}
-    facts: dict[str, Any] = {"method": run.method}
+        return card
+    facts: dict[str, Any] = {"method": run.method, **card}
     for link in run.datasets.all():
         facts[f"{link.role} data"] = f"{link.dataset_version} (sha256 {link.sha256[:12]}…)"
     facts.update(

@@ -194,6 +194,54 @@ class TrainingDataset(models.Model):
     def __str__(self) -> str:
         return f"{self.dataset_version} ({self.role})"
 
+    declared = False
+
+    @property
+    def user_version_id(self) -> int:
+        """The version whose run used the data (select_related("run") avoids a query)."""
+        return self.run.version_id
+
+
+class UpstreamTrainingData(models.Model):
+    """A Hub dataset an imported upstream model's card declares (`datasets:`) as its training
+    data: a reference dataset version (no files), linked to the version without a run, since
+    how the upstream model was trained is not known."""
+
+    version = models.ForeignKey(
+        ModelVersion, on_delete=models.PROTECT, related_name="upstream_training_data"
+    )
+    dataset_version = models.ForeignKey(
+        DatasetVersion, on_delete=models.PROTECT, related_name="upstream_uses", db_index=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Read like a TrainingDataset wherever training data shows.
+    role = DatasetRole.TRAIN
+    sha256 = ""
+    declared = True
+
+    class Meta:
+        ordering = ["version_id", "id"]
+        verbose_name = "upstream training data"
+        verbose_name_plural = "upstream training data"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["version", "dataset_version"], name="upstream_training_data_unique"
+            ),
+        ]
+        indexes = [models.Index(fields=["dataset_version"], name="upstream_training_data_dsv")]
+
+    def __str__(self) -> str:
+        return f"{self.version} declares {self.dataset_version} (train)"
+
+    @property
+    def user_version_id(self) -> int:
+        return self.version_id
+
+
+# A version's use of a dataset version, wherever training data shows.
+DataLink = TrainingDataset | UpstreamTrainingData
+
 
 class Hold(models.Model):
     """A stop placed on a version; while active it holds the version and every descendant."""

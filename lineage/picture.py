@@ -11,7 +11,7 @@ children shows a few and one "n more" node that opens its own picture.
 """
 
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -38,6 +38,8 @@ EDGE_LABEL_HEIGHT = 16
 LABEL_POSITIONS = (0.5, 0.35, 0.65, 0.25, 0.75, 0.15, 0.85)
 # A parent with more children than this shows this many less one, and an "n more" node.
 MAX_CHILDREN = 6
+# An upstream card naming more training datasets than this shows them as one node.
+MAX_DECLARED_DATASETS = 3
 LEGEND_ROW = 22
 LEGEND_MIN_WIDTH = 560
 
@@ -384,17 +386,32 @@ def build_picture(
     version_keys = list(nodes)
     layer_of = _layers(version_keys, parents)
     dataset_children: dict[str, list[str]] = defaultdict(list)
+    declared = Counter(link.user_version_id for link in graph.datasets if link.declared)
     for link in graph.datasets:
-        target = f"v{link.run.version_id}"
+        target = f"v{link.user_version_id}"
         if target not in nodes:
             continue
         key = f"d{link.dataset_version_id}"
-        if key not in nodes:
+        if link.declared and declared[link.user_version_id] > MAX_DECLARED_DATASETS:
+            # A card naming many datasets (MiniLM names 21) is one node, not a row of them.
+            key = f"c{link.user_version_id}"
+            if key in nodes:
+                continue
+            nodes[key] = PictureNode(
+                key=key,
+                title=f"{declared[link.user_version_id]} datasets",
+                subtitle="named by the card",
+                layer=0,
+                fill="#ffffff",
+                stroke="#8e7cc3",
+                dataset=True,
+            )
+        elif key not in nodes:
             visible = link.dataset_version_id in graph.visible_dataset_ids
             nodes[key] = PictureNode(
                 key=key,
                 title=str(link.dataset_version) if visible else "hidden dataset",
-                subtitle="dataset",
+                subtitle="dataset named by the card" if link.declared else "dataset",
                 layer=0,
                 fill="#ffffff",
                 stroke="#8e7cc3",
@@ -404,7 +421,9 @@ def build_picture(
         dataset_children[key].append(target)
         children[key].append(target)
         parents[target].append(key)
-        edges.append(PictureEdge(key, target, link.role, dashed=True))
+        edges.append(
+            PictureEdge(key, target, "declared" if link.declared else link.role, dashed=True)
+        )
     # Datasets sit one layer above the highest version that used them; shift all down if a
     # dataset would otherwise float above the top layer.
     for key, users in dataset_children.items():

@@ -238,11 +238,14 @@ class UpstreamLineage:
     `record(actor, child, parents)` records the declared bases as parents of `child`, raising
     `registry.errors` errors (e.g. a cycle) naming the card field `base_model`;
     `resolved(actor, version)` re-pins edges that pointed at `version` while it was an
-    unresolved reference, now that it has an artefact."""
+    unresolved reference, now that it has an artefact; `training_data(actor, version,
+    dataset_versions)` records the Hub datasets its card declares (reference dataset versions)
+    as the version's training data."""
 
     lock: Callable[[], Any]
     record: Callable[[Any, ModelVersion, list[UpstreamParent]], Any]
     resolved: Callable[[Any, ModelVersion], Any]
+    training_data: Callable[[Any, ModelVersion, list[DatasetVersion]], Any]
 
 
 Contribution = (

@@ -233,6 +233,30 @@ def hub_datasets_of(user: Reader, version: ModelVersion) -> QuerySet[Dataset]:
     return datasets_visible_to(user).filter(hub_id__in=version.hub_card.get("datasets") or [])
 
 
+def hub_training_data_of(user: Reader, version: ModelVersion) -> list[dict[str, Any]]:
+    """The reference dataset version of each Hub dataset an imported card names (those the user
+    can see), in the card's order, with where its licence came from; one query."""
+    hub_ids = version.hub_card.get("datasets") or []
+    read = version.hub_card.get("dataset_licences") or {}
+    found = {
+        row.dataset.hub_id: row
+        for row in dataset_versions_visible_to(user)
+        .filter(reference=True, dataset__hub_id__in=hub_ids)
+        .select_related("dataset")
+    }
+    return [
+        {
+            "hub_id": hub_id,
+            "dataset_version": str(found[hub_id]),
+            "licence_declared": found[hub_id].licence_declared,
+            "licence_concluded": found[hub_id].licence_concluded,
+            "licence_source": (read.get(hub_id) or {}).get("reason"),
+        }
+        for hub_id in hub_ids
+        if hub_id in found
+    ]
+
+
 def hub_bases_of(user: Reader, version: ModelVersion) -> list[dict[str, Any]]:
     """Each base model an imported version's card names, with the newest registered version of
     it the user can see (None when it is not registered), in one query."""

@@ -91,6 +91,8 @@ class DatasetVersion:
     intended_use: str
     registered_by: str
     registered_at: datetime
+    # A Hub dataset an upstream model card names: no files, so no digest (`sha256` is "").
+    reference: bool = False
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,14 @@ def run_request(
     _require_run_permission(actor, version, "request")
     if device not in Device.values:
         raise InvalidInput.for_field("device", f"Use one of: {', '.join(Device.values)}.")
+    if (version.artefact_manifest or {}).get("format") == "gguf":
+        raise InvalidInput.for_field(
+            "version",
+            f"{version} holds GGUF weights only (a llama.cpp quantization); Pedigree's "
+            "evaluators run forward passes on safetensors weights and cannot evaluate GGUF. "
+            "Evaluate the safetensors model it was quantized from (its parent) instead.",
+            code="evaluation_unsupported_format",
+        )
     try:
         locate_artefact(version)
     except SourceError as error:

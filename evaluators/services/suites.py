@@ -226,6 +226,13 @@ def suite_create(
             f"min_group_size must be at least {floor} (PEDIGREE_MIN_GROUP_SIZE_FLOOR), so that "
             "no evaluation result describes a handful of rows.",
         )
+    if dataset_version.reference:
+        raise InvalidInput.for_field(
+            "dataset_version",
+            f"{dataset_version} is a Hub dataset an upstream model card names, recorded without "
+            "files; register the evaluation data's files as a dataset version and name that.",
+            code="dataset_reference",
+        )
     try:
         locate_dataset(dataset_version)
     except SourceError as error:

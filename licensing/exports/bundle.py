@@ -16,7 +16,14 @@ from django.utils import timezone
 
 from licensing.obligations import LicenceInfo, base_licence_id, expression_alternatives
 from licensing.selectors import licence_infos
-from lineage.models import DatasetRole, LineageEdge, TrainingDataset, TrainingRun
+from lineage.models import (
+    DataLink,
+    DatasetRole,
+    LineageEdge,
+    TrainingDataset,
+    TrainingRun,
+    UpstreamTrainingData,
+)
 from lineage.selectors import TRAINED_ON_ROLES, ancestor_ids
 from registry.gates import evaluation_results
 from registry.models import DatasetVersion, ModelVersion
@@ -60,7 +67,7 @@ class ExportBundle:
     versions: dict[int, ModelVersion]
     edges: list[LineageEdge]
     runs: dict[int, TrainingRun]
-    uses: list[TrainingDataset]
+    uses: list[DataLink]
     visible_versions: set[int]
     visible_datasets: set[int]
     licences: dict[str, LicenceInfo]
@@ -87,17 +94,17 @@ class ExportBundle:
     def parents_of(self, version_id: int) -> list[LineageEdge]:
         return [edge for edge in self.edges if edge.child_id == version_id]
 
-    def uses_of(self, version_id: int, roles=None) -> list[TrainingDataset]:
+    def uses_of(self, version_id: int, roles=None) -> list[DataLink]:
         return [
             use
             for use in self.uses
-            if use.run.version_id == version_id and (roles is None or use.role in roles)
+            if use.user_version_id == version_id and (roles is None or use.role in roles)
         ]
 
-    def trained_on(self, version_id: int) -> list[TrainingDataset]:
+    def trained_on(self, version_id: int) -> list[DataLink]:
         return self.uses_of(version_id, TRAINED_ON_ROLES)
 
-    def tested_on(self, version_id: int) -> list[TrainingDataset]:
+    def tested_on(self, version_id: int) -> list[DataLink]:
         return self.uses_of(version_id, (DatasetRole.TEST,))
 
     def namespace(self) -> str:
@@ -115,11 +122,15 @@ def export_bundle(user, version: ModelVersion) -> ExportBundle:
     ids = list(versions)
     edges = list(LineageEdge.objects.filter(child_id__in=ids).order_by("child_id", "id"))
     runs = {run.version_id: run for run in TrainingRun.objects.filter(version_id__in=ids)}
-    uses = list(
-        TrainingDataset.objects.filter(run__version_id__in=ids)
+    uses: list[DataLink] = [
+        *TrainingDataset.objects.filter(run__version_id__in=ids)
         .select_related("run", "dataset_version__dataset__team")
-        .order_by("run__version_id", "role", "id")
-    )
+        .order_by("run__version_id", "role", "id"),
+        # The Hub datasets upstream cards declare as training data (references, no files).
+        *UpstreamTrainingData.objects.filter(version_id__in=ids)
+        .select_related("dataset_version__dataset__team")
+        .order_by("version_id", "id"),
+    ]
     dataset_ids = {use.dataset_version_id for use in uses}
     visible_datasets = (
         set(

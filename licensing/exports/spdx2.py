@@ -112,7 +112,12 @@ def _dataset_package(bundle: ExportBundle, dataset_version: DatasetVersion) -> P
             Actor(ActorType.ORGANIZATION, dataset_version.dataset.team.name) if visible else None
         ),
         files_analyzed=False,
-        checksums=([Checksum(ChecksumAlgorithm.SHA256, dataset_version.sha256)] if visible else []),
+        # A Hub dataset reference has no files, hence no checksum.
+        checksums=(
+            [Checksum(ChecksumAlgorithm.SHA256, dataset_version.sha256)]
+            if visible and not dataset_version.reference
+            else []
+        ),
         license_concluded=_licence(dataset_version.licence_concluded),
         license_declared=_licence(dataset_version.licence_declared),
         copyright_text=SpdxNoAssertion(),
@@ -163,7 +168,7 @@ def spdx23_document(bundle: ExportBundle) -> Document:
             )
         )
     for use in bundle.uses:
-        model, data = model_spdx_id(use.run.version_id), dataset_spdx_id(use.dataset_version_id)
+        model, data = model_spdx_id(use.user_version_id), dataset_spdx_id(use.dataset_version_id)
         if use.role == DatasetRole.TEST:
             relationships.append(
                 Relationship(data, RelationshipType.TEST_OF, model, comment="testedOn")
@@ -171,7 +176,11 @@ def spdx23_document(bundle: ExportBundle) -> Document:
         else:
             relationships.append(
                 Relationship(
-                    model, RelationshipType.GENERATED_FROM, data, comment=f"trainedOn ({use.role})"
+                    model,
+                    RelationshipType.GENERATED_FROM,
+                    data,
+                    comment=f"trainedOn ({use.role}"
+                    + (", declared by the upstream model card)" if use.declared else ")"),
                 )
             )
     used = {

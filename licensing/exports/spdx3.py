@@ -209,14 +209,21 @@ class _Builder:
             "software_packageVersion": dataset_version.version,
             "suppliedBy": self.organisation(dataset.team.name),
             "releaseTime": _timestamp(dataset_version.registered_at),
-            "verifiedUsing": [
-                {"type": "Hash", "algorithm": "sha256", "hashValue": dataset_version.sha256}
-            ],
-            "dataset_datasetSize": dataset_version.size_bytes,
             "dataset_hasSensitivePersonalInformation": (
-                "yes" if dataset_version.contains_personal_data else "no"
+                "noAssertion"
+                if dataset_version.reference
+                else "yes"
+                if dataset_version.contains_personal_data
+                else "no"
             ),
         }
+        if not dataset_version.reference:  # a Hub dataset reference has no files to hash
+            element |= {
+                "verifiedUsing": [
+                    {"type": "Hash", "algorithm": "sha256", "hashValue": dataset_version.sha256}
+                ],
+                "dataset_datasetSize": dataset_version.size_bytes,
+            }
         optional = {
             "description": dataset.description,
             "software_downloadLocation": dataset_hub_url(dataset_version),

@@ -16,7 +16,7 @@ from licensing.obligations import (
     path_text,
 )
 from licensing.policy.results import SEVERITY_ORDER, Choice, LicenceCheck, Violation
-from licensing.policy.rules import RuleSpec, WaiverSpec
+from licensing.policy.rules import UPSTREAM_TRAINING_DATA, RuleSpec, WaiverSpec
 
 
 def licensor_namespaces(licence_id: str) -> tuple[str, ...]:
@@ -199,6 +199,9 @@ class _Evaluator:
                 if source.missing:
                     found.append((rule, None, None))
                 continue
+            if rule.condition == UPSTREAM_TRAINING_DATA:
+                found += self._upstream_data_matches(rule, source, licences, carried)
+                continue
             if rule.condition == "missing_evidence":
                 if not source.missing and source.upstream and not source.evidence:
                     found += [(rule, licence, None) for licence in licences]
@@ -213,6 +216,28 @@ class _Evaluator:
                 for index, obligation in enumerate(carried)
                 if self._term_matches(rule, obligation, output_types)
             ]
+        return found
+
+    @staticmethod
+    def _upstream_data_matches(
+        rule: RuleSpec,
+        source: Source,
+        licences: list[LicenceInfo],
+        carried: list[Obligation],
+    ) -> list[tuple[RuleSpec, LicenceInfo | None, int | None]]:
+        """An upstream card's training dataset: each of its terms that reaches the version (of
+        `rule.term_type` only, when the rule names one), and, for a rule naming no term type, a
+        licence missing, or unknown and not concluded."""
+        if source.missing:
+            return [] if rule.term_type else [(rule, None, None)]
+        found: list[tuple[RuleSpec, LicenceInfo | None, int | None]] = []
+        if not rule.term_type and not source.concluded:
+            found += [(rule, lic, None) for lic in licences if lic.category == "unknown"]
+        found += [
+            (rule, obligation.licence, index)
+            for index, obligation in enumerate(carried)
+            if rule.term_type in ("", obligation.term.type)
+        ]
         return found
 
     def _licence_matches(self, rule: RuleSpec, source: Source, licence: LicenceInfo) -> bool:

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from licensing.obligations import LicenceInfo, Source
+from licensing.obligations import UPSTREAM_DATA, LicenceInfo, Source
+
+UPSTREAM_TRAINING_DATA = "upstream_training_data"
 
 PLACEHOLDERS: dict[str, str] = {
     "licence": "the licence's SPDX id",
@@ -67,6 +69,10 @@ class RuleSpec:
         )
 
     def in_scope(self, source: Source) -> bool:
+        # An upstream card's training data is judged by its own condition alone, so the policy
+        # decides how much it weighs (a hint by default) apart from data a team trained on.
+        if (source.kind == UPSTREAM_DATA) != (self.condition == UPSTREAM_TRAINING_DATA):
+            return False
         if self.scope == "own":
             return source.kind == "self"
         if self.scope == "inherited":

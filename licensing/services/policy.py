@@ -120,9 +120,21 @@ def _validate_rule(rule: LicenceRule) -> None:
             f"A conflict rule names the inherited term that binds the output licence: one of "
             f"{', '.join(CONFLICT_TERM_TYPES)} (got '{rule.term_type}').",
         )
-    if rule.condition not in (Condition.TERM_TYPE, Condition.CONFLICT) and rule.term_type:
+    if (
+        rule.condition == Condition.UPSTREAM_TRAINING_DATA
+        and rule.term_type
+        and rule.term_type not in TERM_TYPES
+    ):
         raise InvalidInput.for_field(
-            "term_type", "Only 'term_type' and 'conflict' rules name a term type."
+            "term_type",
+            f"Unknown term type '{rule.term_type}'; use one of: {', '.join(TERM_TYPES)}, or "
+            "none for every term of upstream training data.",
+        )
+    named_term = (Condition.TERM_TYPE, Condition.CONFLICT, Condition.UPSTREAM_TRAINING_DATA)
+    if rule.condition not in named_term and rule.term_type:
+        raise InvalidInput.for_field(
+            "term_type",
+            "Only 'term_type', 'conflict' and 'upstream_training_data' rules name a term type.",
         )
     for field in ("message", "how_to_fix"):
         text = getattr(rule, field)

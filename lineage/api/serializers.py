@@ -7,6 +7,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from lineage.models import (
+    DataLink,
     DatasetRole,
     Hold,
     HoldCategory,
@@ -350,6 +351,29 @@ def hold_data(hold: Hold, *, for_version_id: int | None = None, visible: bool = 
     }
 
 
+def training_data(links: list[DataLink], visible: set[int]) -> list[dict[str, Any]]:
+    """A version's training data; dataset versions the caller cannot see are placeholders with
+    neither name nor digest nor licence."""
+    rows = []
+    for link in links:
+        dataset_version = link.dataset_version
+        shown = dataset_version.pk in visible
+        rows.append(
+            {
+                "dataset_version_id": dataset_version.pk if shown else None,
+                "ref": str(dataset_version) if shown else None,
+                "role": link.role,
+                "declared_by_card": link.declared,
+                "reference": dataset_version.reference,
+                "sha256": (link.sha256 or None) if shown else None,
+                "uri": dataset_version.uri if shown else None,
+                "licence_declared": dataset_version.licence_declared if shown else None,
+                "licence_concluded": dataset_version.licence_concluded if shown else None,
+            }
+        )
+    return rows
+
+
 def graph_data(graph: LineageGraph) -> dict[str, Any]:
     """The graph as JSON: versions and datasets as nodes; derivation edges (parent → child,
     with relation and pinned digest) and training-data edges (dataset → version, with role).
@@ -399,15 +423,18 @@ def graph_data(graph: LineageGraph) -> dict[str, Any]:
                     "ref": str(dataset_version) if visible else None,
                     "sha256": dataset_version.sha256 if visible else None,
                     "licence_declared": dataset_version.licence_declared if visible else None,
+                    # A Hub dataset an upstream card names: no files, so no digest.
+                    "reference": dataset_version.reference,
                 }
             )
         edges.append(
             {
                 "source": key,
-                "target": version_key(link.run.version_id),
+                "target": version_key(link.user_version_id),
                 "kind": "training_data",
                 "role": link.role,
                 "sha256": link.sha256 if visible else None,
+                "declared_by_card": link.declared,
             }
         )
     holds = {hold.pk: hold for held in graph.holds.values() for hold in held}

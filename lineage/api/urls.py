@@ -32,6 +32,11 @@ urlpatterns = [
         views.TrainingRunView.as_view(),
         name="version-training-run",
     ),
+    path(
+        "versions/<version:pk>/training-data/",
+        views.TrainingDataView.as_view(),
+        name="version-training-data",
+    ),
     path("versions/<version:pk>/holds/", views.VersionHoldsView.as_view(), name="version-holds"),
     path(
         "dataset-versions/<int:pk>/trained-models/",

@@ -31,6 +31,7 @@ from lineage.api.serializers import (
     hold_data,
     path_data,
     plan_data,
+    training_data,
 )
 from lineage.filters import HoldFilter
 from lineage.models import DatasetRole
@@ -244,6 +245,25 @@ class TrainingRunView(APIView):
         )
         run = selectors.training_run_of(version)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
+
+
+class TrainingDataView(APIView):
+    """The data a version was made with: its run's datasets (every role) and the Hub datasets
+    its upstream model card declares as training data (references: no files, `sha256` null,
+    licence from the dataset's card or NOASSERTION)."""
+
+    permission_classes = [IsAuthenticated]
+
+    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    def get(self, request, pk: str):
+        version = visible_version(request, pk)
+        links = selectors.training_data_of(version)
+        visible = set(
+            dataset_versions_visible_to(request.user)
+            .filter(pk__in={link.dataset_version_id for link in links})
+            .values_list("pk", flat=True)
+        )
+        return Response({"version": str(version), "datasets": training_data(links, visible)})
 
 
 class VersionHoldsView(APIView):

@@ -32,6 +32,7 @@ from lineage.selectors.records import (
     holds_visible_to,
     parent_edges,
     pinned_parents,
+    training_data_of,
     training_run_of,
 )
 from lineage.selectors.walks import (
@@ -81,6 +82,7 @@ __all__ = [
     "sql",
     "trained_on",
     "trained_on_ids",
+    "training_data_of",
     "training_run_of",
     "walk_cte",
 ]

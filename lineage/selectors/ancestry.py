@@ -42,6 +42,8 @@ class AncestryNode:
     evidence: bool
     unresolved: bool = False  # an upstream reference not imported yet
     review: bool = False  # the declared licence came from an ambiguous Hub id, unconcluded
+    # A Hub dataset an upstream card declares as training data (a reference, no files).
+    declared: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,8 @@ class Ancestry:
 
 
 # One walk up from the version, then its edges (each with the parent) and the training data of
-# the version and its ancestors (each with the dataset version), told apart by the first column.
+# the version and its ancestors (each with the dataset version), told apart by the first column:
+# 1 for a run's data, 2 for the datasets an upstream card declares (always training data).
 _ANCESTRY_SQL = """
 WITH RECURSIVE {walk}
 SELECT 0, e.id, e.child_id, e.parent_id, e.relation, m.name, v.version,
@@ -72,6 +75,12 @@ SELECT 1, d.id, r.version_id, d.dataset_version_id, d.role, s.name, dv.version,
   FROM {run_data} d JOIN {run} r ON r.id = d.run_id JOIN walk w ON r.version_id = w.id
   JOIN {dataset_version} dv ON dv.id = d.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
  WHERE d.role IN ({roles})
+UNION ALL
+SELECT 2, u.id, u.version_id, u.dataset_version_id, 'train', s.name, dv.version,
+       dv.licence_declared, dv.licence_concluded, TRUE, TRUE, FALSE, FALSE, FALSE
+  FROM {declared_data} u JOIN walk w ON u.version_id = w.id
+  JOIN {dataset_version} dv ON dv.id = u.dataset_version_id JOIN {dataset} s ON s.id = dv.dataset_id
+ WHERE 'train' IN ({roles})
 ORDER BY 1, 2
 """
 
@@ -84,7 +93,7 @@ def ancestry(version_id: int, *, roles: Sequence[str] = TRAINED_ON_ROLES) -> Anc
         _ANCESTRY_SQL, walk=walk_cte("walk", "up", seed_sql(), None), roles=marks(len(roles))
     )
     with connection.cursor() as cursor:
-        cursor.execute(query, [int(version_id), *roles])
+        cursor.execute(query, [int(version_id), *roles, *roles])
         rows = cursor.fetchall()
     found = Ancestry(edges=[], ancestors={}, training=[], datasets={})
     # `how`: the edge's relation, or the role the dataset version played in training.
@@ -102,6 +111,7 @@ def ancestry(version_id: int, *, roles: Sequence[str] = TRAINED_ON_ROLES) -> Anc
             bool(evidence),
             unresolved,
             review,
+            is_use == 2,
         )
         if is_use:
             found.training.append(TrainingUse(target_id, user_id, how))

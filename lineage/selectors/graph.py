@@ -6,7 +6,14 @@ from dataclasses import dataclass, field
 
 from django.db.models.expressions import RawSQL
 
-from lineage.models import HeldThrough, Hold, LineageEdge, TrainingDataset
+from lineage.models import (
+    DataLink,
+    HeldThrough,
+    Hold,
+    LineageEdge,
+    TrainingDataset,
+    UpstreamTrainingData,
+)
 from lineage.selectors.walks import (
     Direction,
     check_depth,
@@ -36,7 +43,7 @@ class LineageGraph:
     focus: ModelVersion
     versions: dict[int, ModelVersion]
     edges: list[LineageEdge]
-    datasets: list[TrainingDataset]
+    datasets: list[DataLink]
     holds: dict[int, list[Hold]]
     visible_ids: set[int]
     visible_dataset_ids: set[int] = field(default_factory=set)
@@ -103,11 +110,14 @@ def lineage_graph(
         v.pk: v for v in ModelVersion.objects.filter(pk__in=ids).select_related("model__team")
     }
     edges = list(LineageEdge.objects.filter(child_id__in=ids, parent_id__in=ids).order_by("id"))
-    datasets = list(
-        TrainingDataset.objects.filter(run__version_id__in=ids)
+    datasets: list[DataLink] = [
+        *TrainingDataset.objects.filter(run__version_id__in=ids)
         .select_related("run", "dataset_version__dataset")
-        .order_by("run__version_id", "role", "id")
-    )
+        .order_by("run__version_id", "role", "id"),
+        *UpstreamTrainingData.objects.filter(version_id__in=ids)
+        .select_related("dataset_version__dataset")
+        .order_by("version_id", "id"),
+    ]
     holds: dict[int, list[Hold]] = defaultdict(list)
     for through in (
         HeldThrough.objects.filter(version_id__in=ids, hold__lifted_at__isnull=True)

@@ -1,8 +1,17 @@
-"""Direct reads of the lineage's records: a version's parent edges, its training run, holds."""
+"""Direct reads of the lineage's records: a version's parent edges, its training run and data,
+holds."""
 
 from django.db.models import Prefetch, QuerySet
 
-from lineage.models import HeldThrough, Hold, LineageEdge, TrainingDataset, TrainingRun
+from lineage.models import (
+    DataLink,
+    HeldThrough,
+    Hold,
+    LineageEdge,
+    TrainingDataset,
+    TrainingRun,
+    UpstreamTrainingData,
+)
 from registry.gates import GateContext
 from registry.models import ModelVersion
 from registry.selectors import is_compliance, versions_visible_to
@@ -52,6 +61,19 @@ def training_run_of(version: ModelVersion) -> TrainingRun | None:
         )
         .first()
     )
+
+
+def training_data_of(version: ModelVersion) -> list[DataLink]:
+    """The data the version was made with: its run's datasets (every role), then the Hub
+    datasets its upstream card declares; two queries."""
+    return [
+        *TrainingDataset.objects.filter(run__version=version)
+        .select_related("run", "dataset_version__dataset")
+        .order_by("role", "id"),
+        *UpstreamTrainingData.objects.filter(version=version)
+        .select_related("dataset_version__dataset")
+        .order_by("id"),
+    ]
 
 
 def active_holds_on(version_id: int) -> QuerySet[Hold]:

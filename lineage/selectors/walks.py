@@ -8,7 +8,14 @@ from django.db import connection
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.expressions import RawSQL
 
-from lineage.models import DatasetRole, HeldThrough, LineageEdge, TrainingDataset, TrainingRun
+from lineage.models import (
+    DatasetRole,
+    HeldThrough,
+    LineageEdge,
+    TrainingDataset,
+    TrainingRun,
+    UpstreamTrainingData,
+)
 from registry.models import Dataset, DatasetVersion, ModelVersion, RegisteredModel
 from registry.selectors import versions_visible_to
 from registry.types import Reader
@@ -22,9 +29,9 @@ TRAINED_ON_ROLES: tuple[str, ...] = (DatasetRole.TRAIN, DatasetRole.VALIDATION)
 
 def sql(template: str, **parts: str | int) -> str:
     """Fill a SQL template's `{placeholders}`: `{edge}`, `{version}`, `{model}`, `{run}`,
-    `{run_data}`, `{dataset_version}`, `{dataset}`, `{held}` are table names from model
-    metadata; `parts` are fragments built by the caller (CTEs, `%s` lists, integer limits).
-    Values never pass through here: they stay parameters.
+    `{run_data}`, `{declared_data}`, `{dataset_version}`, `{dataset}`, `{held}` are table names
+    from model metadata; `parts` are fragments built by the caller (CTEs, `%s` lists, integer
+    limits). Values never pass through here: they stay parameters.
     """
     tables = {
         "edge": LineageEdge._meta.db_table,
@@ -32,6 +39,7 @@ def sql(template: str, **parts: str | int) -> str:
         "model": RegisteredModel._meta.db_table,
         "run": TrainingRun._meta.db_table,
         "run_data": TrainingDataset._meta.db_table,
+        "declared_data": UpstreamTrainingData._meta.db_table,
         "dataset_version": DatasetVersion._meta.db_table,
         "dataset": Dataset._meta.db_table,
         "held": HeldThrough._meta.db_table,
@@ -136,14 +144,17 @@ def trained_on_ids(dataset_version_id: int, *, roles: Sequence[str] = TRAINED_ON
     `roles`, plus all their descendants (a fine-tune of a model inherits what it learnt)."""
     if not roles:
         raise ValueError("name at least one dataset role")
+    # The versions whose upstream card declares it count as trained on it too.
     seed = sql(
         "SELECT r.version_id FROM {run} r JOIN {run_data} d ON d.run_id = r.id "
-        "WHERE d.dataset_version_id = %s AND d.role IN ({roles})",
+        "WHERE d.dataset_version_id = %s AND d.role IN ({roles}) "
+        "UNION SELECT u.version_id FROM {declared_data} u "
+        "WHERE u.dataset_version_id = %s AND 'train' IN ({roles})",
         roles=marks(len(roles)),
     )
     return RawSQL(  # noqa: S611 (built by `sql`: identifiers only, values are parameters)
         sql("WITH RECURSIVE {walk} SELECT id FROM walk", walk=walk_cte("walk", "down", seed, None)),
-        [int(dataset_version_id), *roles],
+        [int(dataset_version_id), *roles, int(dataset_version_id), *roles],
     )
 
 

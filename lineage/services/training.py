@@ -135,6 +135,16 @@ def resolve_dataset_uses(
                     "id.",
                 )
             )
+        elif match.reference:
+            errors.add(
+                InvalidInput.for_field(
+                    f"{field}[{index}].dataset_version",
+                    f"{match} is a Hub dataset an upstream model card names, recorded without "
+                    "files: a run is pinned to the bytes it used. Register the files you trained "
+                    "on as a version of the dataset (POST /api/v1/dataset-versions/) and name it.",
+                    code="dataset_reference",
+                )
+            )
         else:
             resolved.append((match, use.role))
     errors.raise_if_any()

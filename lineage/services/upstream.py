@@ -6,7 +6,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
-from lineage.models import LineageEdge, Relation, TrainingRun
+from lineage.models import LineageEdge, Relation, TrainingRun, UpstreamTrainingData
 from lineage.services.edges import (
     ParentSpec,
     _propagate_holds,
@@ -20,7 +20,7 @@ from lineage.services.edges import (
 from lineage.services.shared import lineage_write_lock
 from registry.audit import audit_record
 from registry.errors import InvalidInput
-from registry.models import ModelVersion
+from registry.models import DatasetVersion, ModelVersion
 from registry.plugins import UpstreamParent
 from registry.selectors import is_compliance
 from registry.types import Actor
@@ -48,6 +48,34 @@ def upstream_parents_record(
             for parent in parents
         ],
     )
+
+
+def upstream_training_data_record(
+    actor: Actor, version: ModelVersion, dataset_versions: list[DatasetVersion]
+) -> list[UpstreamTrainingData]:
+    """The Hub datasets an imported card declares as the version's training data (inside the
+    import's transaction). Links already there are kept: a reference resolved in place keeps
+    what it had."""
+    existing = set(
+        UpstreamTrainingData.objects.filter(version=version).values_list(
+            "dataset_version_id", flat=True
+        )
+    )
+    links = UpstreamTrainingData.objects.bulk_create(
+        [
+            UpstreamTrainingData(version=version, dataset_version=dataset_version)
+            for dataset_version in dict.fromkeys(dataset_versions)
+            if dataset_version.pk not in existing
+        ]
+    )
+    if links:
+        audit_record(
+            actor=actor,
+            action="version.upstream_training_data",
+            obj=version,
+            after={"declared_by_card": [str(link.dataset_version) for link in links]},
+        )
+    return links
 
 
 def upstream_reference_resolved(actor: Actor, version: ModelVersion) -> int:

@@ -305,11 +305,13 @@ class DatasetVersionAdmin(ServiceAdmin):
         "licence_concluded",
         "size_bytes",
         "row_count",
+        "reference",
         "contains_personal_data",
         "registered_by",
         "registered_at",
     ]
-    list_filter = ["contains_personal_data", "dataset__team"]
+    # A reference: a Hub dataset an upstream model card names, recorded without files.
+    list_filter = ["reference", "contains_personal_data", "dataset__team"]
     search_fields = ["version", "dataset__name", "licence_declared", "sha256"]
     list_select_related = ["dataset", "dataset__team", "registered_by"]
     readonly_fields = [
@@ -317,6 +319,7 @@ class DatasetVersionAdmin(ServiceAdmin):
         "version",
         "sha256",
         "size_bytes",
+        "reference",
         "registered_by",
         "registered_at",
     ]

@@ -25,7 +25,13 @@ from registry.api.parsers import BoundedJSONParser
 from registry.api.serializers import VersionSerializer, VisibleSlugField
 from registry.errors import InvalidInput, TooLarge
 from registry.models import SHA256_PATTERN, ArtefactUpload, ModelVersion
-from registry.selectors import hub_bases_of, hub_datasets_of, teams_visible_to, uploads_of
+from registry.selectors import (
+    hub_bases_of,
+    hub_datasets_of,
+    hub_training_data_of,
+    teams_visible_to,
+    uploads_of,
+)
 
 UPLOAD_CHUNK_SIZE = 1024 * 1024
 
@@ -330,6 +336,8 @@ class HubImportView(APIView):
                 "licence": card.get("licence"),
                 # In the card's order.
                 "datasets": [names[hub_id] for hub_id in card["datasets"] if hub_id in names],
+                # Each as a reference dataset version (no files) with its licence evidence.
+                "training_data": hub_training_data_of(request.user, version),
                 "base_models": hub_bases_of(request.user, version),
                 "base_model_relation": card.get("base_model_relation"),
                 "gated": card.get("gated"),

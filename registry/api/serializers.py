@@ -219,6 +219,7 @@ class DatasetVersionSerializer(StrictSerializer):
             "size_bytes",
             "row_count",
             "uri",
+            "reference",
             "contains_personal_data",
             "sensitive_attributes",
             "known_biases",
@@ -226,7 +227,7 @@ class DatasetVersionSerializer(StrictSerializer):
             "registered_by",
             "registered_at",
         ]
-        read_only_fields = ["id", "registered_by", "registered_at"]
+        read_only_fields = ["id", "reference", "registered_by", "registered_at"]
         validators = []
 
     def get_ref(self, dataset_version: DatasetVersion) -> str:
@@ -241,6 +242,7 @@ class DatasetVersionUpdateSerializer(DatasetVersionSerializer):
             "version",
             "sha256",
             "size_bytes",
+            "reference",
             "registered_by",
             "registered_at",
         ]

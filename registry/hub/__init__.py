@@ -13,16 +13,19 @@ Three sources, one result (`HubSnapshot`):
 
 Pickle files an upstream repository also ships (`pytorch_model.bin`, ...) are left out of the
 artefact and listed in `excluded`: they are never read. A repository with no safetensors weights
-is refused. No database access here; `registry.services.upstream_import` records the result.
+is refused, unless it holds GGUF files (a llama.cpp quantization), read from a local snapshot or
+the cache with their headers validated. No database access here;
+`registry.services.upstream_import` records the result.
 """
 
 from pathlib import Path
 
 from pedigree_client.artefacts import ArtefactProgress
 from registry.hub.cards import CardInfo, parse_card
+from registry.hub.datasets import DatasetLicence, dataset_licence
 from registry.hub.errors import HubError
 from registry.hub.licences import LicenceMapping, resolve_licence
-from registry.hub.local import read_cached, read_snapshot_dir
+from registry.hub.local import dataset_caches, read_cached, read_snapshot_dir
 from registry.hub.relations import HUB_RELATIONS, UNKNOWN, RelationGuess, infer_relation
 from registry.hub.remote import read_remote
 from registry.hub.snapshot import (
@@ -41,11 +44,14 @@ __all__ = [
     "REVISION_SHA",
     "UNKNOWN",
     "CardInfo",
+    "DatasetLicence",
     "HubError",
     "HubSnapshot",
     "LicenceMapping",
     "RelationGuess",
     "cache_dir",
+    "dataset_caches",
+    "dataset_licence",
     "dataset_url",
     "infer_relation",
     "parse_card",

@@ -69,7 +69,10 @@ def _read_folder(
         return False
 
     # An HF cache snapshot is a folder of symlinks into the repository's blobs/ folder.
-    manifest = inspect_artefact(folder, roots=[boundary], progress=progress, exclude=exclude)
+    # A GGUF-only repository (a llama.cpp quantization) imports with its headers validated.
+    manifest = inspect_artefact(
+        folder, roots=[boundary], progress=progress, exclude=exclude, allow_gguf=True
+    )
     return HubSnapshot(
         repo_id=repo_id,
         revision=revision,
@@ -166,6 +169,14 @@ def _cache_repo_folder(folder: Path) -> Path | None:
     if folder.parent.name == "snapshots" and REVISION_SHA.match(folder.name):
         return folder.parent.parent
     return None
+
+
+def dataset_caches(folder: Path | None) -> list[Path]:
+    """Where the cards of a model's training datasets may be cached: the Hugging Face cache a
+    snapshot folder lies in (when it is one), then the server's own cache."""
+    repo = _cache_repo_folder(folder) if folder is not None else None
+    caches = [repo.parent] if repo is not None and repo.name.startswith("models--") else []
+    return [*caches, cache_dir()]
 
 
 def _cached_snapshot(repo_id: str, revision: str | None) -> Path:

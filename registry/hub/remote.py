@@ -66,6 +66,16 @@ def read_remote(
     siblings = [s for s in info.siblings or [] if not _is_hidden(s.rfilename)]
     excluded = sorted(s.rfilename for s in siblings if is_pickle(s.rfilename))
     kept = [s for s in siblings if not is_pickle(s.rfilename)]
+    ggufs = sorted(s.rfilename for s in kept if classify_file(s.rfilename) == "gguf")
+    if ggufs:
+        # Weights are never downloaded from the Hub, and a GGUF header is validated only from
+        # a local copy (the Hub gives no ranged header reader for it as for safetensors).
+        raise HubError(
+            f"{repo_id} holds GGUF files ({', '.join(ggufs[:3])}); Pedigree validates GGUF "
+            f"headers from a local copy only: `hf download {repo_id} --include '*.gguf' "
+            "README.md`, then import with HF_HUB_OFFLINE=1 or --snapshot-dir.",
+            code="gguf_needs_local_copy",
+        )
     card_sibling = next((s for s in kept if s.rfilename == CARD_FILE), None)
     if card_sibling is None:
         raise HubError(

@@ -274,6 +274,10 @@ class DatasetVersion(models.Model):
     sensitive_attributes = models.JSONField(default=list, blank=True)
     known_biases = models.TextField(blank=True)
     intended_use = models.TextField(blank=True)
+    # A Hub dataset an upstream model card names as training data: no files, so no digest and
+    # no size; `uri` names the Hub dataset. Like an unresolved upstream model reference, it is
+    # licence evidence at most (from the dataset's card), never data to train or test on.
+    reference = models.BooleanField(default=False, editable=False)
     registered_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
@@ -288,7 +292,9 @@ class DatasetVersion(models.Model):
             ),
             models.CheckConstraint(condition=~Q(version=""), name="dataset_version_not_empty"),
             models.CheckConstraint(
-                condition=Q(sha256__regex=SHA256_PATTERN), name="dataset_version_sha256"
+                condition=Q(reference=False, sha256__regex=SHA256_PATTERN)
+                | (Q(reference=True, sha256="", size_bytes=0) & ~Q(uri="")),
+                name="dataset_version_sha256",
             ),
             models.CheckConstraint(
                 condition=Q(size_bytes__gte=0), name="dataset_version_size_not_negative"

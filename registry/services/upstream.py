@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import models as dj_models
 from django.db import transaction
 
 from pedigree_client.artefacts import (
@@ -23,12 +22,13 @@ from registry.errors import (
     ServiceError,
     Unavailable,
 )
-from registry.models import Dataset, ModelKind, ModelVersion, RegisteredModel, Team, Visibility
+from registry.models import ModelKind, ModelVersion, RegisteredModel, Team, Visibility
 from registry.plugins import UpstreamLineage, plugins
 from registry.selectors import artefact_areas_of, versions_visible_to
 from registry.services import upstream_bases as bases
 from registry.services._common import artefact_invalid, require_team_write
-from registry.services.catalogue import dataset_create, model_create, version_create
+from registry.services.catalogue import model_create, version_create
+from registry.services.upstream_datasets import hub_dataset_references, hub_datasets
 from registry.types import Actor
 
 _HUB_ERROR_STATUS = {
@@ -94,36 +94,11 @@ def _snapshot_folder(actor: Actor, raw: str, *, confine: bool) -> Path:
     return folder
 
 
-def _hub_datasets(*, actor: Actor, team: Team, hub_ids: list[str]) -> list[Dataset]:
-    """The dataset record of each Hub dataset id, created (visible org-wide) where missing."""
-    existing = list(
-        Dataset.objects.filter(dj_models.Q(hub_id__in=hub_ids) | dj_models.Q(name__in=hub_ids))
-    )
-    by_hub_id = {dataset.hub_id: dataset for dataset in existing if dataset.hub_id}
-    names = {dataset.name: dataset for dataset in existing}
-    datasets = []
-    for hub_id in hub_ids:
-        dataset = by_hub_id.get(hub_id)
-        if dataset is None and hub_id in names:
-            raise Conflict.for_field(
-                "datasets",
-                f"A dataset named {hub_id} exists but is not linked to the Hub dataset {hub_id}; "
-                "set its hub_id (or rename it), then import again.",
-            )
-        if dataset is None:
-            dataset = dataset_create(
-                actor=actor,
-                name=hub_id,
-                team=team,
-                visibility=Visibility.INTERNAL,
-                source=hub.dataset_url(hub_id),
-                hub_id=hub_id,
-            )
-        datasets.append(dataset)
-    return datasets
-
-
-def _hub_card(upstream: hub.HubSnapshot, licence: hub.LicenceMapping) -> dict[str, Any]:
+def _hub_card(
+    upstream: hub.HubSnapshot,
+    licence: hub.LicenceMapping,
+    dataset_licences: dict[str, dict[str, str]],
+) -> dict[str, Any]:
     card = upstream.card
     return {
         "content": card.content,
@@ -135,6 +110,9 @@ def _hub_card(upstream: hub.HubSnapshot, licence: hub.LicenceMapping) -> dict[st
         "base_models": card.base_models,
         "base_model_relation": card.base_model_relation,
         "datasets": card.datasets,
+        # Where each dataset's licence came from (its card in the cache, or nowhere), as read
+        # when this import created the dataset's reference version.
+        "dataset_licences": dataset_licences,
         "pipeline_tag": card.pipeline_tag,
         "library_name": card.library_name,
         "tags": card.tags,
@@ -166,9 +144,27 @@ def _upstream_model(*, actor: Actor, team: Team, repo_id: str, task: str = "") -
 
 
 def _upstream_record(
-    *, actor: Actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
+    *,
+    actor: Actor,
+    team: Team,
+    upstream: hub.HubSnapshot,
+    licence: hub.LicenceMapping,
+    caches: list[Path],
 ) -> ModelVersion:
     card = upstream.card
+    reference = bases.reference_of(upstream.repo_id, upstream.revision)
+    model = (
+        None
+        if reference is not None
+        else _upstream_model(
+            actor=actor, team=team, repo_id=upstream.repo_id, task=card.pipeline_tag or ""
+        )
+    )
+    datasets = hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
+    training_data = hub_dataset_references(actor=actor, datasets=datasets, caches=caches)
+    dataset_licences = {
+        read.hub_id: read.to_dict() for _, read in training_data if read is not None
+    }
     evidence: dict[str, Any] = {
         "artefact_digest": upstream.manifest.digest,
         "artefact_size": upstream.manifest.total_size,
@@ -179,22 +175,19 @@ def _upstream_record(
         "licence_review_required": licence.review_required,
         "hub_repo_id": upstream.repo_id,
         "hub_revision": upstream.revision,
-        "hub_card": _hub_card(upstream, licence),
+        "hub_card": _hub_card(upstream, licence, dataset_licences),
     }
-    reference = bases.reference_of(upstream.repo_id, upstream.revision)
-    if reference is not None:
-        datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
+    if model is None:
+        assert reference is not None
         version = bases.reference_resolve(
             actor=actor, reference=reference, label=upstream.revision[:12], evidence=evidence
         )
     else:
-        model = _upstream_model(
-            actor=actor, team=team, repo_id=upstream.repo_id, task=card.pipeline_tag or ""
-        )
-        datasets = _hub_datasets(actor=actor, team=team, hub_ids=card.datasets)
         version = version_create(
             actor=actor, model=model, version=upstream.revision[:12], **evidence
         )
+    for lineage in plugins.contributions(UpstreamLineage):
+        lineage.training_data(actor, version, [used for used, _ in training_data])
     audit_record(
         actor=actor,
         action="version.import_hf",
@@ -205,6 +198,7 @@ def _upstream_record(
             "source": upstream.source,
             "licence": licence.to_dict(),
             "datasets": [dataset.name for dataset in datasets],
+            "training_data": [str(used) for used, _ in training_data],
             "base_models": card.base_models,
             "excluded_files": upstream.excluded,
             "resolved_reference": reference is not None,
@@ -265,7 +259,11 @@ def upstream_import(
                 lineage.lock()
             for planned in plan:
                 version = _upstream_record(
-                    actor=actor, team=team, upstream=planned.upstream, licence=planned.licence
+                    actor=actor,
+                    team=team,
+                    upstream=planned.upstream,
+                    licence=planned.licence,
+                    caches=hub.dataset_caches(folder if planned is top else None),
                 )
                 bases.bases_link(actor=actor, team=team, child=version, planned=planned, pins=pins)
     except (Conflict, InvalidInput):

@@ -186,7 +186,9 @@ def test_minilm_snapshot_import(engineer, team, roots, minilm):
     assert actions == [
         "model.create",
         *["dataset.create"] * 21,
+        *["dataset_version.reference_create"] * 21,
         "version.create",
+        "version.upstream_training_data",
         "version.import_hf",
     ]
 

@@ -7,10 +7,12 @@ with the `safetensors` library.
 
 `safetensors` holds the one reader of weight files, used by registration and evaluation alike;
 `manifest` describes a whole artefact; `paths` confines client-supplied paths; `hashing`
-computes SHA-256 digests.
+computes SHA-256 digests; `gguf` validates GGUF headers (llama.cpp quantizations, imported
+upstream models only).
 """
 
 from pedigree_client.artefacts.errors import ArtefactError
+from pedigree_client.artefacts.gguf import GgufInfo, inspect_gguf
 from pedigree_client.artefacts.hashing import HASH_CHUNK_SIZE, sha256_file
 from pedigree_client.artefacts.manifest import (
     MAX_JSON_FILE_SIZE,
@@ -54,9 +56,11 @@ __all__ = [
     "ArtefactManifest",
     "ArtefactProgress",
     "FileKind",
+    "GgufInfo",
     "SafetensorsInfo",
     "classify_file",
     "inspect_artefact",
+    "inspect_gguf",
     "inspect_safetensors",
     "manifest_from_files",
     "pickle_refusal",

@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from pedigree_client.artefacts.errors import ArtefactError, brief
+from pedigree_client.artefacts.gguf import GgufInfo, inspect_gguf
 from pedigree_client.artefacts.hashing import hash_file
 from pedigree_client.artefacts.paths import list_files, locate
 from pedigree_client.artefacts.reading import open_for_reading, parse_json
@@ -20,8 +21,11 @@ from pedigree_client.artefacts.safetensors import (
 # Index and adapter config files are small; the cap stops a hostile one exhausting memory.
 MAX_JSON_FILE_SIZE = 100_000_000
 
-FileKind = Literal["weights", "index", "adapter_config", "config", "tokenizer", "card", "other"]
-ArtefactFormat = Literal["full", "sharded", "adapter", "other"]
+FileKind = Literal[
+    "weights", "gguf", "index", "adapter_config", "config", "tokenizer", "card", "other"
+]
+# "gguf": GGUF weight files only (a llama.cpp quantization), no safetensors.
+ArtefactFormat = Literal["full", "sharded", "adapter", "gguf", "other"]
 # (relative path of the file being hashed, bytes hashed so far, bytes to hash in all).
 ArtefactProgress = Callable[[str, int, int], None]
 
@@ -46,15 +50,19 @@ class ArtefactFile:
     sha256: str
     kind: FileKind
     safetensors: SafetensorsInfo | None
+    gguf: GgufInfo | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "path": self.path,
             "size": self.size,
             "sha256": self.sha256,
             "kind": self.kind,
             "safetensors": self.safetensors.to_dict() if self.safetensors else None,
         }
+        if self.gguf is not None:
+            data["gguf"] = self.gguf.to_dict()
+        return data
 
 
 @dataclass(frozen=True)
@@ -93,8 +101,12 @@ def inspect_artefact(
     roots: Sequence[Path] | None = None,
     progress: ArtefactProgress | None = None,
     exclude: Callable[[str], bool] | None = None,
+    allow_gguf: bool = False,
 ) -> ArtefactManifest:
     """Validate and hash an artefact (a folder, or a single file) and describe it.
+
+    GGUF files (`.gguf`) always have their header validated; they stand in for safetensors
+    weights only with `allow_gguf` (an upstream GGUF quantization imported from the Hub).
 
     Hidden files and folders (`.git`, `.cache`, ...) are skipped and not part of the digest,
     and so are files whose relative path `exclude` returns True for.
@@ -115,10 +127,16 @@ def inspect_artefact(
         for relpath, (file, _) in located.items()
         if kinds[relpath] == "weights"
     }
-    if not weights:
+    ggufs = {
+        relpath: inspect_gguf(file, label=relpath)
+        for relpath, (file, _) in located.items()
+        if kinds[relpath] == "gguf"
+    }
+    if not weights and not (allow_gguf and ggufs):
         raise ArtefactError(
-            f"{path.name or path} holds no .safetensors weights; add the model weights in "
-            f"safetensors format ({CONVERT_HINT}).",
+            f"{path.name or path} holds no .safetensors"
+            + (" or .gguf" if allow_gguf else "")
+            + f" weights; add the model weights in safetensors format ({CONVERT_HINT}).",
             code="no_weights",
         )
     adapter = None
@@ -151,6 +169,7 @@ def inspect_artefact(
                 sha256=digest,
                 kind=kinds[relpath],
                 safetensors=weights.get(relpath),
+                gguf=ggufs.get(relpath),
             )
         )
     return manifest_from_files(files, adapter=adapter)
@@ -163,10 +182,13 @@ def manifest_from_files(
     metadata a hub publishes), computing the digest, totals and format."""
     files = sorted(files, key=lambda file: file.path)
     by_dtype: dict[str, int] = {}
+    has_safetensors = any(file.safetensors is not None for file in files)
     for file in files:
-        if file.safetensors is None:
+        # A repository shipping both counts its safetensors weights; GGUF-only ones their GGUF.
+        info = file.safetensors or (None if has_safetensors else file.gguf)
+        if info is None:
             continue
-        for dtype, count in file.safetensors.parameters_by_dtype.items():
+        for dtype, count in info.parameters_by_dtype.items():
             by_dtype[dtype] = by_dtype.get(dtype, 0) + count
     kinds = {file.path: file.kind for file in files}
     return ArtefactManifest(
@@ -273,6 +295,8 @@ def classify_file(filename: str) -> FileKind:
     name = filename.lower()
     if name.endswith(".safetensors"):
         return "weights"
+    if name.endswith(".gguf"):
+        return "gguf"
     if name.endswith(_INDEX_SUFFIX):
         return "index"
     if name == _ADAPTER_CONFIG_NAME:
@@ -295,6 +319,8 @@ def _artefact_format(
 ) -> ArtefactFormat:
     if has_adapter:
         return "adapter"
+    if weight_count == 0 and "gguf" in kinds.values():
+        return "gguf"
     if any(kind == "index" and "/" not in relpath for relpath, kind in kinds.items()):
         return "sharded"
     # Several weight files without an index: a multi-component pipeline, not one model.
