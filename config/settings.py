@@ -206,6 +206,10 @@ HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 # The most bytes one artefact upload may hold (all its files); 20 GiB by default.
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
+# The most bytes of JSON one artefact's stored manifest may take (1 MiB): above it, tensor shapes
+# and then safetensors metadata are summarised by count and hash; a file list alone above it is
+# refused. At least 64 KiB, what one file's metadata may keep.
+PEDIGREE_MAX_MANIFEST_BYTES = env_int("PEDIGREE_MAX_MANIFEST_BYTES", 1024**2, minimum=64 * 1024)
 
 # Governance: approvals must be renewed (recertification); waivers are short-lived.
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)

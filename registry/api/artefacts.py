@@ -275,8 +275,8 @@ class ArtefactInspectView(APIView):
         )
         return Response(
             {
-                "parameter_count": weight_parameters(manifest.parameters_by_dtype),
-                "manifest": manifest.to_dict(),
+                "parameter_count": weight_parameters(manifest["parameters_by_dtype"]),
+                "manifest": manifest,
             }
         )
 

@@ -29,6 +29,7 @@ from registry.selectors import artefact_areas_of, versions_visible_to
 from registry.services import upstream_bases as bases
 from registry.services._common import artefact_invalid, require_team_write
 from registry.services.catalogue import dataset_create, model_create, version_create
+from registry.services.manifests import manifest_stored
 from registry.types import Actor
 
 _HUB_ERROR_STATUS = {
@@ -165,15 +166,14 @@ def _upstream_model(*, actor: Actor, team: Team, repo_id: str, task: str = "") -
     return model
 
 
-def _upstream_record(
-    *, actor: Actor, team: Team, upstream: hub.HubSnapshot, licence: hub.LicenceMapping
-) -> ModelVersion:
+def _upstream_record(*, actor: Actor, team: Team, planned: bases.Planned) -> ModelVersion:
+    upstream, licence = planned.upstream, planned.licence
     card = upstream.card
     evidence: dict[str, Any] = {
         "artefact_digest": upstream.manifest.digest,
         "artefact_size": upstream.manifest.total_size,
         "parameter_count": weight_parameters(upstream.manifest.parameters_by_dtype),
-        "artefact_manifest": upstream.manifest.to_dict(),
+        "artefact_manifest": planned.manifest,
         "artefact_uri": upstream.url,
         "licence_declared": licence.expression,
         "licence_review_required": licence.review_required,
@@ -264,9 +264,7 @@ def upstream_import(
             for lineage in plugins.contributions(UpstreamLineage):
                 lineage.lock()
             for planned in plan:
-                version = _upstream_record(
-                    actor=actor, team=team, upstream=planned.upstream, licence=planned.licence
-                )
+                version = _upstream_record(actor=actor, team=team, planned=planned)
                 bases.bases_link(actor=actor, team=team, child=version, planned=planned, pins=pins)
     except (Conflict, InvalidInput):
         # A concurrent import of the same revision committed first: answer with its version.
@@ -296,8 +294,9 @@ def _read(
             has_adapter_config=upstream.manifest.adapter is not None,
             quantization_method=upstream.quantization_method,
         )
+        manifest = manifest_stored(upstream.manifest)
     except hub.HubError as error:
         raise _hub_error(error) from None
     except ArtefactError as error:
         raise artefact_invalid("snapshot_dir" if folder else "repo_id", error) from None
-    return bases.Planned(upstream=upstream, licence=licence, relation=relation)
+    return bases.Planned(upstream=upstream, licence=licence, relation=relation, manifest=manifest)
