@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
     env_bool,
+    env_cache,
     env_choice,
     env_dirs,
     env_int,
@@ -124,6 +125,17 @@ elif PREPARED_STATEMENTS:
         server_side_binding=True, prepare_threshold=2
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The cache holds the API's rate-limit counters, so every web process must share it: Redis
+# (CACHE_URL=redis://...) across machines; by default a folder under the data directory, shared
+# by the processes of one machine without a write to the database on every request.
+CACHES = {
+    "default": env_cache(
+        "CACHE_URL",
+        DATA_DIR / "cache",
+        key_prefix=env_str("PEDIGREE_CACHE_KEY_PREFIX", "pedigree") or "pedigree",
+    )
+}
 
 # Content-Security-Policy on every answer (django-csp): scripts, styles, images and fonts only from
 # this server, inline scripts and <style> only with the request's nonce (`request.csp_nonce`),

@@ -10,6 +10,8 @@ from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import IntegrityError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as CacheConnectionError
+from redis.exceptions import TimeoutError as CacheTimeout
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -25,8 +27,15 @@ NOT_FOUND = "Not found, or you do not have access to it."
 RETRY_AFTER_SECONDS = 5
 # Transient: the database unreachable or its connection lost, a lock wait timed out, a deadlock
 # or serialization failure the service's own retries did not overcome (all OperationalError),
-# and the broker unreachable.
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
+# the broker unreachable, and a Redis cache (the rate-limit counters) unreachable or slow.
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    BrokerError,
+    ConnectionError,
+    CacheConnectionError,
+    CacheTimeout,
+)
 
 
 def _flatten(detail, prefix: str = "") -> dict[str, list[str]]:

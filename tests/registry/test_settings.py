@@ -55,6 +55,9 @@ def test_production_check_deploy_is_clean(tmp_path):
         ({"DATABASE_CONN_MAX_AGE": "soon"}, "is not an integer"),
         ({"DATABASE_PREPARED_STATEMENTS": "maybe"}, "is not a boolean"),
         ({"PEDIGREE_LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT=0 must be at least 1"),
+        ({"PEDIGREE_MAX_MANIFEST_BYTES": "1000"}, "MANIFEST_BYTES=1000 must be at least 65536"),
+        ({"CACHE_URL": "memcached://cache:11211"}, "is not a cache URL"),
+        ({"CACHE_URL": "file://relative/cache"}, "is not a cache URL"),
     ],
 )
 def test_bad_settings_fail_loudly_at_start_up(env, message):
