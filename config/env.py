@@ -128,7 +128,10 @@ def env_cache(name: str, default_dir: Path, *, key_prefix: str) -> dict[str, obj
             "KEY_PREFIX": key_prefix,
         }
     if value == "locmem://":
-        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "KEY_PREFIX": key_prefix}
+        return {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": key_prefix,
+        }
     raise ImproperlyConfigured(
         f"{name}={value!r} is not a cache URL; use redis://HOST:PORT/DB (or rediss://, unix://), "
         "file:///absolute/folder or locmem://, or leave it unset for a folder under "
