@@ -218,6 +218,9 @@ HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 # The most bytes one artefact upload may hold (all its files); 20 GiB by default.
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
+# `POST artefacts/inspect/` hashes at most this many bytes inside the request (256 MiB); a larger
+# artefact is inspected by a task (202 and an inspection to poll). 0: always by a task.
+PEDIGREE_INSPECT_INLINE_MAX_BYTES = env_int("PEDIGREE_INSPECT_INLINE_MAX_BYTES", 256 * 1024**2)
 # The most bytes of JSON one artefact's stored manifest may take (1 MiB): above it, tensor shapes
 # and then safetensors metadata are summarised by count and hash; a file list alone above it is
 # refused. At least 64 KiB, what one file's metadata may keep.
