@@ -325,7 +325,7 @@ class ArtefactInspectView(APIView):
         )
         if inspection is not None:
             body = ArtefactInspectionSerializer(inspection, context={"request": request}).data
-            return Response(body, status=202, headers={"Location": body["url"]})
+            return Response(body, status=202, headers={"Location": str(body["url"])})
         assert manifest is not None
         return Response(
             {
