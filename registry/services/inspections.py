@@ -97,6 +97,19 @@ def artefact_inspection_run(*, inspection_id: uuid.UUID | str) -> str:
             },
         )
         return InspectionStatus.FAILED
+    except BaseException:
+        # Not the input's fault: recorded so the client stops polling, and raised to be seen.
+        ArtefactInspection.objects.filter(pk=inspection_id).update(
+            status=InspectionStatus.FAILED,
+            finished_at=timezone.now(),
+            error={
+                "status": 500,
+                "code": "server_error",
+                "message": "The inspection failed on the server; ask again, or tell the "
+                "operators if it keeps failing.",
+            },
+        )
+        raise
     ArtefactInspection.objects.filter(pk=inspection_id).update(
         status=InspectionStatus.DONE, finished_at=timezone.now(), manifest=manifest
     )

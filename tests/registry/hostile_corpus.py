@@ -19,6 +19,8 @@ from tests.registry.test_artefacts import MALFORMED, save_small_model, write
 
 CARD = b"---\nlicense: mit\n---\n# Hostile\n"
 SECRET = b"secret text of another team, never to be echoed"
+# A legal `__metadata__` block of 1 MB: accepted, but a manifest keeps only 64 KiB of it.
+OVERSIZED_METADATA = {"notes": "x" * 1_000_000, "format": "pt"}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,8 @@ from registry.models import (
 )
 from tests.registry.hostile_corpus import (
     ARTEFACTS,
+    CARD,
+    OVERSIZED_METADATA,
     PATHS,
     SECRET,
     UPLOAD_NAMES,
@@ -33,10 +35,11 @@ from tests.registry.hostile_corpus import (
     HostilePath,
     build_outside,
 )
-from tests.registry.test_artefacts import build_full_model
+from tests.registry.test_artefacts import build_full_model, save_small_model, write
 
 REVISION = "ab" * 20
 MODEL = "acme/hostile"
+UPSTREAM = "acme/hostile-upstream"  # imported as an upstream model, so not MODEL's name
 
 
 @dataclass
@@ -110,7 +113,7 @@ def via_inspect(api, world: World, path: str, capture) -> object:
 
 
 def via_import(api, world: World, path: str, capture) -> object:
-    body = {"repo_id": MODEL, "revision": REVISION, "snapshot_dir": path, "team": "acme"}
+    body = {"repo_id": UPSTREAM, "revision": REVISION, "snapshot_dir": path, "team": "acme"}
     return api.post("/api/v1/imports/hf/", body, format="json")
 
 
@@ -242,7 +245,7 @@ CLI_SERVER_PATH_COMMANDS: dict[str, Callable[[str], list[str]]] = {
     "inspect": lambda path: ["artefacts", "inspect", path, "--on-server"],
     "import-hf": lambda path: [
         "import-hf",
-        MODEL,
+        UPSTREAM,
         "--revision",
         REVISION,
         "--snapshot-dir",
@@ -288,3 +291,43 @@ def test_hostile_artefacts_through_cli_uploads(cli_base, world, tmp_path, capsys
         )
         assert_cli_refused(code, err, from_server=False, row=artefact.id)
     assert state(world) == before
+
+
+# --- oversized metadata: legal, so accepted, but never stored whole -----------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("entry", ["upload", "register", "inspect", "inspection-task", "import"])
+def test_oversized_metadata_is_kept_bounded_through_every_entry_point(
+    api_for, engineer, world, settings, django_capture_on_commit_callbacks, entry
+):
+    folder = world.area / "metadata"
+    save_small_model(folder / "model.safetensors", metadata=OVERSIZED_METADATA)
+    write(folder / "README.md", CARD)
+    api = api_for(engineer)
+    if entry == "inspection-task":
+        settings.PEDIGREE_INSPECT_INLINE_MAX_BYTES = 0
+    if entry == "upload":
+        response = via_upload(api, world, folder, django_capture_on_commit_callbacks)
+        assert response.status_code == 201, response.content
+        manifest = ArtefactUpload.objects.get().manifest
+    elif entry in ("register", "import"):
+        via = via_register if entry == "register" else via_import
+        response = via(api, world, "teams/acme/metadata", django_capture_on_commit_callbacks)
+        assert response.status_code == 201, response.content
+        manifest = ModelVersion.objects.get(artefact_digest=inspect_artefact(folder).digest)
+        manifest = manifest.artefact_manifest
+    else:
+        with django_capture_on_commit_callbacks(execute=True):
+            response = via_inspect(api, world, "teams/acme/metadata", None)
+        assert response.status_code in (200, 202), response.content
+        manifest = (
+            response.json()["manifest"]
+            if response.status_code == 200
+            else ArtefactInspection.objects.get().manifest
+        )
+
+    (weights,) = (file for file in manifest["files"] if file["safetensors"])
+    kept = weights["safetensors"]["metadata"]
+    assert len(json.dumps(kept)) <= 64 * 1024
+    assert "SHA-256" in kept["__pedigree_omitted__"]

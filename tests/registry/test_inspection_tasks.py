@@ -2,6 +2,7 @@
 PEDIGREE_INSPECT_INLINE_MAX_BYTES a task does it (through the outbox) and the client polls the
 inspection it is given, which nobody else may read."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,18 @@ def test_old_inspections_are_swept(api_for, engineer, large, settings):
     )
     assert services.inspections_sweep() == 1
     assert api_for(engineer).get(handle["url"]).status_code == 404
+
+
+def test_a_server_fault_in_the_task_ends_the_inspection(api_for, engineer, large, monkeypatch):
+    handle = api_for(engineer).post(INSPECT, {"path": "teams/acme/big"}, format="json").json()
+
+    def broken(**kwargs):
+        raise RuntimeError("disk gone")
+
+    monkeypatch.setattr("registry.services.inspections.artefact_inspect", broken)
+    with pytest.raises(RuntimeError):
+        tasks.inspect_artefact.apply(args=[handle["id"]], throw=True)
+
+    inspection = api_for(engineer).get(handle["url"]).json()
+    assert inspection["status"] == "failed"
+    assert inspection["error"]["status"] == 500 and "disk gone" not in json.dumps(inspection)
