@@ -8,7 +8,6 @@ from types import SimpleNamespace
 import pytest
 from rest_framework.authtoken.models import Token
 
-from pedigree_client import Client
 from pedigree_client.cli import main
 from pedigree_client.errors import InvalidInput, NotFound
 from registry import outbox, tasks
