@@ -320,6 +320,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "registry.models.Stage",
         "RiskTierEnum": "registry.models.RiskTier",
+        "InspectionStatusEnum": "registry.models.InspectionStatus",
+        # The evaluation run's, named as before inspections had a `status` too.
+        "StatusEnum": "evaluators.models.RunStatus",
         "EvaluationDeviceEnum": "evaluators.models.Device",
     },
 }
