@@ -100,3 +100,40 @@ def env_rate(name: str, default: str) -> str:
             "(period: second, minute, hour or day)."
         )
     return value
+
+
+def env_cache(name: str, default_dir: Path, *, key_prefix: str) -> dict[str, object]:
+    """Django's `CACHES["default"]` from a URL: `redis://`, `rediss://` or `unix://` (Redis,
+    shared by every process on every machine), `file:///absolute/folder` (shared by the
+    processes of one machine), `locmem://` (one process only). Unset: a folder under the data
+    directory, so the throttles' counters hold across the web processes of one machine."""
+    value = env_str(name)
+    if value is None:
+        return {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(default_dir),
+            "KEY_PREFIX": key_prefix,
+        }
+    scheme, _, rest = value.partition("://")
+    if scheme in ("redis", "rediss", "unix") and rest:
+        return {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": value,
+            "KEY_PREFIX": key_prefix,
+        }
+    if scheme == "file" and rest.startswith("/"):
+        return {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": rest,
+            "KEY_PREFIX": key_prefix,
+        }
+    if value == "locmem://":
+        return {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "KEY_PREFIX": key_prefix,
+        }
+    raise ImproperlyConfigured(
+        f"{name}={value!r} is not a cache URL; use redis://HOST:PORT/DB (or rediss://, unix://), "
+        "file:///absolute/folder or locmem://, or leave it unset for a folder under "
+        "PEDIGREE_DATA_DIR."
+    )

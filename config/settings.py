@@ -11,6 +11,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import (
     env_bool,
+    env_cache,
     env_choice,
     env_dirs,
     env_int,
@@ -125,6 +126,17 @@ elif PREPARED_STATEMENTS:
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache holds the API's rate-limit counters, so every web process must share it: Redis
+# (CACHE_URL=redis://...) across machines; by default a folder under the data directory, shared
+# by the processes of one machine without a write to the database on every request.
+CACHES = {
+    "default": env_cache(
+        "CACHE_URL",
+        DATA_DIR / "cache",
+        key_prefix=env_str("PEDIGREE_CACHE_KEY_PREFIX", "pedigree") or "pedigree",
+    )
+}
+
 # Content-Security-Policy on every answer (django-csp): scripts, styles, images and fonts only from
 # this server, inline scripts and <style> only with the request's nonce (`request.csp_nonce`),
 # style attributes not at all; no plugins, no framing, forms post only here.
@@ -206,6 +218,13 @@ HUB_ALLOWED_HOSTS = env_list("PEDIGREE_HUB_ALLOWED_HOSTS", ["huggingface.co"])
 # The most bytes one artefact upload may hold (all its files); 20 GiB by default.
 PEDIGREE_MAX_UPLOAD_BYTES = env_int("PEDIGREE_MAX_UPLOAD_BYTES", 20 * 1024**3, minimum=1)
 PEDIGREE_UPLOAD_TTL_HOURS = env_int("PEDIGREE_UPLOAD_TTL_HOURS", 24, minimum=1)
+# `POST artefacts/inspect/` hashes at most this many bytes inside the request (256 MiB); a larger
+# artefact is inspected by a task (202 and an inspection to poll). 0: always by a task.
+PEDIGREE_INSPECT_INLINE_MAX_BYTES = env_int("PEDIGREE_INSPECT_INLINE_MAX_BYTES", 256 * 1024**2)
+# The most bytes of JSON one artefact's stored manifest may take (1 MiB): above it, tensor shapes
+# and then safetensors metadata are summarised by count and hash; a file list alone above it is
+# refused. At least 64 KiB, what one file's metadata may keep.
+PEDIGREE_MAX_MANIFEST_BYTES = env_int("PEDIGREE_MAX_MANIFEST_BYTES", 1024**2, minimum=64 * 1024)
 
 # Governance: approvals must be renewed (recertification); waivers are short-lived.
 PEDIGREE_APPROVAL_VALID_DAYS = env_int("PEDIGREE_APPROVAL_VALID_DAYS", 180, minimum=1)
@@ -307,6 +326,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "registry.models.Stage",
         "RiskTierEnum": "registry.models.RiskTier",
+        "InspectionStatusEnum": "registry.models.InspectionStatus",
+        # The evaluation run's, named as before inspections had a `status` too.
+        "StatusEnum": "evaluators.models.RunStatus",
         "EvaluationDeviceEnum": "evaluators.models.Device",
     },
 }

@@ -10,14 +10,24 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.db import models as dj_models
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import ConnectionError as CacheConnectionError
+from redis.exceptions import TimeoutError as CacheTimeout
 
 T = TypeVar("T")
 
 # Transient faults: the database unreachable or its connection lost, a lock wait timed out, a
 # deadlock or serialization failure that the service's own retries did not overcome (all
-# OperationalError), and the broker unreachable. The API answers them 503 with Retry-After, the
-# admin with "nothing was changed, try again".
-TRANSIENT_ERRORS = (OperationalError, InterfaceError, BrokerError, ConnectionError)
+# OperationalError), the broker unreachable, and a Redis cache (the rate-limit counters)
+# unreachable or slow. The API answers them 503 with Retry-After, the admin with "nothing was
+# changed, try again".
+TRANSIENT_ERRORS = (
+    OperationalError,
+    InterfaceError,
+    BrokerError,
+    ConnectionError,
+    CacheConnectionError,
+    CacheTimeout,
+)
 # Seconds a client should wait before retrying after one: such faults (a deadlock retried to its
 # limit, a database failover, a broker restart) usually pass within a few.
 RETRY_AFTER_SECONDS = 5

@@ -24,6 +24,7 @@ from django.utils import timezone
 from registry.models import (
     COMPLIANCE_GROUP,
     Approval,
+    ArtefactInspection,
     ArtefactUpload,
     ComplianceState,
     ComplianceStatus,
@@ -186,6 +187,14 @@ def uploads_of(user: Reader) -> QuerySet[ArtefactUpload]:
     return ArtefactUpload.objects.filter(created_by_id=user.pk).select_related(
         "created_by", "consumed_by", "consumed_by__model"
     )
+
+
+def inspections_of(user: Reader) -> QuerySet[ArtefactInspection]:
+    """An inspection is read by whoever asked for it, and by compliance staff."""
+    inspections = ArtefactInspection.objects.all()
+    if not is_compliance(user):
+        inspections = inspections.filter(requested_by_id=user.pk)
+    return inspections.select_related("requested_by")
 
 
 # Each team's files lie under `<artefact root>/teams/<team slug>/`.

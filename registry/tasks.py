@@ -83,8 +83,20 @@ def deliver_event(self, delivery_id: int) -> str:
 
 @shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
 def sweep_uploads() -> list[str]:
-    """Periodic (celery beat): delete the uploads no version took in time."""
+    """Periodic (celery beat): delete the uploads no version took in time, and old inspections."""
+    services.inspections_sweep()
     return [str(upload_id) for upload_id in services.uploads_sweep()]
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    soft_time_limit=settings.PEDIGREE_EVALUATION_TIME_LIMIT,
+    time_limit=settings.PEDIGREE_EVALUATION_TIME_LIMIT + 30,
+)
+def inspect_artefact(inspection_id: str) -> str:
+    """Hash and validate the files of one inspection too large for a request."""
+    return services.artefact_inspection_run(inspection_id=inspection_id)
 
 
 @shared_task(acks_late=True, soft_time_limit=120, time_limit=180)

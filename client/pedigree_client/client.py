@@ -21,7 +21,7 @@ from pedigree_client.api import JSON, ApiClient, Param, version_path
 from pedigree_client.artefacts import ArtefactError, ArtefactFile, manifest_from_files
 from pedigree_client.artefacts.hashing import hash_file
 from pedigree_client.artefacts.paths import list_files
-from pedigree_client.errors import Conflict, InvalidInput, NotFound
+from pedigree_client.errors import Conflict, InvalidInput, NotFound, error_from_envelope
 from pedigree_client.output import Progress
 from pedigree_client.results import (
     FINISHED_STATUSES,
@@ -102,6 +102,26 @@ def follow_evaluation(
                 )
             time.sleep(interval)
             run = api.get(f"evaluation-runs/{run['id']}/")
+
+
+def inspect_on_server(
+    api: ApiClient, path: str, *, interval: float = 1.0, deadline: float | None = None
+) -> JSON:
+    """`POST artefacts/inspect/` for a path on the server: `{"parameter_count", "manifest"}`.
+    A large artefact is inspected by a task there (202 with an inspection): it is polled every
+    `interval` seconds until done, and its error raised when refused; TimeoutError at
+    `deadline` (a time.monotonic()), the inspection carrying on."""
+    answer = api.post("artefacts/inspect/", {"path": path})
+    if "status" not in answer:
+        return answer
+    while answer["status"] not in ("done", "failed"):
+        if deadline is not None and time.monotonic() >= deadline:
+            raise TimeoutError(f"The inspection of {path} is still {answer['status']}")
+        time.sleep(interval)
+        answer = api.get(f"artefacts/inspections/{answer['id']}/")
+    if answer["status"] == "failed":
+        raise error_from_envelope(answer["error"])
+    return {"parameter_count": answer["parameter_count"], "manifest": answer["manifest"]}
 
 
 def submit_registration(api: ApiClient, payload: JSON, *, upload: Path | None = None) -> JSON:
@@ -293,6 +313,13 @@ class Client:
 
     def version(self, ref: VersionRef) -> Version:
         return from_json(Version, self._on_version("GET", ref))
+
+    def inspect(self, path: str, *, interval: float = 1.0, timeout: float | None = None) -> JSON:
+        """Inspect files already on the server (a path inside your team's area of its artefact
+        roots): `{"parameter_count", "manifest"}`, waiting for the server's task when the
+        artefact is too large to hash within one request."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        return inspect_on_server(self.api, path, interval=interval, deadline=deadline)
 
     def register(
         self,

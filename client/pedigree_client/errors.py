@@ -128,3 +128,19 @@ def error_from_response(
         envelope=envelope,
         retry_after=retry_after,
     )
+
+
+def error_from_envelope(envelope: Mapping[str, Any]) -> PedigreeError:
+    """The exception for an error envelope the server stored (a task's failure) rather than
+    answered."""
+    status = envelope.get("status")
+    code = str(envelope.get("code") or "error")
+    fields = envelope.get("fields")
+    cls = _BY_CODE.get(code) or _BY_STATUS.get(status, PedigreeError)  # type: ignore[arg-type]
+    return cls(
+        status if isinstance(status, int) else None,
+        code,
+        str(envelope.get("message") or "The server refused the request."),
+        fields if isinstance(fields, dict) else None,
+        envelope=envelope,
+    )

@@ -24,11 +24,18 @@ from registry.api.base import StrictFieldsMixin, acting_user, parsed_query
 from registry.api.parsers import BoundedJSONParser
 from registry.api.serializers import VersionSerializer, VisibleSlugField
 from registry.errors import InvalidInput, TooLarge
-from registry.models import SHA256_PATTERN, ArtefactUpload, ModelVersion
+from registry.models import (
+    SHA256_PATTERN,
+    ArtefactInspection,
+    ArtefactUpload,
+    InspectionStatus,
+    ModelVersion,
+)
 from registry.selectors import (
     hub_bases_of,
     hub_datasets_of,
     hub_training_data_of,
+    inspections_of,
     teams_visible_to,
     uploads_of,
 )
@@ -265,26 +272,80 @@ class ArtefactInspectInput(StrictFieldsMixin, serializers.Serializer):
     path = serializers.CharField(max_length=4096, trim_whitespace=False)
 
 
+class ArtefactInspectionSerializer(serializers.ModelSerializer):
+    requested_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True
+    )
+    parameter_count = serializers.SerializerMethodField()
+    url = serializers.HyperlinkedIdentityField(view_name="artefact-inspection-detail")
+
+    class Meta:
+        model = ArtefactInspection
+        fields = [
+            "id",
+            "url",
+            "requested_by",
+            "path",
+            "size",
+            "status",
+            "created_at",
+            "finished_at",
+            "parameter_count",
+            "manifest",
+            "error",
+        ]
+        read_only_fields = fields
+
+    def get_parameter_count(self, inspection: ArtefactInspection) -> int | None:
+        if inspection.status != InspectionStatus.DONE:
+            return None
+        return weight_parameters(inspection.manifest["parameters_by_dtype"])
+
+
 class ArtefactInspectView(APIView):
-    """Inspect the artefact at a path inside the artefact roots: digests, parameter counts,
-    format. Writes nothing, so an engineer can check files before registering them."""
+    """Inspect the artefact at a path inside your team's area of the artefact roots (anywhere,
+    for compliance staff): digests, parameter counts, format. Writes nothing to the catalogue,
+    so an engineer can check files before registering them.
+
+    Up to `PEDIGREE_INSPECT_INLINE_MAX_BYTES` the answer is 200 with the manifest. A larger
+    artefact is inspected by a task: 202 with an inspection (its `url` in `Location`) to GET
+    until its `status` is `done` (with the manifest) or `failed` (with the error envelope).
+    """
 
     permission_classes = [IsAuthenticated]
     parser_classes = [BoundedJSONParser]
 
-    @extend_schema(request=ArtefactInspectInput, responses={200: dict})
+    @extend_schema(
+        request=ArtefactInspectInput, responses={200: dict, 202: ArtefactInspectionSerializer}
+    )
     def post(self, request):
         data = ArtefactInspectInput(data=request.data)
         data.is_valid(raise_exception=True)
-        _, manifest = services.artefact_inspect(
+        manifest, inspection = services.artefact_inspection_request(
             actor=acting_user(request), path=data.validated_data["path"]
         )
+        if inspection is not None:
+            body = ArtefactInspectionSerializer(inspection, context={"request": request}).data
+            return Response(body, status=202, headers={"Location": str(body["url"])})
+        assert manifest is not None
         return Response(
             {
-                "parameter_count": weight_parameters(manifest.parameters_by_dtype),
-                "manifest": manifest.to_dict(),
+                "parameter_count": weight_parameters(manifest["parameters_by_dtype"]),
+                "manifest": manifest,
             }
         )
+
+
+class ArtefactInspectionViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Inspections of large artefacts, run as tasks: each readable by whoever asked for it (and
+    compliance staff); anyone else gets 404."""
+
+    permission_classes = [IsAuthenticated]
+    serializer_class = ArtefactInspectionSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        return inspections_of(self.request.user)
 
 
 @extend_schema_field(OpenApiTypes.STR)

@@ -11,6 +11,9 @@ router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("stage-policies", views.StagePolicyViewSet, basename="stage-policy")
 router.register("dataset-versions", views.DatasetVersionViewSet, basename="dataset-version")
 router.register("artefacts/uploads", artefacts.ArtefactUploadViewSet, basename="artefact-upload")
+router.register(
+    "artefacts/inspections", artefacts.ArtefactInspectionViewSet, basename="artefact-inspection"
+)
 
 urlpatterns = [
     path("me/", views.me, name="me"),

@@ -303,3 +303,42 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset.name}@{self.version}"
+
+
+class InspectionStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a worker"
+    RUNNING = "running", "Being hashed"
+    DONE = "done", "Inspected"
+    FAILED = "failed", "Refused"
+
+
+class ArtefactInspection(models.Model):
+    """An inspection of a path too large to hash inside a request, run as a task; only its
+    requester (and compliance staff) may read it. Writes nothing else."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+    )
+    path = models.CharField(max_length=4096)
+    size = models.BigIntegerField(validators=[MinValueValidator(0)])
+    status = models.CharField(
+        max_length=16, choices=InspectionStatus.choices, default=InspectionStatus.PENDING
+    )
+    # The manifest as stored for versions (bounded), once done.
+    manifest = models.JSONField(default=dict, blank=True)
+    # The error envelope (status, code, message, fields), once refused.
+    error = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            choices_check("status", InspectionStatus, "inspection_status_valid"),
+            models.CheckConstraint(condition=Q(size__gte=0), name="inspection_size_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"inspection {self.pk} of {self.path[:80]}"

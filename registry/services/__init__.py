@@ -56,6 +56,11 @@ from registry.services.governance import (
     stage_policy_update,
     version_promote,
 )
+from registry.services.inspections import (
+    artefact_inspection_request,
+    artefact_inspection_run,
+    inspections_sweep,
+)
 from registry.services.upstream import upstream_import
 
 __all__ = [
@@ -67,6 +72,8 @@ __all__ = [
     "VersionDraft",
     "approval_record",
     "artefact_inspect",
+    "artefact_inspection_request",
+    "artefact_inspection_run",
     "artefact_upload_discard",
     "artefact_upload_finish",
     "artefact_upload_name_check",
@@ -82,6 +89,7 @@ __all__ = [
     "deliveries_sweep",
     "delivery_stale_before",
     "event_publish",
+    "inspections_sweep",
     "model_create",
     "model_update",
     "refuse_taken_label",

@@ -14,7 +14,6 @@ from pedigree_client.artefacts import (
     CONVERT_HINT,
     PICKLE_SUFFIXES,
     ArtefactError,
-    ArtefactManifest,
     ArtefactProgress,
     inspect_artefact,
     resolve_inside_roots,
@@ -35,6 +34,7 @@ from registry.services._common import (
     validate_fields,
 )
 from registry.services.catalogue import version_insert
+from registry.services.manifests import manifest_stored
 from registry.types import Actor
 
 UPLOADS_FOLDER = "uploads"
@@ -52,9 +52,10 @@ SERVER_OWNED_FIELDS = {
 
 def artefact_inspect(
     *, actor: Actor, path: str, progress: ArtefactProgress | None = None
-) -> tuple[Path, ArtefactManifest]:
+) -> tuple[Path, dict[str, Any]]:
     """Resolve a client's path inside the actor's areas of the artefact roots (anywhere in them
-    for compliance staff) and inspect what is there; a path elsewhere is not found.
+    for compliance staff) and inspect what is there; a path elsewhere is not found. Returns the
+    resolved path and the manifest as stored (bounded, see `manifest_stored`).
 
     Writes nothing, so engineers can check an artefact before registering it.
     """
@@ -65,7 +66,8 @@ def artefact_inspect(
     try:
         resolved = resolve_inside_roots(path, roots, areas=areas)
         # Every file's symlinks must stay inside the same areas.
-        return resolved, inspect_artefact(resolved, roots=areas or roots, progress=progress)
+        manifest = inspect_artefact(resolved, roots=areas or roots, progress=progress)
+        return resolved, manifest_stored(manifest)
     except ArtefactError as error:
         raise artefact_invalid("artefact_path", error) from None
 
@@ -131,6 +133,7 @@ def artefact_upload_finish(
     store_path = _upload_store_path(upload_id)
     try:
         manifest = inspect_artefact(storage.receiving_folder(store_path), progress=progress)
+        stored = manifest_stored(manifest)
         existing = reusable_upload(actor, manifest.digest)
         if existing is not None:
             artefact_upload_discard(upload_id)
@@ -141,7 +144,7 @@ def artefact_upload_finish(
                 id=upload_id,
                 created_by=actor,
                 store_path=store_path,
-                manifest=manifest.to_dict(),
+                manifest=stored,
                 digest=manifest.digest,
                 size=manifest.total_size,
             )
@@ -269,7 +272,7 @@ def _artefact_fields(
         )
     if artefact_path:
         resolved, manifest = artefact_inspect(actor=actor, path=artefact_path, progress=progress)
-        return _inspected_fields(manifest.to_dict(), uri=resolved.as_uri()), None
+        return _inspected_fields(manifest, uri=resolved.as_uri()), None
     if artefact_upload:
         upload = _own_upload(actor, artefact_upload)
         uri = storage.artefact_uri(upload.store_path)

@@ -28,6 +28,7 @@ from registry.selectors import artefact_areas_of, versions_visible_to
 from registry.services import upstream_bases as bases
 from registry.services._common import artefact_invalid, require_team_write
 from registry.services.catalogue import model_create, version_create
+from registry.services.manifests import manifest_stored
 from registry.services.upstream_datasets import hub_dataset_references, hub_datasets
 from registry.types import Actor
 
@@ -144,13 +145,9 @@ def _upstream_model(*, actor: Actor, team: Team, repo_id: str, task: str = "") -
 
 
 def _upstream_record(
-    *,
-    actor: Actor,
-    team: Team,
-    upstream: hub.HubSnapshot,
-    licence: hub.LicenceMapping,
-    caches: list[Path],
+    *, actor: Actor, team: Team, planned: bases.Planned, caches: list[Path]
 ) -> ModelVersion:
+    upstream, licence = planned.upstream, planned.licence
     card = upstream.card
     reference = bases.reference_of(upstream.repo_id, upstream.revision)
     model = (
@@ -169,7 +166,7 @@ def _upstream_record(
         "artefact_digest": upstream.manifest.digest,
         "artefact_size": upstream.manifest.total_size,
         "parameter_count": weight_parameters(upstream.manifest.parameters_by_dtype),
-        "artefact_manifest": upstream.manifest.to_dict(),
+        "artefact_manifest": planned.manifest,
         "artefact_uri": upstream.url,
         "licence_declared": licence.expression,
         "licence_review_required": licence.review_required,
@@ -261,8 +258,7 @@ def upstream_import(
                 version = _upstream_record(
                     actor=actor,
                     team=team,
-                    upstream=planned.upstream,
-                    licence=planned.licence,
+                    planned=planned,
                     caches=hub.dataset_caches(folder if planned is top else None),
                 )
                 bases.bases_link(actor=actor, team=team, child=version, planned=planned, pins=pins)
@@ -294,8 +290,9 @@ def _read(
             has_adapter_config=upstream.manifest.adapter is not None,
             quantization_method=upstream.quantization_method,
         )
+        manifest = manifest_stored(upstream.manifest)
     except hub.HubError as error:
         raise _hub_error(error) from None
     except ArtefactError as error:
         raise artefact_invalid("snapshot_dir" if folder else "repo_id", error) from None
-    return bases.Planned(upstream=upstream, licence=licence, relation=relation)
+    return bases.Planned(upstream=upstream, licence=licence, relation=relation, manifest=manifest)

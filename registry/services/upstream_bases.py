@@ -31,6 +31,8 @@ class Planned:
     upstream: hub.HubSnapshot
     licence: hub.LicenceMapping
     relation: hub.RelationGuess
+    # The manifest as stored (bounded by PEDIGREE_MAX_MANIFEST_BYTES).
+    manifest: dict[str, Any]
 
 
 def check_base_revisions(pins: dict[str, str]) -> dict[str, str]:

@@ -57,6 +57,9 @@ def test_production_check_deploy_is_clean(tmp_path):
         ({"PEDIGREE_LOGIN_FAILURE_LIMIT": "0"}, "LOGIN_FAILURE_LIMIT=0 must be at least 1"),
         ({"PEDIGREE_EVALUATION_QUEUED_STALE_SECONDS": "6h"}, "is not an integer"),
         ({"PEDIGREE_DELIVERY_QUEUED_STALE_SECONDS": "0"}, "STALE_SECONDS=0 must be at least 1"),
+        ({"PEDIGREE_MAX_MANIFEST_BYTES": "1000"}, "MANIFEST_BYTES=1000 must be at least 65536"),
+        ({"CACHE_URL": "memcached://cache:11211"}, "is not a cache URL"),
+        ({"CACHE_URL": "file://relative/cache"}, "is not a cache URL"),
     ],
 )
 def test_bad_settings_fail_loudly_at_start_up(env, message):

@@ -165,7 +165,7 @@ def test_compliance_inspects_anywhere(api_for, compliance_user, store, globex_mo
 def test_a_member_of_two_teams_reads_both_areas(make_user, team, other_team, store, globex_model):
     both = make_user(teams=[team, other_team])
     _, manifest = services.artefact_inspect(actor=both, path="teams/globex/secret-model")
-    assert manifest.digest == inspect_artefact(globex_model).digest
+    assert manifest["digest"] == inspect_artefact(globex_model).digest
 
 
 def test_hub_snapshot_of_another_team_is_not_found(engineer, team, store, globex_model):

@@ -11,7 +11,7 @@ from pathlib import Path
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.artefacts import weight_parameters
 from pedigree_client.cli.common import Commands, add_command, add_group
-from pedigree_client.client import default_team, hub_import
+from pedigree_client.client import default_team, hub_import, inspect_on_server
 from pedigree_client.output import Progress
 from pedigree_client.uploads import inspect_locally, upload_artefact
 
@@ -40,7 +40,12 @@ def print_manifest(manifest: JSON) -> None:
 
 
 def artefacts_inspect(client: ApiClient | None, args: argparse.Namespace) -> int:
-    manifest = inspect_locally(Path(args.path)).to_dict()
+    if args.on_server:
+        api = client or ApiClient(args.url, args.token)
+        with _waiting(f"Inspecting {args.path} on the server"):
+            manifest = inspect_on_server(api, args.path)["manifest"]
+    else:
+        manifest = inspect_locally(Path(args.path)).to_dict()
     if args.json:
         print(json.dumps(manifest, indent=2))
     else:
@@ -135,10 +140,17 @@ def add_commands(commands: Commands) -> None:
         examples=[
             "pedigree artefacts inspect ./out/intent-v2",
             "pedigree artefacts inspect model.safetensors --json",
+            "pedigree artefacts inspect teams/acme/runs/v2 --on-server",
         ],
     )
     parser.add_argument("path", metavar="PATH", help="artefact file or folder")
     parser.add_argument("--json", action="store_true", help="print the manifest as JSON")
+    parser.add_argument(
+        "--on-server",
+        action="store_true",
+        help="PATH is on the server, inside your team's area of its artefact roots: the server "
+        "inspects it (waiting for its task when the artefact is large)",
+    )
     parser.set_defaults(handler=artefacts_inspect, needs_server=False)
     parser = add_command(
         artefacts,
