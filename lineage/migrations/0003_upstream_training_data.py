@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("lineage", "0002_upstream_edges"),
-        ("registry", "0010_dataset_references"),
+        ("registry", "0011_dataset_references"),
     ]
 
     operations = [

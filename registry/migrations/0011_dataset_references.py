@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0009_approval_attestations"),
+        ("registry", "0010_queued_republish"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
