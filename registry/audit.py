@@ -75,10 +75,29 @@ def _entry(
     )
 
 
+_SEAL_CALLBACK = "_pedigree_audit_seal"
+
+
 def _seal_after_commit() -> None:
-    if not transaction.get_connection().in_atomic_block:
+    """Seal after the transaction commits: once, however many entries it appends."""
+    current = transaction.get_connection()
+    if not current.in_atomic_block:
         raise RuntimeError("audit_record must be called inside the transaction of the change")
-    transaction.on_commit(audit_seal, robust=True)
+    # The callback registered by an earlier entry of this transaction, while it is still to run:
+    # a rollback (of the transaction, or of the savepoint it was registered in) drops it from
+    # the list, and running it forgets it.
+    registered = getattr(current, _SEAL_CALLBACK, None)
+    if registered is not None and any(
+        callback is registered for _, callback, _ in current.run_on_commit
+    ):
+        return
+
+    def seal() -> None:
+        setattr(current, _SEAL_CALLBACK, None)
+        _seal_pending()  # the entries are there: no need to ask first, as `audit_seal` does
+
+    setattr(current, _SEAL_CALLBACK, seal)
+    transaction.on_commit(seal, robust=True)
 
 
 def audit_record(
@@ -115,9 +134,12 @@ def audit_seal() -> int:
     PostgreSQL; the write transaction itself on SQLite) admits one sealer at a time.
     """
     if not AuditEntry.objects.filter(seq__isnull=True).exists():
-        # A transaction that appended several entries seals once; the later calls (and idle
-        # sweeps) end here, without taking the chain's lock or a write transaction.
+        # Idle sweeps end here, without taking the chain's lock or a write transaction.
         return 0
+    return _seal_pending()
+
+
+def _seal_pending() -> int:
     with transaction.atomic():
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
@@ -139,7 +161,7 @@ def audit_seal() -> int:
             prev_hash = entry_hash(prev_hash=prev_hash, fields=_hashed_fields(entry))
             entry.hash = prev_hash
         AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"])
-    return len(pending) + (audit_seal() if len(pending) == _SEAL_BATCH else 0)
+    return len(pending) + (_seal_pending() if len(pending) == _SEAL_BATCH else 0)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from uuid import UUID
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
+from lineage.models import LineageEdge, TrainingDataset, TrainingRun
 from lineage.services.edges import ParentSpec, add_parents, check_parent_set, resolve_parents
 from lineage.services.shared import lineage_write_lock
 from lineage.services.training import (
@@ -97,7 +98,7 @@ def _registration_plan(
     artefact_digest: str | None = None,
     **attributes: Any,
 ) -> RegistrationPlan:
-    """Everything `registration_create` checks, in its order, writing nothing."""
+    """Everything `registration_record` checks, in its order, writing nothing."""
     existing = models_visible_to(actor).filter(name=model).first()
     if existing is not None:
         registry_services.refuse_taken_label(existing, version)
@@ -157,24 +158,47 @@ def _registration_plan(
     )
 
 
-def _registration_write(actor: Actor, plan: RegistrationPlan) -> ModelVersion:
+@dataclass(frozen=True)
+class Registration:
+    """What a registration wrote: the version, its parent edges (in id order) and its training
+    run with the run's dataset links (in the order a read gives them), as a read would give them
+    back, so that answering needs no query."""
+
+    version: ModelVersion
+    edges: list[LineageEdge]
+    run: TrainingRun | None
+    datasets: list[TrainingDataset]
+
+
+def _registration_write(actor: Actor, plan: RegistrationPlan) -> Registration:
     """Write a checked registration (inside a transaction, lineage lock held)."""
     model = plan.model or registry_services.model_create(actor=actor, **plan.new_model)
     created = registry_services.version_draft_save(actor=actor, model=model, draft=plan.draft)
-    if plan.parents:
+    edges = (
         add_parents(
             actor=actor, child=created, parents=plan.parents, field="parents", new_child=True
         )
-    if plan.run is not None:
+        if plan.parents
+        else []
+    )
+    run, datasets = (
         record_run(
             actor=actor, version=created, datasets=plan.datasets, prefix="training_run", **plan.run
         )
-    return created
+        if plan.run is not None
+        else (None, [])
+    )
+    return Registration(version=created, edges=edges, run=run, datasets=datasets)
+
+
+def registration_create(*, actor: Actor, **registration: Any) -> ModelVersion:
+    """`registration_record` (same arguments), answering the version alone."""
+    return registration_record(actor=actor, **registration).version
 
 
 @retry_transaction
 @transaction.atomic
-def registration_create(
+def registration_record(
     *,
     actor: Actor,
     model: str,
@@ -186,8 +210,9 @@ def registration_create(
     artefact_upload: ArtefactUpload | UUID | str | None = None,
     artefact_digest: str | None = None,
     **attributes: Any,
-) -> ModelVersion:
-    """Register a version with its parents, training run and datasets, atomically.
+) -> Registration:
+    """Register a version with its parents, training run and datasets, atomically; return what
+    was written.
 
     `model` is a model name; when it does not exist yet and `create_model` is given
     (`{"team": slug, "kind"?, "visibility"?, "task"?, "description"?}`) it is created too.
@@ -217,7 +242,7 @@ def registration_create(
 
 
 def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan:
-    """Check a registration (`registration_create`'s arguments) exactly as `registration_create`
+    """Check a registration (`registration_record`'s arguments) exactly as `registration_record`
     would, writing nothing: the checks, then the writes themselves in a transaction that is
     rolled back. Returns what would be registered; raises what the real call would raise."""
     with transaction.atomic():

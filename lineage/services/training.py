@@ -170,7 +170,9 @@ def record_run(
     run_by: Actor,
     prefix: str,
     **details: Any,
-) -> TrainingRun:
+) -> tuple[TrainingRun, list[TrainingDataset]]:
+    """Write the run and its dataset links (checked by the caller); return both, the links in
+    the order a read gives them (by role, then as listed)."""
     run = TrainingRun(
         version=version,
         method=method,
@@ -219,7 +221,7 @@ def record_run(
             ]
         },
     )
-    return run
+    return run, sorted(links, key=lambda link: link.role)
 
 
 @retry_transaction
@@ -270,7 +272,7 @@ def training_run_record(
     user = errors.collect(lambda: resolve_run_by(version.model.team, run_by, actor, "run_by"))
     errors.raise_if_any()
     assert user is not None  # `collect` gives None only for an error, raised just above
-    return record_run(
+    run, _ = record_run(
         actor=actor,
         version=version,
         method=method,
@@ -289,3 +291,4 @@ def training_run_record(
         finished_at=finished_at,
         notes=notes,
     )
+    return run
