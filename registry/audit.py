@@ -11,7 +11,8 @@ chain's lock, in commit order: only the sealer serialises, and only for a few mi
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,6 +77,8 @@ def _entry(
 
 
 _SEAL_CALLBACK = "_pedigree_audit_seal"
+# On the connection while an `audit_batch` block runs: the entries it will insert.
+_BATCH = "_pedigree_audit_batch"
 
 
 def _seal_after_commit() -> None:
@@ -110,10 +113,15 @@ def audit_record(
     before: dict[str, Any] | None = None,
     after: dict[str, Any] | None = None,
 ) -> AuditEntry:
-    """Append an unsealed entry; it must run inside the transaction of the change it records."""
+    """Append an unsealed entry; it must run inside the transaction of the change it records.
+    Inside `audit_batch` the entry is inserted (and gets its id) when the batch ends."""
     _seal_after_commit()
     entry = _entry(actor, action, obj, object_type, object_id, before, after)
-    entry.save(force_insert=True)
+    batch = getattr(transaction.get_connection(), _BATCH, None)
+    if batch is not None:
+        batch.append(entry)
+    else:
+        entry.save(force_insert=True)
     return entry
 
 
@@ -124,7 +132,35 @@ def audit_record_many(
     INSERT, in the transaction of the changes."""
     _seal_after_commit()
     entries = [_entry(actor, action, obj, None, None, None, after) for obj, after in changes]
+    batch = getattr(transaction.get_connection(), _BATCH, None)
+    if batch is not None:
+        batch.extend(entries)
+        return entries
     return AuditEntry.objects.bulk_create(entries)
+
+
+@contextmanager
+def audit_batch() -> Iterator[None]:
+    """Keep the entries recorded inside the block and insert them together, in one INSERT, when
+    it ends (in the same transaction, in the order they were recorded): a service writing
+    several audited rows pays for one statement instead of one per entry.
+
+    For blocks whose errors all leave the block (and roll the transaction back): an entry of a
+    change undone by a savepoint rollback that the block survived would still be written.
+    """
+    current = transaction.get_connection()
+    if not current.in_atomic_block:
+        raise RuntimeError("audit_batch must be used inside the transaction of the changes")
+    if getattr(current, _BATCH, None) is not None:  # nested: the outer batch inserts them
+        yield
+        return
+    entries: list[AuditEntry] = []
+    setattr(current, _BATCH, entries)
+    try:
+        yield
+    finally:
+        setattr(current, _BATCH, None)
+    AuditEntry.objects.bulk_create(entries)
 
 
 def audit_seal() -> int:
@@ -160,7 +196,14 @@ def _seal_pending() -> int:
             entry.seq, entry.prev_hash = seq, prev_hash
             prev_hash = entry_hash(prev_hash=prev_hash, fields=_hashed_fields(entry))
             entry.hash = prev_hash
-        AuditEntry.objects.bulk_update(pending, ["seq", "prev_hash", "hash"])
+        # One statement run for every row: Django's bulk_update builds a CASE per field and row,
+        # which cost more CPU than the rest of the seal.
+        table = connection.ops.quote_name(AuditEntry._meta.db_table)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET seq = %s, prev_hash = %s, hash = %s WHERE id = %s",  # noqa: S608
+                [(entry.seq, entry.prev_hash, entry.hash, entry.pk) for entry in pending],
+            )
     return len(pending) + (_seal_pending() if len(pending) == _SEAL_BATCH else 0)
 
 

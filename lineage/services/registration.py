@@ -26,6 +26,7 @@ from lineage.services.training import (
     validate_run_input,
 )
 from registry import services as registry_services
+from registry.audit import audit_batch
 from registry.errors import FieldErrors, InvalidInput
 from registry.models import (
     ArtefactUpload,
@@ -172,7 +173,7 @@ class Registration:
 
 def _registration_write(actor: Actor, plan: RegistrationPlan) -> Registration:
     """Write a checked registration (inside a transaction, lineage lock held)."""
-    model = plan.model or registry_services.model_create(actor=actor, **plan.new_model)
+    model = plan.model or registry_services.model_insert(actor=actor, **plan.new_model)
     created = registry_services.version_draft_save(actor=actor, model=model, draft=plan.draft)
     edges = (
         add_parents(
@@ -238,7 +239,8 @@ def registration_record(
         **attributes,
     )
     lineage_write_lock()
-    return _registration_write(actor, plan)
+    with audit_batch():
+        return _registration_write(actor, plan)
 
 
 def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan:
@@ -248,6 +250,7 @@ def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan
     with transaction.atomic():
         plan = _registration_plan(actor=actor, **registration)
         lineage_write_lock()
-        _registration_write(actor, plan)
+        with audit_batch():
+            _registration_write(actor, plan)
         transaction.set_rollback(True)
     return plan
