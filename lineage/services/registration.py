@@ -238,7 +238,7 @@ def registration_record(
         artefact_digest=artefact_digest,
         **attributes,
     )
-    lineage_write_lock()
+    lineage_write_lock(shared=True)  # registrations do not queue behind each other
     with audit_batch():
         return _registration_write(actor, plan)
 
@@ -249,7 +249,7 @@ def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan
     rolled back. Returns what would be registered; raises what the real call would raise."""
     with transaction.atomic():
         plan = _registration_plan(actor=actor, **registration)
-        lineage_write_lock()
+        lineage_write_lock(shared=True)
         with audit_batch():
             _registration_write(actor, plan)
         transaction.set_rollback(True)

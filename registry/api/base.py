@@ -71,8 +71,11 @@ class BuiltFieldsMixin(serializers.ModelSerializer):
     DRF's `ModelSerializer` introspects the model and builds every field afresh on each
     instantiation, which cost a version's read about a sixth of its CPU time (bench_cpu.py).
     The fields depend only on the class (its `Meta` and declared fields), so they are built
-    once and each instance gets deep copies, as a plain `Serializer` gets of its declared ones:
-    a field is bound to its serializer (parent, context), so no two instances share one.
+    once and each instance gets copies: a field is bound to its serializer (parent, context),
+    so no two instances share one. A field holding other fields (a nested serializer, a list
+    of related objects) is copied deeply, as a plain `Serializer` copies its declared fields;
+    any other is copied shallowly, which is enough: binding sets attributes on the copy alone,
+    and what it shares with the unbound original (choices, validators) is only ever read.
     """
 
     def get_fields(self) -> dict[str, serializers.Field]:
@@ -81,7 +84,14 @@ class BuiltFieldsMixin(serializers.ModelSerializer):
         if built is None:
             built = super().get_fields()
             cls._built_fields = built  # type: ignore[attr-defined]
-        return copy.deepcopy(built)
+        return {name: _copy_field(field) for name, field in built.items()}
+
+
+def _copy_field(field: serializers.Field) -> serializers.Field:
+    nested = isinstance(field, serializers.BaseSerializer) or any(
+        hasattr(field, name) for name in ("child", "child_relation")
+    )
+    return copy.deepcopy(field) if nested else copy.copy(field)
 
 
 class StrictSerializer(StrictFieldsMixin, BuiltFieldsMixin):
