@@ -145,7 +145,7 @@ class RegistrationQuerySerializer(serializers.Serializer):
     )
 
 
-class EdgeSerializer(BuiltFieldsMixin):
+class EdgeSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     child_ref = serializers.CharField(source="child", read_only=True)
     parent_ref = serializers.CharField(source="parent", read_only=True)
     parent_unresolved = serializers.BooleanField(source="parent.unresolved", read_only=True)
@@ -181,7 +181,7 @@ class EdgeCorrectionSerializer(StrictMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class TrainingDatasetSerializer(BuiltFieldsMixin):
+class TrainingDatasetSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     ref = serializers.CharField(source="dataset_version", read_only=True)
     licence = serializers.CharField(source="dataset_version.licence_declared", read_only=True)
 
@@ -191,7 +191,7 @@ class TrainingDatasetSerializer(BuiltFieldsMixin):
         read_only_fields = fields
 
 
-class TrainingRunSerializer(BuiltFieldsMixin):
+class TrainingRunSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     version_ref = serializers.CharField(source="version", read_only=True)
     datasets = TrainingDatasetSerializer(many=True, read_only=True)
     compute = serializers.SerializerMethodField()

@@ -37,7 +37,7 @@ from registry.models import (
     name_validator,
 )
 from registry.retry import retry_transaction
-from registry.selectors import models_visible_to, teams_visible_to
+from registry.selectors import models_visible_to, team_named
 from registry.types import Actor
 
 
@@ -70,7 +70,7 @@ def _new_model(
         raise InvalidInput.for_field("model", error.messages[0]) from None
     options = dict(create_model)
     team_slug = options.pop("team", None)
-    team = teams_visible_to(actor).filter(slug=team_slug).first() if team_slug else None
+    team = team_named(actor, team_slug) if team_slug else None
     if team is None:
         raise InvalidInput.for_field(
             "create_model.team", f"No team '{team_slug}' that you belong to; name one of yours."
