@@ -120,7 +120,8 @@ def resolve_dataset_uses(
     reported at once."""
     lookups = [_dataset_version_lookup(use.dataset_version) for use in uses]
     wanted = [lookup for lookup in lookups if lookup is not None]
-    visible = dataset_versions_visible_to(actor)
+    # Only the dataset (its name) is read of what the visible dataset versions join.
+    visible = dataset_versions_visible_to(actor).select_related(None).select_related("dataset")
     found = list(visible.filter(reduce(operator.or_, wanted))) if wanted else []
     errors = FieldErrors()
     resolved = []
