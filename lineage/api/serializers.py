@@ -235,7 +235,7 @@ class RecordedRunSerializer(TrainingRunSerializer):
 
     datasets = serializers.SerializerMethodField()  # type: ignore[assignment]
 
-    def get_datasets(self, run: TrainingRun) -> list[dict[str, Any]]:
+    def get_datasets(self, run: TrainingRun) -> Any:
         return TrainingDatasetSerializer(self.context["datasets"], many=True).data
 
 

@@ -3,6 +3,7 @@ staff: every API request needs to know, and `is_compliance` then asks nothing mo
 that failed to authenticate too often is refused before any credential is checked."""
 
 from functools import cache
+from typing import Any
 
 from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
@@ -14,7 +15,7 @@ from registry.selectors import compliance_group_member, remember_compliance
 
 
 @cache
-def _tokens() -> QuerySet[Token]:
+def _tokens() -> QuerySet[Any]:
     """Built once per process and cloned by each lookup: resolving the annotation's subquery
     cost as much as the rest of the lookup, on every request."""
     return Token.objects.select_related("user").annotate(compliance=compliance_group_member())
