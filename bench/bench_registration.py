@@ -1,9 +1,15 @@
 """Registration and read-back, Pedigree against MLflow's model registry, side by side.
 
-Both servers run on loopback with the same number of worker processes (2): MLflow's tracking
-server (`mlflow server --workers 2`, the optional `bench` extra installs it) and Pedigree under
-gunicorn (`-w 2`, `config.wsgi`, DEBUG off). One client with 4 threads drives both, alternating
-batches between them so that neither gets a quieter machine. One registration is:
+Both servers run on loopback with the same number of worker processes (2, one per core of the
+machine the issue measured on): MLflow's tracking server (`mlflow server --workers 2`, the
+optional `bench` extra installs it) and Pedigree under gunicorn (`-w 2`, `config.wsgi`, DEBUG
+off). MLflow 3 serves with uvicorn, whose workers each take several requests at once (its Flask
+handlers run in a thread pool), so Pedigree's workers are threaded too: gunicorn's `gthread`
+class with 2 threads each, as many requests in flight as the client's 4 threads send, so that a
+worker waiting on its database (a round trip, SQLite's write lock) serves another request
+meanwhile. `--threads 1` runs gunicorn's plain `sync` workers instead, one request at a time.
+One client with 4 threads drives both, alternating batches between them so that neither gets a
+quieter machine. One registration is:
 
 * MLflow: create a registered model, create its version 1, then get that version;
 * Pedigree: `POST /api/v1/registrations/` with a new model, a pinned parent, a licence and a
@@ -16,6 +22,7 @@ and Pedigree's ratios to MLflow. Targets: at least 2x MLflow's registrations/s, 
 than MLflow's, read p50 no more than MLflow's, 0 errors.
 
     python bench/bench_registration.py [--quick] [--requests N] [--backends sqlite,postgresql]
+        [--threads 2]
 
 `BENCH_DATABASE_URL` names the PostgreSQL database Pedigree gets (MLflow's is the same name
 with `_mlflow`); default postgres://postgres@127.0.0.1:5432/pedigree_bench.
@@ -45,6 +52,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WORKERS = 2
+# Threads per Pedigree worker (gthread) unless --threads says otherwise; 1: sync workers.
+SERVER_THREADS = 2
 THREADS = 4
 BATCH = 20
 RATIO_TARGET = 2.0
@@ -142,8 +151,9 @@ def recreate_postgres(url: str) -> bool:
 class Pedigree:
     name = "Pedigree"
 
-    def __init__(self, folder: Path, database_url: str) -> None:
+    def __init__(self, folder: Path, database_url: str, threads: int) -> None:
         self.folder = folder
+        self.threads = threads
         self.env = {
             **os.environ,
             "PEDIGREE_DATA_DIR": str(folder),
@@ -180,6 +190,11 @@ class Pedigree:
             "config.wsgi",
             "--workers",
             str(WORKERS),
+            *(
+                ["--worker-class", "gthread", "--threads", str(self.threads)]
+                if self.threads > 1
+                else ["--worker-class", "sync"]
+            ),
             "--bind",
             f"127.0.0.1:{self.port}",
         ]
@@ -314,9 +329,13 @@ def ms(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1] * 1000
 
 
-def report(backend: str, figures: dict[str, Figures]) -> None:
+def report(backend: str, figures: dict[str, Figures], threads: int) -> None:
     mlflow, pedigree = figures["MLflow"], figures["Pedigree"]
-    print(f"\n{backend}: {THREADS} client threads, {WORKERS} server workers each")
+    pedigree_workers = f"gunicorn gthread, {threads} threads" if threads > 1 else "gunicorn sync"
+    print(
+        f"\n{backend}: {THREADS} client threads; {WORKERS} server workers each "
+        f"(MLflow: uvicorn; Pedigree: {pedigree_workers})"
+    )
     heads = ("reg/s", "write p50", "write p99", "read p50", "read p99")
     print(f"{'':10} {heads[0]:>8} {heads[1]:>10} {heads[2]:>10} {heads[3]:>9} {heads[4]:>9} errors")
     for name, f in figures.items():
@@ -345,25 +364,27 @@ def report(backend: str, figures: dict[str, Figures]) -> None:
         print(f"  {'ok  ' if met else 'MISS'} {text} (target {target})")
 
 
-def run_backend(backend: str, total: int, pg_url: str) -> None:
+def run_backend(backend: str, total: int, pg_url: str, threads: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix=f"pedigree-bench-{backend}-"))
     try:
         if backend == "sqlite":
-            pedigree = Pedigree(folder / "pedigree", f"sqlite:///{folder / 'pedigree.sqlite3'}")
+            pedigree = Pedigree(
+                folder / "pedigree", f"sqlite:///{folder / 'pedigree.sqlite3'}", threads
+            )
             mlflow = MLflow(folder / "mlflow", f"sqlite:///{folder / 'mlflow.sqlite3'}")
         else:
             mlflow_url = pg_url + "_mlflow"
             if not (recreate_postgres(pg_url) and recreate_postgres(mlflow_url)):
                 print(f"\n{backend}: skipped, PostgreSQL not reachable at {pg_url}")
                 return
-            pedigree = Pedigree(folder / "pedigree", pg_url)
+            pedigree = Pedigree(folder / "pedigree", pg_url, threads)
             store = urlunsplit(urlsplit(mlflow_url)._replace(scheme="postgresql+psycopg"))
             mlflow = MLflow(folder / "mlflow", store)
         for system in (pedigree, mlflow):
             system.folder.mkdir(parents=True)
             system.prepare()
         with pedigree.serve(), mlflow.serve():
-            report(backend, drive([mlflow, pedigree], total))
+            report(backend, drive([mlflow, pedigree], total), threads)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -373,6 +394,9 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="40 registrations each")
     parser.add_argument("--requests", type=int, help="registrations per server (default 200)")
     parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument(
+        "--threads", type=int, default=SERVER_THREADS, help="per Pedigree worker; 1: sync workers"
+    )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     if shutil.which("mlflow", path=str(BIN)) is None:
@@ -381,7 +405,7 @@ def main() -> int:
     total = args.requests or (40 if args.quick else 200)
     pg_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_PG)
     for backend in args.backends.split(","):
-        run_backend(backend.strip(), total, pg_url)
+        run_backend(backend.strip(), total, pg_url, max(args.threads, 1))
     return 0
 
 

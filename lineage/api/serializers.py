@@ -25,7 +25,7 @@ from lineage.services import (
     ParentSpec,
     RegistrationPlan,
 )
-from registry.api.base import StrictFieldsMixin
+from registry.api.base import BuiltFieldsMixin, StrictFieldsMixin
 from registry.models import ModelKind, RiskTier, Visibility
 
 
@@ -146,7 +146,7 @@ class RegistrationQuerySerializer(serializers.Serializer):
     )
 
 
-class EdgeSerializer(serializers.ModelSerializer):
+class EdgeSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     child_ref = serializers.CharField(source="child", read_only=True)
     parent_ref = serializers.CharField(source="parent", read_only=True)
     parent_unresolved = serializers.BooleanField(source="parent.unresolved", read_only=True)
@@ -182,7 +182,7 @@ class EdgeCorrectionSerializer(StrictMixin, serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
 
-class TrainingDatasetSerializer(serializers.ModelSerializer):
+class TrainingDatasetSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     ref = serializers.CharField(source="dataset_version", read_only=True)
     licence = serializers.CharField(source="dataset_version.licence_declared", read_only=True)
 
@@ -192,7 +192,7 @@ class TrainingDatasetSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TrainingRunSerializer(serializers.ModelSerializer):
+class TrainingRunSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     version_ref = serializers.CharField(source="version", read_only=True)
     datasets = TrainingDatasetSerializer(many=True, read_only=True)
     compute = serializers.SerializerMethodField()
@@ -228,6 +228,16 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "gpu_hours": run.gpu_hours,
             "energy_kwh": run.energy_kwh,
         }
+
+
+class RecordedRunSerializer(TrainingRunSerializer):
+    """A run just recorded, with its dataset links as the service wrote them (in the context),
+    rather than read back."""
+
+    datasets = serializers.SerializerMethodField()  # type: ignore[assignment]
+
+    def get_datasets(self, run: TrainingRun) -> Any:
+        return TrainingDatasetSerializer(self.context["datasets"], many=True).data
 
 
 class HoldSerializer(serializers.ModelSerializer):

@@ -23,6 +23,7 @@ from lineage.api.serializers import (
     HoldLiftSerializer,
     HoldSerializer,
     ParentsInputSerializer,
+    RecordedRunSerializer,
     RegistrationQuerySerializer,
     RegistrationSerializer,
     TrainingRunInputSerializer,
@@ -42,12 +43,17 @@ from registry.models import ModelVersion
 from registry.selectors import dataset_versions_visible_to, version_by_ref, versions_visible_to
 
 
-def registration_result(request: Request, version: ModelVersion) -> dict:
-    run = selectors.training_run_of(version)
+def registration_result(request: Request, registration: services.Registration) -> dict:
+    """The registration as reads give it back, from what was written (no query)."""
+    run = registration.run
     return {
-        "version": VersionSerializer(version, context={"request": request}).data,
-        "parents": EdgeSerializer(selectors.parent_edges(version), many=True).data,
-        "training_run": TrainingRunSerializer(run).data if run else None,
+        "version": VersionSerializer(registration.version, context={"request": request}).data,
+        "parents": EdgeSerializer(registration.edges, many=True).data,
+        "training_run": (
+            RecordedRunSerializer(run, context={"datasets": registration.datasets}).data
+            if run is not None
+            else None
+        ),
     }
 
 
@@ -84,8 +90,8 @@ class RegistrationView(APIView):
         if registration.pop("dry_run", False) or dry_run:
             plan = services.registration_check(actor=acting_user(request), **registration)
             return Response(plan_data(plan))
-        version = services.registration_create(actor=acting_user(request), **registration)
-        return Response(registration_result(request, version), status=status.HTTP_201_CREATED)
+        written = services.registration_record(actor=acting_user(request), **registration)
+        return Response(registration_result(request, written), status=status.HTTP_201_CREATED)
 
 
 class VersionLineageView(APIView):

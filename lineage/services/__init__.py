@@ -8,10 +8,12 @@ transaction leaves nothing behind.
 from lineage.services.edges import MAX_PARENTS, ParentSpec, edge_create, edges_create, main_relation
 from lineage.services.holds import hold_lift, hold_place
 from lineage.services.registration import (
+    Registration,
     RegistrationPlan,
     registration_check,
     registration_create,
     registration_label_check,
+    registration_record,
 )
 from lineage.services.shared import LINEAGE_LOCK_KEY, lineage_write_lock
 from lineage.services.training import MAX_DATASETS, DatasetUse, training_run_record
@@ -23,6 +25,7 @@ __all__ = [
     "MAX_PARENTS",
     "DatasetUse",
     "ParentSpec",
+    "Registration",
     "RegistrationPlan",
     "edge_correct",
     "edge_create",
@@ -34,5 +37,6 @@ __all__ = [
     "registration_check",
     "registration_create",
     "registration_label_check",
+    "registration_record",
     "training_run_record",
 ]

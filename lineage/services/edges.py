@@ -70,7 +70,9 @@ def _resolve_versions(
     """The visible version each of `refs` names, in one query; every unknown one at once."""
     lookups = [_version_lookup(ref) for ref in refs]
     wanted = [lookup for lookup in lookups if lookup is not None]
-    found = list(versions_visible_to(actor).filter(reduce(operator.or_, wanted))) if wanted else []
+    # Only the model (a parent's name) is read of what the visible versions join.
+    visible = versions_visible_to(actor).select_related(None).select_related("model")
+    found = list(visible.filter(reduce(operator.or_, wanted))) if wanted else []
     errors = FieldErrors()
     resolved = []
     for index, (ref, lookup) in enumerate(zip(refs, lookups, strict=True)):

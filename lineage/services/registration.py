@@ -14,6 +14,7 @@ from uuid import UUID
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 
+from lineage.models import LineageEdge, TrainingDataset, TrainingRun
 from lineage.services.edges import ParentSpec, add_parents, check_parent_set, resolve_parents
 from lineage.services.shared import lineage_write_lock
 from lineage.services.training import (
@@ -25,6 +26,7 @@ from lineage.services.training import (
     validate_run_input,
 )
 from registry import services as registry_services
+from registry.audit import audit_batch
 from registry.errors import FieldErrors, InvalidInput
 from registry.models import (
     ArtefactUpload,
@@ -35,7 +37,7 @@ from registry.models import (
     name_validator,
 )
 from registry.retry import retry_transaction
-from registry.selectors import models_visible_to, teams_visible_to
+from registry.selectors import models_visible_to, team_named
 from registry.types import Actor
 
 
@@ -68,7 +70,7 @@ def _new_model(
         raise InvalidInput.for_field("model", error.messages[0]) from None
     options = dict(create_model)
     team_slug = options.pop("team", None)
-    team = teams_visible_to(actor).filter(slug=team_slug).first() if team_slug else None
+    team = team_named(actor, team_slug) if team_slug else None
     if team is None:
         raise InvalidInput.for_field(
             "create_model.team", f"No team '{team_slug}' that you belong to; name one of yours."
@@ -97,7 +99,7 @@ def _registration_plan(
     artefact_digest: str | None = None,
     **attributes: Any,
 ) -> RegistrationPlan:
-    """Everything `registration_create` checks, in its order, writing nothing."""
+    """Everything `registration_record` checks, in its order, writing nothing."""
     existing = models_visible_to(actor).filter(name=model).first()
     if existing is not None:
         registry_services.refuse_taken_label(existing, version)
@@ -157,24 +159,47 @@ def _registration_plan(
     )
 
 
-def _registration_write(actor: Actor, plan: RegistrationPlan) -> ModelVersion:
+@dataclass(frozen=True)
+class Registration:
+    """What a registration wrote: the version, its parent edges (in id order) and its training
+    run with the run's dataset links (in the order a read gives them), as a read would give them
+    back, so that answering needs no query."""
+
+    version: ModelVersion
+    edges: list[LineageEdge]
+    run: TrainingRun | None
+    datasets: list[TrainingDataset]
+
+
+def _registration_write(actor: Actor, plan: RegistrationPlan) -> Registration:
     """Write a checked registration (inside a transaction, lineage lock held)."""
-    model = plan.model or registry_services.model_create(actor=actor, **plan.new_model)
+    model = plan.model or registry_services.model_insert(actor=actor, **plan.new_model)
     created = registry_services.version_draft_save(actor=actor, model=model, draft=plan.draft)
-    if plan.parents:
+    edges = (
         add_parents(
             actor=actor, child=created, parents=plan.parents, field="parents", new_child=True
         )
-    if plan.run is not None:
+        if plan.parents
+        else []
+    )
+    run, datasets = (
         record_run(
             actor=actor, version=created, datasets=plan.datasets, prefix="training_run", **plan.run
         )
-    return created
+        if plan.run is not None
+        else (None, [])
+    )
+    return Registration(version=created, edges=edges, run=run, datasets=datasets)
+
+
+def registration_create(*, actor: Actor, **registration: Any) -> ModelVersion:
+    """`registration_record` (same arguments), answering the version alone."""
+    return registration_record(actor=actor, **registration).version
 
 
 @retry_transaction
 @transaction.atomic
-def registration_create(
+def registration_record(
     *,
     actor: Actor,
     model: str,
@@ -186,8 +211,9 @@ def registration_create(
     artefact_upload: ArtefactUpload | UUID | str | None = None,
     artefact_digest: str | None = None,
     **attributes: Any,
-) -> ModelVersion:
-    """Register a version with its parents, training run and datasets, atomically.
+) -> Registration:
+    """Register a version with its parents, training run and datasets, atomically; return what
+    was written.
 
     `model` is a model name; when it does not exist yet and `create_model` is given
     (`{"team": slug, "kind"?, "visibility"?, "task"?, "description"?}`) it is created too.
@@ -212,17 +238,19 @@ def registration_create(
         artefact_digest=artefact_digest,
         **attributes,
     )
-    lineage_write_lock()
-    return _registration_write(actor, plan)
+    lineage_write_lock(shared=True)  # registrations do not queue behind each other
+    with audit_batch():
+        return _registration_write(actor, plan)
 
 
 def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan:
-    """Check a registration (`registration_create`'s arguments) exactly as `registration_create`
+    """Check a registration (`registration_record`'s arguments) exactly as `registration_record`
     would, writing nothing: the checks, then the writes themselves in a transaction that is
     rolled back. Returns what would be registered; raises what the real call would raise."""
     with transaction.atomic():
         plan = _registration_plan(actor=actor, **registration)
-        lineage_write_lock()
-        _registration_write(actor, plan)
+        lineage_write_lock(shared=True)
+        with audit_batch():
+            _registration_write(actor, plan)
         transaction.set_rollback(True)
     return plan

@@ -13,22 +13,29 @@ from registry.errors import InvalidInput, invalid_from_django
 LINEAGE_LOCK_KEY = 7_220_432
 
 
-def lineage_write_lock() -> None:
+def lineage_write_lock(*, shared: bool = False) -> None:
     """Serialise lineage writes for the rest of the transaction (PostgreSQL).
 
     Locking the two endpoint rows of a new edge is not enough: edges X→Y and U→V inserted at
     once can close a cycle through existing paths Y…U and V…X without sharing a row. One
     transaction-level advisory lock makes "check reachability, then insert" atomic, and also
-    orders hold propagation against new edges so no descendant escapes a hold. Lineage writes
-    are rare, so the contention is negligible. It comes first in the lock order ("Lock order"
-    in docs/architecture.md): take it before any row lock or write of the transaction. On
-    SQLite the database file lock already serialises writers.
+    orders hold propagation against new edges so no descendant escapes a hold. It comes first
+    in the lock order ("Lock order" in docs/architecture.md): take it before any row lock or
+    write of the transaction. On SQLite the database file lock already serialises writers.
+
+    `shared`: for the registration of a new version, which shares the lock with every other
+    registration and excludes only the writers that take it whole (edges to existing versions,
+    training runs recorded later, holds, upstream imports). Registrations need nothing from each
+    other: a new version has no descendants, so its edges cannot close a cycle, and no other
+    transaction can name it as a parent before it commits; what must not interleave with them,
+    a hold spreading over descendants, takes the lock whole and waits for them.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("lineage_write_lock must be taken inside a transaction")
     if connection.vendor == "postgresql":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LINEAGE_LOCK_KEY])
+            cursor.execute(f"SELECT {function}(%s)", [LINEAGE_LOCK_KEY])
 
 
 def _prefixed(error: InvalidInput, prefix: str) -> InvalidInput:

@@ -120,7 +120,8 @@ def resolve_dataset_uses(
     reported at once."""
     lookups = [_dataset_version_lookup(use.dataset_version) for use in uses]
     wanted = [lookup for lookup in lookups if lookup is not None]
-    visible = dataset_versions_visible_to(actor)
+    # Only the dataset (its name) is read of what the visible dataset versions join.
+    visible = dataset_versions_visible_to(actor).select_related(None).select_related("dataset")
     found = list(visible.filter(reduce(operator.or_, wanted))) if wanted else []
     errors = FieldErrors()
     resolved = []
@@ -180,7 +181,9 @@ def record_run(
     run_by: Actor,
     prefix: str,
     **details: Any,
-) -> TrainingRun:
+) -> tuple[TrainingRun, list[TrainingDataset]]:
+    """Write the run and its dataset links (checked by the caller); return both, the links in
+    the order a read gives them (by role, then as listed)."""
     run = TrainingRun(
         version=version,
         method=method,
@@ -229,7 +232,7 @@ def record_run(
             ]
         },
     )
-    return run
+    return run, sorted(links, key=lambda link: link.role)
 
 
 @retry_transaction
@@ -280,7 +283,7 @@ def training_run_record(
     user = errors.collect(lambda: resolve_run_by(version.model.team, run_by, actor, "run_by"))
     errors.raise_if_any()
     assert user is not None  # `collect` gives None only for an error, raised just above
-    return record_run(
+    run, _ = record_run(
         actor=actor,
         version=version,
         method=method,
@@ -299,3 +302,4 @@ def training_run_record(
         finished_at=finished_at,
         notes=notes,
     )
+    return run

@@ -127,6 +127,14 @@ class VersionViewSet(CatalogueViewSet):
             # The gate reads the version and its model's name and kind, nothing of the team or
             # the registrant, and not the model card kept from the Hub.
             return versions.select_related(None).select_related("model").defer("hub_card")
+        if self.action in ("list", "retrieve"):
+            # The answer names the model and the registrant, never the team, and shows neither
+            # the file manifest nor the Hub's model card: JSON that can be large to decode.
+            return (
+                versions.select_related(None)
+                .select_related("model", "registered_by")
+                .defer("artefact_manifest", "hub_card")
+            )
         return versions
 
     def get_object(self) -> ModelVersion:

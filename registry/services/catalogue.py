@@ -104,6 +104,33 @@ def model_create(
     description: str = "",
     allow_multiple_production: bool = False,
 ) -> RegisteredModel:
+    return model_insert(
+        actor=actor,
+        name=name,
+        kind=kind,
+        team=team,
+        visibility=visibility,
+        task=task,
+        description=description,
+        allow_multiple_production=allow_multiple_production,
+    )
+
+
+def model_insert(
+    *,
+    actor: Actor,
+    name: str,
+    kind: str,
+    team: Team,
+    visibility: str = "team",
+    task: str = "",
+    description: str = "",
+    allow_multiple_production: bool = False,
+) -> RegisteredModel:
+    """`model_create` inside the caller's transaction: a registration writing several rows
+    saves the savepoint a nested transaction would cost."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("model_insert must be called inside a transaction")
     require_team_write(actor, team)
     model = RegisteredModel(
         name=name,

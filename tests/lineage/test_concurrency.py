@@ -16,6 +16,7 @@ from lineage import services
 from lineage.models import HeldThrough, LineageEdge
 from lineage.services import edges, holds
 from registry.errors import InvalidInput
+from tests.conftest import digest
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -132,3 +133,66 @@ def test_a_hold_placed_during_a_registration_reaches_the_new_descendant(
     assert not isinstance(hold, Exception) and not isinstance(edge, Exception), (hold, edge)
     held = set(HeldThrough.objects.filter(hold=hold).values_list("version_id", flat=True))
     assert held == {base.pk, tuned.pk, child.pk}
+
+
+def _registration(engineer, name: str, parent):
+    return lambda: services.registration_create(
+        actor=engineer,
+        model=name,
+        version="v1",
+        artefact_digest=digest(name),
+        parents=[services.ParentSpec(parent, "finetune")],
+        create_model={"team": "acme"},
+    )
+
+
+def test_registrations_hold_the_lineage_lock_together(monkeypatch, base, engineer):
+    """Two registrations meet while both hold the lineage lock: neither queues behind the
+    other (a new version's edges cannot close a cycle)."""
+    barrier = threading.Barrier(2)
+    broken: list[bool] = []
+    propagate = edges._propagate_holds
+
+    def propagate_after_meeting(child_id, parent_ids):
+        try:
+            barrier.wait(timeout=10)
+        except threading.BrokenBarrierError:
+            broken.append(True)
+        return propagate(child_id, parent_ids)
+
+    monkeypatch.setattr(edges, "_propagate_holds", propagate_after_meeting)
+    results = run_together(
+        _registration(engineer, "acme/first", base), _registration(engineer, "acme/second", base)
+    )
+    assert not any(isinstance(r, Exception) for r in results), results
+    assert not broken
+    assert LineageEdge.objects.filter(parent=base).count() == 2
+
+
+def test_a_hold_placed_during_a_registration_reaches_the_new_version(
+    monkeypatch, base, derive, engineer, compliance_user
+):
+    """A registration shares the lineage lock with other registrations only: a hold spreading
+    over descendants still waits for it, and then reaches its new version."""
+    tuned = derive(base)
+    barrier = threading.Barrier(2)
+    propagate, audit = edges._propagate_holds, holds.audit_record
+
+    def propagate_after_meeting(child_id, parent_ids):
+        meet(barrier)
+        return propagate(child_id, parent_ids)
+
+    def audit_after_meeting(**kwargs):
+        if kwargs["action"] == "hold.place":
+            meet(barrier)
+        return audit(**kwargs)
+
+    monkeypatch.setattr(edges, "_propagate_holds", propagate_after_meeting)
+    monkeypatch.setattr(holds, "audit_record", audit_after_meeting)
+    hold, version = run_together(
+        lambda: services.hold_place(actor=compliance_user, version=base, reason="withdrawn"),
+        _registration(engineer, "acme/student", tuned),
+    )
+    assert not isinstance(hold, Exception) and not isinstance(version, Exception), (hold, version)
+    held = set(HeldThrough.objects.filter(hold=hold).values_list("version_id", flat=True))
+    assert held == {base.pk, tuned.pk, version.pk}

@@ -77,6 +77,49 @@ def test_a_registration_appends_one_audit_entry_per_change_in_few_inserts(regist
     ]
 
 
+def test_a_registration_inserts_its_audit_entries_at_once_and_seals_them_once(
+    api_for, engineer, make_version, make_dataset_version, django_capture_on_commit_callbacks
+):
+    api = api_for(engineer)
+    with django_capture_on_commit_callbacks(execute=True):  # as if each had committed
+        teachers = [make_version() for _ in range(3)]
+        data = make_dataset_version("acme/tickets")
+    body = {
+        "model": "acme/student",
+        "version": "v1",
+        "create_model": {"team": "acme"},
+        "artefact_digest": digest("student"),
+        "parents": [{"version": str(t), "relation": "distillation"} for t in teachers],
+        "training_run": {
+            "method": "distillation",
+            "hyperparameters": {"temperature": 2.0},
+            "datasets": [{"dataset_version": f"{data.dataset.name}@v1", "role": "train"}],
+        },
+    }
+    before = AuditEntry.objects.count()
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+    ):
+        response = api.post("/api/v1/registrations/", body, format="json")
+    assert response.status_code == 201, response.json()
+    audit_inserts = [
+        q
+        for q in queries.captured_queries
+        if "INSERT INTO" in q["sql"] and "auditentry" in q["sql"]
+    ]
+    assert len(audit_inserts) == 1
+    # model, version, 3 edges, run: all sealed by the one callback run after the commit
+    assert AuditEntry.objects.count() == before + 6
+    assert not AuditEntry.objects.filter(seq__isnull=True).exists()
+    seals = [
+        c for c in callbacks if getattr(c, "__qualname__", "").startswith("_seal_after_commit")
+    ]
+    assert len(seals) == 1
+    # With its seal, still in the budget.
+    assert len(queries.captured_queries) <= REGISTRATION_BUDGET
+
+
 def _reads(api, url: str) -> int:
     with CaptureQueriesContext(connection) as queries:
         response = api.get(url)

@@ -139,6 +139,12 @@ def _registration(actor, model, **extra):
     )
 
 
+def _registration_record(actor, model, **extra):
+    return lineage_services.registration_record(
+        actor=actor, model=model.name, version="v-staged", artefact_digest=digest("s"), **extra
+    ).version
+
+
 def _registration_dry_run(actor, model, **extra):
     return lineage_services.registration_check(
         actor=actor, model=model.name, version="v-staged", artefact_digest=digest("s"), **extra
@@ -156,6 +162,7 @@ VERSION_WRITERS = {
     "registry.services.version_draft_prepare": _draft,
     "registry.services.version_update": _update,
     "lineage.services.registration_create": _registration,
+    "lineage.services.registration_record": _registration_record,
     "lineage.services.registration_check": _registration_dry_run,
 }
 # Services that take free-form fields or a stage but write no version's stage.
