@@ -23,7 +23,7 @@ from registry.models import (
     Team,
 )
 from registry.plugins import VersionPanel, VersionSummary, plugins
-from registry.selectors import compliance_of
+from registry.selectors import compliance_of, pending_proposals
 
 
 @admin.register(Team)
@@ -266,6 +266,8 @@ class ModelVersionAdmin(ServiceAdmin):
             context["verdicts"] = version_verdicts(version=obj, actor=request.user)
             # The standing the recheck stored (what the dashboard lists and webhooks announced).
             context["compliance"] = compliance_of(obj)
+            # Evidence changes engineers proposed, awaiting a compliance conclusion.
+            context["proposals"] = pending_proposals(request.user).filter(version=obj)
             context["production"] = production_counterpart(request.user, obj)
             context["hold_url"] = hold_url(obj)
             context["summaries"] = [

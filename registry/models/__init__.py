@@ -36,7 +36,9 @@ from registry.models.governance import (
     CheckWaiver,
     ComplianceState,
     ComplianceStatus,
+    EvidenceProposal,
     GateDecision,
+    ProposalStatus,
     StagePolicy,
 )
 
@@ -58,10 +60,12 @@ __all__ = [
     "DatasetVersion",
     "DeliveryStatus",
     "EventDelivery",
+    "EvidenceProposal",
     "GateDecision",
     "ModelKind",
     "ModelVersion",
     "OutboxMessage",
+    "ProposalStatus",
     "RegisteredModel",
     "RiskTier",
     "Stage",

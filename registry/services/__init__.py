@@ -54,6 +54,12 @@ from registry.services.governance import (
     stage_policy_update,
     version_promote,
 )
+from registry.services.proposals import (
+    dataset_version_edit,
+    evidence_proposal_accept,
+    evidence_proposal_reject,
+    version_edit,
+)
 from registry.services.upstream import upstream_import
 
 __all__ = [
@@ -74,10 +80,13 @@ __all__ = [
     "dataset_create",
     "dataset_update",
     "dataset_version_create",
+    "dataset_version_edit",
     "dataset_version_update",
     "deliveries_sweep",
     "delivery_stale_before",
     "event_publish",
+    "evidence_proposal_accept",
+    "evidence_proposal_reject",
     "model_create",
     "model_update",
     "refuse_taken_label",
@@ -93,6 +102,7 @@ __all__ = [
     "version_create",
     "version_draft_prepare",
     "version_draft_save",
+    "version_edit",
     "version_promote",
     "version_register",
     "version_update",
