@@ -23,7 +23,6 @@ class ConclusionForm(forms.Form):
     comment = forms.CharField(required=False, max_length=4000)
 
 
-@require_POST
 def conclude_view(model_admin, request, object_id):
     """Accept or reject one proposal; the service's refusal (separation of duties, a stale
     proposal, a missing reason) is shown as a message and nothing changes."""
@@ -80,7 +79,7 @@ class EvidenceProposalAdmin(ReadOnlyAdmin):
         return proposals_visible_to(request.user)
 
     def get_urls(self):
-        view = partial(conclude_view, self)
+        view = require_POST(partial(conclude_view, self))
         return [
             path(
                 "<path:object_id>/conclude/",
