@@ -302,6 +302,8 @@ SPECTACULAR_SETTINGS = {
         "StageEnum": "registry.models.Stage",
         "RiskTierEnum": "registry.models.RiskTier",
         "EvaluationDeviceEnum": "evaluators.models.Device",
+        "ProposalStatusEnum": "registry.models.ProposalStatus",
+        "EvaluationRunStatusEnum": "evaluators.models.RunStatus",
     },
 }
 
