@@ -4,6 +4,8 @@ accepting it voids the approvals it touches, the gate naming what changed."""
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from registry import gates, services
 from registry.models import AuditEntry, EvidenceProposal, ModelVersion, StagePolicy
@@ -338,3 +340,21 @@ def test_admin_concludes_proposals_and_shows_them_on_the_version_and_dashboard(
         "Evidence changes awaiting review, oldest first (0)"
         in client.get("/admin/").content.decode()
     )
+
+
+def test_the_proposal_list_costs_the_same_whatever_its_length(
+    api_for, engineer, reviewers, approved
+):
+    _, dan = reviewers
+    api = api_for(dan)
+
+    def count():
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get("/api/v1/proposals/").status_code == 200
+        return len(queries)
+
+    propose(api_for(engineer), approved, {"risk_tier": "minimal"})
+    one = count()
+    for tier in ("limited", "minimal", "limited"):
+        propose(api_for(engineer), approved, {"risk_tier": tier})
+    assert count() == one
