@@ -41,6 +41,9 @@ def form_errors(form: forms.BaseForm, error: ServiceError) -> None:
         form.add_error(None, error.message)
 
 
+SAVED = "_pedigree_saved"
+
+
 class ServiceFormAdmin(admin.ModelAdmin):
     """An admin whose `save_model` writes through the app's services, so the admin obeys the
     API's rules and leaves the same audit. A service refusing the input shows its message on the
@@ -144,7 +147,9 @@ class ServiceAdmin(ServiceFormAdmin):
             }
             if changes:
                 stored = type(obj).objects.get(pk=obj.pk)
-                self.update_object(request.user, stored, changes)
+                # What the service answered (an object, or a proposal recorded instead: see
+                # registry.admin.proposals.ProposingAdminMixin), for the response to tell.
+                setattr(request, SAVED, self.update_object(request.user, stored, changes))
         else:
             data = {name: form.cleaned_data[name] for name in self.create_fields}
             obj.pk = self.create_object(request.user, data).pk

@@ -12,6 +12,7 @@ from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.admin.console import compare_view, evidence_view, timeline_view
 from registry.admin.governance import governance_view
+from registry.admin.proposals import ProposingAdminMixin
 from registry.admin_base import ReadOnlyAdmin, ServiceAdmin
 from registry.console import hold_url, production_counterpart, version_verdicts
 from registry.models import (
@@ -138,7 +139,7 @@ def manifest_table(manifest: dict):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(ServiceAdmin):
+class ModelVersionAdmin(ProposingAdminMixin, ServiceAdmin):
     list_display = [
         "__str__",
         "stage",
@@ -258,7 +259,7 @@ class ModelVersionAdmin(ServiceAdmin):
         return False
 
     def update_object(self, actor, instance, changes):
-        return services.version_update(actor=actor, version=instance, changes=changes)
+        return services.version_edit(actor=actor, version=instance, changes=changes)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # The panels other apps register for the version page, in registration order.
@@ -300,7 +301,7 @@ class DatasetAdmin(ServiceAdmin):
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(ServiceAdmin):
+class DatasetVersionAdmin(ProposingAdminMixin, ServiceAdmin):
     list_display = [
         "__str__",
         "licence_declared",
@@ -327,7 +328,7 @@ class DatasetVersionAdmin(ServiceAdmin):
         return False
 
     def update_object(self, actor, instance, changes):
-        return services.dataset_version_update(
+        return services.dataset_version_edit(
             actor=actor, dataset_version=instance, changes=changes
         )
 

@@ -12,10 +12,27 @@ from django.views.decorators.http import require_POST
 
 from registry import services
 from registry.admin.governance import changes_table
-from registry.admin_base import ReadOnlyAdmin
+from registry.admin_base import SAVED, ReadOnlyAdmin
 from registry.errors import ServiceError
 from registry.models import EvidenceProposal
 from registry.selectors import proposals_visible_to
+
+
+class ProposingAdminMixin:
+    """An admin edit of gate evidence that the service recorded as a proposal says so, instead
+    of Django's "changed successfully", and stays on the page."""
+
+    def response_change(self, request, obj):
+        proposal = getattr(request, SAVED, None)
+        if isinstance(proposal, EvidenceProposal):
+            messages.warning(
+                request,
+                f"Nothing changed yet: this could weaken protected gate evidence, so it was "
+                f"recorded as proposal #{proposal.pk} for a compliance officer outside the "
+                "owning team to accept or reject.",
+            )
+            return redirect(request.get_full_path())
+        return super().response_change(request, obj)  # type: ignore[misc]
 
 
 class ConclusionForm(forms.Form):

@@ -358,3 +358,24 @@ def test_the_proposal_list_costs_the_same_whatever_its_length(
     for tier in ("limited", "minimal", "limited"):
         propose(api_for(engineer), approved, {"risk_tier": tier})
     assert count() == one
+
+
+def test_an_engineers_admin_edit_of_protected_evidence_is_proposed(
+    client, make_user, team, approved
+):
+    from tests.registry.test_admin import change_form_data
+
+    insider = make_user("ivy", teams=[team], is_staff=True)
+    insider.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_modelversion", "change_modelversion"])
+    )
+    client.force_login(insider)
+    url = f"/admin/registry/modelversion/{approved.pk}/change/"
+    data = change_form_data(client, url) | {"risk_tier": "minimal"}
+    response = client.post(url, data, follow=True)
+    assert response.status_code == 200
+    proposal = EvidenceProposal.objects.get()
+    assert f"recorded as proposal #{proposal.pk}" in response.content.decode()
+    assert proposal.changes == {"risk_tier": "minimal"} and proposal.proposed_by == insider
+    approved.refresh_from_db()
+    assert approved.risk_tier == "high"
