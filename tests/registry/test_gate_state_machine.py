@@ -559,7 +559,6 @@ def test_nothing_is_staged_without_passing_or_being_flagged(
     )
     # The invariant must have met staged versions, not only empty stages: promotions to both
     # stages succeeded, and staged versions whose evidence was weakened were found flagged.
-    print(dict(OUTCOMES))
     assert OUTCOMES["promoted to staging"] >= 2, OUTCOMES
     assert OUTCOMES["promoted to production"] >= 1, OUTCOMES
     assert OUTCOMES["flagged in staging"] + OUTCOMES["flagged in production"] >= 1, OUTCOMES
