@@ -328,9 +328,7 @@ class DatasetVersionAdmin(ProposingAdminMixin, ServiceAdmin):
         return False
 
     def update_object(self, actor, instance, changes):
-        return services.dataset_version_edit(
-            actor=actor, dataset_version=instance, changes=changes
-        )
+        return services.dataset_version_edit(actor=actor, dataset_version=instance, changes=changes)
 
 
 @admin.register(ArtefactUpload)
