@@ -330,6 +330,8 @@ SPECTACULAR_SETTINGS = {
         # The evaluation run's, named as before inspections had a `status` too.
         "StatusEnum": "evaluators.models.RunStatus",
         "EvaluationDeviceEnum": "evaluators.models.Device",
+        "ProposalStatusEnum": "registry.models.ProposalStatus",
+        "EvaluationRunStatusEnum": "evaluators.models.RunStatus",
     },
 }
 

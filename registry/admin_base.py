@@ -112,6 +112,9 @@ class PedigreeModelAdmin(admin.ModelAdmin):
         return admin_write(lambda: parent(request, queryset))
 
 
+SAVED = "_pedigree_saved"
+
+
 class ServiceFormAdmin(PedigreeModelAdmin):
     """An admin whose `save_model` writes through the app's services, so the admin obeys the
     API's rules and leaves the same audit. A service refusing the input shows its message on the
@@ -221,7 +224,9 @@ class ServiceAdmin(ServiceFormAdmin):
             }
             if changes:
                 stored = type(obj).objects.get(pk=obj.pk)
-                self.update_object(request.user, stored, changes)
+                # What the service answered (an object, or a proposal recorded instead: see
+                # registry.admin.proposals.ProposingAdminMixin), for the response to tell.
+                setattr(request, SAVED, self.update_object(request.user, stored, changes))
         else:
             data = {name: form.cleaned_data[name] for name in self.create_fields}
             obj.pk = self.create_object(request.user, data).pk

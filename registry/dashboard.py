@@ -9,7 +9,12 @@ from django.http import HttpRequest
 from registry.console import expiring_evidence
 from registry.models import ModelVersion, RiskTier, Stage
 from registry.plugins import DashboardPanel, plugins
-from registry.selectors import compliance_overview, compliance_stale_ids
+from registry.selectors import (
+    OVERVIEW_LIMIT,
+    compliance_overview,
+    compliance_stale_ids,
+    pending_proposals,
+)
 from registry.services import compliance_recheck
 
 
@@ -49,6 +54,8 @@ def dashboard_context(request: HttpRequest) -> dict[str, Any]:
             ("Blocked versions", "blocked-versions", overview["blocked"]),
             ("Never gated", "never-gated", overview["never_gated"]),
         ],
+        # Engineers' changes to protected evidence, waiting for a compliance conclusion.
+        "proposals_pending": list(pending_proposals(request.user)[:OVERVIEW_LIMIT]),
         "expiring": expiring_evidence(),
         "expiry_days": settings.PEDIGREE_EXPIRY_WARNING_DAYS,
         "counts": counts,

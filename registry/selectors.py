@@ -30,8 +30,10 @@ from registry.models import (
     ComplianceStatus,
     Dataset,
     DatasetVersion,
+    EvidenceProposal,
     GateDecision,
     ModelVersion,
+    ProposalStatus,
     RegisteredModel,
     Stage,
     Team,
@@ -169,6 +171,32 @@ def dataset_versions_visible_to(user: Reader) -> QuerySet[DatasetVersion]:
     if is_compliance(user):
         return versions
     return versions.filter(owned_or_shared(user, "dataset__team_id", "dataset__visibility"))
+
+
+def proposals_visible_to(user: Reader) -> QuerySet[EvidenceProposal]:
+    """Evidence-change proposals: compliance staff see every one, others those on their own
+    teams' versions and dataset versions (a shared version's proposals stay its team's)."""
+    proposals = EvidenceProposal.objects.select_related(
+        "version__model__team",
+        "dataset_version__dataset__team",
+        "proposed_by",
+        "concluded_by",
+    )
+    if is_compliance(user):
+        return proposals
+    mine = _my_team_ids(user)
+    return proposals.filter(
+        Q(version__model__team_id__in=mine) | Q(dataset_version__dataset__team_id__in=mine)
+    )
+
+
+def pending_proposals(user: Reader) -> QuerySet[EvidenceProposal]:
+    """What awaits a compliance conclusion, oldest first."""
+    return (
+        proposals_visible_to(user)
+        .filter(status=ProposalStatus.PENDING)
+        .order_by("proposed_at", "pk")
+    )
 
 
 # Ids are ASCII digits that fit a 64-bit integer; 18 digits always do.

@@ -12,6 +12,7 @@ from pedigree_client.artefacts import weight_parameters
 from registry import services
 from registry.admin.console import compare_view, evidence_view, timeline_view
 from registry.admin.governance import governance_view
+from registry.admin.proposals import ProposingAdminMixin
 from registry.admin_base import ReadOnlyAdmin, ServiceAdmin
 from registry.console import hold_url, production_counterpart, version_verdicts
 from registry.models import (
@@ -23,7 +24,7 @@ from registry.models import (
     Team,
 )
 from registry.plugins import VersionPanel, VersionSummary, plugins
-from registry.selectors import compliance_of
+from registry.selectors import compliance_of, pending_proposals
 
 
 @admin.register(Team)
@@ -138,7 +139,7 @@ def manifest_table(manifest: dict):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(ServiceAdmin):
+class ModelVersionAdmin(ProposingAdminMixin, ServiceAdmin):
     list_display = [
         "__str__",
         "stage",
@@ -258,7 +259,7 @@ class ModelVersionAdmin(ServiceAdmin):
         return False
 
     def update_object(self, actor, instance, changes):
-        return services.version_update(actor=actor, version=instance, changes=changes)
+        return services.version_edit(actor=actor, version=instance, changes=changes)
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         # The panels other apps register for the version page, in registration order.
@@ -266,6 +267,8 @@ class ModelVersionAdmin(ServiceAdmin):
             context["verdicts"] = version_verdicts(version=obj, actor=request.user)
             # The standing the recheck stored (what the dashboard lists and webhooks announced).
             context["compliance"] = compliance_of(obj)
+            # Evidence changes engineers proposed, awaiting a compliance conclusion.
+            context["proposals"] = pending_proposals(request.user).filter(version=obj)
             context["production"] = production_counterpart(request.user, obj)
             context["hold_url"] = hold_url(obj)
             context["summaries"] = [
@@ -298,7 +301,7 @@ class DatasetAdmin(ServiceAdmin):
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(ServiceAdmin):
+class DatasetVersionAdmin(ProposingAdminMixin, ServiceAdmin):
     list_display = [
         "__str__",
         "licence_declared",
@@ -328,9 +331,7 @@ class DatasetVersionAdmin(ServiceAdmin):
         return False
 
     def update_object(self, actor, instance, changes):
-        return services.dataset_version_update(
-            actor=actor, dataset_version=instance, changes=changes
-        )
+        return services.dataset_version_edit(actor=actor, dataset_version=instance, changes=changes)
 
 
 @admin.register(ArtefactUpload)

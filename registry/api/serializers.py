@@ -12,6 +12,7 @@ from registry.models import (
     ComplianceStatus,
     Dataset,
     DatasetVersion,
+    EvidenceProposal,
     GateDecision,
     ModelVersion,
     RegisteredModel,
@@ -155,8 +156,21 @@ class VersionSerializer(StrictSerializer):
         return f"{version.model.name}@{version.version}"
 
 
+def change_reason() -> serializers.CharField:
+    return serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=4000,
+        help_text="Why: kept with the proposal when the change needs a compliance conclusion.",
+    )
+
+
 class VersionUpdateSerializer(VersionSerializer):
+    reason = change_reason()
+
     class Meta(VersionSerializer.Meta):
+        fields = [*VERSION_FIELDS, "reason"]
         read_only_fields = [
             "id",
             "model",
@@ -235,7 +249,10 @@ class DatasetVersionSerializer(StrictSerializer):
 
 
 class DatasetVersionUpdateSerializer(DatasetVersionSerializer):
+    reason = change_reason()
+
     class Meta(DatasetVersionSerializer.Meta):
+        fields = [*DatasetVersionSerializer.Meta.fields, "reason"]
         read_only_fields = [
             "id",
             "dataset",
@@ -378,3 +395,45 @@ class ComplianceStatusSerializer(serializers.ModelSerializer):
             "computed_at",
         ]
         read_only_fields = fields
+
+
+class ProposalSerializer(serializers.ModelSerializer):
+    """An evidence-change proposal: what would change (`before` → `changes`), why it needs a
+    compliance conclusion, who proposed it and why, and how it was concluded."""
+
+    target_type = serializers.SerializerMethodField()
+    target = serializers.SerializerMethodField()
+    proposed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    concluded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = EvidenceProposal
+        fields = [
+            "id",
+            "target_type",
+            "target",
+            "version",
+            "dataset_version",
+            "changes",
+            "before",
+            "weakening",
+            "protected_because",
+            "reason",
+            "status",
+            "proposed_by",
+            "proposed_at",
+            "concluded_by",
+            "concluded_at",
+            "conclusion",
+        ]
+        read_only_fields = fields
+
+    def get_target_type(self, proposal: EvidenceProposal) -> str:
+        return "version" if proposal.version_id is not None else "dataset_version"
+
+    def get_target(self, proposal: EvidenceProposal) -> str:
+        return str(proposal.target)
+
+
+class ProposalConclusionSerializer(serializers.Serializer):
+    comment = serializers.CharField(max_length=4000, allow_blank=True, default="")

@@ -1,7 +1,7 @@
 from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from registry.api import artefacts, views
+from registry.api import artefacts, proposals, views
 
 router = DefaultRouter()
 router.register("teams", views.TeamViewSet, basename="team")
@@ -10,6 +10,7 @@ router.register("versions", views.VersionViewSet, basename="version")
 router.register("datasets", views.DatasetViewSet, basename="dataset")
 router.register("stage-policies", views.StagePolicyViewSet, basename="stage-policy")
 router.register("dataset-versions", views.DatasetVersionViewSet, basename="dataset-version")
+router.register("proposals", proposals.ProposalViewSet, basename="proposal")
 router.register("artefacts/uploads", artefacts.ArtefactUploadViewSet, basename="artefact-upload")
 router.register(
     "artefacts/inspections", artefacts.ArtefactInspectionViewSet, basename="artefact-inspection"

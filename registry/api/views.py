@@ -13,6 +13,7 @@ from rest_framework.serializers import BaseSerializer
 from registry import services
 from registry.api import serializers
 from registry.api.base import VERSION_REF_REGEX, acting_user, parsed_query
+from registry.api.proposals import ProposingUpdateMixin, target_proposals
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
 from registry.gates import failing_checks, gate_evaluate
 from registry.models import (
@@ -20,6 +21,7 @@ from registry.models import (
     CheckWaiver,
     Dataset,
     DatasetVersion,
+    EvidenceProposal,
     GateDecision,
     ModelVersion,
     RegisteredModel,
@@ -103,7 +105,7 @@ class ModelViewSet(CatalogueViewSet):
         )
 
 
-class VersionViewSet(CatalogueViewSet):
+class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     serializer_class = serializers.VersionSerializer
     update_serializer_class = serializers.VersionUpdateSerializer
     visible = staticmethod(versions_visible_to)
@@ -116,9 +118,11 @@ class VersionViewSet(CatalogueViewSet):
     def create_object(self, data: dict[str, Any]) -> ModelVersion:
         return services.version_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
-        return services.version_update(
-            actor=acting_user(self.request), version=instance, changes=changes
+    def edit_object(
+        self, instance: ModelVersion, changes: dict[str, Any], reason: str
+    ) -> ModelVersion | EvidenceProposal:
+        return services.version_edit(
+            actor=acting_user(self.request), version=instance, changes=changes, reason=reason
         )
 
     def get_queryset(self):
@@ -193,6 +197,12 @@ class VersionViewSet(CatalogueViewSet):
         if not status:
             return Response({"version": str(version), "stage": version.stage, "state": None})
         return Response(serializers.ComplianceStatusSerializer(status[0]).data)
+
+    @extend_schema(responses={200: serializers.ProposalSerializer(many=True)})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def proposals(self, request, pk=None):
+        """Changes to this version's evidence proposed for a compliance conclusion."""
+        return target_proposals(request, version=self._version())
 
     @extend_schema(responses={200: serializers.GateDecisionSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
@@ -270,7 +280,7 @@ class DatasetViewSet(CatalogueViewSet):
         )
 
 
-class DatasetVersionViewSet(CatalogueViewSet):
+class DatasetVersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     serializer_class = serializers.DatasetVersionSerializer
     update_serializer_class = serializers.DatasetVersionUpdateSerializer
     visible = staticmethod(dataset_versions_visible_to)
@@ -281,10 +291,21 @@ class DatasetVersionViewSet(CatalogueViewSet):
     def create_object(self, data: dict[str, Any]) -> DatasetVersion:
         return services.dataset_version_create(actor=acting_user(self.request), **data)
 
-    def update_object(self, instance: DatasetVersion, changes: dict[str, Any]) -> DatasetVersion:
-        return services.dataset_version_update(
-            actor=acting_user(self.request), dataset_version=instance, changes=changes
+    def edit_object(
+        self, instance: DatasetVersion, changes: dict[str, Any], reason: str
+    ) -> DatasetVersion | EvidenceProposal:
+        return services.dataset_version_edit(
+            actor=acting_user(self.request),
+            dataset_version=instance,
+            changes=changes,
+            reason=reason,
         )
+
+    @extend_schema(responses={200: serializers.ProposalSerializer(many=True)})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def proposals(self, request, pk=None):
+        """Changes to this dataset version proposed for a compliance conclusion."""
+        return target_proposals(request, dataset_version=self.get_object())
 
 
 @extend_schema(responses={200: dict})

@@ -38,7 +38,9 @@ from registry.models.governance import (
     CheckWaiver,
     ComplianceState,
     ComplianceStatus,
+    EvidenceProposal,
     GateDecision,
+    ProposalStatus,
     StagePolicy,
 )
 
@@ -61,11 +63,13 @@ __all__ = [
     "DatasetVersion",
     "DeliveryStatus",
     "EventDelivery",
+    "EvidenceProposal",
     "GateDecision",
     "InspectionStatus",
     "ModelKind",
     "ModelVersion",
     "OutboxMessage",
+    "ProposalStatus",
     "RegisteredModel",
     "RiskTier",
     "Stage",

@@ -7,6 +7,7 @@ from django.db.models import Q
 
 from registry.models.catalogue import (
     SHA256_PATTERN,
+    DatasetVersion,
     ModelVersion,
     RiskTier,
     Stage,
@@ -247,3 +248,69 @@ class ComplianceStatus(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version_id}: {self.state}"
+
+
+class ProposalStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class EvidenceProposal(models.Model):
+    """An engineer's change to protected gate evidence (a version's or a dataset version's
+    fields) that could weaken a check: recorded instead of applied, until compliance staff
+    outside the owning team accept it (the change is then made by the same service as any
+    edit, voiding the approvals it touches) or reject it."""
+
+    version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="proposals"
+    )
+    dataset_version = models.ForeignKey(
+        DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="proposals"
+    )
+    # {field: new value}, licences normalised; `before` holds the values they replace.
+    changes = models.JSONField()
+    before = models.JSONField()
+    # {field: why it could weaken a check}, and what made the evidence protected when proposed.
+    weakening = models.JSONField(default=dict, blank=True)
+    protected_because = models.TextField(blank=True)
+    reason = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=16, choices=ProposalStatus.choices, default=ProposalStatus.PENDING
+    )
+    proposed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    proposed_at = models.DateTimeField(auto_now_add=True)
+    concluded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    concluded_at = models.DateTimeField(null=True, blank=True)
+    conclusion = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at", "-id"]
+        verbose_name = "evidence change proposal"
+        constraints = [
+            choices_check("status", ProposalStatus, "evidence_proposal_status_valid"),
+            models.CheckConstraint(
+                condition=Q(version__isnull=False, dataset_version__isnull=True)
+                | Q(version__isnull=True, dataset_version__isnull=False),
+                name="evidence_proposal_one_target",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=ProposalStatus.PENDING, concluded_at__isnull=True)
+                | (~Q(status=ProposalStatus.PENDING) & Q(concluded_at__isnull=False)),
+                name="evidence_proposal_concluded_when_not_pending",
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "proposed_at"])]
+
+    def __str__(self) -> str:
+        return f"proposal #{self.pk} on {self.target}"
+
+    @property
+    def target(self) -> "ModelVersion | DatasetVersion":
+        target = self.version if self.version_id is not None else self.dataset_version
+        assert target is not None
+        return target

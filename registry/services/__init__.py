@@ -62,6 +62,12 @@ from registry.services.inspections import (
     artefact_inspection_run,
     inspections_sweep,
 )
+from registry.services.proposals import (
+    dataset_version_edit,
+    evidence_proposal_accept,
+    evidence_proposal_reject,
+    version_edit,
+)
 from registry.services.upstream import upstream_import
 
 __all__ = [
@@ -86,10 +92,13 @@ __all__ = [
     "dataset_create",
     "dataset_update",
     "dataset_version_create",
+    "dataset_version_edit",
     "dataset_version_update",
     "deliveries_sweep",
     "delivery_stale_before",
     "event_publish",
+    "evidence_proposal_accept",
+    "evidence_proposal_reject",
     "inspections_sweep",
     "model_create",
     "model_insert",
@@ -107,6 +116,7 @@ __all__ = [
     "version_create",
     "version_draft_prepare",
     "version_draft_save",
+    "version_edit",
     "version_promote",
     "version_register",
     "version_update",

@@ -204,8 +204,10 @@ def version_insert(
     return instance
 
 
-@transaction.atomic
-def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
+def version_changes_checked(
+    *, actor: Actor, version: ModelVersion, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """`changes` to a version with licences normalised, once `actor` may make them at all."""
     compliance_fields = set(changes) & COMPLIANCE_ONLY_FIELDS
     if compliance_fields and not is_compliance(actor):
         raise PermissionRefused.for_field(
@@ -214,7 +216,15 @@ def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, An
     # Compliance staff conclude evidence changes on any team's versions (registry.evidence).
     if set(changes) - COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         require_team_write(actor, version.model.team)
-    changes = normalise_licences(dict(changes))
+    return normalise_licences(dict(changes))
+
+
+@transaction.atomic
+def version_update(*, actor: Actor, version: ModelVersion, changes: dict[str, Any]) -> ModelVersion:
+    """Change a version's fields. A change that could weaken protected evidence is refused to
+    anyone but compliance staff (403 `evidence_protected`); `registry.services.proposals`
+    records it as a proposal instead, which is what the API and the admin do."""
+    changes = version_changes_checked(actor=actor, version=version, changes=changes)
     refuse_weakening(actor, version, changes)
     before = apply_changes(version, changes, VERSION_UPDATABLE | COMPLIANCE_ONLY_FIELDS)
     version.save()
@@ -297,10 +307,10 @@ def dataset_version_create(
     return instance
 
 
-@transaction.atomic
-def dataset_version_update(
+def dataset_version_changes_checked(
     *, actor: Actor, dataset_version: DatasetVersion, changes: dict[str, Any]
-) -> DatasetVersion:
+) -> dict[str, Any]:
+    """`changes` to a dataset version with licences normalised, once `actor` may make them."""
     if set(changes) & COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         raise PermissionRefused.for_field(
             "licence_concluded", "Only compliance staff can set the concluded licence."
@@ -308,7 +318,17 @@ def dataset_version_update(
     # Compliance staff conclude evidence changes on any team's versions (registry.evidence).
     if set(changes) - COMPLIANCE_ONLY_FIELDS and not is_compliance(actor):
         require_team_write(actor, dataset_version.dataset.team)
-    changes = normalise_licences(dict(changes))
+    return normalise_licences(dict(changes))
+
+
+@transaction.atomic
+def dataset_version_update(
+    *, actor: Actor, dataset_version: DatasetVersion, changes: dict[str, Any]
+) -> DatasetVersion:
+    """Change a dataset version's fields; weakening protected evidence as `version_update`."""
+    changes = dataset_version_changes_checked(
+        actor=actor, dataset_version=dataset_version, changes=changes
+    )
     refuse_weakening(actor, dataset_version, changes)
     before = apply_changes(
         dataset_version, changes, DATASET_VERSION_UPDATABLE | COMPLIANCE_ONLY_FIELDS

@@ -59,15 +59,21 @@ def test_an_engineer_cannot_lower_the_tier_after_an_approval(
     approval enough."""
     carol, dan = reviewers
     services.approval_record(actor=carol, version=candidate, stage="production")
+    # The service refuses it to an engineer; the API records it as a proposal instead
+    # (tests/registry/test_proposals.py), changing nothing either way.
+    with pytest.raises(PermissionRefused) as refused:
+        services.version_update(actor=engineer, version=candidate, changes={"risk_tier": "minimal"})
+    assert refused.value.code == "evidence_protected"
+    assert "lowering the risk tier from high to minimal" in refused.value.message
+    assert "has a compliance approval" in refused.value.message
+    assert "risk_tier" in refused.value.fields
     response = api_for(engineer).patch(
         f"/api/v1/versions/{candidate.pk}/", {"risk_tier": "minimal"}, format="json"
     )
-    assert response.status_code == 403
-    error = response.json()["error"]
-    assert error["code"] == "evidence_protected"
-    assert "lowering the risk tier from high to minimal" in error["message"]
-    assert "has a compliance approval" in error["message"]
-    assert "risk_tier" in error["fields"]
+    assert response.status_code == 202
+    proposal = response.json()["proposal"]
+    assert proposal["weakening"] == {"risk_tier": "lowering the risk tier from high to minimal"}
+    assert "has a compliance approval" in proposal["protected_because"]
     candidate.refresh_from_db()
     assert candidate.risk_tier == "high"
     # Compliance may conclude it; the approval given for the high tier then stops counting.

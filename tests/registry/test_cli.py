@@ -178,3 +178,44 @@ def test_versions_update_failures(cli, capsys, make_version, outsider, other_tea
     with pytest.raises(SystemExit) as usage:
         cli(["versions", "update", str(version), "--risk-tier", "extreme"])
     assert usage.value.code == 2
+
+
+def test_a_weakening_update_is_proposed_and_compliance_concludes_it(
+    cli, capsys, make_user, make_version
+):
+    from registry import services
+    from registry.models import StagePolicy
+
+    StagePolicy.objects.update_or_create(
+        stage="production",
+        risk_tier="high",
+        defaults={"required_checks": ["metadata", "approvals"], "approvals_required": 1},
+    )
+    carol, dan = make_user("carol", compliance=True), make_user("dan", compliance=True)
+    version = make_version(risk_tier="high", intended_use="Routing", known_limitations="EN")
+    services.approval_record(actor=carol, version=version, stage="production")
+    ref = str(version)
+    assert cli(["versions", "update", ref, "--risk-tier", "minimal", "--reason", "reassessed"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Proposed, not changed: ")
+    assert "lowering the risk tier from high to minimal" in out
+    version.refresh_from_db()
+    assert version.risk_tier == "high"
+
+    officer = ["--token", Token.objects.create(user=dan).key]
+    assert cli([*officer, "proposals", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert ref in listed and "reassessed" in listed and "alice" in listed
+    assert cli([*officer, "proposals", "list", "--version", ref, "--json"]) == 0
+    (proposal,) = json.loads(capsys.readouterr().out)
+    # The proposer cannot conclude it.
+    assert cli(["proposals", "accept", str(proposal["id"])]) == 2
+    assert "HTTP 403" in capsys.readouterr().err
+    assert cli([*officer, "proposals", "accept", str(proposal["id"]), "--comment", "ok"]) == 0
+    assert f"Accepted #{proposal['id']} on {ref} (accepted): risk_tier: 'high' → 'minimal'" in (
+        capsys.readouterr().out
+    )
+    version.refresh_from_db()
+    assert version.risk_tier == "minimal"
+    assert cli([*officer, "proposals", "list"]) == 0
+    assert ref not in capsys.readouterr().out

@@ -156,11 +156,17 @@ def _update(actor, model, **extra):
     return services.version_update(actor=actor, version=version, changes=extra)
 
 
+def _edit(actor, model, **extra):
+    version = ModelVersion.objects.filter(model=model).first()
+    return services.version_edit(actor=actor, version=version, changes=extra)
+
+
 VERSION_WRITERS = {
     "registry.services.version_create": _create,
     "registry.services.version_register": _register,
     "registry.services.version_draft_prepare": _draft,
     "registry.services.version_update": _update,
+    "registry.services.version_edit": _edit,
     "lineage.services.registration_create": _registration,
     "lineage.services.registration_record": _registration_record,
     "lineage.services.registration_check": _registration_dry_run,
@@ -173,6 +179,7 @@ NOT_VERSION_WRITERS = {
     "registry.services.dataset_update",
     "registry.services.dataset_version_create",
     "registry.services.dataset_version_update",
+    "registry.services.dataset_version_edit",
     "registry.services.model_update",
     "registry.services.team_update",
     "registry.services.webhook_endpoint_update",

@@ -117,9 +117,16 @@ def versions_update(client: ApiClient, args: argparse.Namespace) -> int:
     if not changes:
         raise CliError(f"Nothing to update: give at least one of {', '.join(UPDATABLE.values())}.")
     version = resolve_version(client, args.ref)
-    updated = client.request("PATCH", f"versions/{version['id']}/", json=changes)
+    payload = {**changes, **({"reason": args.reason} if args.reason else {})}
+    updated = client.request("PATCH", f"versions/{version['id']}/", json=payload)
     if args.json:
         print(json.dumps(updated, indent=2))
+    elif "proposal" in updated:
+        # 202: the change could weaken protected gate evidence; nothing changed yet.
+        proposal = updated["proposal"]
+        print(f"Proposed, not changed: {updated['message']}")
+        for why in proposal["weakening"].values():
+            print(f"  {why}")
     else:
         print(f"Updated {updated['ref']}: {', '.join(UPDATABLE[field] for field in changes)}")
     return 0
@@ -171,7 +178,10 @@ def add_commands(commands: Commands) -> None:
         "update",
         help="fill in a version's intended use, known limitations, risk tier, licence",
         description="Change a version's descriptive fields (the gate's metadata check needs "
-        "intended use, known limitations and a declared licence). Only the fields given change.",
+        "intended use, known limitations and a declared licence). Only the fields given change. "
+        "A change that could weaken protected gate evidence (a lower risk tier, another licence, "
+        "fewer limitations of an approved or staged version) is recorded as a proposal for "
+        "compliance to conclude instead, and nothing changes yet.",
         examples=[
             'pedigree versions update acme/support-intent@v2 --known-limitations "English only"',
             "pedigree versions update 42 --risk-tier limited --intended-use @use.md",
@@ -184,5 +194,11 @@ def add_commands(commands: Commands) -> None:
     parser.add_argument("--risk-tier", choices=RISK_TIERS)
     parser.add_argument("--licence", dest="licence_declared", help="declared licence (SPDX)")
     parser.add_argument("--description", metavar="TEXT|@FILE", type=text_or_file)
+    parser.add_argument(
+        "--reason",
+        metavar="TEXT|@FILE",
+        type=text_or_file,
+        help="why: kept with the proposal when the change needs a compliance conclusion",
+    )
     parser.add_argument("--json", action="store_true", help="print the updated version as JSON")
     parser.set_defaults(handler=versions_update)

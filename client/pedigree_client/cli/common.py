@@ -29,6 +29,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("gate", "may this version enter a stage? exit 0 pass, 1 fail, 2 error"),
     "promote": ("gate", "promote a version (runs the gate)"),
     "approve": ("gate", "approve or reject a version (compliance)"),
+    "proposals": (
+        "proposals",
+        "list, accept or reject proposed changes to protected gate evidence",
+    ),
     "compliance": (
         "gate",
         "does the version still pass the gate of its stage? exit 0 yes, 1 no, 2 error",
