@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("registry", "0009_approval_attestations"),
+        ("registry", "0012_artefact_inspections"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
