@@ -327,8 +327,6 @@ SPECTACULAR_SETTINGS = {
         "StageEnum": "registry.models.Stage",
         "RiskTierEnum": "registry.models.RiskTier",
         "InspectionStatusEnum": "registry.models.InspectionStatus",
-        # The evaluation run's, named as before inspections had a `status` too.
-        "StatusEnum": "evaluators.models.RunStatus",
         "EvaluationDeviceEnum": "evaluators.models.Device",
         "ProposalStatusEnum": "registry.models.ProposalStatus",
         "EvaluationRunStatusEnum": "evaluators.models.RunStatus",
