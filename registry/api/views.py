@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from registry import services
-from registry.api import serializers
+from registry.api import answers, serializers
 from registry.api.base import VERSION_REF_REGEX, acting_user, parsed_query
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
 from registry.gates import failing_checks, gate_evaluate
@@ -141,7 +141,10 @@ class VersionViewSet(CatalogueViewSet):
     def _version(self) -> ModelVersion:
         return self.get_object()
 
-    @extend_schema(parameters=[serializers.GateQuerySerializer], responses={200: dict})
+    @extend_schema(
+        parameters=[serializers.GateQuerySerializer],
+        responses={200: answers.GateAnswerSerializer},
+    )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def gate(self, request, pk=None):
         """May this version enter `stage`? Every check with its reasons; changes nothing."""
@@ -150,7 +153,11 @@ class VersionViewSet(CatalogueViewSet):
         return Response(evaluation.to_dict())
 
     @extend_schema(
-        request=serializers.PromoteSerializer, responses={200: serializers.GateDecisionSerializer}
+        request=serializers.PromoteSerializer,
+        responses={
+            200: serializers.GateDecisionSerializer,
+            409: answers.gate_refusal(serializers.GateDecisionSerializer()),
+        },
     )
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def promote(self, request, pk=None):
@@ -194,12 +201,11 @@ class VersionViewSet(CatalogueViewSet):
         )[:100]
         return Response(serializers.GateDecisionSerializer(decisions, many=True).data)
 
+    @extend_schema(methods=["GET"], responses={200: serializers.ApprovalSerializer(many=True)})
     @extend_schema(
+        methods=["POST"],
         request=serializers.ApprovalInputSerializer,
-        responses={
-            200: serializers.ApprovalSerializer(many=True),
-            201: serializers.ApprovalSerializer,
-        },
+        responses={201: serializers.ApprovalSerializer},
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def approvals(self, request, pk=None):
@@ -214,9 +220,11 @@ class VersionViewSet(CatalogueViewSet):
         )
         return Response(serializers.ApprovalSerializer(approval).data, status=201)
 
+    @extend_schema(methods=["GET"], responses={200: serializers.WaiverSerializer(many=True)})
     @extend_schema(
+        methods=["POST"],
         request=serializers.WaiverInputSerializer,
-        responses={200: serializers.WaiverSerializer(many=True), 201: serializers.WaiverSerializer},
+        responses={201: serializers.WaiverSerializer},
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def waivers(self, request, pk=None):
@@ -279,7 +287,7 @@ class DatasetVersionViewSet(CatalogueViewSet):
         )
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(responses={200: answers.MeSerializer})
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def me(request):
