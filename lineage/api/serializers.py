@@ -150,7 +150,9 @@ class EdgeSerializer(serializers.ModelSerializer):
     parent_ref = serializers.CharField(source="parent", read_only=True)
     parent_unresolved = serializers.BooleanField(source="parent.unresolved", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    relation_confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    relation_confirmed_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = LineageEdge
@@ -232,7 +234,9 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 class HoldSerializer(serializers.ModelSerializer):
     version_ref = serializers.CharField(source="version", read_only=True)
     placed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     active = serializers.BooleanField(read_only=True)
 
     class Meta:

@@ -78,7 +78,9 @@ def error_response(description: str, *, retry_after: bool = False) -> dict[str, 
 
 def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Postprocessing hook: the error envelope as a component, and on every operation the
-    error statuses that apply to it; a status a view documents itself is left as it is."""
+    error statuses that apply to it. A view may document an error status itself: with a body
+    of its own it is left as it is, with a description alone (`OpenApiResponse(description=…)`)
+    it gets the envelope."""
     result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
     for item in result.get("paths", {}).values():
         for method, operation in item.items():
@@ -86,6 +88,9 @@ def document_errors(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
                 continue
             has_ids = any(p.get("in") == "path" for p in operation.get("parameters", []))
             responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                if status.isdigit() and int(status) >= 400 and "content" not in response:
+                    response.update(error_response(response.get("description", "")))
             for status, (description, methods, needs_ids) in ERROR_STATUSES.items():
                 if method in methods and (has_ids or not needs_ids):
                     responses.setdefault(

@@ -6,7 +6,6 @@ be a server error, or have a status, content type or body that the schema does n
 import zlib
 
 import pytest
-import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
@@ -18,11 +17,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from config.wsgi import application
-from licensing.models import HubLicenceMapping, LicenceWaiver
-from lineage import services as lineage_services
-from lineage.services import ParentSpec
-from registry.models import StagePolicy
+from tests.api.conftest import SCHEMA
 
 CHECKS = [
     not_a_server_error,
@@ -34,59 +29,6 @@ CHECKS = [
 MAX_EXAMPLES = 5
 
 
-@pytest.fixture
-def catalogue(
-    settings,
-    tmp_path,
-    seeded,
-    engineer,
-    outsider,
-    compliance_user,
-    team,
-    other_team,
-    make_model,
-    make_version,
-    make_dataset_version,
-):
-    """A few objects of every kind, so that generated ids often name real ones: an upstream base,
-    a derived version trained on a dataset, another team's private descendant with a hold (a
-    hidden node for the engineer), and the governance records around them."""
-    settings.ARTEFACT_ROOTS = [tmp_path / "artefacts"]
-    settings.ARTEFACT_STORE = tmp_path / "artefacts"
-    settings.ARTEFACT_ROOTS[0].mkdir()
-    settings.HUB_ALLOWED_HOSTS = []
-    base_model = make_model("upstream/base", kind="upstream", visibility="internal")
-    base = make_version(base_model, version="main")
-    data = make_dataset_version("acme/tickets")
-    derived = make_version(make_model("acme/classifier"), version="v1")
-    lineage_services.edges_create(
-        actor=engineer, child=derived, parents=[ParentSpec(base, "finetune")]
-    )
-    hidden = make_version(
-        make_model("globex/secret", actor=outsider, owner=other_team), actor=outsider
-    )
-    lineage_services.edges_create(
-        actor=outsider, child=hidden, parents=[ParentSpec(base, "adapter")]
-    )
-    lineage_services.hold_place(
-        actor=compliance_user, version=hidden, reason="Licence under review"
-    )
-    return {
-        "versions": [base.pk, derived.pk, hidden.pk],
-        "datasets": [data.dataset_id],
-        "dataset-versions": [data.pk],
-        "stage-policies": list(StagePolicy.objects.values_list("pk", flat=True)[:3]),
-        "teams": [team.pk, other_team.pk],
-        "models": [base_model.pk, derived.model_id],
-        "hub-licences": list(HubLicenceMapping.objects.values_list("hub_id", flat=True)[:3]),
-        "licences": ["MIT", "Apache-2.0", "CC-BY-NC-4.0"],
-        "licence-waivers": list(LicenceWaiver.objects.values_list("pk", flat=True)),
-        "edge_id": list(derived.parent_edges.values_list("pk", flat=True)),
-    }
-
-
-# The schema `/api/schema/` serves, read through the WSGI app as a client would.
-SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 OPERATIONS = [result.ok() for result in SCHEMA.get_all_operations()]
 
 
