@@ -9,6 +9,7 @@ from registry.models import (
     Approval,
     ApprovalDecision,
     CheckWaiver,
+    ComplianceState,
     ComplianceStatus,
     Dataset,
     DatasetVersion,
@@ -359,6 +360,11 @@ class StagePolicySerializer(serializers.ModelSerializer):
 
 class ComplianceStatusSerializer(serializers.ModelSerializer):
     version = serializers.StringRelatedField()
+    # Null for a version no gate judges (archived), which has no stored status.
+    state = serializers.ChoiceField(
+        choices=ComplianceState.choices, allow_null=True, read_only=True
+    )
+    computed_at = serializers.DateTimeField(allow_null=True, read_only=True)
 
     class Meta:
         model = ComplianceStatus

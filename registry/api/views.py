@@ -18,6 +18,7 @@ from registry.gates import failing_checks, gate_evaluate
 from registry.models import (
     Approval,
     CheckWaiver,
+    ComplianceStatus,
     Dataset,
     DatasetVersion,
     GateDecision,
@@ -189,9 +190,9 @@ class VersionViewSet(CatalogueViewSet):
         stage (else out of compliance, with the reasons), and the next one it wants?"""
         version = self._version()
         status = services.compliance_recheck(version_ids=[version.pk])
-        if not status:
-            return Response({"version": str(version), "stage": version.stage, "state": None})
-        return Response(serializers.ComplianceStatusSerializer(status[0]).data)
+        # An archived version is judged by no gate: the same fields, with no state.
+        unjudged = ComplianceStatus(version=version, stage=version.stage, state=None)
+        return Response(serializers.ComplianceStatusSerializer((status or [unjudged])[0]).data)
 
     @extend_schema(responses={200: serializers.GateDecisionSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)

@@ -10,6 +10,7 @@ from config.wsgi import application
 from licensing.models import HubLicenceMapping, LicenceWaiver
 from lineage import services as lineage_services
 from lineage.services import DatasetUse, ParentSpec
+from registry import services
 from registry.models import StagePolicy
 
 # The schema `/api/schema/` serves, read through the WSGI app as a client would.
@@ -48,7 +49,7 @@ def catalogue(
 ):
     """A few objects of every kind, so that generated ids often name real ones: an upstream base,
     a derived version trained on a dataset, another team's private descendant with a hold (a
-    hidden node for the engineer), and the governance records around them."""
+    hidden node for the engineer), an archived version, and the governance records around them."""
     settings.ARTEFACT_ROOTS = [tmp_path / "artefacts"]
     settings.ARTEFACT_STORE = tmp_path / "artefacts"
     settings.ARTEFACT_ROOTS[0].mkdir()
@@ -76,10 +77,12 @@ def catalogue(
     hold = lineage_services.hold_place(
         actor=compliance_user, version=hidden, reason="Licence under review"
     )
+    retired = make_version(make_model("acme/retired"), version="old")
+    services.version_promote(actor=engineer, version=retired, stage="archived")
     # Keyed by the first path segment after /api/v1/ (and `edge_id`); versions: base, derived,
-    # hidden.
+    # hidden, retired (archived).
     return {
-        "versions": [base.pk, derived.pk, hidden.pk],
+        "versions": [base.pk, derived.pk, hidden.pk, retired.pk],
         "holds": [hold.pk],
         "datasets": [data.dataset_id],
         "dataset-versions": [data.pk],

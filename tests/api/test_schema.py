@@ -174,7 +174,7 @@ def test_lineage_answers_with_placeholders_are_typed(exchange, catalogue, engine
     assert component_of("/api/v1/versions/{id}/lineage/") == "LineageGraph"
     assert component_of("/api/v1/versions/{id}/path/") == "LineagePath"
     assert component_of("/api/v1/versions/{id}/holds/") == "VersionHolds"
-    base, derived, hidden = catalogue["versions"]
+    base, derived, hidden, _ = catalogue["versions"]
     graph = exchange(
         engineer,
         "GET",
@@ -247,3 +247,15 @@ def test_an_earlier_policy_revision_keeps_the_contract(exchange, catalogue, comp
     assert earlier["revision"] == 1
     assert all(row["updated_at"] == earlier["updated_at"] for row in earlier["rules"])
     assert exchange(compliance_user, "GET", template, f"{template}?revision=99").status_code == 404
+
+
+def test_an_archived_version_answers_its_compliance_in_the_same_shape(
+    exchange, catalogue, engineer
+):
+    """No gate judges an archived version: every field of the answer, `state` null."""
+    retired = catalogue["versions"][3]
+    template = "/api/v1/versions/{id}/compliance/"
+    answer = exchange(engineer, "GET", template, f"/api/v1/versions/{retired}/compliance/").json
+    assert answer["stage"] == "archived"
+    assert answer["state"] is None and answer["computed_at"] is None
+    assert answer["failing"] == [] and answer["current_passed"] is None
