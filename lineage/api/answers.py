@@ -84,7 +84,10 @@ class DatasetNodeSerializer(serializers.Serializer):
 
 
 class DerivationEdgeSerializer(serializers.Serializer):
-    source = serializers.CharField(help_text="The parent's node key.")
+    # Declared fields leave the class (DRF's metaclass): no clash with Field.source.
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="The parent's node key."
+    )
     target = serializers.CharField(help_text="The child's node key.")
     kind = serializers.ChoiceField(choices=DERIVATION_EDGE)
     relation = serializers.ChoiceField(choices=Relation.choices)
@@ -94,7 +97,9 @@ class DerivationEdgeSerializer(serializers.Serializer):
 
 
 class TrainingDataEdgeSerializer(serializers.Serializer):
-    source = serializers.CharField(help_text="The dataset's node key.")
+    source = serializers.CharField(  # type: ignore[assignment]
+        help_text="The dataset's node key."
+    )
     target = serializers.CharField(help_text="The trained version's node key.")
     kind = serializers.ChoiceField(choices=TRAINING_DATA_EDGE)
     role = serializers.ChoiceField(choices=DatasetRole.choices)
@@ -129,7 +134,7 @@ class PathVersionSerializer(serializers.Serializer):
 
 
 class PathEdgeSerializer(serializers.Serializer):
-    parent = serializers.IntegerField(allow_null=True)
+    parent = serializers.IntegerField(allow_null=True)  # type: ignore[assignment]
     child = serializers.IntegerField(allow_null=True)
     relation = serializers.ChoiceField(choices=Relation.choices)
 

@@ -234,9 +234,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 class HoldSerializer(serializers.ModelSerializer):
     version_ref = serializers.CharField(source="version", read_only=True)
     placed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(
-        slug_field="username", read_only=True, allow_null=True
-    )
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     active = serializers.BooleanField(read_only=True)
 
     class Meta:

@@ -21,7 +21,10 @@ class GateCheckSerializer(serializers.Serializer):
 
     check = serializers.CharField()
     passed = serializers.BooleanField()
-    required = serializers.BooleanField(help_text="False: reported, never refuses.")
+    # DRF's metaclass moves declared fields off the class: this does not shadow Field.required.
+    required = serializers.BooleanField(  # type: ignore[assignment]
+        help_text="False: reported, never refuses."
+    )
     reasons = serializers.ListField(child=serializers.CharField())
     evidence = serializers.DictField(
         help_text="What the check relied on: digests, policy revision, run and hold ids."
