@@ -3,6 +3,8 @@ object, and `exchange`: one request through the WSGI app whose answer must keep 
 
 import pytest
 import schemathesis
+from django.core import signals
+from django.db import close_old_connections
 from rest_framework.authtoken.models import Token
 from werkzeug.test import Client, TestResponse
 
@@ -15,6 +17,18 @@ from registry.models import StagePolicy
 
 # The schema `/api/schema/` serves, read through the WSGI app as a client would.
 SCHEMA = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
+
+
+@pytest.fixture(autouse=True)
+def _connection_kept_open():
+    """Requests run through the WSGI app inside the test's transaction: as Django's own test
+    client does, keep the handler from closing the connection when a request ends (on
+    PostgreSQL that would end the transaction and every request after it)."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
 
 
 @pytest.fixture
