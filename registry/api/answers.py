@@ -2,7 +2,7 @@
 serializers so that the OpenAPI schema types them instead of saying `object`. They document;
 the views return the services' data as it is, and the contract test holds the two together."""
 
-from drf_spectacular.utils import inline_serializer
+from drf_spectacular.utils import extend_schema_field, inline_serializer
 from rest_framework import serializers
 
 from registry.gates import DISTRIBUTIONS, USES
@@ -43,6 +43,16 @@ class GatePolicySerializer(serializers.Serializer):
     required_checks = serializers.ListField(child=serializers.CharField())
     approvals_required = serializers.IntegerField()
     revision = serializers.IntegerField()
+
+
+@extend_schema_field(GateCheckSerializer(many=True))
+class GateChecksField(serializers.JSONField):
+    """A decision's stored check rows, as the gate answered them."""
+
+
+@extend_schema_field(GatePolicySerializer)
+class GatePolicyField(serializers.JSONField):
+    """A decision's stored stage policy, as the gate applied it."""
 
 
 class GateAnswerSerializer(serializers.Serializer):

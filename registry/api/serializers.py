@@ -3,6 +3,7 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from registry.api.answers import GateChecksField, GatePolicyField
 from registry.api.base import StrictSerializer
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import (
@@ -261,6 +262,8 @@ class PromoteSerializer(GateQuerySerializer):
 class GateDecisionSerializer(serializers.ModelSerializer):
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
     version = serializers.StringRelatedField()
+    results = GateChecksField(read_only=True)
+    policy = GatePolicyField(read_only=True)
 
     class Meta:
         model = GateDecision
