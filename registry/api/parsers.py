@@ -3,6 +3,7 @@ are a 400, never a RecursionError (a body nested 100,000 deep took the server to
 are bodies with a NUL character in a string or key, which PostgreSQL can store in neither text
 nor jsonb (a NUL in a model name or in hyperparameters was a 500 there, a 400 on SQLite)."""
 
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +20,7 @@ def _depth_and_nul(value: Any) -> tuple[int, bool]:
         if isinstance(item, str):
             nul = nul or "\x00" in item
             continue
+        children: Iterable[Any]
         if isinstance(item, dict):
             nul = nul or any("\x00" in key for key in item)
             children = item.values()
