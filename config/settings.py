@@ -323,13 +323,23 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # The default enum hook, then the one JSON error envelope (`Error`) on every operation.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.document_errors",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "StageEnum": "registry.models.Stage",
         "RiskTierEnum": "registry.models.RiskTier",
         "InspectionStatusEnum": "registry.models.InspectionStatus",
-        "EvaluationDeviceEnum": "evaluators.models.Device",
         "ProposalStatusEnum": "registry.models.ProposalStatus",
         "EvaluationRunStatusEnum": "evaluators.models.RunStatus",
+        "KindEnum": "registry.models.ModelKind",
+        "EvaluationDeviceEnum": "evaluators.models.Device",
+        "VersionNodeKindEnum": "lineage.api.answers.VERSION_NODE",
+        "DatasetNodeKindEnum": "lineage.api.answers.DATASET_NODE",
+        "DerivationEdgeKindEnum": "lineage.api.answers.DERIVATION_EDGE",
+        "TrainingDataEdgeKindEnum": "lineage.api.answers.TRAINING_DATA_EDGE",
     },
 }
 

@@ -72,7 +72,8 @@ class HubLicenceMappingSerializer(serializers.ModelSerializer):
 class LicenceRuleSerializer(serializers.ModelSerializer):
     category = serializers.CharField()
     term_type = serializers.CharField()
-    licence = serializers.SlugRelatedField(slug_field="spdx_id", read_only=True)
+    # Null for rules on a category or condition rather than one licence.
+    licence = serializers.SlugRelatedField(slug_field="spdx_id", read_only=True, allow_null=True)
     stages = serializers.ListField(child=serializers.CharField())
     uses = serializers.ListField(child=serializers.CharField())
     distributions = serializers.ListField(child=serializers.CharField())
@@ -131,7 +132,9 @@ class LicenceWaiverSerializer(serializers.ModelSerializer):
     licence = serializers.CharField(source="licence_id")
     approver = serializers.SlugRelatedField(slug_field="username", read_only=True)
     granted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    revoked_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    revoked_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = LicenceWaiver

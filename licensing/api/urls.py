@@ -23,7 +23,7 @@ urlpatterns = [
     *[
         path(
             f"versions/<version:pk>/export/{name}/",
-            views.VersionExportView.as_view(export_format=name),
+            views.export_view(name).as_view(),
             name=f"version-export-{name}",
         )
         for name in ("spdx-2.3", "spdx-3.0", "model-card")

@@ -78,7 +78,10 @@ class LicencePolicyView(APIView):
 
     @extend_schema(
         parameters=[PolicyQuerySerializer],
-        responses={200: LicencePolicySerializer},
+        responses={
+            200: LicencePolicySerializer,
+            404: OpenApiResponse(description="No active policy, or no such revision."),
+        },
     )
     def get(self, request):
         policy = selectors.active_policy()
@@ -92,7 +95,8 @@ class LicencePolicyView(APIView):
                 raise NotFound(f"The policy has no revision {revision} (now at {policy.revision}).")
             body |= {
                 "revision": stored.revision,
-                "rules": stored.rules,
+                # Stored without it: at revision N, every rule stood as it was made at N.
+                "rules": [rule | {"updated_at": stored.changed_at} for rule in stored.rules],
                 "change": stored.change,
                 "updated_at": stored.changed_at,
             }
@@ -183,9 +187,6 @@ class VersionExportView(APIView):
     permission_classes = [IsAuthenticated]
     export_format = ""
 
-    @extend_schema(
-        responses={200: OpenApiResponse(OpenApiTypes.STR, description="the exported document")}
-    )
     def get(self, request, pk: str):
         version = visible_version(request, pk)
         exported = FORMATS[self.export_format]
@@ -193,3 +194,12 @@ class VersionExportView(APIView):
         response = HttpResponse(text, content_type=exported.content_type)
         response["Content-Disposition"] = f'inline; filename="{exported.filename(version)}"'
         return response
+
+
+def export_view(name: str) -> type[VersionExportView]:
+    """The export view of one format; its schema names the media type that format answers in."""
+    media_type = FORMATS[name].content_type.split(";")[0]
+    body = OpenApiTypes.STR if media_type.startswith("text/") else OpenApiTypes.OBJECT
+    document = OpenApiResponse(body, description=f"the {name} document")
+    view = type(f"VersionExport_{name}_View", (VersionExportView,), {"export_format": name})
+    return extend_schema(responses={(200, media_type): document})(view)

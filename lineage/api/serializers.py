@@ -151,7 +151,9 @@ class EdgeSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
     parent_ref = serializers.CharField(source="parent", read_only=True)
     parent_unresolved = serializers.BooleanField(source="parent.unresolved", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    relation_confirmed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    relation_confirmed_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = LineageEdge
@@ -243,7 +245,7 @@ class RecordedRunSerializer(TrainingRunSerializer):
 class HoldSerializer(serializers.ModelSerializer):
     version_ref = serializers.CharField(source="version", read_only=True)
     placed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    lifted_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     active = serializers.BooleanField(read_only=True)
 
     class Meta:

@@ -4,7 +4,6 @@ from collections.abc import Callable, Mapping
 
 from django.db.models import QuerySet
 from django.http import Http404
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -14,6 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from lineage import selectors, services
+from lineage.api import answers
 from lineage.api.serializers import (
     DepthQuerySerializer,
     EdgeCorrectionSerializer,
@@ -70,7 +70,7 @@ class RegistrationView(APIView):
     @extend_schema(
         parameters=[RegistrationQuerySerializer],
         request=RegistrationSerializer,
-        responses={201: OpenApiTypes.OBJECT, 200: OpenApiTypes.OBJECT},
+        responses={201: answers.RegisteredSerializer, 200: answers.RegistrationPlanSerializer},
     )
     def post(self, request):
         dry_run = parsed_query(RegistrationQuerySerializer, request)["dry_run"]
@@ -99,7 +99,9 @@ class VersionLineageView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(parameters=[GraphQuerySerializer], responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(
+        parameters=[GraphQuerySerializer], responses={200: answers.LineageGraphSerializer}
+    )
     def get(self, request, pk: str):
         version = visible_version(request, pk)
         query = parsed_query(GraphQuerySerializer, request)
@@ -165,7 +167,7 @@ class PathView(APIView):
 
     @extend_schema(
         parameters=[OpenApiParameter("to", str, description="version id or MODEL@VERSION")],
-        responses={200: OpenApiTypes.OBJECT},
+        responses={200: answers.LineagePathSerializer},
     )
     def get(self, request, pk: str):
         version = visible_version(request, pk)
@@ -277,7 +279,7 @@ class VersionHoldsView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: answers.VersionHoldsSerializer})
     def get(self, request, pk: str):
         version = visible_version(request, pk)
         holds = list(selectors.active_holds_on(version.pk))

@@ -10,7 +10,7 @@ from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.core.files.uploadedfile import UploadedFile
 from django.core.files.uploadhandler import FileUploadHandler
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.parsers import MultiPartParser
 from rest_framework.permissions import IsAuthenticated
@@ -125,7 +125,7 @@ class ArtefactUploadSerializer(serializers.ModelSerializer):
         slug_field="username", read_only=True
     )
     consumed_by: serializers.StringRelatedField[ModelVersion] = serializers.StringRelatedField(
-        read_only=True
+        read_only=True, allow_null=True
     )
     format = serializers.SerializerMethodField()
     parameter_count = serializers.SerializerMethodField()
@@ -316,7 +316,12 @@ class ArtefactInspectView(APIView):
     parser_classes = [BoundedJSONParser]
 
     @extend_schema(
-        request=ArtefactInspectInput, responses={200: dict, 202: ArtefactInspectionSerializer}
+        request=ArtefactInspectInput,
+        responses={
+            200: dict,
+            202: ArtefactInspectionSerializer,
+            404: OpenApiResponse(description="No artefact at that path that you may read."),
+        },
     )
     def post(self, request):
         data = ArtefactInspectInput(data=request.data)

@@ -3,12 +3,14 @@
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from registry.api.answers import GateChecksField, GatePolicyField
 from registry.api.base import StrictSerializer
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import (
     Approval,
     ApprovalDecision,
     CheckWaiver,
+    ComplianceState,
     ComplianceStatus,
     Dataset,
     DatasetVersion,
@@ -279,6 +281,8 @@ class PromoteSerializer(GateQuerySerializer):
 class GateDecisionSerializer(serializers.ModelSerializer):
     actor = serializers.SlugRelatedField(slug_field="username", read_only=True)
     version = serializers.StringRelatedField()
+    results = GateChecksField(read_only=True)
+    policy = GatePolicyField(read_only=True)
 
     class Meta:
         model = GateDecision
@@ -378,6 +382,11 @@ class StagePolicySerializer(serializers.ModelSerializer):
 
 class ComplianceStatusSerializer(serializers.ModelSerializer):
     version = serializers.StringRelatedField()
+    # Null for a version no gate judges (archived), which has no stored status.
+    state = serializers.ChoiceField(
+        choices=ComplianceState.choices, allow_null=True, read_only=True
+    )
+    computed_at = serializers.DateTimeField(allow_null=True, read_only=True)
 
     class Meta:
         model = ComplianceStatus

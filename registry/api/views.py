@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from registry import services
-from registry.api import serializers
+from registry.api import answers, serializers
 from registry.api.base import VERSION_REF_REGEX, acting_user, parsed_query
 from registry.api.proposals import ProposingUpdateMixin, target_proposals
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
@@ -19,6 +19,7 @@ from registry.gates import failing_checks, gate_evaluate
 from registry.models import (
     Approval,
     CheckWaiver,
+    ComplianceStatus,
     Dataset,
     DatasetVersion,
     EvidenceProposal,
@@ -153,7 +154,10 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     def _version(self) -> ModelVersion:
         return self.get_object()
 
-    @extend_schema(parameters=[serializers.GateQuerySerializer], responses={200: dict})
+    @extend_schema(
+        parameters=[serializers.GateQuerySerializer],
+        responses={200: answers.GateAnswerSerializer},
+    )
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def gate(self, request, pk=None):
         """May this version enter `stage`? Every check with its reasons; changes nothing."""
@@ -162,7 +166,11 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         return Response(evaluation.to_dict())
 
     @extend_schema(
-        request=serializers.PromoteSerializer, responses={200: serializers.GateDecisionSerializer}
+        request=serializers.PromoteSerializer,
+        responses={
+            200: serializers.GateDecisionSerializer,
+            409: answers.gate_refusal(serializers.GateDecisionSerializer()),
+        },
     )
     @action(detail=True, methods=["post"], filter_backends=[], pagination_class=None)
     def promote(self, request, pk=None):
@@ -194,9 +202,13 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         stage (else out of compliance, with the reasons), and the next one it wants?"""
         version = self._version()
         status = services.compliance_recheck(version_ids=[version.pk])
-        if not status:
-            return Response({"version": str(version), "stage": version.stage, "state": None})
-        return Response(serializers.ComplianceStatusSerializer(status[0]).data)
+        # An archived version is judged by no gate: the same fields, with no state.
+        unjudged = ComplianceStatus(  # never saved: a stored status always has a state
+            version=version,
+            stage=version.stage,
+            state=None,  # type: ignore[misc]
+        )
+        return Response(serializers.ComplianceStatusSerializer((status or [unjudged])[0]).data)
 
     @extend_schema(responses={200: serializers.ProposalSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
@@ -212,12 +224,11 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         )[:100]
         return Response(serializers.GateDecisionSerializer(decisions, many=True).data)
 
+    @extend_schema(methods=["GET"], responses={200: serializers.ApprovalSerializer(many=True)})
     @extend_schema(
+        methods=["POST"],
         request=serializers.ApprovalInputSerializer,
-        responses={
-            200: serializers.ApprovalSerializer(many=True),
-            201: serializers.ApprovalSerializer,
-        },
+        responses={201: serializers.ApprovalSerializer},
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def approvals(self, request, pk=None):
@@ -232,9 +243,11 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         )
         return Response(serializers.ApprovalSerializer(approval).data, status=201)
 
+    @extend_schema(methods=["GET"], responses={200: serializers.WaiverSerializer(many=True)})
     @extend_schema(
+        methods=["POST"],
         request=serializers.WaiverInputSerializer,
-        responses={200: serializers.WaiverSerializer(many=True), 201: serializers.WaiverSerializer},
+        responses={201: serializers.WaiverSerializer},
     )
     @action(detail=True, methods=["get", "post"], filter_backends=[], pagination_class=None)
     def waivers(self, request, pk=None):
@@ -308,7 +321,7 @@ class DatasetVersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         return target_proposals(request, dataset_version=self.get_object())
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(responses={200: answers.MeSerializer})
 @api_view(["GET"])
 @permission_classes([IsAuthenticated])
 def me(request):
