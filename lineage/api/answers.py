@@ -81,6 +81,9 @@ class DatasetNodeSerializer(serializers.Serializer):
     ref = serializers.CharField(allow_null=True)
     sha256 = serializers.CharField(allow_null=True)
     licence_declared = serializers.CharField(allow_null=True, allow_blank=True)
+    reference = serializers.BooleanField(
+        help_text="A Hub dataset an upstream card names: no files, so no digest."
+    )
 
 
 class DerivationEdgeSerializer(serializers.Serializer):
@@ -104,6 +107,9 @@ class TrainingDataEdgeSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=TRAINING_DATA_EDGE)
     role = serializers.ChoiceField(choices=DatasetRole.choices)
     sha256 = serializers.CharField(allow_null=True)
+    declared_by_card = serializers.BooleanField(
+        help_text="Named by the upstream model's card, not recorded by a training run."
+    )
 
 
 class LineageGraphSerializer(serializers.Serializer):
@@ -201,3 +207,23 @@ class RegistrationPlanSerializer(serializers.Serializer):
     artefact = PlannedArtefactSerializer()
     parents = PlannedParentSerializer(many=True)
     training_run = PlannedRunSerializer(allow_null=True)
+
+
+class TrainingDataRowSerializer(serializers.Serializer):
+    """One dataset a version was made with; one the caller cannot see has nulls for its id,
+    name, digest, location and licences."""
+
+    dataset_version_id = serializers.IntegerField(allow_null=True)
+    ref = serializers.CharField(allow_null=True)
+    role = serializers.ChoiceField(choices=DatasetRole.choices)
+    declared_by_card = serializers.BooleanField()
+    reference = serializers.BooleanField()
+    sha256 = serializers.CharField(allow_null=True)
+    uri = serializers.CharField(allow_null=True, allow_blank=True)
+    licence_declared = serializers.CharField(allow_null=True, allow_blank=True)
+    licence_concluded = serializers.CharField(allow_null=True, allow_blank=True)
+
+
+class TrainingDataSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    datasets = TrainingDataRowSerializer(many=True)

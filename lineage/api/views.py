@@ -262,7 +262,7 @@ class TrainingDataView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT})
+    @extend_schema(responses={200: answers.TrainingDataSerializer})
     def get(self, request, pk: str):
         version = visible_version(request, pk)
         links = selectors.training_data_of(version)
