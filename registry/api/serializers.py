@@ -413,7 +413,9 @@ class ProposalSerializer(serializers.ModelSerializer):
     target_type = serializers.SerializerMethodField()
     target = serializers.SerializerMethodField()
     proposed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    concluded_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    concluded_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = EvidenceProposal
