@@ -1,0 +1,448 @@
+"""Every operation of the API against the tenancy contract of `tests.api_contract`: team acme
+owns a private model, version, dataset, suite, run, hold, waivers, upload and training run;
+bob of team beta tries each route on them. A route added without a case or an exemption fails
+`test_every_operation_is_covered_or_exempted`."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+from drf_spectacular.generators import SchemaGenerator
+
+from evaluators.models import EvaluationRun
+from evaluators.services import suite_create
+from lineage import services as lineage_services
+from lineage.services import DatasetUse, ParentSpec
+from licensing.models import LicenceWaiver
+from pedigree_client.artefacts import sha256_file
+from registry import services
+from registry.models import ArtefactUpload, Team
+from tests.api_contract import (
+    CREATE,
+    LIST,
+    READ,
+    WRITE,
+    Case,
+    RouteContract,
+    api_operations,
+    stale_entries,
+    unclassified_operations,
+)
+from tests.registry.test_artefacts import build_full_model
+
+pytestmark = pytest.mark.django_db
+
+# Every name acme gives its private objects carries this, so any answer naming one is caught.
+MARK = "zq9"
+
+
+@dataclass
+class World:
+    acme: Team
+    beta: Team
+    alice: Any
+    bob: Any
+    carol: Any
+    base: Any
+    model: Any
+    version: Any
+    edge: Any
+    dataset: Any
+    dataset_version: Any
+    suite: Any
+    run: Any
+    hold: Any
+    licence_waiver: Any
+    upload: ArtefactUpload
+    secrets: list[str]
+
+
+def csv_rows() -> bytes:
+    rows = ["text,label,region"] + [
+        f"ticket {i},{'positive' if i % 2 else 'negative'},{'north' if i % 3 else 'south'}"
+        for i in range(30)
+    ]
+    return ("\n".join(rows) + "\n").encode()
+
+
+@pytest.fixture
+def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for) -> World:
+    store = tmp_path / "store"
+    for slug in ("acme", "beta"):
+        (store / "teams" / slug).mkdir(parents=True)
+    settings.ARTEFACT_ROOTS = [store]
+    settings.ARTEFACT_STORE = store
+    alice = make_user("alice", teams=[team])
+    beta = Team.objects.create(slug="beta", name="Beta Labs")
+    bob = make_user("bob", teams=[beta])
+
+    # An upstream base beta shares with the organisation; acme's private version derives from it.
+    shared = services.model_create(
+        actor=bob, name="beta/shared-base", kind="upstream", team=beta, visibility="internal"
+    )
+    base = services.version_create(
+        actor=bob, model=shared, version="main", artefact_digest="b" * 64,
+        licence_declared="Apache-2.0",
+    )
+    area = store / "teams" / "acme"
+    data_file = area / f"{MARK}-tickets.csv"
+    data_file.write_bytes(csv_rows())
+    dataset = services.dataset_create(actor=alice, name=f"acme/{MARK}-data", team=team)
+    dataset_version = services.dataset_version_create(
+        actor=alice,
+        dataset=dataset,
+        version=f"{MARK}-d1",
+        sha256=sha256_file(data_file),
+        size_bytes=data_file.stat().st_size,
+        uri=data_file.as_uri(),
+        licence_declared="CC-BY-4.0",
+    )
+    version = lineage_services.registration_create(
+        actor=alice,
+        model=f"acme/{MARK}-model",
+        version=f"{MARK}-1",
+        parents=[ParentSpec(base, "finetune")],
+        training_run={
+            "method": "full_finetune",
+            "hyperparameters": {"learning_rate": 0.01},
+            "datasets": [DatasetUse(dataset_version, "train")],
+            "notes": f"{MARK} notes",
+        },
+        artefact_path=str(build_full_model(area / f"{MARK}-weights")),
+        create_model={"team": "acme"},
+        licence_declared="MIT",
+        description=f"{MARK} description",
+    )
+    suite = suite_create(
+        actor=alice,
+        name=f"{MARK}-suite",
+        team=team,
+        dataset_version=dataset_version,
+        input_column="text",
+        label_column="label",
+        sensitive_columns=["region"],
+        min_group_size=5,
+    )
+    # A queued run: nothing needs to execute for its routes to be tried.
+    run = EvaluationRun.objects.create(
+        suite=suite,
+        version=version,
+        artefact_digest=version.artefact_digest,
+        dataset_sha256=suite.dataset_sha256,
+        evaluator="text-classification",
+        requested_by=alice,
+    )
+    hold = lineage_services.hold_place(actor=alice, version=version, reason=f"{MARK} hold reason")
+    expires = timezone.now() + timedelta(days=30)
+    services.check_waiver_grant(
+        actor=compliance_user, version=version, check_name="metadata",
+        reason=f"{MARK} waiver reason", expires_at=expires,
+    )
+    services.approval_record(
+        actor=compliance_user, version=version, stage="staging", comment=f"{MARK} approval"
+    )
+    licence_waiver = LicenceWaiver.objects.create(
+        version=version,
+        artefact_digest=version.artefact_digest,
+        rule_name="no-copyleft",
+        reason=f"{MARK} licence waiver",
+        approver=compliance_user,
+        granted_by=compliance_user,
+        expires_at=expires,
+    )
+    folder = build_full_model(tmp_path / "to-upload")
+    (folder / "README.md").write_text(f"# {MARK} upload\n")
+    files = {
+        path.relative_to(folder).as_posix(): SimpleUploadedFile(path.name, path.read_bytes())
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+    response = api_for(alice).post("/api/v1/artefacts/uploads/", files, format="multipart")
+    assert response.status_code == 201, response.content
+    upload = ArtefactUpload.objects.get(pk=response.json()["id"])
+    version.refresh_from_db()
+    secrets = [
+        MARK,
+        version.artefact_digest,
+        dataset_version.sha256,
+        upload.digest,
+        str(upload.pk),
+    ]
+    return World(
+        acme=team,
+        beta=beta,
+        alice=alice,
+        bob=bob,
+        carol=compliance_user,
+        base=base,
+        model=version.model,
+        version=version,
+        edge=version.parent_edges.get(),
+        dataset=dataset,
+        dataset_version=dataset_version,
+        suite=suite,
+        run=run,
+        hold=hold,
+        licence_waiver=licence_waiver,
+        upload=upload,
+        secrets=secrets,
+    )
+
+
+def by_pk(attribute: str) -> Any:
+    return lambda w: [{"pk": getattr(w, attribute).pk}]
+
+
+def version_refs(w: World, **extra) -> list[dict]:
+    """The version by id and by MODEL@VERSION: two lookups, both confined."""
+    return [{"pk": w.version.pk, **extra}, {"pk": str(w.version), **extra}]
+
+
+PARENT = lambda w: {"parents": [{"version": str(w.base), "relation": "finetune"}]}  # noqa: E731
+RUN = lambda w: {"method": "full_finetune", "hyperparameters": {"learning_rate": 0.01}}  # noqa: E731
+
+CASES: dict[str, Case] = {
+    # Lists: the private object is absent for bob, present for its owner.
+    "GET team-list": Case(LIST, query=lambda w: {"search": "acme"}),
+    "GET model-list": Case(LIST),
+    "GET version-list": Case(LIST),
+    "GET dataset-list": Case(LIST),
+    "GET dataset-version-list": Case(LIST),
+    "GET artefact-upload-list": Case(LIST),
+    "GET hold-list": Case(LIST),
+    "GET evaluation-suite-list": Case(LIST),
+    "GET evaluation-run-list": Case(LIST),
+    "GET licence-waiver-list": Case(LIST),
+    # Details and nested reads.
+    "GET team-detail": Case(READ, lambda w: [{"pk": w.acme.pk}]),
+    "GET model-detail": Case(READ, by_pk("model")),
+    "GET version-detail": Case(READ, version_refs),
+    "GET version-approvals": Case(READ, version_refs),
+    "GET version-compliance": Case(READ, version_refs),
+    "GET version-decisions": Case(READ, version_refs),
+    "GET version-gate": Case(READ, version_refs, query=lambda w: {"stage": "staging"}),
+    "GET version-waivers": Case(READ, version_refs),
+    "GET version-lineage": Case(READ, version_refs),
+    "GET version-ancestors": Case(READ, version_refs),
+    "GET version-descendants": Case(READ, version_refs),
+    "GET version-roots": Case(READ, version_refs),
+    "GET version-path": Case(READ, version_refs, query=lambda w: {"to": w.base.pk}),
+    "GET version-parents": Case(READ, version_refs),
+    "GET version-training-run": Case(READ, version_refs),
+    "GET version-holds": Case(READ, version_refs),
+    "GET version-licence-check": Case(READ, version_refs),
+    "GET version-obligations": Case(READ, version_refs),
+    "GET version-export-spdx-2.3": Case(READ, version_refs),
+    "GET version-export-spdx-3.0": Case(READ, version_refs),
+    "GET version-export-model-card": Case(READ, version_refs),
+    "GET dataset-detail": Case(READ, by_pk("dataset")),
+    "GET dataset-version-detail": Case(READ, by_pk("dataset_version")),
+    "GET dataset-version-trained-models": Case(READ, by_pk("dataset_version")),
+    "GET artefact-upload-detail": Case(READ, by_pk("upload")),
+    "GET hold-detail": Case(READ, by_pk("hold")),
+    "GET evaluation-suite-detail": Case(READ, by_pk("suite")),
+    "GET evaluation-run-detail": Case(READ, by_pk("run")),
+    "GET licence-waiver-detail": Case(READ, by_pk("licence_waiver")),
+    # Writes on the private object: 404 for bob; the owner's bodies try the server-owned fields.
+    "PATCH team-detail": Case(
+        WRITE, lambda w: [{"pk": w.acme.pk}], body=lambda w: {"name": "x"},
+        owner_body=lambda w: {}, owner="carol",
+    ),
+    "PATCH model-detail": Case(
+        WRITE, by_pk("model"), body=lambda w: {"description": "x"}, owner_body=lambda w: {}
+    ),
+    "PATCH version-detail": Case(
+        WRITE, version_refs, body=lambda w: {"description": "x"}, owner_body=lambda w: {}
+    ),
+    "PATCH dataset-detail": Case(
+        WRITE, by_pk("dataset"), body=lambda w: {"description": "x"}, owner_body=lambda w: {}
+    ),
+    "PATCH dataset-version-detail": Case(
+        WRITE, by_pk("dataset_version"), body=lambda w: {"known_biases": "x"},
+        owner_body=lambda w: {},
+    ),
+    "PATCH evaluation-suite-detail": Case(
+        WRITE, by_pk("suite"), body=lambda w: {"description": "x"}, owner_body=lambda w: {}
+    ),
+    "POST version-approvals": Case(
+        WRITE, version_refs, body=lambda w: {"stage": "staging"},
+        owner_body=lambda w: {"stage": "production"}, owner="carol",
+    ),
+    "POST version-waivers": Case(
+        WRITE, version_refs, body=lambda w: {"check": "metadata", "reason": "x"},
+        owner_body=lambda w: {"check": "metadata", "reason": "x"}, owner="carol",
+    ),
+    "POST version-promote": Case(
+        WRITE, version_refs, body=lambda w: {"stage": "staging"},
+        owner_body=lambda w: {"stage": "staging"},
+    ),
+    "POST version-parents": Case(WRITE, version_refs, body=PARENT, owner_body=PARENT),
+    "PATCH version-parent-edge": Case(
+        WRITE,
+        lambda w: [{"pk": w.version.pk, "edge_id": w.edge.pk}],
+        body=lambda w: {"relation": "adapter", "reason": "x"},
+        owner_body=lambda w: {"relation": "adapter", "reason": "x"},
+    ),
+    "POST version-training-run": Case(WRITE, version_refs, body=RUN, owner_body=RUN),
+    "POST version-evaluations": Case(
+        WRITE, version_refs, body=lambda w: {}, owner_body=lambda w: {}
+    ),
+    "POST hold-lift": Case(
+        WRITE, by_pk("hold"), body=lambda w: {"reason": "x"},
+        owner_body=lambda w: {"reason": "x"}, owner="carol",
+    ),
+    "POST evaluation-run-cancel": Case(WRITE, by_pk("run"), owner_body=lambda w: {}),
+    "POST licence-waiver-revoke": Case(
+        WRITE, by_pk("licence_waiver"), owner_body=lambda w: {}, owner="carol"
+    ),
+    # Creations naming acme's objects.
+    "POST team-list": Case(
+        CREATE, body=lambda w: {"slug": "acme", "name": "x"}, owner_body=lambda w: {},
+        owner="carol",
+    ),
+    "POST model-list": Case(
+        CREATE,
+        body=lambda w: {"name": f"beta/{MARK}-squat", "kind": "derived", "team": "acme"},
+        owner_body=lambda w: {"name": "acme/new", "kind": "derived", "team": "acme"},
+    ),
+    "POST version-list": Case(
+        CREATE,
+        body=lambda w: {"model": w.model.name, "version": "v9", "artefact_digest": "c" * 64},
+        owner_body=lambda w: {"model": w.model.name, "version": "v9", "artefact_digest": "c" * 64},
+    ),
+    "POST dataset-list": Case(
+        CREATE,
+        body=lambda w: {"name": "beta/d", "team": "acme"},
+        owner_body=lambda w: {"name": "acme/new-data", "team": "acme"},
+    ),
+    "POST dataset-version-list": Case(
+        CREATE,
+        body=lambda w: {"dataset": w.dataset.name, "version": "v9", "sha256": "c" * 64,
+                        "size_bytes": 1},
+        owner_body=lambda w: {"dataset": w.dataset.name, "version": "v9", "sha256": "c" * 64,
+                              "size_bytes": 1},
+    ),
+    "POST evaluation-suite-list": Case(
+        CREATE,
+        body=lambda w: {"name": "beta-steal", "team": "beta", "dataset_version":
+                        w.dataset_version.pk, "label_column": "label", "input_column": "text"},
+        owner_body=lambda w: {"name": "acme-2", "team": "acme", "dataset_version":
+                              w.dataset_version.pk, "label_column": "label",
+                              "input_column": "text"},
+    ),
+    "POST evaluation-run-list": Case(
+        CREATE,
+        body=lambda w: {"version": str(w.version), "suite": w.suite.name},
+        owner_body=lambda w: {"version": str(w.version), "suite": w.suite.name},
+    ),
+    "POST hold-list": Case(
+        CREATE,
+        body=lambda w: {"version": str(w.version), "reason": "x"},
+        owner_body=lambda w: {"version": str(w.version), "reason": "x"},
+    ),
+    "POST licence-waiver-list": Case(
+        CREATE,
+        body=lambda w: {"version": str(w.version), "rule": "no-copyleft", "reason": "x",
+                        "approver": "carol", "expires_at": None},
+        owner_body=lambda w: {"version": str(w.version), "rule": "no-copyleft", "reason": "x",
+                              "approver": "carol", "expires_at": None},
+        owner="carol",
+    ),
+    "POST registration-create": Case(
+        CREATE,
+        body=lambda w: {
+            "model": f"beta/{MARK}-copy", "version": "v1",
+            "artefact_upload": str(w.upload.pk),
+            "parents": [{"version": str(w.version), "relation": "finetune"}],
+            "create_model": {"team": "beta"},
+        },
+        owner_body=lambda w: {
+            "model": w.model.name, "version": "v9", "artefact_digest": "c" * 64,
+        },
+        # The answer is the registered version: what `POST versions/` refuses, this does too.
+        server_owned=("hub_repo_id", "hub_revision", "artefact_uri", "artefact_size",
+                      "parameter_count", "stage", "registered_by"),
+    ),
+    "POST artefact-inspect": Case(
+        CREATE, body=lambda w: {"path": f"teams/acme/{MARK}-weights"}
+    ),
+    "POST hub-import": Case(
+        CREATE,
+        body=lambda w: {"repo_id": "acme/x", "snapshot_dir": f"teams/acme/{MARK}-weights",
+                        "team": "beta"},
+    ),
+}
+
+EXEMPT: dict[str, str] = {
+    "GET me": "the caller's own identity; names nobody else",
+    "GET api-root": "DRF's index of route names; no data",
+    "GET schema": "the OpenAPI document; no data",
+    "GET api-docs": "the Swagger UI page; no data",
+    "GET stage-policy-list": "stage policies are organisation-wide, edited by compliance",
+    "GET stage-policy-detail": "stage policies are organisation-wide, edited by compliance",
+    "GET licence-list": "the licence catalogue (SPDX and curated refs) is shared by every team",
+    "GET licence-detail": "the licence catalogue is shared by every team",
+    "GET hub-licence-list": "the Hub licence id mapping is shared by every team",
+    "GET hub-licence-detail": "the Hub licence id mapping is shared by every team",
+    "GET licence-policy": "the licence policy is organisation-wide",
+    "POST artefact-upload-list": "creates the caller's own upload; names no existing object",
+}
+
+
+def test_every_operation_is_covered_or_exempted():
+    """A route (or a method of one) added to the URL conf fails here until it has a case."""
+    operations = api_operations()
+    assert len(operations) > 60
+    assert unclassified_operations(CASES, EXEMPT) == []
+    assert stale_entries(CASES, EXEMPT) == []
+
+
+@pytest.fixture
+def contract(world, api_for):
+    def make(key: str) -> RouteContract:
+        op = next(op for op in api_operations() if op.key == key)
+        return RouteContract(op, CASES[key], world, api_for, world.secrets)
+
+    return make
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_anonymous_is_refused(contract, key):
+    contract(key).check_anonymous()
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_another_team_cannot_reach_the_object(contract, key):
+    contract(key).check_other_team()
+
+
+SCHEMA: dict = {}
+
+
+@pytest.mark.parametrize("key", sorted(k for k, case in CASES.items() if case.owner_body))
+def test_server_owned_fields_are_refused(contract, key):
+    if not SCHEMA:
+        SCHEMA.update(SchemaGenerator().get_schema(request=None, public=True))
+    tried = contract(key).check_server_owned(SCHEMA)
+    assert tried, f"{key}: no server-owned field to try"
+
+
+def test_the_fields_named_by_the_issue_are_among_those_refused(contract):
+    """Import squatting: hub repo and revision, artefact URI and size, parameter counts."""
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    for key in ("POST version-list", "PATCH version-detail"):
+        tried = contract(key).check_server_owned(schema)
+        assert {"hub_repo_id", "hub_revision", "artefact_uri", "artefact_size",
+                "parameter_count", "stage"} <= set(tried)
+
+
+def test_anonymous_is_refused_on_exempt_routes(api_for):
+    api = api_for(None)
+    for url in ("/api/v1/me/", "/api/v1/stage-policies/", "/api/v1/licences/",
+                "/api/v1/hub-licences/", "/api/v1/licence-policy/"):
+        assert api.get(url).status_code == 401, url
+    assert api.post("/api/v1/artefacts/uploads/", {}).status_code == 401
+
