@@ -76,6 +76,7 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
     settings.ARTEFACT_ROOTS = [store]
     settings.ARTEFACT_STORE = store
     alice = make_user("alice", teams=[team])
+    Team.objects.filter(pk=team.pk).update(description=f"{MARK} team")
     beta = Team.objects.create(slug="beta", name="Beta Labs")
     bob = make_user("bob", teams=[beta])
 
@@ -201,6 +202,10 @@ def version_refs(w: World, **extra) -> list[dict]:
     return [{"pk": w.version.pk, **extra}, {"pk": str(w.version), **extra}]
 
 
+def in_days(days: int) -> str:
+    return (timezone.now() + timedelta(days=days)).isoformat()
+
+
 PARENT = lambda w: {"parents": [{"version": str(w.base), "relation": "finetune"}]}  # noqa: E731
 RUN = lambda w: {"method": "full_finetune", "hyperparameters": {"learning_rate": 0.01}}  # noqa: E731
 
@@ -273,7 +278,8 @@ CASES: dict[str, Case] = {
     ),
     "POST version-waivers": Case(
         WRITE, version_refs, body=lambda w: {"check": "metadata", "reason": "x"},
-        owner_body=lambda w: {"check": "metadata", "reason": "x"}, owner="carol",
+        owner_body=lambda w: {"check": "metadata", "reason": "x", "expires_at": in_days(30)},
+        owner="carol",
     ),
     "POST version-promote": Case(
         WRITE, version_refs, body=lambda w: {"stage": "staging"},
@@ -294,10 +300,9 @@ CASES: dict[str, Case] = {
         WRITE, by_pk("hold"), body=lambda w: {"reason": "x"},
         owner_body=lambda w: {"reason": "x"}, owner="carol",
     ),
-    "POST evaluation-run-cancel": Case(WRITE, by_pk("run"), owner_body=lambda w: {}),
-    "POST licence-waiver-revoke": Case(
-        WRITE, by_pk("licence_waiver"), owner_body=lambda w: {}, owner="carol"
-    ),
+    # These take no body, so there is no field to try on them.
+    "POST evaluation-run-cancel": Case(WRITE, by_pk("run")),
+    "POST licence-waiver-revoke": Case(WRITE, by_pk("licence_waiver"), owner="carol"),
     # Creations naming acme's objects.
     "POST team-list": Case(
         CREATE, body=lambda w: {"slug": "acme", "name": "x"}, owner_body=lambda w: {},
@@ -348,7 +353,7 @@ CASES: dict[str, Case] = {
         body=lambda w: {"version": str(w.version), "rule": "no-copyleft", "reason": "x",
                         "approver": "carol", "expires_at": None},
         owner_body=lambda w: {"version": str(w.version), "rule": "no-copyleft", "reason": "x",
-                              "approver": "carol", "expires_at": None},
+                              "approver": "carol", "expires_at": in_days(30)},
         owner="carol",
     ),
     "POST registration-create": Case(
