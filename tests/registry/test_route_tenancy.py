@@ -14,9 +14,9 @@ from drf_spectacular.generators import SchemaGenerator
 
 from evaluators.models import EvaluationRun
 from evaluators.services import suite_create
+from licensing.models import LicenceWaiver
 from lineage import services as lineage_services
 from lineage.services import DatasetUse, ParentSpec
-from licensing.models import LicenceWaiver
 from pedigree_client.artefacts import sha256_file
 from registry import services
 from registry.models import ArtefactUpload, Team
@@ -57,6 +57,7 @@ class World:
     hold: Any
     licence_waiver: Any
     upload: ArtefactUpload
+    child: Any
     secrets: list[str]
 
 
@@ -85,7 +86,10 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
         actor=bob, name="beta/shared-base", kind="upstream", team=beta, visibility="internal"
     )
     base = services.version_create(
-        actor=bob, model=shared, version="main", artefact_digest="b" * 64,
+        actor=bob,
+        model=shared,
+        version="main",
+        artefact_digest="b" * 64,
         licence_declared="Apache-2.0",
     )
     area = store / "teams" / "acme"
@@ -139,8 +143,11 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
     hold = lineage_services.hold_place(actor=alice, version=version, reason=f"{MARK} hold reason")
     expires = timezone.now() + timedelta(days=30)
     services.check_waiver_grant(
-        actor=compliance_user, version=version, check_name="metadata",
-        reason=f"{MARK} waiver reason", expires_at=expires,
+        actor=compliance_user,
+        version=version,
+        check_name="metadata",
+        reason=f"{MARK} waiver reason",
+        expires_at=expires,
     )
     services.approval_record(
         actor=compliance_user, version=version, stage="staging", comment=f"{MARK} approval"
@@ -154,6 +161,34 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
         granted_by=compliance_user,
         expires_at=expires,
     )
+    # Acme shares a child of its private version, trained on its private data, and compliance
+    # evaluates it and beta's base on acme's private suite: the organisation sees the child
+    # and the base, and nothing of what they came from or were measured on.
+    child = lineage_services.registration_create(
+        actor=alice,
+        model="acme/open-child",
+        version="v1",
+        parents=[ParentSpec(version, "finetune")],
+        training_run={
+            "method": "full_finetune",
+            "hyperparameters": {"learning_rate": 0.01},
+            "datasets": [DatasetUse(dataset_version, "train")],
+        },
+        artefact_digest="d" * 64,
+        create_model={"team": "acme", "visibility": "internal"},
+        licence_declared="MIT",
+    )
+    for evaluated, base_version in ((child, version), (base, None)):
+        EvaluationRun.objects.create(
+            suite=suite,
+            version=evaluated,
+            artefact_digest=evaluated.artefact_digest,
+            dataset_sha256=suite.dataset_sha256,
+            evaluator="text-classification",
+            base_version=base_version,
+            base_digest=base_version.artefact_digest if base_version else "",
+            requested_by=compliance_user,
+        )
     folder = build_full_model(tmp_path / "to-upload")
     (folder / "README.md").write_text(f"# {MARK} upload\n")
     files = {
@@ -189,6 +224,7 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
         hold=hold,
         licence_waiver=licence_waiver,
         upload=upload,
+        child=child,
         secrets=secrets,
     )
 
@@ -253,8 +289,11 @@ CASES: dict[str, Case] = {
     "GET licence-waiver-detail": Case(READ, by_pk("licence_waiver")),
     # Writes on the private object: 404 for bob; the owner's bodies try the server-owned fields.
     "PATCH team-detail": Case(
-        WRITE, lambda w: [{"pk": w.acme.pk}], body=lambda w: {"name": "x"},
-        owner_body=lambda w: {}, owner="carol",
+        WRITE,
+        lambda w: [{"pk": w.acme.pk}],
+        body=lambda w: {"name": "x"},
+        owner_body=lambda w: {},
+        owner="carol",
     ),
     "PATCH model-detail": Case(
         WRITE, by_pk("model"), body=lambda w: {"description": "x"}, owner_body=lambda w: {}
@@ -266,23 +305,32 @@ CASES: dict[str, Case] = {
         WRITE, by_pk("dataset"), body=lambda w: {"description": "x"}, owner_body=lambda w: {}
     ),
     "PATCH dataset-version-detail": Case(
-        WRITE, by_pk("dataset_version"), body=lambda w: {"known_biases": "x"},
+        WRITE,
+        by_pk("dataset_version"),
+        body=lambda w: {"known_biases": "x"},
         owner_body=lambda w: {},
     ),
     "PATCH evaluation-suite-detail": Case(
         WRITE, by_pk("suite"), body=lambda w: {"description": "x"}, owner_body=lambda w: {}
     ),
     "POST version-approvals": Case(
-        WRITE, version_refs, body=lambda w: {"stage": "staging"},
-        owner_body=lambda w: {"stage": "production"}, owner="carol",
+        WRITE,
+        version_refs,
+        body=lambda w: {"stage": "staging"},
+        owner_body=lambda w: {"stage": "production"},
+        owner="carol",
     ),
     "POST version-waivers": Case(
-        WRITE, version_refs, body=lambda w: {"check": "metadata", "reason": "x"},
+        WRITE,
+        version_refs,
+        body=lambda w: {"check": "metadata", "reason": "x"},
         owner_body=lambda w: {"check": "metadata", "reason": "x", "expires_at": in_days(30)},
         owner="carol",
     ),
     "POST version-promote": Case(
-        WRITE, version_refs, body=lambda w: {"stage": "staging"},
+        WRITE,
+        version_refs,
+        body=lambda w: {"stage": "staging"},
         owner_body=lambda w: {"stage": "staging"},
     ),
     "POST version-parents": Case(WRITE, version_refs, body=PARENT, owner_body=PARENT),
@@ -297,15 +345,20 @@ CASES: dict[str, Case] = {
         WRITE, version_refs, body=lambda w: {}, owner_body=lambda w: {}
     ),
     "POST hold-lift": Case(
-        WRITE, by_pk("hold"), body=lambda w: {"reason": "x"},
-        owner_body=lambda w: {"reason": "x"}, owner="carol",
+        WRITE,
+        by_pk("hold"),
+        body=lambda w: {"reason": "x"},
+        owner_body=lambda w: {"reason": "x"},
+        owner="carol",
     ),
     # These take no body, so there is no field to try on them.
     "POST evaluation-run-cancel": Case(WRITE, by_pk("run")),
     "POST licence-waiver-revoke": Case(WRITE, by_pk("licence_waiver"), owner="carol"),
     # Creations naming acme's objects.
     "POST team-list": Case(
-        CREATE, body=lambda w: {"slug": "acme", "name": "x"}, owner_body=lambda w: {},
+        CREATE,
+        body=lambda w: {"slug": "acme", "name": "x"},
+        owner_body=lambda w: {},
         owner="carol",
     ),
     "POST model-list": Case(
@@ -325,18 +378,35 @@ CASES: dict[str, Case] = {
     ),
     "POST dataset-version-list": Case(
         CREATE,
-        body=lambda w: {"dataset": w.dataset.name, "version": "v9", "sha256": "c" * 64,
-                        "size_bytes": 1},
-        owner_body=lambda w: {"dataset": w.dataset.name, "version": "v9", "sha256": "c" * 64,
-                              "size_bytes": 1},
+        body=lambda w: {
+            "dataset": w.dataset.name,
+            "version": "v9",
+            "sha256": "c" * 64,
+            "size_bytes": 1,
+        },
+        owner_body=lambda w: {
+            "dataset": w.dataset.name,
+            "version": "v9",
+            "sha256": "c" * 64,
+            "size_bytes": 1,
+        },
     ),
     "POST evaluation-suite-list": Case(
         CREATE,
-        body=lambda w: {"name": "beta-steal", "team": "beta", "dataset_version":
-                        w.dataset_version.pk, "label_column": "label", "input_column": "text"},
-        owner_body=lambda w: {"name": "acme-2", "team": "acme", "dataset_version":
-                              w.dataset_version.pk, "label_column": "label",
-                              "input_column": "text"},
+        body=lambda w: {
+            "name": "beta-steal",
+            "team": "beta",
+            "dataset_version": w.dataset_version.pk,
+            "label_column": "label",
+            "input_column": "text",
+        },
+        owner_body=lambda w: {
+            "name": "acme-2",
+            "team": "acme",
+            "dataset_version": w.dataset_version.pk,
+            "label_column": "label",
+            "input_column": "text",
+        },
     ),
     "POST evaluation-run-list": Case(
         CREATE,
@@ -350,34 +420,55 @@ CASES: dict[str, Case] = {
     ),
     "POST licence-waiver-list": Case(
         CREATE,
-        body=lambda w: {"version": str(w.version), "rule": "no-copyleft", "reason": "x",
-                        "approver": "carol", "expires_at": None},
-        owner_body=lambda w: {"version": str(w.version), "rule": "no-copyleft", "reason": "x",
-                              "approver": "carol", "expires_at": in_days(30)},
+        body=lambda w: {
+            "version": str(w.version),
+            "rule": "no-copyleft",
+            "reason": "x",
+            "approver": "carol",
+            "expires_at": None,
+        },
+        owner_body=lambda w: {
+            "version": str(w.version),
+            "rule": "no-copyleft",
+            "reason": "x",
+            "approver": "carol",
+            "expires_at": in_days(30),
+        },
         owner="carol",
     ),
     "POST registration-create": Case(
         CREATE,
         body=lambda w: {
-            "model": f"beta/{MARK}-copy", "version": "v1",
+            "model": f"beta/{MARK}-copy",
+            "version": "v1",
             "artefact_upload": str(w.upload.pk),
             "parents": [{"version": str(w.version), "relation": "finetune"}],
             "create_model": {"team": "beta"},
         },
         owner_body=lambda w: {
-            "model": w.model.name, "version": "v9", "artefact_digest": "c" * 64,
+            "model": w.model.name,
+            "version": "v9",
+            "artefact_digest": "c" * 64,
         },
         # The answer is the registered version: what `POST versions/` refuses, this does too.
-        server_owned=("hub_repo_id", "hub_revision", "artefact_uri", "artefact_size",
-                      "parameter_count", "stage", "registered_by"),
+        server_owned=(
+            "hub_repo_id",
+            "hub_revision",
+            "artefact_uri",
+            "artefact_size",
+            "parameter_count",
+            "stage",
+            "registered_by",
+        ),
     ),
-    "POST artefact-inspect": Case(
-        CREATE, body=lambda w: {"path": f"teams/acme/{MARK}-weights"}
-    ),
+    "POST artefact-inspect": Case(CREATE, body=lambda w: {"path": f"teams/acme/{MARK}-weights"}),
     "POST hub-import": Case(
         CREATE,
-        body=lambda w: {"repo_id": "acme/x", "snapshot_dir": f"teams/acme/{MARK}-weights",
-                        "team": "beta"},
+        body=lambda w: {
+            "repo_id": "acme/x",
+            "snapshot_dir": f"teams/acme/{MARK}-weights",
+            "team": "beta",
+        },
     ),
 }
 
@@ -435,19 +526,69 @@ def test_server_owned_fields_are_refused(contract, key):
     assert tried, f"{key}: no server-owned field to try"
 
 
+# Leaks this contract found that are not fixed yet: each fails today and is expected to
+# (strict: once fixed, the entry must go). Found in issue 14's review; see docs/security.md.
+KNOWN_LEAKS = {
+    "GET version-obligations": "sources and paths name invisible ancestors",
+    "GET version-licence-check": "violation paths name invisible ancestors",
+    "GET version-gate": "lineage_health reasons name an invisible ancestor and its hold reason",
+    "GET version-compliance": "stored failing reasons name an invisible ancestor and its hold",
+    "GET version-export-model-card": "obligation paths name invisible ancestors",
+}
+
+
+def with_known_leaks(keys: list[str]) -> list:
+    return [
+        pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=KNOWN_LEAKS[key]))
+        if key in KNOWN_LEAKS
+        else key
+        for key in keys
+    ]
+
+
+SHARED_READS = sorted(
+    k for k, case in CASES.items() if case.kind == READ and case.kwargs is version_refs
+)
+
+
+@pytest.mark.parametrize("key", with_known_leaks(SHARED_READS))
+def test_a_shared_child_shows_nothing_of_its_private_origins(world, api_for, key):
+    """acme shares a version derived from its private one and trained on its private data:
+    every nested read of it answers bob without the parent's or the data's names and digests
+    (invisible relatives are counted placeholders)."""
+    op = next(op for op in api_operations() if op.key == key)
+    case = CASES[key]
+    shared = Case(case.kind, lambda w: [{"pk": w.child.pk}], query=case.query)
+    contract = RouteContract(op, shared, world, api_for, world.secrets)
+    ((url, echoed),) = contract.urls()
+    response = contract.call(world.bob, url)
+    assert response.status_code in (200, 404), (key, response.content[:400])
+    contract.assert_no_secret(response, echoed | {str(world.child)})
+
+
 def test_the_fields_named_by_the_issue_are_among_those_refused(contract):
     """Import squatting: hub repo and revision, artefact URI and size, parameter counts."""
     schema = SchemaGenerator().get_schema(request=None, public=True)
     for key in ("POST version-list", "PATCH version-detail"):
         tried = contract(key).check_server_owned(schema)
-        assert {"hub_repo_id", "hub_revision", "artefact_uri", "artefact_size",
-                "parameter_count", "stage"} <= set(tried)
+        assert {
+            "hub_repo_id",
+            "hub_revision",
+            "artefact_uri",
+            "artefact_size",
+            "parameter_count",
+            "stage",
+        } <= set(tried)
 
 
 def test_anonymous_is_refused_on_exempt_routes(api_for):
     api = api_for(None)
-    for url in ("/api/v1/me/", "/api/v1/stage-policies/", "/api/v1/licences/",
-                "/api/v1/hub-licences/", "/api/v1/licence-policy/"):
+    for url in (
+        "/api/v1/me/",
+        "/api/v1/stage-policies/",
+        "/api/v1/licences/",
+        "/api/v1/hub-licences/",
+        "/api/v1/licence-policy/",
+    ):
         assert api.get(url).status_code == 401, url
     assert api.post("/api/v1/artefacts/uploads/", {}).status_code == 401
-
