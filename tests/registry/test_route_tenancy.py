@@ -529,11 +529,8 @@ def test_server_owned_fields_are_refused(contract, key):
 # Leaks this contract found that are not fixed yet: each fails today and is expected to
 # (strict: once fixed, the entry must go). Found in issue 14's review; see docs/security.md.
 KNOWN_LEAKS = {
-    "GET version-obligations": "sources and paths name invisible ancestors",
-    "GET version-licence-check": "violation paths name invisible ancestors",
     "GET version-gate": "lineage_health reasons name an invisible ancestor and its hold reason",
     "GET version-compliance": "stored failing reasons name an invisible ancestor and its hold",
-    "GET version-export-model-card": "obligation paths name invisible ancestors",
 }
 
 
