@@ -534,9 +534,17 @@ KNOWN_LEAKS = {
 }
 
 
+# On PostgreSQL, run after some of the other shared-child reads, the compliance answer was seen
+# without the ancestor's name once; not understood yet, so that entry is not strict.
+NOT_STRICT = {"GET version-compliance"}
+
+
 def with_known_leaks(keys: list[str]) -> list:
     return [
-        pytest.param(key, marks=pytest.mark.xfail(strict=True, reason=KNOWN_LEAKS[key]))
+        pytest.param(
+            key,
+            marks=pytest.mark.xfail(strict=key not in NOT_STRICT, reason=KNOWN_LEAKS[key]),
+        )
         if key in KNOWN_LEAKS
         else key
         for key in keys
