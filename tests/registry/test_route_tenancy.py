@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import path
 from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
+from config import urls as config_urls
 from evaluators.models import EvaluationRun
 from evaluators.services import suite_create
 from licensing.models import LicenceWaiver
@@ -597,3 +599,20 @@ def test_anonymous_is_refused_on_exempt_routes(api_for):
     ):
         assert api.get(url).status_code == 401, url
     assert api.post("/api/v1/artefacts/uploads/", {}).status_code == 401
+
+
+def _unclassified_view(request):
+    raise AssertionError("never called")
+
+
+# The URL conf of `test_a_route_without_a_case_fails_the_coverage_test`: the project's, and one
+# route more that nobody classified.
+urlpatterns = [
+    *config_urls.urlpatterns,
+    path("api/v1/newcomers/", _unclassified_view, name="newcomer-list"),
+]
+
+
+def test_a_route_without_a_case_fails_the_coverage_test(settings):
+    settings.ROOT_URLCONF = __name__
+    assert unclassified_operations(CASES, EXEMPT) == ["GET newcomer-list"]
