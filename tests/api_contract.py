@@ -210,7 +210,7 @@ class RouteContract:
         for own in sorted(echoed, key=len, reverse=True):
             text = text.replace(own, "")
         leaked = [secret for secret in self.secrets if secret in text]
-        assert not leaked, f"{self.op.key} shows bob {leaked}: {response.content[:600]!r}"
+        assert not leaked, f"{self.op.key} shows bob {leaked}: {response.content!r}"
 
     def check_anonymous(self) -> None:
         urls = self.urls() if self.case.kwargs else []
