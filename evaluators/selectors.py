@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
@@ -49,7 +49,9 @@ def suites_visible_to(user: Reader) -> QuerySet[EvaluationSuite]:
 
 
 def runs_visible_to(user: Reader) -> QuerySet[EvaluationRun]:
-    """Runs of versions the user may see (a run reveals as much as its version does)."""
+    """Runs the user may see: a run names its version, its suite (with the dataset's digest and
+    results about its rows) and the version it was compared with, so all three must be visible.
+    Compliance staff may run one team's private suite on a version another team sees."""
     runs = EvaluationRun.objects.select_related(
         "suite",
         "version__model",
@@ -59,7 +61,12 @@ def runs_visible_to(user: Reader) -> QuerySet[EvaluationRun]:
     )
     if is_compliance(user):
         return runs
-    return runs.filter(version__in=versions_visible_to(user).values("pk"))
+    visible = versions_visible_to(user).values("pk")
+    return runs.filter(
+        Q(base_version__isnull=True) | Q(base_version__in=visible),
+        version__in=visible,
+        suite__in=suites_visible_to(user).values("pk"),
+    )
 
 
 def suite_by_ref(user: Reader, ref: int | str) -> EvaluationSuite | None:

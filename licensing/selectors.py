@@ -8,6 +8,7 @@ rows, not model instances: the gate runs this on every call.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, Value
 from django.utils import timezone
 
 from licensing.models import (
@@ -37,9 +38,15 @@ from licensing.obligations import (
     resolve_obligations,
 )
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
-from lineage.selectors import ancestry
+from lineage.selectors import Ancestry, ancestry
 from registry.models import Approval, ApprovalDecision, ModelVersion, Stage
-from registry.selectors import is_compliance, standing_of, standing_problem, versions_visible_to
+from registry.selectors import (
+    dataset_versions_visible_to,
+    is_compliance,
+    standing_of,
+    standing_problem,
+    versions_visible_to,
+)
 from registry.types import Reader
 
 
@@ -178,16 +185,54 @@ def licence_infos(licence_ids: set[str]) -> dict[str, LicenceInfo]:
     return infos
 
 
-def version_obligations(version: ModelVersion) -> VersionObligations:
-    """Everything the version owes, per source and licence alternative, each with its path."""
-    lineage = LineageView(version, ancestry(version.pk))
+def version_obligations(version: ModelVersion, reader: Reader | None = None) -> VersionObligations:
+    """Everything the version owes, per source and licence alternative, each with its path. For
+    a `reader`, ancestors and training data they may not see keep their licences but are named
+    `model version #N (not visible to you)` (or `dataset version #N …`) in every source and
+    path: a shared version may descend from another team's private one."""
+    found = ancestry(version.pk)
+    if reader is not None and not is_compliance(reader):
+        found = _hidden_renamed(found, reader)
+    lineage = LineageView(version, found)
     sources = collect_sources(lineage)
     return resolve_obligations(lineage, sources, licence_infos(licence_ids_of(sources)))
+
+
+def _hidden_renamed(found: Ancestry, reader: Reader) -> Ancestry:
+    # One query whatever the depth: the visible ones among the ancestors and the data.
+    tagged = [
+        queryset.filter(pk__in=list(ids)).order_by().annotate(kind=Value(kind))
+        for queryset, ids, kind in (
+            (versions_visible_to(reader), found.ancestors, "model"),
+            (dataset_versions_visible_to(reader), found.datasets, "dataset"),
+        )
+    ]
+    seen = set(tagged[0].values_list("kind", "pk").union(tagged[1].values_list("kind", "pk")))
+    return dataclasses.replace(
+        found,
+        ancestors={
+            pk: node
+            if ("model", pk) in seen
+            else dataclasses.replace(node, ref=_hidden("model", pk))
+            for pk, node in found.ancestors.items()
+        },
+        datasets={
+            pk: node
+            if ("dataset", pk) in seen
+            else dataclasses.replace(node, ref=_hidden("dataset", pk))
+            for pk, node in found.datasets.items()
+        },
+    )
+
+
+def _hidden(kind: str, pk: int) -> str:
+    return f"{kind} version #{pk} (not visible to you)"
 
 
 def licence_check(
     *,
     version: ModelVersion,
+    reader: Reader | None = None,
     stage: str,
     use: str = "commercial",
     distribution: str = "hosted",
@@ -195,7 +240,7 @@ def licence_check(
 ) -> LicenceCheck:
     """Evaluate the active licence policy for the version in this context; writes nothing."""
     active = active_policy_rules()
-    obligations = version_obligations(version)
+    obligations = version_obligations(version, reader)
     if active is None:
         check = evaluate(
             obligations,

@@ -11,6 +11,7 @@ from licensing.models import (
     LicenceTerm,
     LicenceWaiver,
 )
+from registry.api.base import StrictFieldsMixin
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import Stage
 
@@ -117,7 +118,7 @@ class PolicyQuerySerializer(serializers.Serializer):
     revision = serializers.IntegerField(min_value=1, required=False)
 
 
-class LicenceWaiverInputSerializer(serializers.Serializer):
+class LicenceWaiverInputSerializer(StrictFieldsMixin, serializers.Serializer):
     version = serializers.CharField(max_length=300, help_text="version id or MODEL@VERSION")
     rule = serializers.SlugField(max_length=64)
     licence = serializers.CharField(max_length=128, required=False, allow_blank=True, default="")

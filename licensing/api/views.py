@@ -165,7 +165,9 @@ class VersionLicenceCheckView(APIView):
     def get(self, request, pk: str):
         version = visible_version(request, pk)
         query = parsed_query(LicenceCheckQuerySerializer, request)
-        return Response(selectors.licence_check(version=version, **query).to_dict())
+        return Response(
+            selectors.licence_check(version=version, reader=request.user, **query).to_dict()
+        )
 
 
 class VersionObligationsView(APIView):
@@ -177,7 +179,7 @@ class VersionObligationsView(APIView):
     @extend_schema(responses={200: OpenApiTypes.OBJECT})
     def get(self, request, pk: str):
         version = visible_version(request, pk)
-        return Response(selectors.version_obligations(version).to_dict())
+        return Response(selectors.version_obligations(version, request.user).to_dict())
 
 
 class VersionExportView(APIView):

@@ -38,7 +38,7 @@ def version_export(*, user, version: ModelVersion, format: str) -> str:
     if format == "spdx-3.0":
         return spdx30_json(bundle)
     if format == "model-card":
-        return card_text(bundle, version_obligations(version))
+        return card_text(bundle, version_obligations(version, user))
     raise ValueError(f"unknown export format {format!r}; one of {', '.join(FORMATS)}")
 
 

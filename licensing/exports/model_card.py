@@ -107,6 +107,8 @@ def card_text(bundle: ExportBundle, obligations: VersionObligations) -> str:
         f"- {edge.relation} of `{bundle.version_label(bundle.versions[edge.parent_id])}` "
         + (
             f"(sha256 `{edge.parent_digest[:16]}…`)"
+            if edge.parent_digest and edge.parent_id in bundle.visible_versions
+            else "(its digest is not shown to you)"
             if edge.parent_digest
             else "(an unresolved upstream reference: not imported, no licence evidence)"
         )

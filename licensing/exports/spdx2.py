@@ -148,6 +148,15 @@ def _extracted_licences(bundle: ExportBundle, used: set[str]) -> list[ExtractedL
     return infos
 
 
+def _pinned_digest(bundle: ExportBundle, edge) -> str:
+    if not edge.parent_digest:
+        return "none (unresolved)"
+    # A parent the reader cannot see keeps its relation, not its weights' digest.
+    if edge.parent_id not in bundle.visible_versions:
+        return "not visible to you"
+    return f"sha256:{edge.parent_digest}"
+
+
 def spdx23_document(bundle: ExportBundle) -> Document:
     version = bundle.version
     packages = [_model_package(bundle, row) for _, row in sorted(bundle.versions.items())]
@@ -163,8 +172,7 @@ def spdx23_document(bundle: ExportBundle) -> Document:
                 model_spdx_id(edge.child_id),
                 RelationshipType.DESCENDANT_OF,
                 model_spdx_id(edge.parent_id),
-                comment=f"{edge.relation}; parent digest "
-                + (f"sha256:{edge.parent_digest}" if edge.parent_digest else "none (unresolved)"),
+                comment=f"{edge.relation}; parent digest " + _pinned_digest(bundle, edge),
             )
         )
     for use in bundle.uses:

@@ -176,6 +176,14 @@ class EdgeSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def to_representation(self, instance: LineageEdge) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if getattr(instance, "parent_visible", True):
+            return data
+        # Counted, not named: the reader learns that a parent exists and how it was used.
+        hidden = f"model version #{instance.parent_id} (not visible to you)"
+        return data | {"parent_ref": hidden, "parent_digest": "", "relation_evidence": []}
+
 
 class EdgeCorrectionSerializer(StrictMixin, serializers.Serializer):
     relation = serializers.ChoiceField(choices=Relation.choices, required=False)
@@ -192,6 +200,13 @@ class TrainingDatasetSerializer(BuiltFieldsMixin, serializers.ModelSerializer):
         model = TrainingDataset
         fields = ["dataset_version", "ref", "role", "sha256", "licence"]
         read_only_fields = fields
+
+    def to_representation(self, instance: TrainingDataset) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        if getattr(instance, "dataset_visible", True):
+            return data
+        hidden = f"dataset version #{instance.dataset_version_id} (not visible to you)"
+        return data | {"ref": hidden, "sha256": ""}
 
 
 class TrainingRunSerializer(BuiltFieldsMixin, serializers.ModelSerializer):

@@ -196,7 +196,9 @@ class ParentsView(APIView):
     @extend_schema(responses={200: EdgeSerializer(many=True)})
     def get(self, request, pk: str):
         version = visible_version(request, pk)
-        return Response(EdgeSerializer(selectors.parent_edges(version), many=True).data)
+        return Response(
+            EdgeSerializer(selectors.parent_edges(version, request.user), many=True).data
+        )
 
     @extend_schema(request=ParentsInputSerializer, responses={201: EdgeSerializer(many=True)})
     def post(self, request, pk: str):
@@ -206,7 +208,7 @@ class ParentsView(APIView):
         services.edges_create(
             actor=acting_user(request), child=version, parents=serializer.validated_data["parents"]
         )
-        edges = EdgeSerializer(selectors.parent_edges(version), many=True).data
+        edges = EdgeSerializer(selectors.parent_edges(version, request.user), many=True).data
         return Response(edges, status=status.HTTP_201_CREATED)
 
 
@@ -219,7 +221,7 @@ class ParentEdgeView(APIView):
     @extend_schema(request=EdgeCorrectionSerializer, responses={200: EdgeSerializer})
     def patch(self, request, pk: str, edge_id: int):
         version = visible_version(request, pk)
-        edge = selectors.parent_edges(version).filter(pk=edge_id).first()
+        edge = selectors.parent_edges(version, request.user).filter(pk=edge_id).first()
         if edge is None:
             raise NotFound(f"{version} has no parent edge {edge_id}; list them with GET parents/.")
         serializer = EdgeCorrectionSerializer(data=request.data)
@@ -227,7 +229,9 @@ class ParentEdgeView(APIView):
         edge = services.edge_correct(
             actor=acting_user(request), edge=edge, **serializer.validated_data
         )
-        return Response(EdgeSerializer(selectors.parent_edges(version).get(pk=edge.pk)).data)
+        return Response(
+            EdgeSerializer(selectors.parent_edges(version, request.user).get(pk=edge.pk)).data
+        )
 
 
 class TrainingRunView(APIView):
@@ -238,7 +242,7 @@ class TrainingRunView(APIView):
     @extend_schema(responses={200: TrainingRunSerializer})
     def get(self, request, pk: str):
         version = visible_version(request, pk)
-        run = selectors.training_run_of(version)
+        run = selectors.training_run_of(version, request.user)
         if run is None:
             raise NotFound(f"No training run is recorded for {version}.")
         return Response(TrainingRunSerializer(run).data)
@@ -251,7 +255,7 @@ class TrainingRunView(APIView):
         services.training_run_record(
             actor=acting_user(request), version=version, **serializer.validated_data
         )
-        run = selectors.training_run_of(version)
+        run = selectors.training_run_of(version, request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 
 

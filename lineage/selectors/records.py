@@ -1,7 +1,7 @@
 """Direct reads of the lineage's records: a version's parent edges, its training run and data,
 holds."""
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from lineage.models import (
     DataLink,
@@ -14,16 +14,24 @@ from lineage.models import (
 )
 from registry.gates import GateContext
 from registry.models import ModelVersion
-from registry.selectors import is_compliance, versions_visible_to
+from registry.selectors import dataset_versions_visible_to, is_compliance, versions_visible_to
 from registry.types import Reader
 
 
-def parent_edges(version: ModelVersion) -> QuerySet[LineageEdge]:
-    return (
+def parent_edges(version: ModelVersion, reader: Reader | None = None) -> QuerySet[LineageEdge]:
+    """The version's parent edges. For a `reader`, each edge says whether they may see its
+    parent (`parent_visible`): a shared child may descend from another team's private version,
+    whose name and digest the edge must then not show."""
+    edges = (
         LineageEdge.objects.filter(child=version)
         .select_related("parent__model__team", "child__model", "created_by")
         .order_by("id")
     )
+    if reader is not None:
+        edges = edges.annotate(
+            parent_visible=Exists(versions_visible_to(reader).filter(pk=OuterRef("parent_id")))
+        )
+    return edges
 
 
 def pinned_parents(version: ModelVersion) -> list[LineageEdge]:
@@ -49,16 +57,20 @@ def gate_parent_edges(context: GateContext) -> list[LineageEdge]:
     return context.shared("lineage.parents", lambda: pinned_parents(context.version))
 
 
-def training_run_of(version: ModelVersion) -> TrainingRun | None:
+def training_run_of(version: ModelVersion, reader: Reader | None = None) -> TrainingRun | None:
+    """The run that produced the version. For a `reader`, each dataset it used says whether
+    they may see it (`dataset_visible`): another team's private data is named by no one else."""
+    datasets = TrainingDataset.objects.select_related("dataset_version__dataset")
+    if reader is not None:
+        datasets = datasets.annotate(
+            dataset_visible=Exists(
+                dataset_versions_visible_to(reader).filter(pk=OuterRef("dataset_version_id"))
+            )
+        )
     return (
         TrainingRun.objects.filter(version=version)
         .select_related("run_by", "recorded_by", "version__model")
-        .prefetch_related(
-            Prefetch(
-                "datasets",
-                TrainingDataset.objects.select_related("dataset_version__dataset"),
-            )
-        )
+        .prefetch_related(Prefetch("datasets", datasets))
         .first()
     )
 

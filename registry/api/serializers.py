@@ -4,7 +4,7 @@ from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
 from registry.api.answers import GateChecksField, GatePolicyField
-from registry.api.base import StrictSerializer
+from registry.api.base import StrictFieldsMixin, StrictSerializer
 from registry.gates import DISTRIBUTIONS, USES
 from registry.models import (
     Approval,
@@ -273,7 +273,7 @@ class GateQuerySerializer(serializers.Serializer):
     distribution = serializers.ChoiceField(choices=DISTRIBUTIONS, default="hosted")
 
 
-class PromoteSerializer(GateQuerySerializer):
+class PromoteSerializer(StrictFieldsMixin, GateQuerySerializer):
     justification = serializers.CharField(max_length=4000, allow_blank=True, default="")
     replace_production = serializers.BooleanField(default=False)
 
@@ -304,7 +304,7 @@ class GateDecisionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ApprovalInputSerializer(serializers.Serializer):
+class ApprovalInputSerializer(StrictFieldsMixin, serializers.Serializer):
     stage = serializers.ChoiceField(choices=["staging", "production"])
     decision = serializers.ChoiceField(choices=ApprovalDecision.values, default="approve")
     comment = serializers.CharField(max_length=4000, allow_blank=True, default="")
@@ -333,7 +333,7 @@ class ApprovalSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class WaiverInputSerializer(serializers.Serializer):
+class WaiverInputSerializer(StrictFieldsMixin, serializers.Serializer):
     check = serializers.CharField(max_length=64)
     reason = serializers.CharField(max_length=4000)
     expires_at = serializers.DateTimeField()
