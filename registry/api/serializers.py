@@ -446,5 +446,5 @@ class ProposalSerializer(serializers.ModelSerializer):
         return str(proposal.target)
 
 
-class ProposalConclusionSerializer(serializers.Serializer):
+class ProposalConclusionSerializer(StrictFieldsMixin, serializers.Serializer):
     comment = serializers.CharField(max_length=4000, allow_blank=True, default="")

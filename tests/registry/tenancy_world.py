@@ -17,7 +17,7 @@ from lineage import services as lineage_services
 from lineage.services import DatasetUse, ParentSpec
 from pedigree_client.artefacts import sha256_file
 from registry import services
-from registry.models import ArtefactUpload, Team
+from registry.models import ArtefactInspection, ArtefactUpload, EvidenceProposal, Team
 from tests.registry.test_artefacts import build_full_model
 
 # Every name acme gives its private objects carries this, so any answer naming one is caught.
@@ -42,6 +42,8 @@ class World:
     hold: Any
     licence_waiver: Any
     upload: ArtefactUpload
+    inspection: ArtefactInspection
+    proposal: Any
     child: Any
     secrets: list[str]
 
@@ -186,6 +188,20 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
     assert response.status_code == 201, response.content
     upload = ArtefactUpload.objects.get(pk=response.json()["id"])
     version.refresh_from_db()
+    # Approved, so alice's licence change waits for compliance as a proposal.
+    proposal = services.version_edit(
+        actor=alice,
+        version=version,
+        changes={
+            "licence_declared": "MIT" if version.licence_declared != "MIT" else "BSD-3-Clause"
+        },
+        reason=f"{MARK} proposal reason",
+    )
+    assert isinstance(proposal, EvidenceProposal)
+    # A large inspection waiting for a worker (made directly: no worker runs here).
+    inspection = ArtefactInspection.objects.create(
+        requested_by=alice, path=f"teams/acme/{MARK}-weights", size=1
+    )
     secrets = [
         MARK,
         # A digest's first 16 characters already identify it (the model card shows no more).
@@ -211,6 +227,8 @@ def world(settings, tmp_path, make_user, team, compliance_user, seeded, api_for)
         hold=hold,
         licence_waiver=licence_waiver,
         upload=upload,
+        inspection=inspection,
+        proposal=proposal,
         child=child,
         secrets=secrets,
     )

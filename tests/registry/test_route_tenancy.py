@@ -89,6 +89,12 @@ CASES: dict[str, Case] = {
     "GET evaluation-suite-detail": Case(READ, by_pk("suite")),
     "GET evaluation-run-detail": Case(READ, by_pk("run")),
     "GET licence-waiver-detail": Case(READ, by_pk("licence_waiver")),
+    "GET version-training-data": Case(READ, version_refs),
+    "GET version-proposals": Case(READ, version_refs),
+    "GET dataset-version-proposals": Case(READ, by_pk("dataset_version")),
+    "GET proposal-list": Case(LIST),
+    "GET proposal-detail": Case(READ, by_pk("proposal")),
+    "GET artefact-inspection-detail": Case(READ, by_pk("inspection")),
     # Writes on the private object: 404 for bob; the owner's bodies try the server-owned fields.
     "PATCH team-detail": Case(
         WRITE,
@@ -156,6 +162,20 @@ CASES: dict[str, Case] = {
     # These take no body, so there is no field to try on them.
     "POST evaluation-run-cancel": Case(WRITE, by_pk("run")),
     "POST licence-waiver-revoke": Case(WRITE, by_pk("licence_waiver"), owner="carol"),
+    "POST proposal-accept": Case(
+        WRITE,
+        by_pk("proposal"),
+        body=lambda w: {"comment": "x"},
+        owner_body=lambda w: {"comment": "x"},
+        owner="carol",
+    ),
+    "POST proposal-reject": Case(
+        WRITE,
+        by_pk("proposal"),
+        body=lambda w: {"comment": "x"},
+        owner_body=lambda w: {"comment": "x"},
+        owner="carol",
+    ),
     # Creations naming acme's objects.
     "POST team-list": Case(
         CREATE,
