@@ -8,6 +8,7 @@ class LineageConfig(AppConfig):
     def ready(self) -> None:
         from lineage import admin, checks, console
         from lineage.filters import VERSION_FILTERS
+        from lineage.redaction import hidden_relatives_redacted
         from lineage.services import lineage_write_lock
         from lineage.services.holds import compliance_hold_place
         from lineage.services.upstream import (
@@ -16,6 +17,7 @@ class LineageConfig(AppConfig):
             upstream_training_data_record,
         )
         from registry.plugins import (
+            AnswerRedaction,
             ComplianceHold,
             EvidenceProvider,
             EvidenceUsers,
@@ -31,6 +33,7 @@ class LineageConfig(AppConfig):
             EvidenceProvider("lineage", checks.lineage_evidence),
             EvidenceUsers(checks.evidence_users),
             ComplianceHold(compliance_hold_place),
+            AnswerRedaction(hidden_relatives_redacted),
             InvolvementProvider(checks.training_run_people),
             VersionPanel("lineage/version_panel.html", admin.version_panel_context),
             *VERSION_FILTERS,

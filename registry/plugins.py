@@ -60,6 +60,16 @@ class EvidenceUsers:
 
 
 @dataclass(frozen=True)
+class AnswerRedaction:
+    """Hides from a reader what an answer about a version names that they may not see (an
+    ancestor of another team's, its digest, its hold's reason): gate evaluations, recorded
+    decisions and compliance statuses are computed once for everyone and redacted when shown.
+    `redact(reader, version, data)` returns the JSON data rewritten."""
+
+    redact: Callable[[Reader, ModelVersion, Any], Any]
+
+
+@dataclass(frozen=True)
 class ComplianceHold:
     """Stops a staged version that fell out of compliance, where its stage policy says so:
     `place(version, reason)` holds it and returns the hold's id; at most one app provides it."""
@@ -254,6 +264,7 @@ Contribution = (
     | EvidenceProvider
     | EvidenceUsers
     | ComplianceHold
+    | AnswerRedaction
     | EvaluationResultsProvider
     | DashboardPanel
     | ExpiringProvider

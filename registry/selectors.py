@@ -39,6 +39,7 @@ from registry.models import (
     Team,
     Visibility,
 )
+from registry.plugins import AnswerRedaction, plugins
 from registry.types import Actor, Reader
 
 # What a request asks again and again is cached on its user object, under these names
@@ -206,6 +207,14 @@ _ID = re.compile(r"[0-9]{1,18}")
 def as_id(text: str) -> int | None:
     """`text` as a row id, or None when it is not one (so no lookup can overflow)."""
     return int(text) if _ID.fullmatch(text) else None
+
+
+def redacted_for(reader: Reader, version: ModelVersion, data: Any) -> Any:
+    """`data`, an answer about `version`, as `reader` may see it: each app hides what its
+    words name that the reader cannot see (`AnswerRedaction`)."""
+    for redaction in plugins.contributions(AnswerRedaction):
+        data = redaction.redact(reader, version, data)
+    return data
 
 
 def version_in(versions: QuerySet[ModelVersion], ref: str) -> ModelVersion | None:

@@ -34,6 +34,7 @@ from registry.selectors import (
     datasets_visible_to,
     is_compliance,
     models_visible_to,
+    redacted_for,
     teams_visible_to,
     version_in,
     versions_visible_to,
@@ -162,8 +163,9 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     def gate(self, request, pk=None):
         """May this version enter `stage`? Every check with its reasons; changes nothing."""
         query = parsed_query(serializers.GateQuerySerializer, request)
-        evaluation = gate_evaluate(version=self._version(), actor=request.user, **query)
-        return Response(evaluation.to_dict())
+        version = self._version()
+        evaluation = gate_evaluate(version=version, actor=request.user, **query)
+        return Response(redacted_for(request.user, version, evaluation.to_dict()))
 
     @extend_schema(
         request=serializers.PromoteSerializer,
@@ -180,13 +182,16 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         """
         data = serializers.PromoteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        version = self._version()
         decision = services.version_promote(
-            actor=acting_user(request), version=self._version(), **data.validated_data
+            actor=acting_user(request), version=version, **data.validated_data
         )
-        body = serializers.GateDecisionSerializer(decision).data
+        body = redacted_for(
+            request.user, version, serializers.GateDecisionSerializer(decision).data
+        )
         if decision.passed:
             return Response(body)
-        failing = failing_checks(decision.results)
+        failing = failing_checks(body["results"])
         message = "Promotion refused: " + "; ".join(
             f"{r['check']}: {' / '.join(r['reasons']) or 'failed'}" for r in failing
         )
@@ -208,7 +213,8 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
             stage=version.stage,
             state=None,  # type: ignore[misc]
         )
-        return Response(serializers.ComplianceStatusSerializer((status or [unjudged])[0]).data)
+        data = serializers.ComplianceStatusSerializer((status or [unjudged])[0]).data
+        return Response(redacted_for(request.user, version, data))
 
     @extend_schema(responses={200: serializers.ProposalSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
@@ -219,10 +225,12 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     @extend_schema(responses={200: serializers.GateDecisionSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def decisions(self, request, pk=None):
-        decisions = GateDecision.objects.filter(version=self._version()).select_related(
+        version = self._version()
+        decisions = GateDecision.objects.filter(version=version).select_related(
             "actor", "version", "version__model"
         )[:100]
-        return Response(serializers.GateDecisionSerializer(decisions, many=True).data)
+        data = serializers.GateDecisionSerializer(decisions, many=True).data
+        return Response(redacted_for(request.user, version, data))
 
     @extend_schema(methods=["GET"], responses={200: serializers.ApprovalSerializer(many=True)})
     @extend_schema(

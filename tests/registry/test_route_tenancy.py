@@ -3,6 +3,7 @@ owns a private model, version, dataset, suite, run, hold, waivers, upload and tr
 (`tests.registry.tenancy_world`); bob of team beta tries each route on them. A route added
 without a case or an exemption fails `test_every_operation_is_covered_or_exempted`."""
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -349,11 +350,8 @@ def test_server_owned_fields_are_refused(contract, key):
 
 
 # Leaks this contract found that are not fixed yet: each fails today and is expected to
-# (strict: once fixed, the entry must go). Found in issue 14's review; see docs/security.md.
-KNOWN_LEAKS = {
-    "GET version-gate": "lineage_health reasons name an invisible ancestor and its hold reason",
-    "GET version-compliance": "stored failing reasons name an invisible ancestor and its hold",
-}
+# (strict: once fixed, the entry must go). See docs/security.md.
+KNOWN_LEAKS: dict[str, str] = {}
 
 
 def with_known_leaks(keys: list[str]) -> list:
@@ -431,3 +429,18 @@ urlpatterns = [
 def test_a_route_without_a_case_fails_the_coverage_test(settings):
     settings.ROOT_URLCONF = __name__
     assert unclassified_operations(CASES, EXEMPT) == ["GET newcomer-list"]
+
+
+@pytest.mark.parametrize("route", ["gate/?stage=staging", "compliance/"])
+def test_gate_answers_hide_only_what_the_reader_cannot_see(world, api_for, route):
+    """The gate judges the whole family for everyone; bob reads the shared child's failing
+    lineage check with its private ancestor counted, not named, while acme and compliance read
+    the hold's reason and who placed it."""
+    url = f"/api/v1/versions/{world.child.pk}/{route}"
+    redacted = json.dumps(api_for(world.bob).get(url).json())
+    assert f"model version #{world.version.pk} (not visible to you)" in redacted
+    assert f"hold #{world.hold.pk}" in redacted
+    assert MARK not in redacted and world.version.artefact_digest[:16] not in redacted
+    for reader in (world.alice, world.carol):
+        full = json.dumps(api_for(reader).get(url).json())
+        assert f"{MARK} hold reason" in full and str(world.version) in full

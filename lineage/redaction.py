@@ -1,0 +1,75 @@
+"""What an answer about a version may not show a reader: the names, digests and hold reasons of
+ancestors and training data they cannot see. Gate evaluations, recorded decisions and stored
+compliance statuses are computed once for everyone (the gate must see every ancestor); this
+rewrites them per reader when they are shown. Contributed to the core as `AnswerRedaction`."""
+
+from typing import Any
+
+from lineage.checks import hold_reason
+from lineage.selectors import active_holds_on, ancestry
+from registry.models import DatasetVersion, ModelVersion
+from registry.selectors import dataset_versions_visible_to, is_compliance, versions_visible_to
+from registry.types import Reader
+
+HIDDEN_DIGEST = "(digest not visible to you)"
+
+
+def _hidden(kind: str, pk: int) -> str:
+    return f"{kind} version #{pk} (not visible to you)"
+
+
+def hidden_relatives_redacted(reader: Reader, version: ModelVersion, data: Any) -> Any:
+    """`data` with every ancestor and training dataset `reader` cannot see named
+    `model version #N (not visible to you)`, their digests (and digest prefixes) removed, and
+    holds placed on them stripped of reason and author. A bounded number of queries."""
+    if is_compliance(reader):
+        return data
+    found = ancestry(version.pk)
+    if not found.ancestors and not found.datasets:
+        return data
+    hidden_models = set(found.ancestors) - set(
+        versions_visible_to(reader)
+        .filter(pk__in=list(found.ancestors))
+        .values_list("pk", flat=True)
+    )
+    hidden_data = set(found.datasets) - set(
+        dataset_versions_visible_to(reader)
+        .filter(pk__in=list(found.datasets))
+        .values_list("pk", flat=True)
+    )
+    if not hidden_models and not hidden_data:
+        return data
+    words = {found.ancestors[pk].ref: _hidden("model", pk) for pk in hidden_models}
+    words |= {found.datasets[pk].ref: _hidden("dataset", pk) for pk in hidden_data}
+    digests = [
+        *ModelVersion.objects.filter(pk__in=hidden_models).values_list(
+            "artefact_digest", flat=True
+        ),
+        *DatasetVersion.objects.filter(pk__in=hidden_data).values_list("sha256", flat=True),
+    ]
+    for digest in filter(None, digests):
+        # The model card and some reasons show a digest's first 16 characters: enough to know it.
+        words[digest] = words[digest[:16]] = HIDDEN_DIGEST
+    for hold in active_holds_on(version.pk).filter(version_id__in=hidden_models):
+        words[hold_reason(hold, version.pk)] = (
+            f"held through its ancestor {_hidden('model', hold.version_id)} (hold #{hold.pk})"
+        )
+    # Longest first: a hold's whole line before the name inside it, a digest before its prefix.
+    ordered = sorted(words.items(), key=lambda item: len(item[0]), reverse=True)
+    return _rewritten(data, ordered, hidden_models)
+
+
+def _rewritten(value: Any, words: list[tuple[str, str]], hidden_models: set[int]) -> Any:
+    if isinstance(value, str):
+        for old, new in words:
+            if old in value:
+                value = value.replace(old, new)
+        return value
+    if isinstance(value, list | tuple):
+        return [_rewritten(item, words, hidden_models) for item in value]
+    if isinstance(value, dict):
+        if value.get("on_version_id") in hidden_models:
+            # A hold's evidence entry (lineage_health): its reason and author are the team's.
+            value = {**value, "reason": None, "placed_by": None}
+        return {key: _rewritten(item, words, hidden_models) for key, item in value.items()}
+    return value
