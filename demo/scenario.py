@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from django.contrib.auth import get_user_model
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-from django.core.wsgi import get_wsgi_application
 from django.db import connections
 
 from demo import data as demo_data
@@ -96,7 +96,9 @@ class _QuietHandler(WSGIRequestHandler):
 def api_server() -> Iterator[str]:
     """Serve the API on a free local port for the client while the demo runs."""
     server = ThreadedWSGIServer(("127.0.0.1", 0), _QuietHandler)
-    server.set_app(get_wsgi_application())
+    # Django is set up already: a second `django.setup()` (get_wsgi_application) would rebuild
+    # the logging handlers around whatever stderr is at that moment.
+    server.set_app(WSGIHandler())
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     # Refusals are part of the story and the client prints them; in-process task logs are noise.
