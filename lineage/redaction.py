@@ -3,6 +3,8 @@ ancestors and training data they cannot see. Gate evaluations, recorded decision
 compliance statuses are computed once for everyone (the gate must see every ancestor); this
 rewrites them per reader when they are shown. Contributed to the core as `AnswerRedaction`."""
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from lineage.checks import hold_reason
@@ -54,22 +56,23 @@ def hidden_relatives_redacted(reader: Reader, version: ModelVersion, data: Any) 
         words[hold_reason(hold, version.pk)] = (
             f"held through its ancestor {_hidden('model', hold.version_id)} (hold #{hold.pk})"
         )
-    # Longest first: a hold's whole line before the name inside it, a digest before its prefix.
-    ordered = sorted(words.items(), key=lambda item: len(item[0]), reverse=True)
-    return _rewritten(data, ordered, hidden_models)
+    # Longest first, so a hold's whole line wins over the name inside it and a digest over its
+    # prefix; a name only where it ends (`acme/m@v1` is not inside `acme/m@v10` or `…@v1.2`).
+    alternatives = "|".join(re.escape(old) for old in sorted(words, key=len, reverse=True))
+    pattern = re.compile(f"(?:{alternatives})(?![\\w-]|\\.\\w)")
+    return _rewritten(
+        data, lambda text: pattern.sub(lambda m: words[m.group(0)], text), hidden_models
+    )
 
 
-def _rewritten(value: Any, words: list[tuple[str, str]], hidden_models: set[int]) -> Any:
+def _rewritten(value: Any, rewrite: Callable[[str], str], hidden_models: set[int]) -> Any:
     if isinstance(value, str):
-        for old, new in words:
-            if old in value:
-                value = value.replace(old, new)
-        return value
+        return rewrite(value)
     if isinstance(value, list | tuple):
-        return [_rewritten(item, words, hidden_models) for item in value]
+        return [_rewritten(item, rewrite, hidden_models) for item in value]
     if isinstance(value, dict):
         if value.get("on_version_id") in hidden_models:
             # A hold's evidence entry (lineage_health): its reason and author are the team's.
             value = {**value, "reason": None, "placed_by": None}
-        return {key: _rewritten(item, words, hidden_models) for key, item in value.items()}
+        return {key: _rewritten(item, rewrite, hidden_models) for key, item in value.items()}
     return value

@@ -13,6 +13,7 @@ from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from config import urls as config_urls
+from lineage.redaction import hidden_relatives_redacted
 from tests.api_contract import (
     CREATE,
     LIST,
@@ -444,3 +445,14 @@ def test_gate_answers_hide_only_what_the_reader_cannot_see(world, api_for, route
     for reader in (world.alice, world.carol):
         full = json.dumps(api_for(reader).get(url).json())
         assert f"{MARK} hold reason" in full and str(world.version) in full
+
+
+def test_redaction_names_only_whole_references(world):
+    """A hidden ancestor's name is replaced where it stands whole, never inside a longer name."""
+    ref = str(world.version)
+    data = {"reasons": [f"{ref}0 is another version", f"derived from {ref}."]}
+    redacted = hidden_relatives_redacted(world.bob, world.child, data)
+    assert redacted["reasons"] == [
+        f"{ref}0 is another version",
+        f"derived from model version #{world.version.pk} (not visible to you).",
+    ]
