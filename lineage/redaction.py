@@ -7,6 +7,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from django.db.models import Value
+
 from lineage.checks import hold_reason
 from lineage.selectors import active_holds_on, ancestry
 from registry.models import DatasetVersion, ModelVersion
@@ -27,29 +29,32 @@ def hidden_relatives_redacted(reader: Reader, version: ModelVersion, data: Any) 
     if is_compliance(reader):
         return data
     found = ancestry(version.pk)
-    if not found.ancestors and not found.datasets:
-        return data
-    hidden_models = set(found.ancestors) - set(
-        versions_visible_to(reader)
-        .filter(pk__in=list(found.ancestors))
-        .values_list("pk", flat=True)
+    # One query whatever the family, run even for a root (0, an id no row has, keeps each list
+    # non-empty) so the count never depends on the data: the ancestors and the data the reader
+    # cannot see, with their digests.
+    hidden_rows = (
+        ModelVersion.objects.filter(pk__in=[0, *found.ancestors])
+        .exclude(pk__in=versions_visible_to(reader).values("pk"))
+        .annotate(kind=Value("model"))
+        .order_by()
+        .values_list("kind", "pk", "artefact_digest")
+        .union(
+            DatasetVersion.objects.filter(pk__in=[0, *found.datasets])
+            .exclude(pk__in=dataset_versions_visible_to(reader).values("pk"))
+            .annotate(kind=Value("dataset"))
+            .order_by()
+            .values_list("kind", "pk", "sha256")
+        )
     )
-    hidden_data = set(found.datasets) - set(
-        dataset_versions_visible_to(reader)
-        .filter(pk__in=list(found.datasets))
-        .values_list("pk", flat=True)
-    )
-    if not hidden_models and not hidden_data:
+    hidden = {(kind, pk): digest for kind, pk, digest in hidden_rows}
+    if not hidden:
         return data
-    words = {found.ancestors[pk].ref: _hidden("model", pk) for pk in hidden_models}
-    words |= {found.datasets[pk].ref: _hidden("dataset", pk) for pk in hidden_data}
-    digests = [
-        *ModelVersion.objects.filter(pk__in=hidden_models).values_list(
-            "artefact_digest", flat=True
-        ),
-        *DatasetVersion.objects.filter(pk__in=hidden_data).values_list("sha256", flat=True),
-    ]
-    for digest in filter(None, digests):
+    hidden_models = {pk for kind, pk in hidden if kind == "model"}
+    words = {
+        (found.ancestors if kind == "model" else found.datasets)[pk].ref: _hidden(kind, pk)
+        for kind, pk in hidden
+    }
+    for digest in filter(None, hidden.values()):
         # The model card and some reasons show a digest's first 16 characters: enough to know it.
         words[digest] = words[digest[:16]] = HIDDEN_DIGEST
     for hold in active_holds_on(version.pk).filter(version_id__in=hidden_models):
