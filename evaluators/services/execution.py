@@ -96,26 +96,31 @@ class _Heartbeat:
             self.beat(min(done, total), total)
 
 
+def run_failure_audit(run_id: int) -> None:
+    """Audit a run just marked failed (by its worker or by the sweep), from the stored row."""
+    run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
+    audit_record(
+        actor=None,
+        action="evaluation.failed",
+        obj=run,
+        after={
+            "version": str(run.version),
+            "suite": run.suite.name,
+            "artefact_digest": run.artefact_digest,
+            "error": run.error,
+            "worker": run.worker,
+            "attempt": run.attempts,
+        },
+    )
+
+
 def _fail(run_id: int, token: uuid.UUID, message: str) -> bool:
     with transaction.atomic():
         failed = EvaluationRun.objects.filter(
             pk=run_id, status=RunStatus.RUNNING, claim_token=token
         ).update(status=RunStatus.FAILED, finished_at=timezone.now(), error=message[:10_000])
         if failed:
-            run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
-            audit_record(
-                actor=None,
-                action="evaluation.failed",
-                obj=run,
-                after={
-                    "version": str(run.version),
-                    "suite": run.suite.name,
-                    "artefact_digest": run.artefact_digest,
-                    "error": run.error,
-                    "worker": run.worker,
-                    "attempt": run.attempts,
-                },
-            )
+            run_failure_audit(run_id)
     return bool(failed)
 
 

@@ -27,6 +27,7 @@ from evaluators.models import (
     Task,
 )
 from evaluators.selectors import evaluation_base, evaluator_kind, suites_for, suites_visible_to
+from evaluators.services.execution import run_failure_audit
 from evaluators.sources import SourceError, locate_artefact, locate_dataset
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput, PermissionRefused
@@ -253,22 +254,6 @@ def runs_sweep(
     return SweepReport(requeued=requeued, failed=failed + lost, republished=republished)
 
 
-def _audit_failed(run_id: int, message: str, attempts: int) -> None:
-    run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
-    audit_record(
-        actor=None,
-        action="evaluation.failed",
-        obj=run,
-        after={
-            "version": str(run.version),
-            "suite": run.suite.name,
-            "artefact_digest": run.artefact_digest,
-            "error": message,
-            "attempt": attempts,
-        },
-    )
-
-
 def _sweep_running(stale_seconds: int, max_attempts: int) -> tuple[list[int], list[int]]:
     cutoff = timezone.now() - timedelta(seconds=stale_seconds)
     stale = list(
@@ -295,7 +280,7 @@ def _sweep_running(stale_seconds: int, max_attempts: int) -> tuple[list[int], li
                 if still_stale.update(
                     status=RunStatus.FAILED, finished_at=timezone.now(), error=message
                 ):
-                    _audit_failed(run_id, message, attempts)
+                    run_failure_audit(run_id)
                     failed.append(run_id)
             elif still_stale.update(
                 status=RunStatus.QUEUED, claim_token=None, queued_at=timezone.now()
@@ -345,7 +330,7 @@ def _sweep_queued(queued_stale_seconds: int, max_attempts: int) -> tuple[list[in
                 if still_lost.update(
                     status=RunStatus.FAILED, finished_at=timezone.now(), error=message
                 ):
-                    _audit_failed(run_id, message, attempts)
+                    run_failure_audit(run_id)
                     failed.append(run_id)
             elif still_lost.update(queued_at=timezone.now(), republished=F("republished") + 1):
                 run = EvaluationRun.objects.select_related("version__model", "suite").get(pk=run_id)
