@@ -3,11 +3,10 @@
 Both servers run on loopback with the same number of worker processes (2, one per core of the
 machine the issue measured on): MLflow's tracking server (`mlflow server --workers 2`, the
 optional `bench` extra installs it) and Pedigree under gunicorn (`-w 2`, `config.wsgi`, DEBUG
-off). MLflow 3 serves with uvicorn, whose workers each take several requests at once (its Flask
-handlers run in a thread pool), so Pedigree's workers are threaded too: gunicorn's `gthread`
-class with 2 threads each, as many requests in flight as the client's 4 threads send, so that a
-worker waiting on its database (a round trip, SQLite's write lock) serves another request
-meanwhile. `--threads 1` runs gunicorn's plain `sync` workers instead, one request at a time.
+off) with its default `sync` workers, one request at a time each. `--threads N` runs gunicorn's
+`gthread` workers with N threads each instead: they keep each client connection alive on the
+worker that accepted it, so the client's 4 connections split unevenly (3 and 1 in a measured run,
+one worker doing five times the other's work) and the busier worker's threads share one core.
 One client with 4 threads drives both, alternating batches between them so that neither gets a
 quieter machine. One registration is:
 
@@ -52,8 +51,8 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 WORKERS = 2
-# Threads per Pedigree worker (gthread) unless --threads says otherwise; 1: sync workers.
-SERVER_THREADS = 2
+# Threads per Pedigree worker: 1 runs gunicorn's sync workers; more, gthread workers.
+SERVER_THREADS = 1
 THREADS = 4
 BATCH = 20
 RATIO_TARGET = 2.0
@@ -395,7 +394,10 @@ def main() -> int:
     parser.add_argument("--requests", type=int, help="registrations per server (default 200)")
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument(
-        "--threads", type=int, default=SERVER_THREADS, help="per Pedigree worker; 1: sync workers"
+        "--threads",
+        type=int,
+        default=SERVER_THREADS,
+        help="per Pedigree worker; >1: gthread workers",
     )
     args = parser.parse_args()
     sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]

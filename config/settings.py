@@ -303,7 +303,7 @@ REST_FRAMEWORK = {
     # Per token (user) and per anonymous address; 429 with Retry-After beyond the rate.
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
+        "registry.api.throttling.TokenRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_rate("PEDIGREE_THROTTLE_ANON", "120/minute"),

@@ -77,6 +77,9 @@ def _entry(
 
 
 _SEAL_CALLBACK = "_pedigree_audit_seal"
+# On the connection once `audit_seal_before_commit` sealed the transaction's entries, until an
+# entry is recorded again: the seal after the commit then has nothing to do.
+_SEALED_INLINE = "_pedigree_audit_sealed_inline"
 # On the connection while an `audit_batch` block runs: the entries it will insert.
 _BATCH = "_pedigree_audit_batch"
 
@@ -86,6 +89,7 @@ def _seal_after_commit() -> None:
     current = transaction.get_connection()
     if not current.in_atomic_block:
         raise RuntimeError("audit_record must be called inside the transaction of the change")
+    setattr(current, _SEALED_INLINE, False)
     # The callback registered by an earlier entry of this transaction, while it is still to run:
     # a rollback (of the transaction, or of the savepoint it was registered in) drops it from
     # the list, and running it forgets it.
@@ -97,6 +101,8 @@ def _seal_after_commit() -> None:
 
     def seal() -> None:
         setattr(current, _SEAL_CALLBACK, None)
+        if getattr(current, _SEALED_INLINE, False):
+            return
         _seal_pending()  # the entries are there: no need to ask first, as `audit_seal` does
 
     setattr(current, _SEAL_CALLBACK, seal)
@@ -175,8 +181,20 @@ def audit_seal() -> int:
     return _seal_pending()
 
 
-def _seal_pending() -> int:
-    with transaction.atomic():
+def audit_seal_before_commit() -> None:
+    """Seal the entries of the current transaction, as its last step before the commit, instead of
+    in a transaction of their own after it: for a service that ends its transaction right after
+    this. The chain's lock is taken last and held only until the commit, so writers still do not
+    queue behind each other for longer than a seal, and the chain's order stays commit order."""
+    current = transaction.get_connection()
+    if not current.in_atomic_block:
+        raise RuntimeError("audit_seal_before_commit must be called inside the transaction")
+    _seal_pending(savepoint=False)
+    setattr(current, _SEALED_INLINE, True)
+
+
+def _seal_pending(*, savepoint: bool = True) -> int:
+    with transaction.atomic(savepoint=savepoint):
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHAIN_LOCK_KEY])

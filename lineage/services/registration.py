@@ -26,7 +26,7 @@ from lineage.services.training import (
     validate_run_input,
 )
 from registry import services as registry_services
-from registry.audit import audit_batch
+from registry.audit import audit_batch, audit_seal_before_commit
 from registry.errors import FieldErrors, InvalidInput
 from registry.models import (
     ArtefactUpload,
@@ -224,7 +224,8 @@ def registration_record(
     files. Anything wrong raises before anything is written, every problem at once.
 
     The files are inspected before the lineage lock is taken: the lock must precede the first
-    audited write, and it is held only while writing.
+    audited write, and it is held only while writing. The audit entries are sealed as the last
+    step of the transaction, not in a second one after it.
     """
     plan = _registration_plan(
         actor=actor,
@@ -240,7 +241,9 @@ def registration_record(
     )
     lineage_write_lock(shared=True)  # registrations do not queue behind each other
     with audit_batch():
-        return _registration_write(actor, plan)
+        written = _registration_write(actor, plan)
+    audit_seal_before_commit()
+    return written
 
 
 def registration_check(*, actor: Actor, **registration: Any) -> RegistrationPlan:

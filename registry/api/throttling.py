@@ -2,7 +2,7 @@
 
 from django.http import HttpRequest
 from rest_framework.settings import api_settings
-from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle, UserRateThrottle
 
 
 def client_address(request: HttpRequest) -> str:
@@ -38,3 +38,33 @@ class FailedAuthenticationThrottle(SimpleRateThrottle):
     def record_failure(self, request) -> None:
         self.exhausted(request)
         self.throttle_success()  # stores this failure in the address's history
+
+
+class TokenRateThrottle(UserRateThrottle):
+    """DRF's per-user throttle (PEDIGREE_THROTTLE_USER), counting each budget's window from its
+    first request: the cache holds (window start, count) instead of DRF's list of the time of
+    every request in the window, which each request read, unpickled, pickled and wrote back
+    whole (thousands of entries at a busy client's rate; a tenth of a read's CPU)."""
+
+    num_requests: int  # set from the rate by SimpleRateThrottle.__init__
+    duration: int
+    window_end: float
+
+    def allow_request(self, request, view) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        self.now = self.timer()
+        start, count = self.cache.get(self.key, (self.now, 0))
+        if self.now - start >= self.duration:
+            start, count = self.now, 0
+        self.window_end = start + self.duration
+        if count >= self.num_requests:
+            return False
+        self.cache.set(self.key, (start, count + 1), self.window_end - self.now)
+        return True
+
+    def wait(self) -> float:
+        return max(self.window_end - self.now, 0.0)

@@ -112,12 +112,35 @@ def test_a_registration_inserts_its_audit_entries_at_once_and_seals_them_once(
     # model, version, 3 edges, run: all sealed by the one callback run after the commit
     assert AuditEntry.objects.count() == before + 6
     assert not AuditEntry.objects.filter(seq__isnull=True).exists()
-    seals = [
-        c for c in callbacks if getattr(c, "__qualname__", "").startswith("_seal_after_commit")
-    ]
-    assert len(seals) == 1
+    # Sealed as the registration's last step, in its own transaction: the callback that seals
+    # after other commits finds nothing to do, and no second transaction is begun.
+    assert sum("seal" in getattr(c, "__qualname__", "") for c in callbacks) == 1
+    assert sum(q["sql"].startswith(("BEGIN", "COMMIT")) for q in queries.captured_queries) <= 2
     # With its seal, still in the budget.
     assert len(queries.captured_queries) <= REGISTRATION_BUDGET
+
+
+def test_a_registration_commits_its_audit_entries_sealed(api_for, engineer, make_version):
+    """No window in which a registration's entries sit committed but unsealed: the commit
+    callbacks are not run here, and the entries are chained already."""
+    parent = make_version()
+    before = AuditEntry.objects.filter(seq__isnull=True).count()
+    response = api_for(engineer).post(
+        "/api/v1/registrations/",
+        {
+            "model": "acme/sealed",
+            "version": "v1",
+            "create_model": {"team": "acme"},
+            "artefact_digest": digest("sealed"),
+            "parents": [{"version": str(parent), "relation": "finetune"}],
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    assert before > 0  # the parent's entries, whose commit callbacks never ran, are unsealed
+    assert not AuditEntry.objects.filter(seq__isnull=True).exists()  # chained too, in order
+    model_entries = AuditEntry.objects.filter(object_repr__startswith="acme/sealed")
+    assert model_entries.exists() and not model_entries.filter(hash__isnull=True).exists()
 
 
 def _reads(api, url: str) -> int:

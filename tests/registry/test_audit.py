@@ -141,3 +141,45 @@ def test_admin_cannot_edit_or_delete_audit_entries(admin_client, make_version):
     assert page.status_code == 200
     assert b'name="_save"' not in page.content
     assert admin_client.post(f"/admin/registry/auditentry/{entry.pk}/delete/").status_code == 403
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="needs PostgreSQL"
+)
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_registrations_seal_one_intact_chain(api_for, engineer, make_version):
+    """Registrations seal their own entries as their transaction's last step, each taking the
+    chain's lock just before its commit: racing ones still leave one chain, in commit order,
+    with nothing unsealed."""
+    parent = make_version()
+    audit_seal()
+    start = threading.Barrier(4)
+    statuses: list[int] = []
+
+    def register(n: int) -> None:
+        try:
+            start.wait(10)
+            for i in range(5):
+                response = api_for(engineer).post(
+                    "/api/v1/registrations/",
+                    {
+                        "model": f"acme/race-{n}-{i}",
+                        "version": "v1",
+                        "create_model": {"team": "acme"},
+                        "artefact_digest": f"{n * 10 + i:064x}",
+                        "parents": [{"version": str(parent), "relation": "finetune"}],
+                    },
+                    format="json",
+                )
+                statuses.append(response.status_code)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=register, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert statuses == [201] * 20
+    assert not AuditEntry.objects.filter(seq__isnull=True).exists()
+    call_command("audit_verify")  # raises CommandError on a broken chain
