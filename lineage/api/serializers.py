@@ -64,10 +64,15 @@ class ParentInputSerializer(StrictMixin, serializers.Serializer):
         return ParentSpec(**super().to_internal_value(data))
 
 
+# Kept with the proposal when the change needs a compliance conclusion (protected lineage).
+PROPOSAL_REASON = {"max_length": 4000, "required": False, "allow_blank": True}
+
+
 class ParentsInputSerializer(StrictMixin, serializers.Serializer):
     parents = serializers.ListSerializer(
         child=ParentInputSerializer(), min_length=1, max_length=MAX_PARENTS
     )
+    reason = serializers.CharField(**PROPOSAL_REASON)
 
 
 class DatasetUseInputSerializer(StrictMixin, serializers.Serializer):
@@ -106,6 +111,12 @@ class TrainingRunInputSerializer(StrictMixin, serializers.Serializer):
         values = dict(super().to_internal_value(data))
         compute = values.pop("compute", {})
         return {**values, **compute}
+
+
+class TrainingRunRecordSerializer(TrainingRunInputSerializer):
+    """A run recorded on its own (not with a registration), which may become a proposal."""
+
+    reason = serializers.CharField(**PROPOSAL_REASON)
 
 
 class CreateModelSerializer(StrictMixin, serializers.Serializer):

@@ -26,7 +26,7 @@ from lineage.api.serializers import (
     RecordedRunSerializer,
     RegistrationQuerySerializer,
     RegistrationSerializer,
-    TrainingRunInputSerializer,
+    TrainingRunRecordSerializer,
     TrainingRunSerializer,
     graph_data,
     hold_data,
@@ -260,13 +260,13 @@ class TrainingRunView(APIView):
         return Response(TrainingRunSerializer(run).data)
 
     @extend_schema(
-        request=TrainingRunInputSerializer,
+        request=TrainingRunRecordSerializer,
         responses={201: TrainingRunSerializer, 202: ProposedSerializer},
     )
     def post(self, request, pk: str):
         """Record the run; on protected evidence an engineer's record is proposed (202)."""
         version = visible_version(request, pk)
-        serializer = TrainingRunInputSerializer(data=request.data)
+        serializer = TrainingRunRecordSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = services.training_run_submit(
             actor=acting_user(request), version=version, **serializer.validated_data
