@@ -64,15 +64,16 @@ class ParentInputSerializer(StrictMixin, serializers.Serializer):
         return ParentSpec(**super().to_internal_value(data))
 
 
-# Kept with the proposal when the change needs a compliance conclusion (protected lineage).
-PROPOSAL_REASON = {"max_length": 4000, "required": False, "allow_blank": True}
+def proposal_reason() -> serializers.CharField:
+    """Why: kept with the proposal when the change needs a compliance conclusion."""
+    return serializers.CharField(max_length=4000, required=False, allow_blank=True)
 
 
 class ParentsInputSerializer(StrictMixin, serializers.Serializer):
     parents = serializers.ListSerializer(
         child=ParentInputSerializer(), min_length=1, max_length=MAX_PARENTS
     )
-    reason = serializers.CharField(**PROPOSAL_REASON)
+    reason = proposal_reason()
 
 
 class DatasetUseInputSerializer(StrictMixin, serializers.Serializer):
@@ -116,7 +117,7 @@ class TrainingRunInputSerializer(StrictMixin, serializers.Serializer):
 class TrainingRunRecordSerializer(TrainingRunInputSerializer):
     """A run recorded on its own (not with a registration), which may become a proposal."""
 
-    reason = serializers.CharField(**PROPOSAL_REASON)
+    reason = proposal_reason()
 
 
 class CreateModelSerializer(StrictMixin, serializers.Serializer):

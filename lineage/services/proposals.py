@@ -144,8 +144,8 @@ def edge_correction_submit(
         }
     elif edge.relation != was_relation:
         weakening = {
-            f"parents[{was_parent}]": f"declaring {child} a {edge.relation} of {was_parent}, "
-            f"not a {was_relation}, changes how the lineage check judges it"
+            f"parents[{was_parent}]": f"changing the relation to {was_parent} from "
+            f"{was_relation} to {edge.relation} changes how the lineage check judges it"
         }
     else:
         weakening = {

@@ -234,17 +234,18 @@ def _evidence_change(proposal: EvidenceProposal) -> EvidenceChange:
 def evidence_proposal_accept(
     *, actor: Actor, proposal: EvidenceProposal, comment: str = ""
 ) -> EvidenceProposal:
-    """Make the proposed change as `actor`, through the update service any edit goes through:
-    the approvals it touches stop counting and the versions using the evidence are rechecked."""
+    """Make the proposed change as `actor`, through the service any such change goes through
+    (the update services, or the app's for a lineage change): the approvals it touches stop
+    counting and the versions using the evidence are rechecked."""
     _refuse_long(comment)
     proposal = _pending_locked(actor, proposal, "accept")
     target = proposal.target
     change = None if proposal.kind == ProposalKind.FIELDS else _evidence_change(proposal)
-    now = (
-        {field: getattr(target, field) for field in proposal.before}
-        if change is None
-        else change.current(target)
-    )
+    if change is not None:
+        assert isinstance(target, ModelVersion)  # a DB constraint: only versions have lineage
+        now = change.current(target)
+    else:
+        now = {field: getattr(target, field) for field in proposal.before}
     stale = _stale(proposal.before, now)
     if stale:
         raise Conflict(
@@ -253,7 +254,6 @@ def evidence_proposal_accept(
             code="proposal_stale",
         )
     if change is not None:
-        assert isinstance(target, ModelVersion)  # a DB constraint: only versions have lineage
         change.apply(actor, proposal)
         compliance_recheck_after_commit([target.pk, *evidence_user_ids(target)])
     elif isinstance(target, ModelVersion):
