@@ -175,6 +175,9 @@ def add_commands(commands: Commands) -> None:
         parents,
         "add",
         help="record one more parent of a version",
+        description="Record one more parent of a version. Once its evidence is protected (an "
+        "approval, a stage) the addition is recorded as a proposal for compliance to conclude "
+        "instead, and nothing changes yet.",
         examples=["pedigree parent add acme/intent@v2 acme/intent@v1 --relation finetune"],
     )
     parser.add_argument("ref", metavar="VERSION", help="the child: MODEL@VERSION or id")
@@ -185,6 +188,9 @@ def add_commands(commands: Commands) -> None:
         parents,
         "correct",
         help="correct the relation or the parent of one edge (compliance: confirms it)",
+        description="Correct the relation or the parent of one edge. Once the version's evidence "
+        "is protected (an approval, a stage) the correction is recorded as a proposal for "
+        "compliance to conclude instead, and nothing changes yet.",
         examples=['pedigree parent correct acme/gguf@v1 7 --relation quantized --reason "GGUF"'],
     )
     parser.add_argument("ref", metavar="VERSION", help="the child: MODEL@VERSION or id")
