@@ -150,7 +150,7 @@ def edge_correction_submit(
     else:
         weakening = {
             f"parents[{was_parent}]": f"declaring the relation to {was_parent} "
-            f"({edge.relation}), now inferred, changes how the lineage check judges it"
+            f"({edge.relation}) instead of inferring it changes how the lineage check judges it"
         }
     return registry_services.evidence_propose(
         actor=actor,
