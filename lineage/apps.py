@@ -11,6 +11,7 @@ class LineageConfig(AppConfig):
         from lineage.redaction import hidden_relatives_redacted
         from lineage.services import lineage_write_lock
         from lineage.services.holds import compliance_hold_place
+        from lineage.services.proposals import EVIDENCE_CHANGES
         from lineage.services.upstream import (
             upstream_parents_record,
             upstream_reference_resolved,
@@ -38,6 +39,7 @@ class LineageConfig(AppConfig):
             VersionPanel("lineage/version_panel.html", admin.version_panel_context),
             *VERSION_FILTERS,
             *console.CONTRIBUTIONS,
+            *EVIDENCE_CHANGES,
             UpstreamLineage(
                 lock=lineage_write_lock,
                 record=upstream_parents_record,

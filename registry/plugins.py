@@ -19,8 +19,8 @@ if TYPE_CHECKING:
     from django.http import HttpRequest
 
     from registry.gates import CheckResult, GateContext, GateEvaluation
-    from registry.models import DatasetVersion, ModelVersion
-    from registry.types import Reader
+    from registry.models import DatasetVersion, EvidenceProposal, ModelVersion
+    from registry.types import Actor, Reader
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,20 @@ class EvidenceUsers:
     could weaken a check is protected when any of them is."""
 
     version_ids: Callable[[ModelVersion | DatasetVersion], list[int]]
+
+
+@dataclass(frozen=True)
+class EvidenceChange:
+    """A kind of change to a version's protected evidence that an app makes (lineage: parents
+    added, an edge corrected, a training run recorded), proposed by an engineer as an
+    `EvidenceProposal` of that `kind`. `current(version)` is the JSON state the proposal's
+    `before` recorded (a proposal whose `before` differs from it is stale; it may lock what the
+    change writes, for the rest of the transaction); `apply(actor, proposal)` makes the change
+    through the app's own service, as the compliance officer accepting it."""
+
+    kind: str
+    current: Callable[[ModelVersion], dict[str, Any]]
+    apply: Callable[[Actor, EvidenceProposal], Any]
 
 
 @dataclass(frozen=True)
@@ -263,6 +277,7 @@ Contribution = (
     | InvolvementProvider
     | EvidenceProvider
     | EvidenceUsers
+    | EvidenceChange
     | ComplianceHold
     | AnswerRedaction
     | EvaluationResultsProvider
@@ -295,6 +310,8 @@ def _identity(contribution: Contribution) -> object:
             return contribution.name
         case EvidenceDocument():
             return contribution.filename
+        case EvidenceChange():
+            return contribution.kind
         case DashboardPanel() | ComparisonSection():
             return contribution.title
         case WaiverLinks():

@@ -64,10 +64,16 @@ class ParentInputSerializer(StrictMixin, serializers.Serializer):
         return ParentSpec(**super().to_internal_value(data))
 
 
+def proposal_reason() -> serializers.CharField:
+    """Why: kept with the proposal when the change needs a compliance conclusion."""
+    return serializers.CharField(max_length=4000, required=False, allow_blank=True)
+
+
 class ParentsInputSerializer(StrictMixin, serializers.Serializer):
     parents = serializers.ListSerializer(
         child=ParentInputSerializer(), min_length=1, max_length=MAX_PARENTS
     )
+    reason = proposal_reason()
 
 
 class DatasetUseInputSerializer(StrictMixin, serializers.Serializer):
@@ -106,6 +112,12 @@ class TrainingRunInputSerializer(StrictMixin, serializers.Serializer):
         values = dict(super().to_internal_value(data))
         compute = values.pop("compute", {})
         return {**values, **compute}
+
+
+class TrainingRunRecordSerializer(TrainingRunInputSerializer):
+    """A run recorded on its own (not with a registration), which may become a proposal."""
+
+    reason = proposal_reason()
 
 
 class CreateModelSerializer(StrictMixin, serializers.Serializer):

@@ -26,7 +26,7 @@ from lineage.api.serializers import (
     RecordedRunSerializer,
     RegistrationQuerySerializer,
     RegistrationSerializer,
-    TrainingRunInputSerializer,
+    TrainingRunRecordSerializer,
     TrainingRunSerializer,
     graph_data,
     hold_data,
@@ -37,9 +37,10 @@ from lineage.api.serializers import (
 from lineage.filters import HoldFilter
 from lineage.models import DatasetRole
 from registry.api.base import acting_user, parsed_query, visible_version
-from registry.api.serializers import VersionSerializer
+from registry.api.proposals import proposal_answer
+from registry.api.serializers import ProposedSerializer, VersionSerializer
 from registry.errors import InvalidInput, NotFound
-from registry.models import ModelVersion
+from registry.models import EvidenceProposal, ModelVersion
 from registry.selectors import dataset_versions_visible_to, version_by_ref, versions_visible_to
 
 
@@ -200,14 +201,20 @@ class ParentsView(APIView):
             EdgeSerializer(selectors.parent_edges(version, request.user), many=True).data
         )
 
-    @extend_schema(request=ParentsInputSerializer, responses={201: EdgeSerializer(many=True)})
+    @extend_schema(
+        request=ParentsInputSerializer,
+        responses={201: EdgeSerializer(many=True), 202: ProposedSerializer},
+    )
     def post(self, request, pk: str):
+        """Add parents; on protected evidence an engineer's addition is proposed (202)."""
         version = visible_version(request, pk)
         serializer = ParentsInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.edges_create(
-            actor=acting_user(request), child=version, parents=serializer.validated_data["parents"]
+        result = services.edges_submit(
+            actor=acting_user(request), child=version, **serializer.validated_data
         )
+        if isinstance(result, EvidenceProposal):
+            return proposal_answer(result)
         edges = EdgeSerializer(selectors.parent_edges(version, request.user), many=True).data
         return Response(edges, status=status.HTTP_201_CREATED)
 
@@ -218,19 +225,24 @@ class ParentEdgeView(APIView):
 
     permission_classes = [IsAuthenticated]
 
-    @extend_schema(request=EdgeCorrectionSerializer, responses={200: EdgeSerializer})
+    @extend_schema(
+        request=EdgeCorrectionSerializer, responses={200: EdgeSerializer, 202: ProposedSerializer}
+    )
     def patch(self, request, pk: str, edge_id: int):
+        """Correct an edge; on protected evidence an engineer's correction is proposed (202)."""
         version = visible_version(request, pk)
         edge = selectors.parent_edges(version, request.user).filter(pk=edge_id).first()
         if edge is None:
             raise NotFound(f"{version} has no parent edge {edge_id}; list them with GET parents/.")
         serializer = EdgeCorrectionSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        edge = services.edge_correct(
+        result = services.edge_correction_submit(
             actor=acting_user(request), edge=edge, **serializer.validated_data
         )
+        if isinstance(result, EvidenceProposal):
+            return proposal_answer(result)
         return Response(
-            EdgeSerializer(selectors.parent_edges(version, request.user).get(pk=edge.pk)).data
+            EdgeSerializer(selectors.parent_edges(version, request.user).get(pk=result.pk)).data
         )
 
 
@@ -247,14 +259,20 @@ class TrainingRunView(APIView):
             raise NotFound(f"No training run is recorded for {version}.")
         return Response(TrainingRunSerializer(run).data)
 
-    @extend_schema(request=TrainingRunInputSerializer, responses={201: TrainingRunSerializer})
+    @extend_schema(
+        request=TrainingRunRecordSerializer,
+        responses={201: TrainingRunSerializer, 202: ProposedSerializer},
+    )
     def post(self, request, pk: str):
+        """Record the run; on protected evidence an engineer's record is proposed (202)."""
         version = visible_version(request, pk)
-        serializer = TrainingRunInputSerializer(data=request.data)
+        serializer = TrainingRunRecordSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        services.training_run_record(
+        result = services.training_run_submit(
             actor=acting_user(request), version=version, **serializer.validated_data
         )
+        if isinstance(result, EvidenceProposal):
+            return proposal_answer(result)
         run = selectors.training_run_of(version, request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_201_CREATED)
 

@@ -7,6 +7,7 @@ transaction leaves nothing behind.
 
 from lineage.services.edges import MAX_PARENTS, ParentSpec, edge_create, edges_create, main_relation
 from lineage.services.holds import hold_lift, hold_place
+from lineage.services.proposals import edge_correction_submit, edges_submit, training_run_submit
 from lineage.services.registration import (
     Registration,
     RegistrationPlan,
@@ -28,8 +29,10 @@ __all__ = [
     "Registration",
     "RegistrationPlan",
     "edge_correct",
+    "edge_correction_submit",
     "edge_create",
     "edges_create",
+    "edges_submit",
     "hold_lift",
     "hold_place",
     "lineage_write_lock",
@@ -39,4 +42,5 @@ __all__ = [
     "registration_label_check",
     "registration_record",
     "training_run_record",
+    "training_run_submit",
 ]

@@ -206,21 +206,15 @@ def _propagate_holds(child_id: int, parent_ids: Sequence[int]) -> int:
 # --- Edges ----------------------------------------------------------------------------------
 
 
-def add_parents(
+def check_new_parents(
     *,
-    actor: Actor,
     child: ModelVersion,
     parents: Sequence[tuple[ModelVersion, str]],
     field: str,
     new_child: bool = False,
-    details: Sequence[dict[str, Any]] | None = None,
-) -> list[LineageEdge]:
-    """Record resolved parents of `child` (lock held, permissions checked by the caller);
-    `details` holds further edge fields, one dict per parent (how an import found it).
-
-    `new_child`: `child` was created in this transaction, so it has no parents, training run or
-    descendants yet, and none of them needs reading (nor can a new edge close a cycle).
-    """
+) -> None:
+    """What `add_parents` checks before writing (lock held): no parent twice or already there,
+    a valid set of parents fitting the training run's method, no cycle."""
     existing: dict[int, str] = (
         {}
         if new_child
@@ -252,6 +246,24 @@ def add_parents(
             f"Recording {names} as parent of {child} would make a cycle: {child} is already "
             f"an ancestor of {names}. Lineage points from a version to what it was made from.",
         )
+
+
+def add_parents(
+    *,
+    actor: Actor,
+    child: ModelVersion,
+    parents: Sequence[tuple[ModelVersion, str]],
+    field: str,
+    new_child: bool = False,
+    details: Sequence[dict[str, Any]] | None = None,
+) -> list[LineageEdge]:
+    """Record resolved parents of `child` (lock held, permissions checked by the caller);
+    `details` holds further edge fields, one dict per parent (how an import found it).
+
+    `new_child`: `child` was created in this transaction, so it has no parents, training run or
+    descendants yet, and none of them needs reading (nor can a new edge close a cycle).
+    """
+    check_new_parents(child=child, parents=parents, field=field, new_child=new_child)
     edges = [
         LineageEdge(
             child=child,
@@ -294,29 +306,28 @@ def add_parents(
     return edges
 
 
-def _require_lineage_write(actor: Actor, child: ModelVersion) -> None:
-    """The child's team records its lineage while it is in development; compliance staff may
-    also correct lineage later (a lineage that changes after approval changes obligations)."""
+def lineage_protection(actor: Actor, version: ModelVersion) -> str | None:
+    """Why `actor` may only propose changes to `version`'s parents and training data (for
+    compliance staff to conclude), or None when they may make them. Parents and training data
+    are gate evidence (a different parent or dataset can carry a different licence): the
+    version's team records them while it is in development and its evidence is unprotected;
+    compliance staff may change them at any time. Refuses anyone else."""
     if is_compliance(actor):
-        return
-    registry_services.require_team_write(actor, child.model.team)
-    if child.stage != "development":
-        raise PermissionRefused(
-            f"{child} is in {child.stage}; its lineage is frozen once it leaves development. "
-            "Ask compliance staff to correct it."
-        )
-    refuse_lineage_change(child)
+        return None
+    registry_services.require_team_write(actor, version.model.team)
+    if version.stage != "development":
+        return f"{version} is in {version.stage} (its lineage is frozen once it leaves development)"
+    return evidence_protection(version)
 
 
-def refuse_lineage_change(version: ModelVersion) -> None:
-    """Parents and training data are gate evidence: once protected, only compliance staff
-    change them (a different parent or dataset can carry a different licence)."""
-    protected = evidence_protection(version)
+def require_lineage_write(actor: Actor, version: ModelVersion) -> None:
+    """For the services that make the change: only those `lineage_protection` lets through."""
+    protected = lineage_protection(actor, version)
     if protected:
         raise PermissionRefused(
             f"The lineage of {version} is gate evidence and {protected}: changing its parents "
             "or training data could weaken a gate check, so only compliance staff can make "
-            "this change.",
+            "this change; propose it through the API instead.",
             code="evidence_protected",
         )
 
@@ -339,11 +350,18 @@ def edges_create(
     """Add parents to `child` in one go (a merge's parents must come together)."""
     lineage_write_lock()
     child = ModelVersion.objects.select_related("model__team").get(pk=child.pk)
-    _require_lineage_write(actor, child)
+    require_lineage_write(actor, child)
+    resolved = new_parents_resolved(actor, parents)
+    return add_parents(actor=actor, child=child, parents=resolved, field="parents")
+
+
+def new_parents_resolved(
+    actor: Actor, parents: Sequence[ParentSpec]
+) -> list[tuple[ModelVersion, str]]:
+    """The parents an `edges_create` names, resolved."""
     if not parents:
         raise InvalidInput.for_field("parents", "Name at least one parent.")
-    resolved = resolve_parents(actor, parents, "parents")
-    return add_parents(actor=actor, child=child, parents=resolved, field="parents")
+    return resolve_parents(actor, parents, "parents")
 
 
 def edge_create(

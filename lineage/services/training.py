@@ -13,14 +13,13 @@ from django.db.models import Q
 
 from lineage.models import DatasetRole, LineageEdge, Method, TrainingDataset, TrainingRun
 from lineage.schemas import framework_version_problems, hyperparameter_problems
-from lineage.services.edges import check_method_fits, refuse_lineage_change
+from lineage.services.edges import check_method_fits, require_lineage_write
 from lineage.services.shared import clean, lineage_write_lock
-from registry import services as registry_services
 from registry.audit import audit_record
 from registry.errors import Conflict, FieldErrors, InvalidInput
 from registry.models import DatasetVersion, ModelVersion, Team
 from registry.retry import retry_transaction
-from registry.selectors import as_id, dataset_versions_visible_to, is_compliance
+from registry.selectors import as_id, dataset_versions_visible_to
 from registry.services import snapshot
 from registry.types import Actor
 
@@ -171,6 +170,17 @@ def resolve_run_by(team: Team, username: str | None, actor: Actor, field: str) -
     return user
 
 
+def check_no_repeats(datasets: Sequence[tuple[DatasetVersion, str]], *, prefix: str) -> None:
+    seen: set[tuple[int, str]] = set()
+    for index, (dataset_version, role) in enumerate(datasets):
+        if (dataset_version.pk, role) in seen:
+            field = f"{prefix}.datasets[{index}]" if prefix else f"datasets[{index}]"
+            raise InvalidInput.for_field(
+                field, f"{dataset_version} is listed twice as {role} data."
+            )
+        seen.add((dataset_version.pk, role))
+
+
 def record_run(
     *,
     actor: Actor,
@@ -201,20 +211,13 @@ def record_run(
         raise Conflict.for_field(
             prefix or "version", f"{version} already has its training run recorded."
         ) from error
-    links: list[TrainingDataset] = []
-    seen: set[tuple[int, str]] = set()
-    for index, (dataset_version, role) in enumerate(datasets):
-        if (dataset_version.pk, role) in seen:
-            field = f"{prefix}.datasets[{index}]" if prefix else f"datasets[{index}]"
-            raise InvalidInput.for_field(
-                field, f"{dataset_version} is listed twice as {role} data."
-            )
-        seen.add((dataset_version.pk, role))
-        links.append(
-            TrainingDataset(
-                run=run, dataset_version=dataset_version, role=role, sha256=dataset_version.sha256
-            )
+    check_no_repeats(datasets, prefix=prefix)
+    links = [
+        TrainingDataset(
+            run=run, dataset_version=dataset_version, role=role, sha256=dataset_version.sha256
         )
+        for dataset_version, role in datasets
+    ]
     TrainingDataset.objects.bulk_create(links)
     audit_record(
         actor=actor,
@@ -261,10 +264,55 @@ def training_run_record(
     hyperparameters = {} if hyperparameters is None else hyperparameters
     framework_versions = {} if framework_versions is None else framework_versions
     version = ModelVersion.objects.select_related("model__team").get(pk=version.pk)
-    registry_services.require_team_write(actor, version.model.team)
-    if not is_compliance(actor):
-        refuse_lineage_change(version)
+    require_lineage_write(actor, version)
     lineage_write_lock()
+    resolved, user = training_run_checked(
+        actor=actor,
+        version=version,
+        method=method,
+        hyperparameters=hyperparameters,
+        framework_versions=framework_versions,
+        datasets=datasets,
+        started_at=started_at,
+        finished_at=finished_at,
+        run_by=run_by,
+    )
+    run, _ = record_run(
+        actor=actor,
+        version=version,
+        method=method,
+        hyperparameters=hyperparameters,
+        datasets=resolved,
+        run_by=user,
+        prefix="",
+        code_repository=code_repository,
+        code_revision=code_revision,
+        framework_versions=dict(framework_versions),
+        device_kind=device_kind,
+        device_count=device_count,
+        gpu_hours=gpu_hours,
+        energy_kwh=energy_kwh,
+        started_at=started_at,
+        finished_at=finished_at,
+        notes=notes,
+    )
+    return run
+
+
+def training_run_checked(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    method: str,
+    hyperparameters: Mapping[str, Any],
+    framework_versions: Mapping[str, str],
+    datasets: Sequence[DatasetUse],
+    started_at: datetime | None,
+    finished_at: datetime | None,
+    run_by: str | None,
+) -> tuple[list[tuple[DatasetVersion, str]], Actor]:
+    """The checks of `training_run_record`'s input (lock held) that need no row written: the
+    datasets it names and who ran it, resolved; every problem is reported at once."""
     relations = list(LineageEdge.objects.filter(child=version).values_list("relation", flat=True))
     errors = FieldErrors()
     errors.collect(
@@ -282,24 +330,5 @@ def training_run_record(
     resolved = errors.collect(lambda: resolve_dataset_uses(actor, datasets, "datasets"))
     user = errors.collect(lambda: resolve_run_by(version.model.team, run_by, actor, "run_by"))
     errors.raise_if_any()
-    assert user is not None  # `collect` gives None only for an error, raised just above
-    run, _ = record_run(
-        actor=actor,
-        version=version,
-        method=method,
-        hyperparameters=hyperparameters,
-        datasets=resolved or [],
-        run_by=user,
-        prefix="",
-        code_repository=code_repository,
-        code_revision=code_revision,
-        framework_versions=dict(framework_versions),
-        device_kind=device_kind,
-        device_count=device_count,
-        gpu_hours=gpu_hours,
-        energy_kwh=energy_kwh,
-        started_at=started_at,
-        finished_at=finished_at,
-        notes=notes,
-    )
-    return run
+    assert resolved is not None and user is not None  # `collect` gives None only for an error
+    return resolved, user

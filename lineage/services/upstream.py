@@ -10,11 +10,11 @@ from lineage.models import LineageEdge, Relation, TrainingRun, UpstreamTrainingD
 from lineage.services.edges import (
     ParentSpec,
     _propagate_holds,
-    _require_lineage_write,
     _would_close_cycle,
     add_parents,
     check_method_fits,
     check_parent_set,
+    require_lineage_write,
     resolve_parents,
 )
 from lineage.services.shared import lineage_write_lock
@@ -109,7 +109,30 @@ def edge_correct(
     keeping it confirm it. Engineers of the child's team may correct it in development."""
     lineage_write_lock()
     edge = LineageEdge.objects.select_related("child__model__team", "parent__model").get(pk=edge.pk)
-    _require_lineage_write(actor, edge.child)
+    require_lineage_write(actor, edge.child)
+    before = _edge_state(edge)
+    edge = edge_corrected(actor=actor, edge=edge, reason=reason, relation=relation, parent=parent)
+    edge.save()
+    _propagate_holds(edge.child_id, [edge.parent_id])
+    audit_record(
+        actor=actor,
+        action="lineage_edge.correct",
+        obj=edge,
+        before=before,
+        after={**_edge_state(edge), "reason": reason.strip()},
+    )
+    return edge
+
+
+def edge_corrected(
+    *,
+    actor: Actor,
+    edge: LineageEdge,
+    reason: str,
+    relation: str | None,
+    parent: ModelVersion | int | str | None,
+) -> LineageEdge:
+    """`edge` (lock held) as `edge_correct` would save it, every rule checked; not saved."""
     if not reason.strip():
         raise InvalidInput.for_field("reason", "Say why the lineage is corrected (for the audit).")
     if relation is not None and relation not in Relation.values:
@@ -117,7 +140,6 @@ def edge_correct(
             "relation", f"Unknown relation; use one of: {', '.join(Relation.values)}."
         )
     new_relation = relation if relation is not None else edge.relation
-    before = _edge_state(edge)
     if parent is not None:
         ((new_parent, _),) = resolve_parents(actor, [ParentSpec(parent, new_relation)], "parent")
         if new_parent.pk != edge.parent_id:
@@ -151,15 +173,6 @@ def edge_correct(
     confirmed = is_compliance(actor)
     edge.relation_confirmed_by = actor if confirmed else None
     edge.relation_confirmed_at = timezone.now() if confirmed else None
-    edge.save()
-    _propagate_holds(edge.child_id, [edge.parent_id])
-    audit_record(
-        actor=actor,
-        action="lineage_edge.correct",
-        obj=edge,
-        before=before,
-        after={**_edge_state(edge), "reason": reason.strip()},
-    )
     return edge
 
 

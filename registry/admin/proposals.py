@@ -7,14 +7,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import path
+from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from registry import services
-from registry.admin.governance import changes_table
+from registry.admin.governance import changes_table, evidence_html
 from registry.admin_base import SAVED, ReadOnlyAdmin
 from registry.errors import ServiceError
-from registry.models import EvidenceProposal
+from registry.models import EvidenceProposal, ProposalKind
 from registry.selectors import proposals_visible_to
 
 
@@ -67,8 +68,8 @@ def conclude_view(model_admin, request, object_id):
 
 @admin.register(EvidenceProposal)
 class EvidenceProposalAdmin(ReadOnlyAdmin):
-    list_display = ["id", "target", "status", "summary", "proposed_by", "proposed_at"]
-    list_filter = ["status"]
+    list_display = ["id", "target", "kind", "status", "summary", "proposed_by", "proposed_at"]
+    list_filter = ["status", "kind"]
     search_fields = ["version__model__name", "dataset_version__dataset__name", "reason"]
     list_select_related = [
         "version__model",
@@ -80,6 +81,7 @@ class EvidenceProposalAdmin(ReadOnlyAdmin):
     change_form_template = "admin/registry/evidenceproposal/change_form.html"
     fields = readonly_fields = (
         "target",
+        "kind",
         "status",
         "change",
         "weakening",
@@ -116,4 +118,14 @@ class EvidenceProposalAdmin(ReadOnlyAdmin):
 
     @admin.display(description="change")
     def change(self, proposal: EvidenceProposal):
-        return changes_table(proposal.before, proposal.changes)
+        if proposal.kind == ProposalKind.FIELDS:
+            return changes_table(proposal.before, proposal.changes)
+        # A lineage change: its validated input, beside the lineage it was proposed against
+        # (version and dataset version ids; `weakening` names them).
+        return format_html(
+            "<table class='changes'><thead><tr><th>Proposed ({})</th><th>Lineage when proposed"
+            "</th></tr></thead><tbody><tr><td>{}</td><td>{}</td></tr></tbody></table>",
+            proposal.get_kind_display().lower(),
+            evidence_html(proposal.changes),
+            evidence_html(proposal.before),
+        )

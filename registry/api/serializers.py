@@ -425,6 +425,7 @@ class ProposalSerializer(serializers.ModelSerializer):
             "target",
             "version",
             "dataset_version",
+            "kind",
             "changes",
             "before",
             "weakening",
@@ -444,6 +445,13 @@ class ProposalSerializer(serializers.ModelSerializer):
 
     def get_target(self, proposal: EvidenceProposal) -> str:
         return str(proposal.target)
+
+
+class ProposedSerializer(serializers.Serializer):
+    """The 202 answer to a change recorded as a proposal instead of made."""
+
+    message = serializers.CharField()
+    proposal = ProposalSerializer()
 
 
 class ProposalConclusionSerializer(StrictFieldsMixin, serializers.Serializer):

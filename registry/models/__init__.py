@@ -40,6 +40,7 @@ from registry.models.governance import (
     ComplianceStatus,
     EvidenceProposal,
     GateDecision,
+    ProposalKind,
     ProposalStatus,
     StagePolicy,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "ModelKind",
     "ModelVersion",
     "OutboxMessage",
+    "ProposalKind",
     "ProposalStatus",
     "RegisteredModel",
     "RiskTier",

@@ -256,11 +256,22 @@ class ProposalStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+class ProposalKind(models.TextChoices):
+    """What a proposal changes: a version's or dataset version's fields (the core's), or a
+    version's lineage (made by the app registering the kind, `registry.plugins.EvidenceChange`)."""
+
+    FIELDS = "fields", "Fields"
+    PARENTS_ADD = "parents_add", "Parents added"
+    EDGE_CORRECT = "edge_correct", "Parent edge corrected"
+    TRAINING_RUN = "training_run", "Training run recorded"
+
+
 class EvidenceProposal(models.Model):
     """An engineer's change to protected gate evidence (a version's or a dataset version's
-    fields) that could weaken a check: recorded instead of applied, until compliance staff
-    outside the owning team accept it (the change is then made by the same service as any
-    edit, voiding the approvals it touches) or reject it."""
+    fields, a version's parents or training data) that could weaken a check: recorded instead
+    of applied, until compliance staff outside the owning team accept it (the change is then
+    made by the same service as any such change, voiding the approvals it touches) or reject
+    it."""
 
     version = models.ForeignKey(
         ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="proposals"
@@ -268,10 +279,14 @@ class EvidenceProposal(models.Model):
     dataset_version = models.ForeignKey(
         DatasetVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="proposals"
     )
-    # {field: new value}, licences normalised; `before` holds the values they replace.
+    kind = models.CharField(
+        max_length=16, choices=ProposalKind.choices, default=ProposalKind.FIELDS
+    )
+    # Fields: {field: new value}, licences normalised, and `before` the values they replace.
+    # Other kinds: the change's validated input, and `before` the lineage it was made against.
     changes = models.JSONField()
     before = models.JSONField()
-    # {field: why it could weaken a check}, and what made the evidence protected when proposed.
+    # {what: why it could weaken a check}, and what made the evidence protected when proposed.
     weakening = models.JSONField(default=dict, blank=True)
     protected_because = models.TextField(blank=True)
     reason = models.TextField(blank=True)
@@ -293,6 +308,12 @@ class EvidenceProposal(models.Model):
         verbose_name = "evidence change proposal"
         constraints = [
             choices_check("status", ProposalStatus, "evidence_proposal_status_valid"),
+            choices_check("kind", ProposalKind, "evidence_proposal_kind_valid"),
+            # Only versions have lineage.
+            models.CheckConstraint(
+                condition=Q(kind=ProposalKind.FIELDS) | Q(version__isnull=False),
+                name="evidence_proposal_lineage_on_versions",
+            ),
             models.CheckConstraint(
                 condition=Q(version__isnull=False, dataset_version__isnull=True)
                 | Q(version__isnull=True, dataset_version__isnull=False),

@@ -66,6 +66,7 @@ from registry.services.proposals import (
     dataset_version_edit,
     evidence_proposal_accept,
     evidence_proposal_reject,
+    evidence_propose,
     version_edit,
 )
 from registry.services.upstream import upstream_import
@@ -99,6 +100,7 @@ __all__ = [
     "event_publish",
     "evidence_proposal_accept",
     "evidence_proposal_reject",
+    "evidence_propose",
     "inspections_sweep",
     "model_create",
     "model_insert",

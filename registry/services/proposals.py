@@ -8,20 +8,30 @@ someone who is not compliance staff becomes a pending `EvidenceProposal`, and no
 evidence changes. Accepting one makes the change through the same update service, as the
 officer who concluded it, so the approvals it touches stop counting (their evidence snapshot
 differs, and the gate names what changed) and the versions using it are rechecked.
+
+Changes to a version's lineage (parents, training data) are the lineage app's: it validates
+them, records them with `evidence_propose` under a kind it registers (`EvidenceChange`), and
+makes them on acceptance through its own services.
 """
 
 import copy
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Model
 from django.utils import timezone
 
 from registry.audit import audit_record
 from registry.errors import Conflict, InvalidInput, PermissionRefused
-from registry.evidence import evidence_protection, weakening_changes
+from registry.evidence import evidence_protection, evidence_user_ids, weakening_changes
 from registry.gates import duty_conflict
-from registry.models import DatasetVersion, EvidenceProposal, ModelVersion, ProposalStatus
+from registry.models import (
+    DatasetVersion,
+    EvidenceProposal,
+    ModelVersion,
+    ProposalKind,
+    ProposalStatus,
+)
+from registry.plugins import EvidenceChange, plugins
 from registry.retry import retry_transaction
 from registry.selectors import is_compliance, is_team_member
 from registry.services._common import apply_changes
@@ -34,6 +44,7 @@ from registry.services.catalogue import (
     version_changes_checked,
     version_update,
 )
+from registry.services.compliance import compliance_recheck_after_commit
 from registry.services.events import event_publish
 from registry.types import Actor
 
@@ -84,19 +95,62 @@ def _proposal_if_needed(
     protected = evidence_protection(target) if weakening else None
     if not protected:
         return None
-    if len(reason) > MAX_REASON:
-        raise InvalidInput.for_field("reason", f"Say why in at most {MAX_REASON} characters.")
+    _check_reason(reason)
     # Bad values are refused now, as the edit itself would be, not when compliance accepts.
     apply_changes(copy.copy(target), changes, allowed)
-    proposal = EvidenceProposal.objects.create(
-        version=target if isinstance(target, ModelVersion) else None,
-        dataset_version=target if isinstance(target, DatasetVersion) else None,
+    return _proposal_record(
+        actor,
+        target,
+        kind=ProposalKind.FIELDS,
         changes=changes,
         before={field: getattr(target, field) for field in changes},
         weakening=weakening,
         protected_because=protected,
+        reason=reason,
+    )
+
+
+def evidence_propose(
+    *,
+    actor: Actor,
+    version: ModelVersion,
+    kind: str,
+    changes: dict[str, Any],
+    before: dict[str, Any],
+    weakening: dict[str, str],
+    protected_because: str,
+    reason: str = "",
+) -> EvidenceProposal:
+    """Record a change to `version`'s evidence that an app validated but may not make yet (its
+    `EvidenceChange` of `kind` makes it on acceptance): `changes` is the validated input as JSON,
+    `before` what `current(version)` is now, `weakening` why it could weaken a check."""
+    _check_reason(reason)
+    return _proposal_record(
+        actor,
+        version,
+        kind=kind,
+        changes=changes,
+        before=before,
+        weakening=weakening,
+        protected_because=protected_because,
+        reason=reason,
+    )
+
+
+def _check_reason(reason: str) -> None:
+    if len(reason) > MAX_REASON:
+        raise InvalidInput.for_field("reason", f"Say why in at most {MAX_REASON} characters.")
+
+
+def _proposal_record(
+    actor: Actor, target: ModelVersion | DatasetVersion, *, reason: str, **proposed: Any
+) -> EvidenceProposal:
+    proposal = EvidenceProposal.objects.create(
+        version=target if isinstance(target, ModelVersion) else None,
+        dataset_version=target if isinstance(target, DatasetVersion) else None,
         reason=reason.strip(),
         proposed_by=actor,
+        **proposed,
     )
     audit_record(
         actor=actor,
@@ -104,9 +158,10 @@ def _proposal_if_needed(
         obj=target,
         after={
             "proposal": proposal.pk,
-            "changes": changes,
+            "kind": proposal.kind,
+            "changes": proposal.changes,
             "before": proposal.before,
-            "weakening": weakening,
+            "weakening": proposal.weakening,
             "reason": proposal.reason,
         },
     )
@@ -155,12 +210,23 @@ def _pending_locked(actor: Actor, proposal: EvidenceProposal, what: str) -> Evid
     return locked
 
 
-def _stale_fields(proposal: EvidenceProposal, target: Model) -> list[str]:
+def _stale(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
     return [
-        f"{field}: proposed from {old!r}, now {getattr(target, field)!r}"
-        for field, old in proposal.before.items()
-        if getattr(target, field) != old
+        f"{key}: proposed from {old!r}, now {now.get(key)!r}"
+        for key, old in before.items()
+        if now.get(key) != old
     ]
+
+
+def _evidence_change(proposal: EvidenceProposal) -> EvidenceChange:
+    for change in plugins.contributions(EvidenceChange):
+        if change.kind == proposal.kind:
+            return change
+    raise Conflict(
+        f"Proposal #{proposal.pk} changes '{proposal.kind}', which no installed app makes; "
+        "reject it.",
+        code="proposal_kind_unavailable",
+    )
 
 
 @retry_transaction
@@ -168,19 +234,29 @@ def _stale_fields(proposal: EvidenceProposal, target: Model) -> list[str]:
 def evidence_proposal_accept(
     *, actor: Actor, proposal: EvidenceProposal, comment: str = ""
 ) -> EvidenceProposal:
-    """Make the proposed change as `actor`, through the update service any edit goes through:
-    the approvals it touches stop counting and the versions using the evidence are rechecked."""
+    """Make the proposed change as `actor`, through the service any such change goes through
+    (the update services, or the app's for a lineage change): the approvals it touches stop
+    counting and the versions using the evidence are rechecked."""
     _refuse_long(comment)
     proposal = _pending_locked(actor, proposal, "accept")
     target = proposal.target
-    stale = _stale_fields(proposal, target)
+    change = None if proposal.kind == ProposalKind.FIELDS else _evidence_change(proposal)
+    if change is not None:
+        assert isinstance(target, ModelVersion)  # a DB constraint: only versions have lineage
+        now = change.current(target)
+    else:
+        now = {field: getattr(target, field) for field in proposal.before}
+    stale = _stale(proposal.before, now)
     if stale:
         raise Conflict(
             f"The evidence changed since proposal #{proposal.pk} was made ({'; '.join(stale)}); "
             "reject it and propose the change again against what is there now.",
             code="proposal_stale",
         )
-    if isinstance(target, ModelVersion):
+    if change is not None:
+        change.apply(actor, proposal)
+        compliance_recheck_after_commit([target.pk, *evidence_user_ids(target)])
+    elif isinstance(target, ModelVersion):
         version_update(actor=actor, version=target, changes=proposal.changes)
     else:
         dataset_version_update(actor=actor, dataset_version=target, changes=proposal.changes)
@@ -222,6 +298,7 @@ def _conclude(
         after={
             "proposal": proposal.pk,
             "status": status,
+            "kind": proposal.kind,
             "changes": proposal.changes,
             "comment": proposal.conclusion,
         },
@@ -236,6 +313,7 @@ def _publish(proposal: EvidenceProposal, kind: str, actor: Actor) -> None:
         payload={
             "proposal": proposal.pk,
             "target": str(proposal.target),
+            "kind": proposal.kind,
             "changes": proposal.changes,
             "weakening": proposal.weakening,
             "by": actor.username,

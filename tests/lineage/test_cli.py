@@ -251,3 +251,47 @@ def test_hold_failures(cli, capsys, base):
     with pytest.raises(SystemExit):
         cli(["hold", "place", str(base)])  # --reason is required
     assert not Hold.objects.exists()
+
+
+def test_protected_lineage_changes_are_proposed_and_an_officer_concludes_them(
+    cli, capsys, base, make_version, make_user
+):
+    from registry import services as registry_services
+
+    carol, dan = make_user("carol", compliance=True), make_user("dan", compliance=True)
+    other = make_version(licence_declared="MIT")
+    orphan, child = (
+        make_version(risk_tier="high", intended_use="Routing", known_limitations="EN")
+        for _ in range(2)
+    )
+    edge = services.edge_create(
+        actor=child.registered_by, child=child, parent=base, relation="finetune"
+    )
+    for version in (orphan, child):
+        registry_services.approval_record(actor=carol, version=version, stage="production")
+
+    assert cli(["parent", "add", str(orphan), str(other), "--relation", "finetune"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Proposed, not changed: ") and "proposal #" in out
+    assert f"adding parent {other} (finetune, licence MIT)" in out
+    correct = ["parent", "correct", str(child), str(edge.pk), "--relation", "adapter"]
+    assert cli([*correct, "--reason", "LoRA"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Proposed, not changed: ")
+    assert f"changing the relation to {base} from finetune to adapter" in out
+    assert not LineageEdge.objects.filter(child=orphan).exists()
+    assert LineageEdge.objects.get(pk=edge.pk).relation == "finetune"
+
+    officer = ["--token", Token.objects.create(user=dan).key]
+    assert cli([*officer, "proposals", "list", "--json"]) == 0
+    correction, addition = json.loads(capsys.readouterr().out)
+    assert (correction["kind"], addition["kind"]) == ("edge_correct", "parents_add")
+    assert cli([*officer, "proposals", "accept", str(correction["id"]), "--comment", "ok"]) == 0
+    accepted = capsys.readouterr().out
+    assert f"Accepted #{correction['id']} on {child} (accepted): changing the relation" in accepted
+    assert LineageEdge.objects.get(pk=edge.pk).relation == "adapter"
+    assert cli([*officer, "proposals", "reject", str(addition["id"]), "--comment", "no"]) == 0
+    assert f"Rejected #{addition['id']} on {orphan} (rejected): adding parent" in (
+        capsys.readouterr().out
+    )
+    assert not LineageEdge.objects.filter(child=orphan).exists()

@@ -148,12 +148,21 @@ def test_relabelling_training_data_needs_compliance_and_voids_approvals(
     assert f"lineage[training_data][{data}][declared]: 'CC-BY-NC-4.0' → 'CC-BY-4.0'" in reasons
 
 
-def test_parents_and_training_data_of_an_approved_version_are_frozen(
-    engineer, reviewers, candidate, make_version, make_dataset_version
+def test_parents_and_training_data_of_an_approved_version_are_only_proposed(
+    api_for, engineer, reviewers, candidate, make_version, make_dataset_version
 ):
     carol, _ = reviewers
     services.approval_record(actor=carol, version=candidate, stage="production")
     parent = make_version()
+    # The services that make the change refuse it to an engineer; the API records it as a
+    # proposal instead (tests/lineage/test_lineage_proposals.py), changing nothing either way.
+    response = api_for(engineer).post(
+        f"/api/v1/versions/{candidate.pk}/parents/",
+        {"parents": [{"version": parent.pk, "relation": "finetune"}]},
+        format="json",
+    )
+    assert response.status_code == 202
+    assert response.json()["proposal"]["kind"] == "parents_add"
     with pytest.raises(PermissionRefused, match=r"lineage of .* is gate evidence"):
         lineage_services.edges_create(
             actor=engineer, child=candidate, parents=[ParentSpec(parent, "finetune")]

@@ -13,6 +13,7 @@ from pedigree_client.cli.common import (
     table,
     text_or_file,
 )
+from pedigree_client.cli.proposals import print_proposed
 from pedigree_client.errors import CliError
 
 # The version fields `versions update` sets (PATCH), by option.
@@ -123,10 +124,7 @@ def versions_update(client: ApiClient, args: argparse.Namespace) -> int:
         print(json.dumps(updated, indent=2))
     elif "proposal" in updated:
         # 202: the change could weaken protected gate evidence; nothing changed yet.
-        proposal = updated["proposal"]
-        print(f"Proposed, not changed: {updated['message']}")
-        for why in proposal["weakening"].values():
-            print(f"  {why}")
+        print_proposed(updated)
     else:
         print(f"Updated {updated['ref']}: {', '.join(UPDATABLE[field] for field in changes)}")
     return 0

@@ -8,6 +8,7 @@ from typing import cast
 
 from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version
+from pedigree_client.cli.proposals import print_proposed
 
 HOLD_CATEGORIES = ["licence", "security", "safety", "legal", "data", "quality", "other"]
 
@@ -95,7 +96,10 @@ def parent_add(client: ApiClient, args: argparse.Namespace) -> int:
         f"versions/{version['id']}/parents/",
         {"parents": [{"version": args.parent, "relation": args.relation}]},
     )
-    for edge in cast("list[JSON]", edges):  # this endpoint answers a list
+    if isinstance(edges, dict):  # 202: protected lineage, the change is proposed
+        print_proposed(edges)
+        return 0
+    for edge in cast("list[JSON]", edges):  # the change made: the version's parents
         print(_edge_line(edge))
     return 0
 
@@ -108,7 +112,10 @@ def parent_correct(client: ApiClient, args: argparse.Namespace) -> int:
     if args.parent:
         payload["parent"] = args.parent
     edge = client.request("PATCH", f"versions/{version['id']}/parents/{args.edge}/", json=payload)
-    print(_edge_line(edge))
+    if "proposal" in edge:  # 202: protected lineage, the correction is proposed
+        print_proposed(edge)
+    else:
+        print(_edge_line(edge))
     return 0
 
 
@@ -168,6 +175,9 @@ def add_commands(commands: Commands) -> None:
         parents,
         "add",
         help="record one more parent of a version",
+        description="Record one more parent of a version. Once its evidence is protected (an "
+        "approval, a stage) the addition is recorded as a proposal for compliance to conclude "
+        "instead, and nothing changes yet.",
         examples=["pedigree parent add acme/intent@v2 acme/intent@v1 --relation finetune"],
     )
     parser.add_argument("ref", metavar="VERSION", help="the child: MODEL@VERSION or id")
@@ -178,6 +188,9 @@ def add_commands(commands: Commands) -> None:
         parents,
         "correct",
         help="correct the relation or the parent of one edge (compliance: confirms it)",
+        description="Correct the relation or the parent of one edge. Once the version's evidence "
+        "is protected (an approval, a stage) the correction is recorded as a proposal for "
+        "compliance to conclude instead, and nothing changes yet.",
         examples=['pedigree parent correct acme/gguf@v1 7 --relation quantized --reason "GGUF"'],
     )
     parser.add_argument("ref", metavar="VERSION", help="the child: MODEL@VERSION or id")

@@ -8,11 +8,21 @@ from pedigree_client.api import JSON, ApiClient
 from pedigree_client.cli.common import Commands, add_command, add_group, resolve_version, table
 
 
+def print_proposed(answer: JSON) -> None:
+    """A 202 answer: the change was recorded as a proposal, not made."""
+    print(f"Proposed, not changed: {answer['message']}")
+    for why in answer["proposal"]["weakening"].values():
+        print(f"  {why}")
+
+
 def _summary(proposal: JSON) -> str:
-    changes = ", ".join(
-        f"{field}: {proposal['before'].get(field)!r} → {value!r}"
-        for field, value in proposal["changes"].items()
-    )
+    if proposal.get("kind", "fields") == "fields":
+        changes = ", ".join(
+            f"{field}: {proposal['before'].get(field)!r} → {value!r}"
+            for field, value in proposal["changes"].items()
+        )
+    else:  # a lineage change: its input says little without the lineage, its effect says it
+        changes = "; ".join(proposal["weakening"].values())
     return f"#{proposal['id']} on {proposal['target']} ({proposal['status']}): {changes}"
 
 
