@@ -3,7 +3,7 @@ from typing import Any
 
 from django.db.models import Model, QuerySet
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.permissions import IsAuthenticated
@@ -107,6 +107,11 @@ class ModelViewSet(CatalogueViewSet):
         )
 
 
+@extend_schema_view(
+    partial_update=extend_schema(
+        responses={200: serializers.VersionSerializer, 202: serializers.ProposedSerializer}
+    )
+)
 class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     serializer_class = serializers.VersionSerializer
     update_serializer_class = serializers.VersionUpdateSerializer
@@ -301,6 +306,11 @@ class DatasetViewSet(CatalogueViewSet):
         )
 
 
+@extend_schema_view(
+    partial_update=extend_schema(
+        responses={200: serializers.DatasetVersionSerializer, 202: serializers.ProposedSerializer}
+    )
+)
 class DatasetVersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
     serializer_class = serializers.DatasetVersionSerializer
     update_serializer_class = serializers.DatasetVersionUpdateSerializer

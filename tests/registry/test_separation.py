@@ -186,6 +186,8 @@ NOT_VERSION_WRITERS = {
     "licensing.services.licence_rule_update",
     "licensing.services.licence_update",
     "evaluators.services.suite_update",
+    "registry.services.evidence_propose",  # records a proposal; accepting it runs a service
+    "lineage.services.training_run_submit",  # `training_run_record`'s fixed keywords
 }
 
 
