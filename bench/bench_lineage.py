@@ -159,14 +159,14 @@ def build(total: int) -> None:
             for parent, relation in links:
                 rows.write(
                     f"{ids[index]}\t{ids[parent]}\t{relation}\t{digests[ids[parent]]}\t"
-                    f"{owner.pk}\t2026-11-22 00:00:00+00\n"
+                    f"{owner.pk}\t2026-11-22 00:00:00+00\tf\t[]\tf\n"
                 )
         table = LineageEdge._meta.db_table
         with (
             connection.cursor() as cursor,
             cursor.cursor.copy(
                 f"COPY {table} (child_id, parent_id, relation, parent_digest, created_by_id, "
-                "created_at) FROM STDIN"
+                "created_at, relation_inferred, relation_evidence, parent_newest) FROM STDIN"
             ) as copy,
         ):
             copy.write(rows.getvalue())

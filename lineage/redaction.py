@@ -12,7 +12,7 @@ from django.db.models import Value
 from lineage.checks import hold_reason
 from lineage.selectors import active_holds_on, ancestry
 from registry.models import DatasetVersion, ModelVersion
-from registry.selectors import dataset_versions_visible_to, is_compliance, versions_visible_to
+from registry.selectors import is_compliance, owned_or_shared
 from registry.types import Reader
 
 HIDDEN_DIGEST = "(digest not visible to you)"
@@ -32,15 +32,18 @@ def hidden_relatives_redacted(reader: Reader, version: ModelVersion, data: Any) 
     # One query whatever the family, run even for a root (0, an id no row has, keeps each list
     # non-empty) so the count never depends on the data: the ancestors and the data the reader
     # cannot see, with their digests.
+    # Each row is judged by the rule of `versions_visible_to` itself (its model's team and
+    # visibility), not by excluding the set of every visible row: in a registry of 100 000
+    # versions that set cost 70 ms to build for each answer.
     hidden_rows = (
         ModelVersion.objects.filter(pk__in=[0, *found.ancestors])
-        .exclude(pk__in=versions_visible_to(reader).values("pk"))
+        .exclude(owned_or_shared(reader, "model__team_id", "model__visibility"))
         .annotate(kind=Value("model"))
         .order_by()
         .values_list("kind", "pk", "artefact_digest")
         .union(
             DatasetVersion.objects.filter(pk__in=[0, *found.datasets])
-            .exclude(pk__in=dataset_versions_visible_to(reader).values("pk"))
+            .exclude(owned_or_shared(reader, "dataset__team_id", "dataset__visibility"))
             .annotate(kind=Value("dataset"))
             .order_by()
             .values_list("kind", "pk", "sha256")
