@@ -77,6 +77,7 @@ def make_ready(version, engineer, compliance) -> None:
         known_limitations="English only",
         licence_concluded="Apache-2.0",
     )
+    version.refresh_from_db()  # the approval binds to the evidence as it now is
     suite = EvaluationSuite.objects.create(
         name="bench-tickets",
         team=team,
@@ -180,8 +181,9 @@ def main() -> int:
         bench_lineage.build(total)
 
     users = get_user_model().objects
-    engineer, compliance = users.get(username="bench-engineer"), users.get(
-        username="bench-compliance"
+    engineer, compliance = (
+        users.get(username="bench-engineer"),
+        users.get(username="bench-compliance"),
     )
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=engineer)[0]}")

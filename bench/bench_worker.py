@@ -146,8 +146,10 @@ def main() -> int:
     }
     print(f"device                       {figures['device']}")
     print(f"samples                      {figures['samples']} (batch {args.batch_size})")
-    print(f"worker process, start to end {figures['worker_process_wall_s']:>9.2f} s "
-          "(imports, claim, digest checks, evaluation, result)")
+    print(
+        f"worker process, start to end {figures['worker_process_wall_s']:>9.2f} s "
+        "(imports, claim, digest checks, evaluation, result)"
+    )
     print(f"evaluation                   {figures['evaluation_s']:>9.2f} s")
     print(f"samples/s (batched loop)     {figures['samples_per_second']:>9.1f}")
     print(f"worker peak RSS              {figures['worker_peak_rss_mib']:>9.1f} MiB")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from evaluators.engine.thresholds import Finding, check_fairness, check_quality
+from evaluators.models import EvaluationSuite
 from evaluators.selectors import (
     SuiteEvidence,
     comparable_parent_edges,
@@ -23,6 +24,7 @@ from evaluators.selectors import (
 )
 from lineage.selectors import gate_parent_edges
 from registry.gates import CheckResult, GateContext
+from registry.memo import remembered
 from registry.models import ModelVersion
 
 LIMITS = {
@@ -43,6 +45,15 @@ GATE_SUITE_FIELDS = (
 )
 
 
+def _gate_suites(version: ModelVersion) -> list[EvaluationSuite]:
+    """The suites that apply to `version`, as the checks read them; once per gate evaluation
+    (`read_memo`), shared by the checks and the evidence snapshot the approvals check takes."""
+    return remembered(
+        ("evaluators.suites", version.pk),
+        lambda: list(suites_for(version).select_related(None).only(*GATE_SUITE_FIELDS)),
+    )
+
+
 def _reads(context: GateContext) -> tuple[list[SuiteEvidence], dict[tuple[int, int], Any]]:
     """What the three checks read, once per gate evaluation: each applicable suite's evidence,
     and the latest valid runs on those suites of the version and of its parents (two queries:
@@ -50,7 +61,7 @@ def _reads(context: GateContext) -> tuple[list[SuiteEvidence], dict[tuple[int, i
 
     def read():
         version = context.version
-        suites = list(suites_for(version).select_related(None).only(*GATE_SUITE_FIELDS))
+        suites = _gate_suites(version)
         parents = [edge.parent_id for edge in gate_parent_edges(context)]
         runs = latest_valid_runs([version.pk, *parents], suites)
         return evaluation_evidence(version, suites, runs), runs
@@ -158,7 +169,7 @@ def no_negative_transfer(context: GateContext) -> CheckResult:
 def evaluation_evidence_snapshot(version: ModelVersion) -> dict[str, Any]:
     """What an approval binds to of the evaluations (two queries): for each suite that applies,
     the id of the version's latest valid run on it (None: none yet)."""
-    suites = list(suites_for(version).select_related(None).only(*GATE_SUITE_FIELDS))
+    suites = _gate_suites(version)
     runs = latest_valid_runs([version.pk], suites)
     return {
         suite.name: (run.pk if (run := runs.get((version.pk, suite.pk))) else None)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from django.utils import timezone
 
+from registry.memo import read_memo
 from registry.models import CheckWaiver, ModelVersion, StagePolicy
 from registry.plugins import EvaluationResultsProvider, GateCheck, InvolvementProvider, plugins
 from registry.selectors import is_team_member, standing_of, standing_problem
@@ -184,6 +185,13 @@ def gate_evaluate(
     actor: Reader | None = None,
 ) -> GateEvaluation:
     """Run every registered gate check for `version` entering `stage`; writes nothing."""
+    with read_memo():
+        return _evaluated(version, stage, use, distribution, actor)
+
+
+def _evaluated(
+    version: ModelVersion, stage: str, use: str, distribution: str, actor: Reader | None
+) -> GateEvaluation:
     policy = (
         StagePolicy.objects.filter(stage=stage, risk_tier=version.risk_tier)
         .values("allowed", "required_checks", "approvals_required", "revision")

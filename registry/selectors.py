@@ -67,10 +67,13 @@ def compliance_group_member(user_field: str = "user_id") -> Exists:
     return Exists(Group.objects.filter(name=COMPLIANCE_GROUP, user=OuterRef(user_field)))
 
 
+@lru_cache(maxsize=256)
 def standing_of(user_field: str, team_id: int) -> dict[str, Any]:
     """Annotations saying, as of now, whether the user in `user_field` still holds the
     compliance role (`holds_role`) and whether they have joined team `team_id` (`in_team`):
-    approvals and waivers count only while their author may still give them."""
+    approvals and waivers count only while their author may still give them. Built once per
+    field and team in each process (a gate asks four times): the expressions hold no data, and
+    a query copies what it annotates with, so callers only read the dict."""
     user = user_field.removesuffix("_id")
     return {
         "holds_role": ExpressionWrapper(

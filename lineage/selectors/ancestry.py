@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from lineage.selectors.walks import TRAINED_ON_ROLES, marks, seed_sql, sql, walk_cte
+from registry.memo import remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,15 @@ ORDER BY 1, 2
 def ancestry(version_id: int, *, roles: Sequence[str] = TRAINED_ON_ROLES) -> Ancestry:
     """The ancestry of `version_id`, unrestricted by team: every edge above it and the data the
     version and its ancestors were trained on (in `roles`). ONE recursive query returning plain
-    rows, no model instances: the licence check reads this on every gate call."""
+    rows, no model instances: the licence check reads this on every gate call. Inside a
+    `read_memo()` block (a gate evaluation and its answer) it is read once and shared by the
+    checks and the redaction that ask for it; callers only read it."""
+    return remembered(
+        ("lineage.ancestry", int(version_id), tuple(roles)), lambda: _walked(version_id, roles)
+    )
+
+
+def _walked(version_id: int, roles: Sequence[str]) -> Ancestry:
     query = sql(
         _ANCESTRY_SQL, walk=walk_cte("walk", "up", seed_sql(), None), roles=marks(len(roles))
     )

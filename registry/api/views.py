@@ -16,6 +16,7 @@ from registry.api.base import VERSION_REF_REGEX, acting_user, parsed_query
 from registry.api.proposals import ProposingUpdateMixin, target_proposals
 from registry.filters import DatasetFilter, DatasetVersionFilter, ModelFilter, VersionFilter
 from registry.gates import failing_checks, gate_evaluate
+from registry.memo import read_memo
 from registry.models import (
     Approval,
     CheckWaiver,
@@ -169,8 +170,9 @@ class VersionViewSet(ProposingUpdateMixin, CatalogueViewSet):
         """May this version enter `stage`? Every check with its reasons; changes nothing."""
         query = parsed_query(serializers.GateQuerySerializer, request)
         version = self._version()
-        evaluation = gate_evaluate(version=version, actor=request.user, **query)
-        return Response(redacted_for(request.user, version, evaluation.to_dict()))
+        with read_memo():  # the checks and the redaction walk the same lineage once
+            evaluation = gate_evaluate(version=version, actor=request.user, **query)
+            return Response(redacted_for(request.user, version, evaluation.to_dict()))
 
     @extend_schema(
         request=serializers.PromoteSerializer,
