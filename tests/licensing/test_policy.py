@@ -535,6 +535,9 @@ def test_gate_endpoint_queries_do_not_grow_with_depth_or_differ_by_role(
             with CaptureQueriesContext(connection) as queries:
                 assert api.get(path).status_code == 200
             counts[(user.username, str(version))] = len(queries)
+            # The checks and the redaction share one walk of the lineage (registry.memo).
+            walks = [q for q in queries.captured_queries if "WITH RECURSIVE" in q["sql"]]
+            assert len(walks) == 1, walks
     by_role = {
         username: {n for (who, _), n in counts.items() if who == username}
         for username in (engineer.username, compliance_user.username)
