@@ -16,8 +16,9 @@ def browser():
     driver_path = shutil.which("chromedriver")
     if not chromium or not driver_path:
         if os.environ.get("PEDIGREE_REQUIRE_BROWSER"):
-            pytest.fail("chromium and chromedriver are required (apt-get install chromium "
-                        "chromium-driver)")
+            pytest.fail(
+                "chromium and chromedriver are required (apt-get install chromium chromium-driver)"
+            )
         pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
@@ -25,10 +26,18 @@ def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
     profile = tempfile.mkdtemp(prefix="pedigree-chromium-")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000",
-                 f"--user-data-dir={profile}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,1000",
+        f"--user-data-dir={profile}",
+    ):
         options.add_argument(flag)
     # The console log carries Content-Security-Policy violations (see csp_violations).
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})

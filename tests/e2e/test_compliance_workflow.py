@@ -27,11 +27,13 @@ def officer(make_user):
 @pytest.fixture
 def blocked(make_version, engineer, compliance_user):
     StagePolicy.objects.update_or_create(
-        stage="production", risk_tier="limited",
+        stage="production",
+        risk_tier="limited",
         defaults={"required_checks": ["metadata", "approvals"], "approvals_required": 1},
     )
-    version = make_version(risk_tier="limited", intended_use="Ticket routing",
-                           known_limitations="English only")
+    version = make_version(
+        risk_tier="limited", intended_use="Ticket routing", known_limitations="English only"
+    )
     services.version_update(
         actor=compliance_user, version=version, changes={"licence_concluded": "Apache-2.0"}
     )

@@ -73,9 +73,7 @@ def test_suite_errors_are_4xx_with_a_message(api, suite):
     assert fixed.status_code == 400
     assert "label_column" in fixed.json()["error"]["fields"]
 
-    tuned = api.patch(
-        f"{SUITES}{suite['id']}/", {"min_quality": {"accuracy": 0.6}}, format="json"
-    )
+    tuned = api.patch(f"{SUITES}{suite['id']}/", {"min_quality": {"accuracy": 0.6}}, format="json")
     assert tuned.status_code == 200
     assert tuned.json()["min_quality"] == {"accuracy": 0.6}
 
@@ -96,9 +94,7 @@ def test_teams_see_only_their_suites_and_runs(api_for, outsider, suite, models, 
     assert api_for().get(RUNS).status_code == 401
 
 
-def test_request_a_run_and_read_its_results(
-    api, suite, models, django_capture_on_commit_callbacks
-):
+def test_request_a_run_and_read_its_results(api, suite, models, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = api.post(
             RUNS, {"version": "acme/biased@v1", "suite": "tickets-fairness"}, format="json"

@@ -151,9 +151,7 @@ def test_suite_without_limits_for_a_check_does_not_count_for_it(models, make_sui
 def test_stale_evaluation_does_not_count(models, make_suite, evaluate):
     suite = make_suite(models=["acme/fair-head"], freshness_days=30)
     run = evaluate(models["fair"], suite)
-    EvaluationRun.objects.filter(pk=run.pk).update(
-        finished_at=timezone.now() - timedelta(days=31)
-    )
+    EvaluationRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(days=31))
 
     gate = checks(models["fair"])
 
@@ -229,9 +227,11 @@ def test_checks_do_a_bounded_number_of_queries(models, make_suite):
                 _fabricated_run(version, more, 0.9)
 
     assert queries(models["worse"]) == few
-    assert all(row["passed"] for row in checks(models["worse"]).values() if row["check"] in (
-        "quality", "fairness", "no_negative_transfer"
-    ))
+    assert all(
+        row["passed"]
+        for row in checks(models["worse"]).values()
+        if row["check"] in ("quality", "fairness", "no_negative_transfer")
+    )
 
 
 def test_promotion_is_refused_by_a_failing_fairness_check(

@@ -183,3 +183,24 @@ def test_concurrent_registrations_seal_one_intact_chain(api_for, engineer, make_
     assert statuses == [201] * 20
     assert not AuditEntry.objects.filter(seq__isnull=True).exists()
     call_command("audit_verify")  # raises CommandError on a broken chain
+
+
+def test_a_registration_inside_a_callers_transaction_leaves_sealing_to_its_commit(
+    engineer, make_version, django_capture_on_commit_callbacks
+):
+    """Sealing before the commit is for a registration that is its own transaction: inside a
+    caller's, it would hold the chain's lock until that one commits."""
+    from lineage.services import registration_record
+
+    with django_capture_on_commit_callbacks(execute=True):  # as if it had committed
+        parent = make_version()
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        registration_record(
+            actor=engineer,
+            model=parent.model.name,
+            version="v-nested",
+            artefact_digest="c" * 64,
+            parents=[],
+        )
+        assert AuditEntry.objects.filter(seq__isnull=True).exists()  # not sealed yet
+    assert not AuditEntry.objects.filter(seq__isnull=True).exists()  # sealed at the commit
