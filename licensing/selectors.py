@@ -39,12 +39,13 @@ from licensing.obligations import (
 )
 from licensing.policy import LicenceCheck, RuleSpec, WaiverSpec, evaluate
 from lineage.selectors import Ancestry, ancestry
-from registry.models import Approval, ApprovalDecision, ModelVersion, Stage
+from registry.models import ApprovalDecision, ModelVersion, Stage
 from registry.selectors import (
     dataset_versions_visible_to,
     is_compliance,
     standing_of,
     standing_problem,
+    valid_approvals,
     versions_visible_to,
 )
 from registry.types import Reader
@@ -260,17 +261,11 @@ def licence_check(
     # What counting production approvals of these weights attest (see ATTESTED_TERM_TYPES).
     attested = frozenset(
         item
-        for items in Approval.objects.filter(
-            version_id=version.pk,
-            stage=Stage.PRODUCTION,
-            decision=ApprovalDecision.APPROVE,
-            artefact_digest=version.artefact_digest,
-            expires_at__gt=now or timezone.now(),
-        )
-        .alias(**approver)
-        .filter(**{"holds_role": True, "in_team": False})  # annotations the plugin can't see
-        .values_list("attestations", flat=True)
-        for item in items
+        for approval in valid_approvals(version, Stage.PRODUCTION, now=now)
+        if approval.decision == ApprovalDecision.APPROVE
+        and approval.holds_role  # type: ignore[attr-defined]  # annotations of standing_of
+        and not approval.in_team  # type: ignore[attr-defined]
+        for item in approval.attestations
     )
     granter = standing_of("granted_by_id", version.model.team_id)
     rows = (

@@ -23,6 +23,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from registry.memo import remembered
 from registry.models import (
     COMPLIANCE_GROUP,
     Approval,
@@ -362,19 +363,34 @@ def hub_bases_of(user: Reader, version: ModelVersion) -> list[dict[str, Any]]:
 def valid_approvals(
     version: ModelVersion, stage: str, *, now: datetime | None = None
 ) -> list[Approval]:
-    """Unexpired approvals and rejections of exactly these weights for `stage`."""
-    now = now or timezone.now()
-    return list(
-        Approval.objects.filter(
-            version=version,
-            stage=stage,
-            artefact_digest=version.artefact_digest,
-            expires_at__gt=now,
+    """Unexpired approvals and rejections of exactly these weights for `stage`, each annotated
+    with its approver's standing (`standing_of`). Read once per gate evaluation (`read_memo`):
+    the approvals check and the licence check's attestations both ask for production's."""
+
+    def read() -> list[Approval]:
+        return list(
+            Approval.objects.filter(
+                version=version,
+                stage=stage,
+                artefact_digest=version.artefact_digest,
+                expires_at__gt=now or timezone.now(),
+            )
+            .select_related("approver")
+            .only(
+                "decision",
+                "comment",
+                "created_at",
+                "expires_at",
+                "evidence",
+                "attestations",
+                "approver__username",
+            )
+            .annotate(**standing_of("approver_id", version.model.team_id))
         )
-        .select_related("approver")
-        .only("decision", "comment", "created_at", "expires_at", "evidence", "approver__username")
-        .annotate(**standing_of("approver_id", version.model.team_id))
-    )
+
+    if now is not None:
+        return read()
+    return remembered(("registry.approvals", version.pk, version.artefact_digest, stage), read)
 
 
 # How many rows each list of the compliance overview shows at most.
