@@ -130,12 +130,17 @@ def is_team_member(user: Reader, team_id: int) -> bool:
     return team_id in team_ids_of(user)
 
 
-def _my_team_ids(user: Reader) -> QuerySet[Model, int]:
-    """The user's team ids as a subquery: filtering by it costs no query of its own."""
+def _team_ids_of_id(user_id: int | None) -> QuerySet[Model, int]:
+    """The team ids of the user `user_id` (None: nobody) as a subquery: filtering by it costs no
+    query of its own."""
     memberships = Team.members.through.objects
-    if not user.is_authenticated:
+    if user_id is None:
         return memberships.none().values_list("team_id", flat=True)
-    return memberships.filter(user_id=user.pk).values_list("team_id", flat=True)
+    return memberships.filter(user_id=user_id).values_list("team_id", flat=True)
+
+
+def _my_team_ids(user: Reader) -> QuerySet[Model, int]:
+    return _team_ids_of_id(user.pk if user.is_authenticated else None)
 
 
 def teams_visible_to(user: Reader) -> QuerySet[Team]:
@@ -147,9 +152,11 @@ def teams_visible_to(user: Reader) -> QuerySet[Team]:
 
 def owned_or_shared(user: Reader, team_field: str, visibility_field: str) -> Q:
     """Rows of the user's teams, or shared with every team (`internal`)."""
-    return Q(**{f"{team_field}__in": _my_team_ids(user)}) | Q(
-        **{visibility_field: Visibility.INTERNAL}
-    )
+    return _owned_or_shared_by(_my_team_ids(user), team_field, visibility_field)
+
+
+def _owned_or_shared_by(teams: QuerySet[Model, int], team_field: str, visibility_field: str) -> Q:
+    return Q(**{f"{team_field}__in": teams}) | Q(**{visibility_field: Visibility.INTERNAL})
 
 
 def _visible(
@@ -165,11 +172,7 @@ def _visible(
         rows = model._default_manager.select_related(*related)
         if compliance:
             return rows
-        memberships = Team.members.through.objects
-        mine = (
-            memberships.filter(user_id=user_id) if user_id is not None else memberships.none()
-        ).values_list("team_id")
-        return rows.filter(Q(**{f"{team}__in": mine}) | Q(**{visibility: Visibility.INTERNAL}))
+        return rows.filter(_owned_or_shared_by(_team_ids_of_id(user_id), team, visibility))
 
     def visible_to(user: Reader) -> QuerySet[Any]:
         return base(user.pk if user.is_authenticated else None, is_compliance(user)).all()
