@@ -46,6 +46,8 @@ class TokenRateThrottle(UserRateThrottle):
     every request in the window, which each request read, unpickled, pickled and wrote back
     whole (thousands of entries at a busy client's rate; a tenth of a read's CPU)."""
 
+    # Not DRF's key: a cache written by DRF's throttle before an upgrade holds lists there.
+    cache_format = "throttle_window_%(scope)s_%(ident)s"
     num_requests: int  # set from the rate by SimpleRateThrottle.__init__
     duration: int
     window_end: float

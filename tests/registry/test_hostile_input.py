@@ -148,6 +148,15 @@ def test_requests_are_throttled_per_token_in_the_envelope(api_for, engineer, mak
     assert other.status_code == 200  # another token has its own budget
 
 
+def test_a_throttle_history_left_by_drf_before_an_upgrade_is_not_read(api_for, engineer):
+    """DRF's throttle kept a list of request times under `throttle_user_<id>`; the window
+    counter keeps its own key, so a cache filled before an upgrade answers 200, not 500."""
+    from django.core.cache import cache
+
+    cache.set(f"throttle_user_{engineer.pk}", [1.0, 2.0, 3.0], 60)
+    assert api_for(engineer).get("/api/v1/teams/").status_code == 200
+
+
 def without_groups(route: str) -> str:
     """A regex route with each named group `(?P<name>…)` (nested parentheses included) as `{}`."""
     while (start := route.find("(?P<")) >= 0:
