@@ -257,7 +257,6 @@ def licence_check(
         )
         return check
     policy, rules = active
-    approver = standing_of("approver_id", version.model.team_id)
     # What counting production approvals of these weights attest (see ATTESTED_TERM_TYPES).
     attested = frozenset(
         item
@@ -267,6 +266,7 @@ def licence_check(
         and not approval.in_team  # type: ignore[attr-defined]
         for item in approval.attestations
     )
+    approver = standing_of("approver_id", version.model.team_id)
     granter = standing_of("granted_by_id", version.model.team_id)
     rows = (
         LicenceWaiver.objects.filter(

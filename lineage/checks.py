@@ -50,7 +50,7 @@ def lineage_health(context: GateContext) -> CheckResult:
         for edge in edges
         if edge.parent.artefact_digest != edge.parent_digest and edge.parent_digest
     ]
-    above = context.shared("lineage.ancestry", lambda: ancestry(version.pk))
+    above = ancestry(version.pk)  # walked once per evaluation (registry.memo)
     if version.unresolved:
         reasons.append(_unresolved_reason(str(version), version.hub_repo_id, "it is"))
     reasons += [
